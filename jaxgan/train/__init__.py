@@ -1,0 +1,27 @@
+"""The pure, importable training math: the step and its data-parallel wrappers."""
+
+from jaxgan.train.parallel import (
+    BATCH_SPEC,
+    global_batch,
+    make_mesh,
+    pmap_step,
+    process_batch_slice,
+    replicate,
+    shard_map_step,
+)
+from jaxgan.train.steps import GANStep, check_batch, ema_update, make_train_step, sample_latents
+
+__all__ = [
+    "BATCH_SPEC",
+    "GANStep",
+    "check_batch",
+    "ema_update",
+    "global_batch",
+    "make_mesh",
+    "make_train_step",
+    "pmap_step",
+    "process_batch_slice",
+    "replicate",
+    "sample_latents",
+    "shard_map_step",
+]

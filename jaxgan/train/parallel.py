@@ -1,0 +1,114 @@
+"""Run a `GANStep` data-parallel: `jax.shard_map` over a 1-D Mesh, or `jax.pmap`.
+
+Both wrappers bind the same axis name, split the batch over devices on its B
+axis, keep the state replicated (identical on every device) and donate it.
+They validate the batch in Python before calling the compiled step, so a bad
+batch fails with a clear message instead of a compile error.
+
+Several hosts: call `jax.distributed.initialize()` first; `make_mesh()` then
+spans every process's devices, each process loads only its rows of the global
+batch (`process_batch_slice`) and `global_batch` assembles them into one
+sharded array without any copy between hosts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from jaxgan.common import DATA_AXIS, Metrics
+from jaxgan.state import GANTrainState
+from jaxgan.train.steps import GANStep
+
+CompiledStep = Callable[[GANTrainState, Mapping[str, Any]], tuple[GANTrainState, Metrics]]
+
+# Every batch leaf is [n_critic, B, ...]: sharded on B.
+BATCH_SPEC = P(None, DATA_AXIS)
+
+
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh named DATA_AXIS over `devices` (default: all devices of all processes)."""
+    devices = list(jax.devices() if devices is None else devices)
+    return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def process_batch_slice(global_batch_size: int, process_index: int, process_count: int) -> slice:
+    """The rows of the global batch that process `process_index` loads.
+
+    Processes hold contiguous, equal blocks in process order, matching the device
+    order of `make_mesh()` (jax.devices() lists devices process by process).
+    """
+    if global_batch_size % process_count:
+        raise ValueError(
+            f"The global batch size {global_batch_size} is not divisible by the process count "
+            f"{process_count}; use a multiple of {process_count}."
+        )
+    per_process = global_batch_size // process_count
+    return slice(process_index * per_process, (process_index + 1) * per_process)
+
+
+def _with_critic_axis(batch: Mapping[str, Any], step: GANStep) -> dict[str, Any]:
+    """Adds the leading n_critic axis to [B, ...] leaves (accepted when n_critic == 1)."""
+    if np.ndim(batch["image"]) == len(step.sample_shape) + 1:
+        return {k: v[None] for k, v in batch.items()}
+    return dict(batch)
+
+
+def global_batch(local_batch: Mapping[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
+    """Assembles this process's rows ([n_critic, B_local, ...] numpy) into global sharded arrays."""
+    sharding = NamedSharding(mesh, BATCH_SPEC)
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Places a pytree (the state) fully replicated on the mesh."""
+    return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def shard_map_step(step: GANStep, mesh: Mesh) -> CompiledStep:
+    """The step under `jax.shard_map` + `jax.jit`, state donated.
+
+    The returned function takes the state replicated on `mesh` (see `replicate`)
+    and a batch of numpy arrays (this process's rows) or of global jax.Arrays
+    sharded as `BATCH_SPEC`; it returns the new replicated state and scalar metrics.
+    """
+    if mesh.axis_names != (DATA_AXIS,):
+        raise ValueError(f"The mesh must be 1-D with axis {DATA_AXIS!r} (make_mesh()), got axes {mesh.axis_names}.")
+    sharded = jax.shard_map(step, mesh=mesh, in_specs=(P(), BATCH_SPEC), out_specs=(P(), P()))
+    compiled = jax.jit(sharded, donate_argnums=0)
+    num_devices = mesh.size
+
+    def run(state: GANTrainState, batch: Mapping[str, Any]) -> tuple[GANTrainState, Metrics]:
+        if isinstance(batch["image"], jax.Array):  # already global arrays
+            step.check_batch(batch, num_devices)
+            return compiled(state, _with_critic_axis(batch, step))
+        step.check_batch(batch, jax.local_device_count())  # this process's rows, on its devices
+        return compiled(state, global_batch(_with_critic_axis(batch, step), mesh))
+
+    run.compiled = compiled  # for AOT lowering, cost analysis and trace counting
+    return run
+
+
+def pmap_step(step: GANStep, devices: Sequence[jax.Device] | None = None) -> CompiledStep:
+    """The same step under `jax.pmap` with the same axis name.
+
+    The state goes in and comes out unreplicated (in_axes/out_axes None: pmap
+    broadcasts it, and the step keeps it identical on every device); the batch
+    `[n_critic, B, ...]` is split on its B axis.
+    """
+    devices = list(jax.local_devices() if devices is None else devices)
+    mapped = jax.pmap(step, axis_name=DATA_AXIS, in_axes=(None, 1), out_axes=(None, None), devices=devices)
+    num_devices = len(devices)
+
+    def run(state: GANTrainState, batch: Mapping[str, Any]) -> tuple[GANTrainState, Metrics]:
+        step.check_batch(batch, num_devices)
+        batch = _with_critic_axis(batch, step)
+        split = {k: np.asarray(v).reshape(v.shape[0], num_devices, v.shape[1] // num_devices, *v.shape[2:])
+                 for k, v in batch.items()}
+        return mapped(state, split)
+
+    run.compiled = mapped
+    return run
