@@ -73,6 +73,13 @@ def ema_update(ema_params: Params, params: Params, decay: jax.Array | float) -> 
     return jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)
 
 
+def ema_decay_with_warmup(decay: float) -> Callable[[jax.Array], jax.Array]:
+    """min(decay, (1 + step) / (10 + step)): the EMA follows G closely early on,
+    so it does not average in the random init (the `num_updates` rule of
+    tf.train.ExponentialMovingAverage)."""
+    return lambda step: jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
 def apply_gradients(net: NetState, grads: Params, tx: optax.GradientTransformation, batch_stats: Params) -> NetState:
     """One Optax update of a network; the single place both D and G updates go through."""
     updates, opt_state = tx.update(grads, net.opt_state, net.params)

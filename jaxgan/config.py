@@ -1,0 +1,112 @@
+"""Experiment configuration: the one place (with the loop) that reads a ConfigDict.
+
+`base_config()` lists every field with a comment; experiment files in
+`experiments/configs/` start from it. `validate()` raises clear errors before
+anything compiles. `build_*` turn the config into the explicit keyword
+arguments the library takes.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import ml_collections
+import optax
+
+from jaxgan.losses import LOSSES, get_loss
+from jaxgan.nets import NETWORKS, get_network_classes
+from jaxgan.train.steps import CRITIC_LOOPS, GANStep, ema_decay_with_warmup, make_train_step
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field a jaxgan experiment has; the default is DCGAN on the offline digits."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # drives init, every latent draw and the data order
+
+    c.data = ml_collections.ConfigDict()
+    c.data.source = "tfds"  # "tfds" (a TFDS name), "npz" (a file) or "folder" (of PNG/JPEG)
+    c.data.name = "sklearn_digits"  # TFDS name, or the npz/folder path
+    c.data.split = "train"
+    c.data.data_dir = ""  # TFDS data dir; "" = $JAXGAN_DATA_DIR, $TFDS_DATA_DIR or ~/tensorflow_datasets
+    c.data.image_size = 32
+    c.data.channels = 1
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = "dcgan"  # one of jaxgan.nets.NETWORKS
+    c.model.latent_dim = 100
+    c.model.g_width = 32  # DCGAN ngf / MLP hidden units
+    c.model.d_width = 32  # DCGAN ndf / MLP hidden units
+    c.model.depth = 3  # MLP hidden layers (DCGAN's depth follows from image_size)
+    c.model.upsample = "subpixel"  # DCGAN transposed-conv form: "subpixel" or "transpose" (same results)
+
+    c.loss = "non_saturating"  # one of jaxgan.losses.LOSSES
+    c.n_critic = 1  # D updates per G update
+    c.critic_loop = "auto"  # "scan", "unroll" or "auto" (by backend)
+    c.batch_size = 64  # global batch per D update, split over all devices
+    c.train_steps = 1500  # G updates
+    c.ema_decay = 0.999  # EMA of G's params
+    c.ema_warmup = True  # decay min(ema_decay, (1+step)/(10+step)) so the EMA forgets the init
+
+    c.g_optimizer = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))  # Adam (Radford et al. 2016)
+    c.d_optimizer = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))
+
+    c.log_every_steps = 50
+    c.sample_every_steps = 250  # PNG grids of G and EMA-G in WORKDIR/samples/
+    c.num_samples = 64  # images per grid
+    c.checkpoint_every_steps = 500
+    c.keep_checkpoints = 3
+    c.eval_every_steps = 0  # 0 = off; evaluators plug in here
+    return c
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Raises ValueError naming the field, its value and the fix; runs before compilation."""
+    if config.model.name not in NETWORKS:
+        raise ValueError(f"config.model.name={config.model.name!r} is unknown; valid names: {sorted(NETWORKS)}.")
+    if config.loss not in LOSSES:
+        raise ValueError(f"config.loss={config.loss!r} is unknown; valid names: {sorted(LOSSES)}.")
+    if config.critic_loop not in CRITIC_LOOPS:
+        raise ValueError(f"config.critic_loop={config.critic_loop!r}; valid: {CRITIC_LOOPS}.")
+    if not isinstance(config.n_critic, int) or config.n_critic < 1:
+        raise ValueError(f"config.n_critic={config.n_critic!r} must be an int >= 1 (D updates per G update).")
+    if config.batch_size < 1 or config.batch_size % num_devices:
+        raise ValueError(
+            f"config.batch_size={config.batch_size} is not divisible by the {num_devices} devices; "
+            f"use a positive multiple of {num_devices}."
+        )
+    for name in ("train_steps", "log_every_steps", "sample_every_steps", "checkpoint_every_steps"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"config.{name}={getattr(config, name)} must be >= 1.")
+
+
+def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+    """The generator and discriminator named by `config.model` for the data shape."""
+    g_cls, d_cls = get_network_classes(config.model.name)
+    m, data = config.model, config.data
+    if config.model.name == "dcgan":
+        return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
+                      ngf=m.g_width, upsample=m.upsample),
+                d_cls(image_size=data.image_size, ndf=m.d_width))
+    if config.model.name == "mlp":
+        shape = (data.image_size, data.image_size, data.channels)
+        return (g_cls(latent_dim=m.latent_dim, out_shape=shape, hidden=m.g_width, depth=m.depth, tanh_output=True),
+                d_cls(hidden=m.d_width, depth=m.depth))
+    raise ValueError(f"No config mapping for network {config.model.name!r}.")
+
+
+def _adam(opt: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    return optax.adam(opt.learning_rate, b1=opt.b1, b2=opt.b2)
+
+
+def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, ...]:
+    """(g_tx, d_tx): Adam with separate learning rates and betas (TTUR-ready)."""
+    return _adam(config.g_optimizer), _adam(config.d_optimizer)
+
+
+def build_step(config: ml_collections.ConfigDict, generator: nn.Module, discriminator: nn.Module,
+               g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation) -> GANStep:
+    """The pure train step with the config's loss and static options."""
+    return make_train_step(generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
+                           loss=get_loss(config.loss), n_critic=config.n_critic,
+                           ema_decay=ema_decay_with_warmup(config.ema_decay) if config.ema_warmup else config.ema_decay,
+                           critic_loop=config.critic_loop)
+
