@@ -347,10 +347,10 @@ def test_to_model_range():
         pipeline.to_model_range(np.zeros(3, np.float32))
 
 
-def test_per_process_batch_size():
-    assert pipeline.per_process_batch_size(8, 4) == 2
-    with pytest.raises(ValueError, match=r"batch_size \(6\).*process_count \(4\).*multiple of 4"):
-        pipeline.per_process_batch_size(6, 4)
+def test_process_batch_slice_via_batcher_sizes():
+    assert ArrayBatcher(_ids(10), batch_size=8, seed=0, process_count=4).local_batch_size == 2
+    with pytest.raises(ValueError, match=r"global batch size 6 is not divisible by the process count 4"):
+        ArrayBatcher(_ids(10), batch_size=6, seed=0, process_count=4)
 
 
 # ----------------------------------------------------------------------------
@@ -401,20 +401,10 @@ def test_batcher_epoch_boundary_straddles():
     np.testing.assert_array_equal(batcher.batch_at(3)["label"], p1[2:6])
 
 
-def test_batcher_no_drop_remainder_short_last_batch():
-    batcher = ArrayBatcher(_ids(10), batch_size=4, seed=5, drop_remainder=False)
-    p0, p1 = _perm(5, 0, 10), _perm(5, 1, 10)
-    sizes = [len(batcher.batch_at(s)["label"]) for s in range(6)]
-    assert sizes == [4, 4, 2, 4, 4, 2]
-    np.testing.assert_array_equal(batcher.batch_at(2)["label"], p0[8:])
-    np.testing.assert_array_equal(batcher.batch_at(3)["label"], p1[:4])
-
-
-@pytest.mark.parametrize("drop_remainder", [True, False])
 @pytest.mark.parametrize("process_count", [1, 2, 4])
-def test_batcher_process_shards_concatenate_to_global_batch(process_count, drop_remainder):
+def test_batcher_process_shards_concatenate_to_global_batch(process_count):
     arrays = _ids(21)
-    kw = dict(batch_size=8, seed=9, drop_remainder=drop_remainder)
+    kw = dict(batch_size=8, seed=9)
     full = ArrayBatcher(arrays, **kw)
     shards = [
         ArrayBatcher(arrays, process_index=p, process_count=process_count, **kw)
@@ -422,8 +412,7 @@ def test_batcher_process_shards_concatenate_to_global_batch(process_count, drop_
     ]
     for step in range(12):  # crosses several epoch boundaries
         parts = [s.batch_at(step) for s in shards]
-        if drop_remainder:
-            assert all(len(part["label"]) == 8 // process_count for part in parts)
+        assert all(len(part["label"]) == 8 // process_count for part in parts)
         for key in ("image", "label"):
             np.testing.assert_array_equal(
                 np.concatenate([part[key] for part in parts]), full.batch_at(step)[key]
@@ -443,8 +432,6 @@ def test_batcher_resume_equals_straight_run():
 
 
 def test_batcher_errors():
-    with pytest.raises(ValueError, match=r"batch_size \(6\).*process_count \(4\)"):
-        ArrayBatcher(_ids(10), batch_size=6, seed=0, process_count=4)
     with pytest.raises(ValueError, match="common length"):
         ArrayBatcher({"image": np.zeros((3, 1, 1, 1), np.uint8), "label": np.zeros(4)},
                      batch_size=2, seed=0)

@@ -10,7 +10,6 @@ from jaxgan.data.pipeline import default_data_dir
 from jaxgan.data.pipeline import load_image_folder
 from jaxgan.data.pipeline import load_npz_images
 from jaxgan.data.pipeline import load_tfds_images
-from jaxgan.data.pipeline import per_process_batch_size
 from jaxgan.data.pipeline import resize_and_convert
 from jaxgan.data.pipeline import to_model_range
 
@@ -22,7 +21,6 @@ __all__ = [
     "load_image_folder",
     "load_npz_images",
     "load_tfds_images",
-    "per_process_batch_size",
     "resize_and_convert",
     "to_model_range",
 ]

@@ -26,6 +26,8 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from jaxgan.common import process_batch_slice, to_model_range
+
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _CHUNK = 1024  # images per TF resize call
 _LUMA_X1000 = (299, 587, 114)  # ITU-R 601 luma weights, times 1000
@@ -41,31 +43,6 @@ def default_data_dir() -> str:
         if os.environ.get(var):
             return os.path.expanduser(os.environ[var])
     return os.path.expanduser(os.path.join("~", "tensorflow_datasets"))
-
-
-def to_model_range(images: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [-1, 1] as x / 127.5 - 1 (numpy)."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise TypeError(f"to_model_range expects uint8 images, got {images.dtype}.")
-    return images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
-
-
-def per_process_batch_size(global_batch_size: int, process_count: int) -> int:
-    """Examples per process; raises ValueError unless process_count divides it."""
-    if global_batch_size <= 0 or process_count <= 0:
-        raise ValueError(
-            f"batch_size ({global_batch_size}) and process_count ({process_count}) "
-            "must be positive."
-        )
-    if global_batch_size % process_count:
-        raise ValueError(
-            f"The global batch_size ({global_batch_size}) is not divisible by "
-            f"process_count ({process_count}); choose a batch_size that is a "
-            f"multiple of {process_count}, e.g. "
-            f"{(global_batch_size // process_count + 1) * process_count}."
-        )
-    return global_batch_size // process_count
 
 
 _TF_READY = False
@@ -348,14 +325,10 @@ class ArrayBatcher:
 
     The example order is an endless stream: epoch e is the permutation
     `np.random.default_rng([seed, e]).permutation(N)`, and the epochs follow
-    each other. With `drop_remainder=True` (default) global batch `step` is
-    stream positions [step * B, (step + 1) * B), so every batch is full, a batch
-    at an epoch boundary takes the end of epoch e and continues with the start
-    of epoch e + 1, and each N consecutive positions hold every example exactly
-    once (no example is ever dropped; "remainder" refers to the partial batch
-    that never exists). With `drop_remainder=False` batches never straddle:
-    epoch e has ceil(N / B) batches, the last one short (N % B examples), and
-    processes then get near-equal row ranges [p*L//P, (p+1)*L//P).
+    each other. Global batch `step` is stream positions [step * B, (step + 1) * B),
+    so every batch is full (the step needs equal shards), a batch at an epoch
+    boundary takes the end of epoch e and continues with the start of epoch
+    e + 1, and each N consecutive positions hold every example exactly once.
 
     Process p of P gets rows [p*B/P, (p+1)*B/P) of the global batch. Images
     ('image', uint8) come out as float32 in [-1, 1], 'label' as int32; other
@@ -371,7 +344,6 @@ class ArrayBatcher:
         seed: int,
         process_index: int = 0,
         process_count: int = 1,
-        drop_remainder: bool = True,
     ):
         self._arrays = {k: np.asarray(v) for k, v in arrays.items()}
         sizes = {k: len(v) for k, v in self._arrays.items()}
@@ -383,12 +355,11 @@ class ArrayBatcher:
             raise ValueError(f"process_index {process_index} not in [0, {process_count}).")
         if seed < 0:
             raise ValueError(f"seed must be non-negative, got {seed}.")
-        self.local_batch_size = per_process_batch_size(batch_size, process_count)
+        self._rows = process_batch_slice(batch_size, process_index, process_count)
+        self.local_batch_size = self._rows.stop - self._rows.start
         self.batch_size = batch_size
         self.num_examples = next(iter(sizes.values()))
         self._seed = int(seed)
-        self._p, self._pc = process_index, process_count
-        self._drop_remainder = drop_remainder
         self._perms: dict[int, np.ndarray] = {}
 
     def _perm(self, epoch: int) -> np.ndarray:
@@ -404,22 +375,14 @@ class ArrayBatcher:
         """Rows of `arrays` in this process's part of global batch `step`."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}.")
-        n, b = self.num_examples, self.batch_size
-        if self._drop_remainder:
-            start = step * b + self._p * self.local_batch_size
-            pos = np.arange(start, start + self.local_batch_size, dtype=np.int64)
-            epochs, offsets = np.divmod(pos, n)
-            out = np.empty_like(pos)
-            for e in np.unique(epochs):
-                mask = epochs == e
-                out[mask] = self._perm(int(e))[offsets[mask]]
-            return out
-        steps_per_epoch = -(-n // b)
-        epoch, k = divmod(step, steps_per_epoch)
-        lo = k * b
-        length = min(lo + b, n) - lo
-        p, pc = self._p, self._pc
-        return self._perm(epoch)[lo + p * length // pc : lo + (p + 1) * length // pc]
+        start = step * self.batch_size + self._rows.start
+        pos = np.arange(start, start + self.local_batch_size, dtype=np.int64)
+        epochs, offsets = np.divmod(pos, self.num_examples)
+        out = np.empty_like(pos)
+        for e in np.unique(epochs):
+            mask = epochs == e
+            out[mask] = self._perm(int(e))[offsets[mask]]
+        return out
 
     def batch_at(self, step: int) -> dict[str, np.ndarray]:
         """This process's part of global batch number `step` (see class doc)."""

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxgan.common import DATA_AXIS, Metrics
+from jaxgan.common import DATA_AXIS, Metrics, process_batch_slice  # noqa: F401 (re-exported)
 from jaxgan.state import GANTrainState
 from jaxgan.train.steps import GANStep
 
@@ -33,21 +33,6 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A 1-D mesh named DATA_AXIS over `devices` (default: all devices of all processes)."""
     devices = list(jax.devices() if devices is None else devices)
     return Mesh(np.asarray(devices), (DATA_AXIS,))
-
-
-def process_batch_slice(global_batch_size: int, process_index: int, process_count: int) -> slice:
-    """The rows of the global batch that process `process_index` loads.
-
-    Processes hold contiguous, equal blocks in process order, matching the device
-    order of `make_mesh()` (jax.devices() lists devices process by process).
-    """
-    if global_batch_size % process_count:
-        raise ValueError(
-            f"The global batch size {global_batch_size} is not divisible by the process count "
-            f"{process_count}; use a multiple of {process_count}."
-        )
-    per_process = global_batch_size // process_count
-    return slice(process_index * per_process, (process_index + 1) * per_process)
 
 
 def _with_critic_axis(batch: Mapping[str, Any], step: GANStep) -> dict[str, Any]:
@@ -85,7 +70,7 @@ def shard_map_step(step: GANStep, mesh: Mesh) -> CompiledStep:
         if isinstance(batch["image"], jax.Array):  # already global arrays
             step.check_batch(batch, num_devices)
             return compiled(state, _with_critic_axis(batch, step))
-        step.check_batch(batch, jax.local_device_count())  # this process's rows, on its devices
+        step.check_batch(batch, len(mesh.local_devices))  # this process's rows, on its devices of the mesh
         return compiled(state, global_batch(_with_critic_axis(batch, step), mesh))
 
     run.compiled = compiled  # for AOT lowering, cost analysis and trace counting
@@ -102,9 +87,13 @@ def pmap_step(step: GANStep, devices: Sequence[jax.Device] | None = None) -> Com
     devices = list(jax.local_devices() if devices is None else devices)
     mapped = jax.pmap(step, axis_name=DATA_AXIS, in_axes=(None, 1), out_axes=(None, None), devices=devices)
     num_devices = len(devices)
+    # pmap returns the state replicated over `devices`; placing every input state
+    # the same way keeps a host or single-device first state from compiling twice.
+    replicated = NamedSharding(Mesh(np.asarray(devices), (DATA_AXIS,)), P())
 
     def run(state: GANTrainState, batch: Mapping[str, Any]) -> tuple[GANTrainState, Metrics]:
         step.check_batch(batch, num_devices)
+        state = jax.device_put(state, replicated)
         batch = _with_critic_axis(batch, step)
         split = {k: np.asarray(v).reshape(v.shape[0], num_devices, v.shape[1] // num_devices, *v.shape[2:])
                  for k, v in batch.items()}
