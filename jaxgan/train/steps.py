@@ -9,6 +9,11 @@ and static options once and returns a `GANStep`, a pure per-device function
 BatchNorm statistics and metrics are averaged over the axis, so the state leaves
 the step identical on every device.
 
+The n_critic D updates run inside the compiled step either as a `lax.scan`
+(compile time flat in n_critic) or unrolled (XLA CPU runs the G update that
+follows a scan of conv updates ~15x slower); `critic_loop="auto"` picks by
+backend, and both give the same result.
+
 Batch layout: `batch["image"]` is `[n_critic, B, *sample_shape]`, float32 in
 the generator's range; D update j uses sub-batch j. The batch is sharded on its
 B axis. (With n_critic == 1, `[B, *sample_shape]` is also accepted.)
