@@ -1,0 +1,96 @@
+"""Layering: the training math imports no I/O stack and reads no config.
+
+`import jaxgan` / `import jaxgan.train` must not pull in TensorFlow, TFDS, Orbax
+or CLU (checked in a fresh interpreter), and no module below the loop may import
+them, ml_collections, or jaxgan's data/loop/config/checkpoint layers (checked on
+the source with `ast`, so a lazy import inside a function is caught too).
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1] / "jaxgan"
+
+HEAVY = ("tensorflow", "tensorflow_datasets", "orbax", "clu")
+FORBIDDEN = HEAVY + ("ml_collections", "jaxgan.data", "jaxgan.loop", "jaxgan.config", "jaxgan.checkpoint")
+
+CORE_MODULES = sorted(
+    [*ROOT.joinpath("train").rglob("*.py"), *ROOT.joinpath("nets").rglob("*.py"),
+     ROOT / "losses.py", ROOT / "state.py", ROOT / "common.py"]
+)
+
+
+def test_import_jaxgan_loads_no_io_stack():
+    code = (
+        "import sys\n"
+        "import jaxgan, jaxgan.train, jaxgan.nets, jaxgan.losses, jaxgan.state\n"
+        f"heavy = {HEAVY!r}\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
+        "print('LOADED', loaded)\n"
+        "assert not loaded, loaded\n"
+        "assert 'jaxgan.data' not in sys.modules and 'jaxgan.loop' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "LOADED []" in result.stdout
+
+
+def _imported_names(path: pathlib.Path, root: pathlib.Path = ROOT) -> list[str]:
+    """Every module an `import` / `from ... import` statement in the file names (any depth)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = ".".join(path.relative_to(root.parent).with_suffix("").parts[:-1])
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import: resolve against this file's package
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            names.append(module)
+            names.extend(f"{module}.{alias.name}" for alias in node.names)  # `from jaxgan import data`
+    return names
+
+
+def _is_forbidden(name: str) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+
+
+def test_core_module_list_is_complete():
+    rel = {str(p.relative_to(ROOT)) for p in CORE_MODULES}
+    assert {"train/steps.py", "train/parallel.py", "nets/dcgan.py", "losses.py", "state.py", "common.py"} <= rel
+
+
+@pytest.mark.parametrize("path", CORE_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_module_imports_no_io_or_config(path):
+    bad = sorted({n for n in _imported_names(path) if _is_forbidden(n)})
+    assert not bad, f"{path.relative_to(ROOT.parent)} imports {bad}"
+
+
+def test_layering_checker_catches_violations(tmp_path):
+    # The checker itself is not vacuous: it flags each form of a forbidden import.
+    package = tmp_path / "jaxgan" / "train"
+    package.mkdir(parents=True)
+    cases = {
+        "a.py": "import tensorflow as tf\n",
+        "b.py": "from orbax import checkpoint\n",
+        "c.py": "def f():\n    import clu.metrics\n",
+        "d.py": "from jaxgan import config\n",
+        "e.py": "from ..data import pipeline\n",
+        "f.py": "from jaxgan.loop import train\n",
+        "g.py": "import ml_collections\n",
+    }
+    root = tmp_path / "jaxgan"
+    for name, source in cases.items():
+        (package / name).write_text(source)
+        assert any(_is_forbidden(n) for n in _imported_names(package / name, root)), name
+    (package / "ok.py").write_text("import jax\nfrom jaxgan.common import DATA_AXIS\nfrom . import steps\n")
+    assert not any(_is_forbidden(n) for n in _imported_names(package / "ok.py", root))

@@ -1,0 +1,195 @@
+"""Tests for jaxgan.nets: the sub-pixel transposed conv, DCGAN, MLP, the registry and
+cross-replica BatchNorm, each against Flax's own layers or float64 numpy."""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+import jaxgan
+from jaxgan.common import DATA_AXIS
+from jaxgan.nets import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, NETWORKS,
+                         get_network_classes)
+from jaxgan.nets.layers import SubPixelConvTranspose
+
+
+# --------------------------------------------------------------------------- SubPixelConvTranspose
+
+
+@pytest.mark.parametrize("kernel,stride", [(4, 2), (3, 2), (5, 2), (4, 4), (3, 1), (6, 3), (2, 2), (1, 1)])
+def test_subpixel_equals_flax_conv_transpose(kernel, stride, height=4, width=7):
+    rs = np.random.RandomState(kernel * 10 + stride)
+    x = jnp.asarray(rs.randn(2, height, width, 3).astype(np.float32))
+    reference = nn.ConvTranspose(5, (kernel, kernel), strides=(stride, stride), padding="SAME")
+    subpixel = SubPixelConvTranspose(5, kernel_size=kernel, stride=stride)
+    params = jax.jit(reference.init)(jax.random.PRNGKey(0), x)
+    # The two layers declare the same parameters (names, shapes) ...
+    sub_params = jax.eval_shape(subpixel.init, jax.random.PRNGKey(0), x)
+    assert jax.tree_util.tree_map(jnp.shape, sub_params) == jax.tree_util.tree_map(jnp.shape, params)
+    # ... and, given the same ones (a nonzero bias too), compute the same function.
+    params = jax.tree_util.tree_map(lambda p: p + 0.1, params)
+    with jax.default_matmul_precision("highest"):
+        want = np.asarray(jax.jit(reference.apply)(params, x))
+        got = np.asarray(jax.jit(subpixel.apply)(params, x))
+    assert want.shape == (2, height * stride, width * stride, 5)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_subpixel_gradients_match():
+    x = jnp.asarray(np.random.RandomState(0).randn(2, 4, 4, 3).astype(np.float32))
+    reference = nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding="SAME")
+    subpixel = SubPixelConvTranspose(4, kernel_size=4, stride=2)
+    params = jax.jit(reference.init)(jax.random.PRNGKey(1), x)
+    loss = lambda module: lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+    with jax.default_matmul_precision("highest"):
+        want = jax.jit(jax.grad(loss(reference), argnums=(0, 1)))(params, x)
+        got = jax.jit(jax.grad(loss(subpixel), argnums=(0, 1)))(params, x)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- DCGAN
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_dcgan_generator_subpixel_equals_transpose(train):
+    z = jnp.asarray(np.random.RandomState(0).randn(4, 16).astype(np.float32))
+    kwargs = dict(latent_dim=16, image_size=32, channels=3, ngf=8, bn_axis_name=None)
+    sub, trans = DCGANGenerator(upsample="subpixel", **kwargs), DCGANGenerator(upsample="transpose", **kwargs)
+    variables = jax.jit(functools.partial(trans.init, train=False))(jax.random.PRNGKey(0), z)
+    assert (jax.tree_util.tree_map(jnp.shape, jax.eval_shape(functools.partial(sub.init, train=False),
+                                                             jax.random.PRNGKey(0), z))
+            == jax.tree_util.tree_map(jnp.shape, variables))
+    mutable = ["batch_stats"] if train else False
+    with jax.default_matmul_precision("highest"):
+        want = jax.jit(functools.partial(trans.apply, train=train, mutable=mutable))(variables, z)
+        got = jax.jit(functools.partial(sub.apply, train=train, mutable=mutable))(variables, z)
+    if train:
+        (want, want_stats), (got, got_stats) = want, got
+        for a, b in zip(jax.tree_util.tree_leaves(got_stats), jax.tree_util.tree_leaves(want_stats)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    assert got.shape == (4, 32, 32, 3)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
+    assert float(jnp.std(want)) > 1e-3  # not a constant image
+    assert float(jnp.min(got)) >= -1.0 and float(jnp.max(got)) <= 1.0  # tanh range
+
+
+@pytest.mark.parametrize("size", [32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes(size, channels):
+    g = DCGANGenerator(latent_dim=10, image_size=size, channels=channels, ngf=4)
+    d = DCGANDiscriminator(image_size=size, ndf=4)
+    z = jax.ShapeDtypeStruct((3, 10), jnp.float32)
+    x = jax.ShapeDtypeStruct((3, size, size, channels), jnp.float32)
+    key = jax.random.PRNGKey(0)
+    images, g_vars = jax.eval_shape(lambda z: g.init_with_output(key, z, train=False), z)
+    logits, d_vars = jax.eval_shape(lambda x: d.init_with_output(key, x, train=False), x)
+    assert images.shape == (3, size, size, channels) and images.dtype == jnp.float32
+    assert logits.shape == (3,) and logits.dtype == jnp.float32
+    assert set(g_vars) == {"params", "batch_stats"} and set(d_vars) == {"params", "batch_stats"}
+
+
+@pytest.mark.parametrize("size", [16, 28, 128])
+def test_dcgan_unsupported_image_size(size):
+    for module, args in ((DCGANGenerator(latent_dim=4, image_size=size), jnp.zeros((1, 4))),
+                         (DCGANDiscriminator(image_size=size), jnp.zeros((1, size, size, 1)))):
+        with pytest.raises(ValueError) as excinfo:
+            module.init(jax.random.PRNGKey(0), args, train=False)
+        message = str(excinfo.value)
+        assert f"got {size}" in message and "(32, 64)" in message and "resize" in message
+
+
+def test_dcgan_unknown_upsample_form():
+    with pytest.raises(ValueError, match="'bilinear'.*'subpixel', 'transpose'"):
+        DCGANGenerator(latent_dim=4, upsample="bilinear").init(jax.random.PRNGKey(0), jnp.zeros((1, 4)), train=False)
+
+
+# --------------------------------------------------------------------------- MLP and registry
+
+
+@pytest.mark.parametrize("out_shape", [(2,), (28, 28, 1), (5, 3)])
+def test_mlp_shapes(out_shape):
+    g = MLPGenerator(latent_dim=6, out_shape=out_shape, hidden=16, depth=3)
+    d = MLPDiscriminator(hidden=16, depth=1)
+    z = jnp.ones((4, 6))
+    samples, g_vars = jax.eval_shape(g.init_with_output, jax.random.PRNGKey(0), z)
+    assert samples.shape == (4, *out_shape)
+    logits, d_vars = jax.eval_shape(d.init_with_output, jax.random.PRNGKey(0), samples)
+    assert logits.shape == (4,)
+    # depth hidden layers + the output layer.
+    assert len(g_vars["params"]) == 3 + 1 and len(d_vars["params"]) == 1 + 1
+    assert "batch_stats" not in g_vars
+
+
+def test_mlp_tanh_output_is_bounded():
+    g = MLPGenerator(latent_dim=3, out_shape=(4,), tanh_output=True)
+    z = jnp.asarray(np.random.RandomState(0).randn(16, 3).astype(np.float32) * 100)
+    out = np.asarray(jax.jit(lambda z: g.init_with_output(jax.random.PRNGKey(0), z)[0])(z))
+    assert np.all(np.abs(out) <= 1.0)
+
+
+def test_registry():
+    assert get_network_classes("mlp") == (MLPGenerator, MLPDiscriminator)
+    assert get_network_classes("dcgan") == (DCGANGenerator, DCGANDiscriminator)
+    with pytest.raises(ValueError) as excinfo:
+        get_network_classes("stylegan")
+    message = str(excinfo.value)
+    assert "'stylegan'" in message and str(sorted(NETWORKS)) in message
+
+
+# --------------------------------------------------------------------------- cross-replica BatchNorm
+
+
+def test_dcgan_discriminator_batchnorm_is_cross_replica():
+    """D's BatchNorm under shard_map on 8 devices, train mode, uses the statistics of
+    the GLOBAL batch: the new running stats equal momentum-updates computed in
+    float64 numpy from the pre-BatchNorm activations of the whole batch."""
+    n_devices, batch = 8, 16
+    d = DCGANDiscriminator(image_size=32, ndf=4)
+    rs = np.random.RandomState(0)
+    # Each device's rows differ in distribution, so local statistics != global ones.
+    x = rs.randn(batch, 32, 32, 1).astype(np.float32) * np.repeat(np.arange(1, n_devices + 1), 2)[:, None, None, None]
+    variables = jax.jit(functools.partial(d.init, train=False))(jax.random.PRNGKey(0), x[:1])
+    # Non-trivial running stats, so the momentum update is visible.
+    variables = {"params": variables["params"],
+                 "batch_stats": jax.tree_util.tree_map(lambda s: s + 0.5, variables["batch_stats"])}
+
+    mesh = jaxgan.make_mesh(jax.devices()[:n_devices])
+
+    def per_device(variables, x):
+        return d.apply(variables, x, train=True, mutable=["batch_stats"])
+
+    with jax.default_matmul_precision("highest"):
+        sharded = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
+                                        out_specs=(P(DATA_AXIS), P())))
+        logits, new = sharded(variables, x)
+        # The pre-BatchNorm activations of the global batch: the convs' outputs on ONE
+        # device running the whole batch (its BatchNorm, local, is then global).
+        single = d.clone(bn_axis_name=None)
+        single_logits, mutated = jax.jit(functools.partial(
+            single.apply, train=True, mutable=["batch_stats", "intermediates"],
+            capture_intermediates=lambda m, _: isinstance(m, nn.Conv)))(variables, x)
+    intermediates = mutated["intermediates"]
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(single_logits), rtol=1e-4, atol=1e-5)
+
+    stats = new["batch_stats"]
+    assert sorted(stats) == ["BatchNorm_0", "BatchNorm_1"]
+    for bn, conv in (("BatchNorm_0", "down1"), ("BatchNorm_1", "down2")):
+        h = np.asarray(intermediates[conv]["__call__"][0], np.float64)  # [B, H, W, C]
+        mean, var = h.mean(axis=(0, 1, 2)), h.var(axis=(0, 1, 2))  # biased variance, as Flax uses
+        old = variables["batch_stats"][bn]
+        want_mean = 0.9 * np.asarray(old["mean"], np.float64) + 0.1 * mean
+        want_var = 0.9 * np.asarray(old["var"], np.float64) + 0.1 * var
+        np.testing.assert_allclose(np.asarray(stats[bn]["mean"]), want_mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(stats[bn]["var"]), want_var, rtol=1e-4, atol=1e-5)
+        # Not vacuous: device 0's local statistics alone would give different running stats.
+        local = h[: batch // n_devices]
+        local_var = 0.9 * np.asarray(old["var"], np.float64) + 0.1 * local.var(axis=(0, 1, 2))
+        assert np.max(np.abs(local_var - want_var)) > 1e-2
