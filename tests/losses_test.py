@@ -125,3 +125,10 @@ def test_unknown_name_lists_valid_names():
     assert "'vanilla'" in message
     assert str(sorted(LOSSES)) in message
 
+
+
+def test_ema_decay_warmup_closed_form():
+    from jaxgan.train.steps import ema_decay_with_warmup
+    decay = ema_decay_with_warmup(0.999)
+    for step, expected in [(0, 0.1), (5, 6 / 15), (1000, 1001 / 1010), (100000, 0.999)]:
+        np.testing.assert_allclose(float(decay(np.float32(step))), expected, rtol=1e-6)
