@@ -1,0 +1,68 @@
+"""Optax builders for GAN training, with explicit keyword hyperparameters.
+
+Lazy regularization (Karras et al. 2020, StyleGAN2, "Analyzing and Improving
+the Image Quality of StyleGAN", arXiv:1912.04958, appendix B): a regularizer
+such as R1 runs as a separate update only every `every` minibatches, its weight
+multiplied by `every`. The optimizer then sees every+1 updates where it used to
+see `every`, so StyleGAN2 rescales Adam to keep its dynamics per minibatch:
+c = every / (every + 1), lr -> lr c, beta -> beta^c (training/networks.py and
+training_loop.py, `mb_ratio`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import optax
+
+LearningRate = float | Callable[[jax.Array], jax.Array]
+
+
+def lazy_adam_hyperparams(
+    learning_rate: LearningRate, b1: float, b2: float, every: int
+) -> tuple[LearningRate, float, float]:
+    """(lr c, b1^c, b2^c) with c = every / (every + 1): StyleGAN2's lazy-regularization Adam.
+
+    `learning_rate` may be a schedule (a function of the step), rescaled likewise.
+    every = 16 (StyleGAN2's R1 interval) gives c = 16/17.
+    """
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ValueError(
+            f"every must be an int >= 1 (the regularization interval, 16 in StyleGAN2), got {every!r}; "
+            "use the plain Adam hyperparameters when regularization is not lazy."
+        )
+    c = every / (every + 1)
+    lr = (lambda step: learning_rate(step) * c) if callable(learning_rate) else learning_rate * c
+    return lr, b1**c, b2**c
+
+
+def adam(
+    learning_rate: LearningRate,
+    b1: float = 0.5,
+    b2: float = 0.999,
+    *,
+    eps: float = 1e-8,
+    lazy_every: int = 0,
+) -> optax.GradientTransformation:
+    """Adam as an optax chain, with GAN defaults and optional lazy-regularization rescaling.
+
+    Args:
+      learning_rate: a float or an optax schedule.
+      b1, b2: Adam's decay rates; 0.5 / 0.999 as in DCGAN (Radford et al. 2016,
+        arXiv:1511.06434); StyleGAN2 uses 0 / 0.99.
+      eps: Adam's epsilon (1e-8, as StyleGAN2).
+      lazy_every: the lazy regularization interval; 0 = regularize every step (no
+        rescaling), k >= 1 applies `lazy_adam_hyperparams(..., every=k)`.
+
+    References:
+      Kingma & Ba 2015, "Adam", arXiv:1412.6980; Karras et al. 2020, arXiv:1912.04958, app. B.
+    """
+    if not isinstance(lazy_every, int) or isinstance(lazy_every, bool) or lazy_every < 0:
+        raise ValueError(f"lazy_every must be an int >= 0 (0 = not lazy), got {lazy_every!r}.")
+    for name, beta in (("b1", b1), ("b2", b2)):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"{name} must lie in [0, 1), got {beta!r}.")
+    if lazy_every:
+        learning_rate, b1, b2 = lazy_adam_hyperparams(learning_rate, b1, b2, lazy_every)
+    return optax.chain(optax.scale_by_adam(b1=b1, b2=b2, eps=eps), optax.scale_by_learning_rate(learning_rate))
