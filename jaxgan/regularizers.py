@@ -16,6 +16,11 @@ penalty is nonlinear in a batch statistic (DRAGAN's std, MSGAN's ratio of means,
 feature matching, the LeCam anchors, the replay buffer) it takes `axis_name` to
 use the global batch instead.
 
+Keys: the random penalties (WGAN-GP, DRAGAN, instance noise) draw with the
+key's shape of the LOCAL batch, so under data parallelism give each device its
+own key (fold in `jax.lax.axis_index`). The replay buffer is the exception: it
+needs the SAME key on every device (see `replay_buffer_query`).
+
 No Flax modules and no configs here: arrays, pytrees, keys and callables only.
 """
 
