@@ -1,14 +1,30 @@
 """Flax linen generators and discriminators."""
 
+from jaxgan.nets.conditioning import D_CONDITIONINGS, ConditionalBatchNorm
 from jaxgan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from jaxgan.nets.layers import MinibatchDiscrimination, SpectralNorm, minibatch_stddev, pack_samples
 from jaxgan.nets.mlp import MLPDiscriminator, MLPGenerator
-from jaxgan.nets.registry import NETWORKS, get_network_classes
+from jaxgan.nets.registry import (D_CAPACITY_PRESETS, NETWORKS, SUPPORTED_IMAGE_SIZES, check_image_size,
+                                  d_capacity_kwargs, get_network_classes)
+from jaxgan.nets.resnet import ResNetDiscriminator, ResNetGenerator
 
 __all__ = [
+    "ConditionalBatchNorm",
+    "D_CAPACITY_PRESETS",
+    "D_CONDITIONINGS",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "MinibatchDiscrimination",
     "NETWORKS",
+    "ResNetDiscriminator",
+    "ResNetGenerator",
+    "SUPPORTED_IMAGE_SIZES",
+    "SpectralNorm",
+    "check_image_size",
+    "d_capacity_kwargs",
     "get_network_classes",
+    "minibatch_stddev",
+    "pack_samples",
 ]

@@ -4,6 +4,12 @@ G: a projection of z to 4x4, then stride-2 transposed convs with BatchNorm+ReLU,
 tanh out. D: stride-2 convs with LeakyReLU(0.2), BatchNorm on all but the first,
 no pooling, a linear logit. BatchNorm is cross-replica over `bn_axis_name` in
 training, so a data-parallel step sees the statistics of the global batch.
+
+Class conditioning (num_classes > 0) concatenates the label to z in G and, by
+default, one-hot label maps to D's input channels (the cGAN of Mirza & Osindero
+2014, arXiv:1411.1784); D also offers the projection term and the ACGAN head
+(`jaxgan.nets.conditioning`), spectral norm, minibatch std / discrimination and
+PacGAN packing (`jaxgan.nets.layers`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.layers import SubPixelConvTranspose
+from jaxgan.nets.conditioning import check_labels, concat_label_to_latent, discriminator_head, discriminator_input
+from jaxgan.nets.layers import SubPixelConvTranspose, apply_layer, minibatch_stddev, scaled_width
 
 SUPPORTED_SIZES = (32, 64)
 
@@ -52,11 +59,12 @@ def _batch_norm(train: bool, axis_name: str | None, dtype: Any) -> nn.BatchNorm:
 
 
 class DCGANGenerator(nn.Module):
-    """Latent [B, latent_dim] -> images [B, size, size, channels] in [-1, 1].
+    """Latent [B, latent_dim] (+ labels [B]) -> images [B, size, size, channels] in [-1, 1].
 
     `upsample` picks how the transposed convs are computed: "subpixel" (one conv
     + depth-to-space, fast on CPU) or "transpose" (lax.conv_transpose); the two
-    have identical parameters and outputs.
+    have identical parameters and outputs. With `num_classes > 0` the label's
+    one-hot (label_embed_dim=0) or learned embedding is concatenated to z.
     """
 
     latent_dim: int = 100
@@ -64,14 +72,19 @@ class DCGANGenerator(nn.Module):
     channels: int = 3
     ngf: int = 64
     upsample: str = "subpixel"
+    num_classes: int = 0
+    label_embed_dim: int = 0
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, z: jax.Array, *, train: bool = True) -> jax.Array:
+    def __call__(self, z: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
         n_up = _num_resolution_steps(self.image_size)
+        check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="DCGANGenerator")
         width = self.ngf * 2 ** (n_up - 1)
-        h = nn.Dense(4 * 4 * width, use_bias=False, dtype=self.dtype)(z.astype(self.dtype))
+        h = concat_label_to_latent(z.astype(self.dtype), labels, num_classes=self.num_classes,
+                                   embed_dim=self.label_embed_dim, dtype=self.dtype)
+        h = nn.Dense(4 * 4 * width, use_bias=False, dtype=self.dtype)(h)
         h = h.reshape(z.shape[0], 4, 4, width)
         h = nn.relu(_batch_norm(train, self.bn_axis_name, self.dtype)(h))
         for i in range(n_up - 1):
@@ -83,24 +96,74 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """Images [B, size, size, channels] -> logits [B]."""
+    """Images [B, size, size, C] (+ labels [B]) -> logits [B // pack].
+
+    Attributes:
+      image_size, ndf: input size (32 or 64) and the first conv's width (doubling per layer).
+      width_multiplier: scales `ndf` (the "weaken D" knob; see
+        `jaxgan.nets.registry.D_CAPACITY_PRESETS`).
+      batch_norm: BatchNorm after every conv but the first (DCGAN). Turn it off
+        for a WGAN-GP critic (Gulrajani et al. 2017, arXiv:1704.00028 sec. 4)
+        or with spectral norm (Miyato et al. 2018's CNN D has none).
+      spectral_norm: spectral normalization on every layer (Miyato et al. 2018,
+        arXiv:1802.05957); its power-iteration vectors live in "batch_stats".
+      num_classes, conditioning, aux_classifier: "concat" (one-hot maps as extra
+        input channels), "projection" or "none" (ACGAN head only); see
+        `jaxgan.nets.conditioning`.
+      minibatch_std, mbstd_group_size: the minibatch-std channel (Karras et al.
+        2018) appended before the last conv.
+      minibatch_discrimination, mbd_kernel_dim: minibatch discrimination kernels
+        on the flattened last feature map (0 = off; Salimans et al. 2016).
+      pack: PacGAN packing (Lin et al. 2018): `pack` consecutive images are
+        judged jointly, concatenated along channels.
+      bn_axis_name: the cross-replica axis of BatchNorm (and of spectral norm's
+        power iterates) in training; None outside a mapped axis.
+
+    Sows "features" (the flattened 4x4 map, [B // pack, 16 * 2^(n-1) * ndf]) and,
+    with aux_classifier, "class_logits" into "intermediates".
+    """
 
     image_size: int = 32
     ndf: int = 64
+    width_multiplier: float = 1.0
+    batch_norm: bool = True
+    spectral_norm: bool = False
+    num_classes: int = 0
+    conditioning: str = "concat"
+    aux_classifier: bool = False
+    minibatch_std: bool = False
+    mbstd_group_size: int = 4
+    minibatch_discrimination: int = 0
+    mbd_kernel_dim: int = 5
+    pack: int = 1
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
+    def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
         n_down = _num_resolution_steps(self.image_size)
-        h = x.astype(self.dtype)
-        width = self.ndf
+        if x.ndim != 4 or x.shape[1:3] != (self.image_size, self.image_size):
+            raise ValueError(
+                f"DCGANDiscriminator(image_size={self.image_size}) expects images [B, {self.image_size}, "
+                f"{self.image_size}, C], got shape {tuple(x.shape)}; set image_size to the data's size.")
+        h = discriminator_input(x, labels, num_classes=self.num_classes, conditioning=self.conditioning,
+                                aux_classifier=self.aux_classifier, pack=self.pack, dtype=self.dtype,
+                                who="DCGANDiscriminator")
+        layer = lambda lyr, h: apply_layer(lyr, h, spectral_norm=self.spectral_norm, train=train,
+                                           axis_name=self.bn_axis_name)
+        width = scaled_width(self.ndf, self.width_multiplier)
         for i in range(n_down):
-            h = nn.Conv(width, (4, 4), strides=(2, 2), padding="SAME",
-                        use_bias=(i == 0), dtype=self.dtype, name=f"down{i}")(h)
-            if i > 0:
+            if self.minibatch_std and i == n_down - 1:
+                h = minibatch_stddev(h, group_size=self.mbstd_group_size)
+            h = layer(nn.Conv(width, (4, 4), strides=(2, 2), padding="SAME", use_bias=(i == 0 or not self.batch_norm),
+                              dtype=self.dtype, name=f"down{i}"), h)
+            if i > 0 and self.batch_norm:
                 h = _batch_norm(train, self.bn_axis_name, self.dtype)(h)
             h = nn.leaky_relu(h, 0.2)
             width *= 2
-        h = h.reshape(h.shape[0], -1)  # 4x4 features -> one logit: DCGAN's final 4x4 valid conv
-        return nn.Dense(1, dtype=self.dtype, name="logit")(h).astype(jnp.float32)[:, 0]
+        phi = h.reshape(h.shape[0], -1)  # 4x4 features -> one logit: DCGAN's final 4x4 valid conv
+        return discriminator_head(
+            self, phi, labels, num_classes=self.num_classes, conditioning=self.conditioning,
+            aux_classifier=self.aux_classifier, minibatch_discrimination=self.minibatch_discrimination,
+            mbd_kernel_dim=self.mbd_kernel_dim, spectral_norm=self.spectral_norm, train=train,
+            axis_name=self.bn_axis_name, dtype=self.dtype)

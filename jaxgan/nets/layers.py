@@ -87,3 +87,190 @@ class SubPixelConvTranspose(nn.Module):
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
         return y
+
+
+# --------------------------------------------------------------------------- spectral normalization
+
+
+def _l2_normalize(x: jax.Array, eps: float) -> jax.Array:
+    return x * jax.lax.rsqrt(jnp.sum(jnp.square(x)) + eps)
+
+
+def spectral_norm_matrix(kernel: jax.Array) -> jax.Array:
+    """The matrix whose spectral norm spectral normalization controls: every
+    axis but the last (the output features) flattened, so a conv kernel
+    [kh, kw, Cin, Cout] becomes [kh*kw*Cin, Cout] (Miyato et al. 2018, sec. 2.1,
+    the 'reshape to a 2-D matrix' of their conv layers)."""
+    return kernel.reshape(-1, kernel.shape[-1])
+
+
+class SpectralNorm(nn.Module):
+    """Wraps a layer so it runs with every >= 2-D parameter divided by its
+    largest singular value, estimated by power iteration: W_SN = W / sigma(W)
+    (Miyato, Kataoka, Koyama & Yoshida 2018, arXiv:1802.05957, alg. 1).
+
+    Like `flax.linen.SpectralNorm`, the power-iteration vector `u` (and the
+    last `sigma`) live in the "batch_stats" collection, which the train step
+    threads and checkpoints, and are stored only when `update_stats=True`
+    (training); with `update_stats=False` the same iterations run from the
+    stored `u` without storing, so evaluation is deterministic. Unlike Flax's,
+    with `axis_name` set and `update_stats=True` the new `u` and `sigma` are
+    averaged over that axis: every device computes them from the same replicated
+    weights, so the mean changes nothing numerically, but it marks them as
+    replicated, which `jax.shard_map` requires of a state returned with out spec
+    P(). The gradient flows through sigma(W) but not through u and v, as in the
+    paper. The wrapped layer's parameters keep their own name and place, so a
+    network has the same parameter tree with and without spectral norm.
+    """
+
+    layer_instance: nn.Module
+    n_steps: int = 1
+    epsilon: float = 1e-12
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, *args: Any, update_stats: bool, **kwargs: Any) -> Any:
+        return nn.map_variables(
+            lambda layer: layer(*args, **kwargs),
+            trans_in_fn=lambda vs: jax.tree_util.tree_map_with_path(
+                lambda path, v: self._normalize(path, v, update_stats), vs),
+            init=self.is_initializing(),
+            mutable=True,
+        )(self.layer_instance)
+
+    def _normalize(self, path: Any, value: jax.Array, update_stats: bool) -> jax.Array:
+        if value.ndim < 2 or self.n_steps < 1:
+            return value  # biases, scalars: left alone
+        matrix = spectral_norm_matrix(jnp.asarray(value, jnp.float32))
+        name = "/".join([self.layer_instance.name] + [str(getattr(k, "key", k)) for k in path[1:]])
+        u_var = self.variable("batch_stats", f"{name}/u", lambda: jax.random.normal(
+            self.make_rng("params"), (1, matrix.shape[-1]), jnp.float32))
+        sigma_var = self.variable("batch_stats", f"{name}/sigma", lambda: jnp.ones((), jnp.float32))
+        u = u_var.value
+        for _ in range(self.n_steps):
+            v = _l2_normalize(u @ matrix.T, self.epsilon)  # [1, in]
+            u = _l2_normalize(v @ matrix, self.epsilon)  # [1, out]
+        u, v = jax.lax.stop_gradient(u), jax.lax.stop_gradient(v)
+        sigma = (v @ matrix @ u.T)[0, 0]
+        if update_stats and not self.is_initializing():
+            new_u, new_sigma = u, jax.lax.stop_gradient(sigma)
+            if self.axis_name is not None:
+                new_u, new_sigma = jax.lax.pmean((new_u, new_sigma), self.axis_name)
+            u_var.value, sigma_var.value = new_u, new_sigma
+        return (matrix / jnp.where(sigma != 0, sigma, 1.0)).reshape(value.shape).astype(value.dtype)
+
+
+def apply_layer(layer: nn.Module, x: jax.Array, *, spectral_norm: bool, train: bool,
+                axis_name: str | None) -> jax.Array:
+    """`layer(x)`, through `SpectralNorm` when `spectral_norm` (power iterate stored in training only)."""
+    if not spectral_norm:
+        return layer(x)
+    return SpectralNorm(layer, axis_name=axis_name if train else None,
+                        name=f"{layer.name}_sn" if layer.name else None)(x, update_stats=train)
+
+
+# --------------------------------------------------------------------------- minibatch statistics
+
+
+def minibatch_stddev(x: jax.Array, *, group_size: int = 4, num_features: int = 1, eps: float = 1e-8) -> jax.Array:
+    """Appends the minibatch standard deviation: [B, ..., C] -> [B, ..., C + num_features].
+
+    Karras, Aila, Laine & Lehtinen 2018 (ProGAN), arXiv:1710.10196 sec. 3, with
+    StyleGAN2's `num_features` split of the channels. The batch is cut into
+    B // G groups of G = min(group_size, B) samples; as in the reference code
+    (`x.reshape(G, -1, ...)`), sample i belongs to group i % (B // G), so group
+    j is {j, j + B/G, j + 2B/G, ...}. Per group, the std over its G samples (biased,
+    sqrt(var + eps)) of every feature is averaged over the spatial positions and
+    over the C / num_features channels of each channel group; the result is
+    broadcast to every position of the group's samples as `num_features` new
+    channels. Works on images [B, H, W, C] and flat features [B, C].
+
+    Under data parallelism this runs on each device's LOCAL batch: groups never
+    span devices, so the local batch size must be divisible by G.
+    """
+    b, c = x.shape[0], x.shape[-1]
+    g = min(group_size, b)
+    if group_size < 1 or b % g:
+        raise ValueError(
+            f"minibatch_stddev: the (per-device) batch size {b} must be divisible by the group size "
+            f"min({group_size}, {b}) = {g}; change the batch size or mbstd_group_size.")
+    if num_features < 1 or c % num_features:
+        raise ValueError(f"minibatch_stddev: {c} channels cannot be split into num_features={num_features} groups.")
+    spatial = x.shape[1:-1]
+    y = x.astype(jnp.float32).reshape(g, b // g, -1, num_features, c // num_features)  # [G, M, P, F, c]
+    y = jnp.sqrt(jnp.var(y, axis=0) + eps)  # [M, P, F, c]
+    y = jnp.mean(y, axis=(1, 3))  # [M, F]
+    y = jnp.tile(y, (g, 1))  # sample i -> group i % M
+    y = jnp.broadcast_to(y.reshape((b,) + (1,) * len(spatial) + (num_features,)), x.shape[:-1] + (num_features,))
+    return jnp.concatenate([x, y.astype(x.dtype)], axis=-1)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Minibatch discrimination: [B, A] -> [B, A + num_kernels].
+
+    Salimans, Goodfellow, Zaremba, Cheung, Radford & Chen 2016, arXiv:1606.03498
+    sec. 3.2: M_i = f(x_i) T in R^{num_kernels x kernel_dim},
+    c_b(x_i, x_j) = exp(-||M_{i,b} - M_{j,b}||_1), o(x_i)_b = sum_{j != i} c_b(x_i, x_j);
+    the output is [f(x_i), o(x_i)]. The sum skips j = i as the authors' code does
+    (the paper's formula sums over all j, which only adds the constant 1). T is
+    stored as one [A, num_kernels * kernel_dim] matrix, so spectral norm sees the
+    linear map it is. Under data parallelism the sum runs over each device's
+    LOCAL batch.
+    """
+
+    num_kernels: int
+    kernel_dim: int = 5
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, f: jax.Array) -> jax.Array:
+        t = self.param("kernel", nn.initializers.normal(0.05), (f.shape[-1], self.num_kernels * self.kernel_dim),
+                       jnp.float32)
+        m = (f.astype(self.dtype) @ t.astype(self.dtype)).astype(jnp.float32)
+        m = m.reshape(f.shape[0], self.num_kernels, self.kernel_dim)
+        l1 = jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)  # [B, B, K]
+        o = jnp.sum(jnp.exp(-l1), axis=1) - 1.0  # drop j = i, where exp(0) = 1
+        return jnp.concatenate([f, o.astype(f.dtype)], axis=-1)
+
+
+# --------------------------------------------------------------------------- packing and resampling
+
+
+def pack_samples(x: jax.Array, pack: int) -> jax.Array:
+    """PacGAN packing: [B, ..., C] -> [B // pack, ..., pack * C].
+
+    Lin, Khetan, Fanti & Oh 2018, arXiv:1712.04086 sec. 3: D judges `pack`
+    samples jointly. Consecutive samples form a pack (samples k*pack ... k*pack +
+    pack - 1 make pack k), concatenated along the last axis (channels of an image,
+    features of a flat sample) in sample order.
+    """
+    if pack < 1:
+        raise ValueError(f"pack must be >= 1, got {pack}.")
+    b = x.shape[0]
+    if b % pack:
+        raise ValueError(
+            f"PacGAN packing: the (per-device) batch size {b} is not divisible by pack={pack}; use a batch "
+            f"size that is a multiple of {pack} (times the device count).")
+    if pack == 1:
+        return x
+    y = x.reshape((b // pack, pack) + x.shape[1:])
+    y = jnp.moveaxis(y, 1, -2)  # [B/p, ..., p, C]
+    return y.reshape(y.shape[:-2] + (pack * x.shape[-1],))
+
+
+def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
+    """[B, H, W, C] -> [B, factor*H, factor*W, C], nearest neighbour."""
+    return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+
+
+def avg_pool2(x: jax.Array) -> jax.Array:
+    """2x2 average pooling, stride 2: [B, H, W, C] -> [B, H/2, W/2, C]."""
+    b, h, w, c = x.shape
+    return jnp.mean(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+
+
+def scaled_width(width: int, multiplier: float) -> int:
+    """round(width * multiplier), at least 1: the D capacity knob."""
+    if not multiplier > 0:
+        raise ValueError(f"width_multiplier must be > 0, got {multiplier!r}.")
+    return max(1, int(round(width * multiplier)))

@@ -1,7 +1,9 @@
 """The classic fully connected GAN of the tutorials (Goodfellow et al. 2014).
 
 G maps a latent vector to a sample of any shape (a 2-D point, a flattened 28x28
-image, ...); D maps a sample to one logit.
+image, ...); D maps a sample to one logit. Both take class labels when
+`num_classes > 0` (the cGAN of Mirza & Osindero 2014, arXiv:1411.1784: the
+label is concatenated to z, and its one-hot to D's flat input).
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan.common import DATA_AXIS
+from jaxgan.nets.conditioning import check_labels, concat_label_to_latent, discriminator_head, discriminator_input
+from jaxgan.nets.layers import apply_layer, minibatch_stddev, scaled_width
+
 
 class MLPGenerator(nn.Module):
-    """Latent [B, latent_dim] -> sample [B, *out_shape].
+    """Latent [B, latent_dim] (+ labels [B]) -> sample [B, *out_shape].
 
     Attributes:
       latent_dim: size of the latent vector z ~ N(0, I).
@@ -23,6 +29,9 @@ class MLPGenerator(nn.Module):
       hidden: width of each hidden layer.
       depth: number of hidden layers.
       tanh_output: squash to [-1, 1] (images); off for unbounded data (points).
+      num_classes: > 0 makes G class-conditional (labels required).
+      label_embed_dim: 0 concatenates a one-hot of the label to z; > 0 a learned
+        embedding of that size.
     """
 
     latent_dim: int = 64
@@ -30,12 +39,16 @@ class MLPGenerator(nn.Module):
     hidden: int = 128
     depth: int = 2
     tanh_output: bool = False
+    num_classes: int = 0
+    label_embed_dim: int = 0
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, z: jax.Array, *, train: bool = True) -> jax.Array:
+    def __call__(self, z: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
         del train  # no BatchNorm or dropout
-        h = z.astype(self.dtype)
+        check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="MLPGenerator")
+        h = concat_label_to_latent(z.astype(self.dtype), labels, num_classes=self.num_classes,
+                                   embed_dim=self.label_embed_dim, dtype=self.dtype)
         for _ in range(self.depth):
             h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(h))
         h = nn.Dense(math.prod(self.out_shape), dtype=self.dtype)(h)
@@ -45,16 +58,63 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """Sample [B, ...] -> logit [B], LeakyReLU(0.2) hidden layers."""
+    """Sample [B, ...] (+ labels [B]) -> logits [B // pack], LeakyReLU(0.2) hidden layers.
+
+    Attributes:
+      hidden, depth: width and number of hidden layers (depth 0: a linear D).
+      width_multiplier: scales `hidden` (the "weaken D" knob; see
+        `jaxgan.nets.registry.D_CAPACITY_PRESETS`).
+      spectral_norm: spectral normalization on every layer (Miyato et al. 2018,
+        arXiv:1802.05957); its power-iteration vectors live in "batch_stats".
+      num_classes, conditioning, aux_classifier: class conditioning ("concat":
+        the one-hot appended to the flat input; "projection"; "none" with the
+        ACGAN head); see `jaxgan.nets.conditioning`.
+      minibatch_std, mbstd_group_size: append the minibatch std (Karras et al.
+        2018) to the input of the last hidden layer (of the logit if depth 0).
+      minibatch_discrimination, mbd_kernel_dim: number of minibatch
+        discrimination kernels on the last hidden features (0 = off; Salimans et al. 2016).
+      pack: PacGAN packing (Lin et al. 2018): `pack` consecutive samples are
+        judged jointly, as one input of pack times the features.
+      bn_axis_name: axis over which the spectral-norm power iterates are kept
+        replicated in training; set None to train outside a mapped axis.
+
+    Sows "features" (the last hidden layer's output) and, with aux_classifier,
+    "class_logits" into "intermediates".
+    """
 
     hidden: int = 128
     depth: int = 2
+    width_multiplier: float = 1.0
+    spectral_norm: bool = False
+    num_classes: int = 0
+    conditioning: str = "concat"
+    aux_classifier: bool = False
+    minibatch_std: bool = False
+    mbstd_group_size: int = 4
+    minibatch_discrimination: int = 0
+    mbd_kernel_dim: int = 5
+    pack: int = 1
+    bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
-        del train
-        h = x.reshape(x.shape[0], -1).astype(self.dtype)
-        for _ in range(self.depth):
-            h = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype)(h), 0.2)
-        return nn.Dense(1, dtype=self.dtype)(h).astype(jnp.float32)[:, 0]
+    def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
+        if self.depth < 0:
+            raise ValueError(f"MLPDiscriminator: depth must be >= 0 hidden layers, got {self.depth}.")
+        h = discriminator_input(x.reshape(x.shape[0], -1), labels, num_classes=self.num_classes,
+                                conditioning=self.conditioning, aux_classifier=self.aux_classifier,
+                                pack=self.pack, dtype=self.dtype, who="MLPDiscriminator")
+        width = scaled_width(self.hidden, self.width_multiplier)
+        layer = lambda lyr, h: apply_layer(lyr, h, spectral_norm=self.spectral_norm, train=train,
+                                           axis_name=self.bn_axis_name)
+        for i in range(self.depth):
+            if self.minibatch_std and i == self.depth - 1:
+                h = minibatch_stddev(h, group_size=self.mbstd_group_size)
+            h = nn.leaky_relu(layer(nn.Dense(width, dtype=self.dtype, name=f"hidden{i}"), h), 0.2)
+        if self.minibatch_std and self.depth == 0:
+            h = minibatch_stddev(h, group_size=self.mbstd_group_size)
+        return discriminator_head(
+            self, h, labels, num_classes=self.num_classes, conditioning=self.conditioning,
+            aux_classifier=self.aux_classifier, minibatch_discrimination=self.minibatch_discrimination,
+            mbd_kernel_dim=self.mbd_kernel_dim, spectral_norm=self.spectral_norm, train=train,
+            axis_name=self.bn_axis_name, dtype=self.dtype)

@@ -1,0 +1,179 @@
+"""Class conditioning shared by the architectures, and the common D head.
+
+Labels are int32 class ids [B]. A net with `num_classes > 0` needs them, one
+with `num_classes == 0` refuses them (`check_labels`), so a missing or stray
+label fails loudly instead of being silently ignored.
+
+- Concatenation (Mirza & Osindero 2014, arXiv:1411.1784): G gets a one-hot
+  (or learned embedding) next to z, D gets one-hot maps as extra input channels
+  (or features, for flat samples).
+- Conditional BatchNorm (de Vries et al. 2017, arXiv:1707.00683; Miyato & Koyama
+  2018, arXiv:1802.05637): per-class gamma and beta on a BatchNorm without its own.
+- Projection (Miyato & Koyama 2018): logit = psi(phi(x)) + <embed(y), phi(x)>.
+- Auxiliary classifier (Odena, Olah & Shlens 2017, arXiv:1610.09585): a class
+  head on phi(x), sown as "class_logits".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgan.nets.layers import MinibatchDiscrimination, apply_layer, pack_samples
+
+# How D uses the labels: concatenated to its input, through the projection term,
+# or not at all in the logit (an ACGAN D, whose labels feed only the class head).
+D_CONDITIONINGS = ("concat", "projection", "none")
+
+
+def check_labels(labels: jax.Array | None, *, batch_size: int, num_classes: int, who: str) -> None:
+    """Raises a ValueError naming the problem unless the labels fit `num_classes`."""
+    if num_classes < 0:
+        raise ValueError(f"{who}: num_classes must be >= 0 (0 = unconditional), got {num_classes}.")
+    if num_classes == 0:
+        if labels is not None:
+            raise ValueError(f"{who} is unconditional (num_classes=0) but got labels; drop them or set num_classes.")
+        return
+    if labels is None:
+        raise ValueError(
+            f"{who} is class-conditional (num_classes={num_classes}) and needs labels: call it as "
+            f"module(x, labels) with int32 class ids of shape [{batch_size}].")
+    if labels.shape != (batch_size,) or not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(
+            f"{who}: labels must be integer class ids of shape [{batch_size}] (one per sample), got "
+            f"{labels.dtype}{list(labels.shape)}; pass class ids, not one-hot vectors.")
+
+
+def check_d_conditioning(*, num_classes: int, conditioning: str, aux_classifier: bool, pack: int, who: str) -> None:
+    """Validates a discriminator's conditioning options together."""
+    if conditioning not in D_CONDITIONINGS:
+        raise ValueError(f"{who}: unknown conditioning {conditioning!r}; valid: {D_CONDITIONINGS}.")
+    if num_classes == 0 and aux_classifier:
+        raise ValueError(f"{who}: aux_classifier=True needs num_classes > 0 (the classes it predicts).")
+    if num_classes > 0 and conditioning == "none" and not aux_classifier:
+        raise ValueError(
+            f"{who}: conditioning='none' with num_classes={num_classes} would ignore the labels; use "
+            "'concat' or 'projection', or aux_classifier=True (ACGAN).")
+    if pack > 1 and num_classes > 0 and (conditioning == "projection" or aux_classifier):
+        raise ValueError(
+            f"{who}: pack={pack} joins samples of different classes into one D input, so a per-sample "
+            "projection term or class head is undefined; use conditioning='concat' without aux_classifier, or pack=1.")
+
+
+def one_hot(labels: jax.Array, num_classes: int, dtype: Any) -> jax.Array:
+    return jax.nn.one_hot(labels, num_classes, dtype=dtype)
+
+
+def concat_label_maps(x: jax.Array, labels: jax.Array | None, num_classes: int) -> jax.Array:
+    """[B, ..., C] -> [B, ..., C + num_classes]: the one-hot broadcast to every
+    position (Mirza & Osindero 2014's conditional D input). Identity when unconditional."""
+    if num_classes == 0:
+        return x
+    y = one_hot(labels, num_classes, x.dtype).reshape((x.shape[0],) + (1,) * (x.ndim - 2) + (num_classes,))
+    return jnp.concatenate([x, jnp.broadcast_to(y, x.shape[:-1] + (num_classes,))], axis=-1)
+
+
+def concat_label_to_latent(z: jax.Array, labels: jax.Array | None, *, num_classes: int, embed_dim: int,
+                           dtype: Any) -> jax.Array:
+    """[B, L] -> [B, L + K]: z next to a one-hot (embed_dim=0, K = num_classes)
+    or a learned embedding (K = embed_dim) of the label (Mirza & Osindero 2014)."""
+    if num_classes == 0:
+        return z
+    if embed_dim < 0:
+        raise ValueError(f"label_embed_dim must be >= 0 (0 = one-hot), got {embed_dim}.")
+    if embed_dim == 0:
+        code = one_hot(labels, num_classes, z.dtype)
+    else:
+        code = nn.Embed(num_classes, embed_dim, dtype=dtype, name="label_embed")(labels).astype(z.dtype)
+    return jnp.concatenate([z, code], axis=-1)
+
+
+class ConditionalBatchNorm(nn.Module):
+    """BatchNorm with per-class scale and shift: gamma[y] * BN(x) + beta[y].
+
+    de Vries, Strub, Mary, Larochelle, Pietquin & Courville 2017 (arXiv:1707.00683),
+    as used by the projection-D generator (Miyato & Koyama 2018, arXiv:1802.05637):
+    the BatchNorm has no scale/bias of its own; gamma and beta are class
+    embeddings initialised to 1 and 0, so at init it is a plain BatchNorm.
+    Statistics are cross-replica over `axis_name` in training.
+    """
+
+    num_classes: int
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+    axis_name: str | None = None
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, labels: jax.Array, *, train: bool) -> jax.Array:
+        h = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=self.epsilon,
+                         use_scale=False, use_bias=False, axis_name=self.axis_name if train else None,
+                         dtype=self.dtype, name="bn")(x)
+        c = x.shape[-1]
+        gamma = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones, name="gamma")(labels)
+        beta = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros, name="beta")(labels)
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
+        return h * gamma.reshape(shape).astype(h.dtype) + beta.reshape(shape).astype(h.dtype)
+
+
+def discriminator_head(
+    module: nn.Module,
+    phi: jax.Array,
+    labels: jax.Array | None,
+    *,
+    num_classes: int,
+    conditioning: str,
+    aux_classifier: bool,
+    minibatch_discrimination: int,
+    mbd_kernel_dim: int,
+    spectral_norm: bool,
+    train: bool,
+    axis_name: str | None,
+    dtype: Any,
+) -> jax.Array:
+    """phi [B, F] (the penultimate features) -> logits [B] float32.
+
+    Call it from the discriminator's compact `__call__` with the discriminator as
+    `module`: the head's layers ("mbd", "logit", "embed", "classifier") are
+    created in its scope and the intermediates are sown there.
+
+    Sows phi as "features" (for feature matching, Salimans et al. 2016), then:
+    minibatch discrimination on phi if enabled (Salimans et al. 2016 sec. 3.2),
+    a linear logit, the projection term <embed(y), phi> (Miyato & Koyama 2018,
+    eq. 3) when conditioning == "projection", and the ACGAN class head on phi,
+    sown as "class_logits" (Odena et al. 2017).
+    """
+    layer = lambda lyr, x: apply_layer(lyr, x, spectral_norm=spectral_norm, train=train, axis_name=axis_name)
+    phi = phi.astype(dtype)
+    module.sow("intermediates", "features", phi)
+    h = phi
+    if minibatch_discrimination:
+        h = layer(MinibatchDiscrimination(minibatch_discrimination, mbd_kernel_dim, dtype=dtype, name="mbd"), h)
+    logits = layer(nn.Dense(1, dtype=dtype, name="logit"), h)[:, 0].astype(jnp.float32)
+    if num_classes and conditioning == "projection":
+        embed = nn.Embed(num_classes, phi.shape[-1], embedding_init=nn.initializers.xavier_uniform(), name="embed")
+        # Spectral norm on the class embedding too, as in Miyato & Koyama's SNEmbedID.
+        e = layer(embed, labels)
+        logits = logits + jnp.sum(e.astype(jnp.float32) * phi.astype(jnp.float32), axis=-1)
+    if aux_classifier:
+        class_logits = layer(nn.Dense(num_classes, dtype=dtype, name="classifier"), phi)
+        module.sow("intermediates", "class_logits", class_logits.astype(jnp.float32))
+    return logits
+
+
+
+def discriminator_input(x: jax.Array, labels: jax.Array | None, *, num_classes: int, conditioning: str,
+                        aux_classifier: bool, pack: int, dtype: Any, who: str) -> jax.Array:
+    """Validates a D's options and labels, then [B, ..., C] -> its first layer's input:
+    one-hot label maps appended (conditioning == "concat"), then PacGAN packing
+    to [B // pack, ..., pack * C'] (each packed sample carries its own label maps)."""
+    check_d_conditioning(num_classes=num_classes, conditioning=conditioning, aux_classifier=aux_classifier,
+                         pack=pack, who=who)
+    check_labels(labels, batch_size=x.shape[0], num_classes=num_classes, who=who)
+    h = x.astype(dtype)
+    if conditioning == "concat":
+        h = concat_label_maps(h, labels, num_classes)
+    return pack_samples(h, pack)

@@ -1,0 +1,229 @@
+"""ResNet G and D in the SNGAN / BigGAN style, at 32, 64 and 128 px.
+
+Miyato, Kataoka, Koyama & Yoshida 2018 (SNGAN, arXiv:1802.05957, appendix B.4)
+after Gulrajani et al. 2017 (WGAN-GP's ResNet, arXiv:1704.00028); the 64/128 px
+widths are BigGAN's (Brock, Donahue & Simonyan 2019, arXiv:1809.11096, tables
+4-5; `G_arch`/`D_arch` of its reference code) with ch = ngf / ndf.
+
+G: z -> linear to 4x4 -> residual up-blocks (BN-ReLU-up-conv3-BN-ReLU-conv3,
+plus an upsampled 1x1-conv shortcut) -> BN-ReLU-conv3-tanh. With
+`num_classes > 0` every block's BatchNorm is class-conditional (de Vries et al.
+2017; Miyato & Koyama 2018, arXiv:1802.05637).
+
+D: residual down-blocks (ReLU-conv3-ReLU-conv3-avgpool, plus a 1x1-conv +
+avgpool shortcut; the first block "optimized": conv3-ReLU-conv3-avgpool with an
+avgpool + 1x1 shortcut, since a ReLU on the image would discard information),
+`depth` plain blocks at the lowest resolution, ReLU, global SUM pooling, a
+linear logit; class conditioning by projection (Miyato & Koyama 2018) by
+default. Spectral norm on every D layer is on by default, as in SNGAN.
+
+Widths, in units of ngf / ndf:
+  G (4x4 first):   32: 1,1,1,1   64: 16,8,4,2,1   128: 16,16,8,4,2,1
+  D down blocks:   32: 1,1       64: 1,2,4,8      128: 1,2,4,8,16
+  D plain blocks:  32: 2 x 1     64: 1 x 16       128: 1 x 16   (default depth)
+At 32 px this is SNGAN's CIFAR-10 net with ngf=256, ndf=128.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgan.common import DATA_AXIS
+from jaxgan.nets.conditioning import (ConditionalBatchNorm, check_labels, discriminator_head,
+                                      discriminator_input)
+from jaxgan.nets.layers import apply_layer, avg_pool2, minibatch_stddev, scaled_width, upsample_nearest
+
+SUPPORTED_SIZES = (32, 64, 128)
+
+# image_size -> G widths (first at 4x4), then one up-block per consecutive pair.
+_G_WIDTHS = {32: (1, 1, 1, 1), 64: (16, 8, 4, 2, 1), 128: (16, 16, 8, 4, 2, 1)}
+# image_size -> (D down-block widths, plain-block width, default number of plain blocks).
+_D_ARCH = {32: ((1, 1), 1, 2), 64: ((1, 2, 4, 8), 16, 1), 128: ((1, 2, 4, 8, 16), 16, 1)}
+
+# SNGAN's inits: Glorot-uniform with gain sqrt(2) on the residual convs, gain 1 elsewhere.
+_RESIDUAL_INIT = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")
+_INIT = nn.initializers.xavier_uniform()
+
+
+def check_size(image_size: int, who: str) -> None:
+    if image_size not in SUPPORTED_SIZES:
+        raise ValueError(
+            f"{who} supports image_size in {SUPPORTED_SIZES}, got {image_size}; "
+            "resize the data or pick another architecture.")
+
+
+def _batch_norm(h: jax.Array, labels: jax.Array | None, *, num_classes: int, train: bool,
+                axis_name: str | None, dtype: Any, name: str) -> jax.Array:
+    """Cross-replica BatchNorm; class-conditional when num_classes > 0."""
+    if num_classes:
+        return ConditionalBatchNorm(num_classes, axis_name=axis_name, dtype=dtype, name=name)(h, labels, train=train)
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                        axis_name=axis_name if train else None, dtype=dtype, name=name)(h)
+
+
+class GBlock(nn.Module):
+    """Residual up-block: BN-ReLU-up2-conv3-BN-ReLU-conv3 + conv1(up2(x)).
+
+    The 1x1 shortcut runs before the nearest-neighbour upsampling: the two
+    commute (a pointwise linear map) and this is 4x cheaper.
+    """
+
+    features: int
+    num_classes: int = 0
+    bn_axis_name: str | None = DATA_AXIS
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, labels: jax.Array | None, *, train: bool) -> jax.Array:
+        bn = dict(num_classes=self.num_classes, train=train, axis_name=self.bn_axis_name, dtype=self.dtype)
+        conv = lambda k, init, name: nn.Conv(self.features, (k, k), padding="SAME", kernel_init=init,
+                                             dtype=self.dtype, name=name)
+        h = nn.relu(_batch_norm(x, labels, name="bn0", **bn))
+        h = conv(3, _RESIDUAL_INIT, "conv0")(upsample_nearest(h))
+        h = nn.relu(_batch_norm(h, labels, name="bn1", **bn))
+        h = conv(3, _RESIDUAL_INIT, "conv1")(h)
+        return h + upsample_nearest(conv(1, _INIT, "shortcut")(x))
+
+
+class DBlock(nn.Module):
+    """Residual down-block: ReLU-conv3-ReLU-conv3-avgpool + avgpool(conv1(x)).
+
+    `optimized` (the first block, Miyato et al. 2018): no leading ReLU, and the
+    shortcut is conv1(avgpool(x)). Without `downsample` it is a plain block
+    whose shortcut is the identity, or a 1x1 conv when the width changes.
+    """
+
+    features: int
+    downsample: bool = True
+    optimized: bool = False
+    spectral_norm: bool = True
+    bn_axis_name: str | None = DATA_AXIS
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        layer = lambda lyr, h: apply_layer(lyr, h, spectral_norm=self.spectral_norm, train=train,
+                                           axis_name=self.bn_axis_name)
+        conv = lambda k, init, name: nn.Conv(self.features, (k, k), padding="SAME", kernel_init=init,
+                                             dtype=self.dtype, name=name)
+        h = x if self.optimized else nn.relu(x)
+        h = layer(conv(3, _RESIDUAL_INIT, "conv0"), h)
+        h = layer(conv(3, _RESIDUAL_INIT, "conv1"), nn.relu(h))
+        if self.downsample:
+            h = avg_pool2(h)
+        if self.optimized:
+            shortcut = layer(conv(1, _INIT, "shortcut"), avg_pool2(x))
+        elif self.downsample or x.shape[-1] != self.features:
+            shortcut = layer(conv(1, _INIT, "shortcut"), x)
+            shortcut = avg_pool2(shortcut) if self.downsample else shortcut
+        else:
+            shortcut = x
+        return h + shortcut
+
+
+class ResNetGenerator(nn.Module):
+    """Latent [B, latent_dim] (+ labels [B]) -> images [B, size, size, channels] in [-1, 1].
+
+    Attributes:
+      latent_dim, image_size (32, 64, 128), channels, ngf: see the module docstring.
+      num_classes: > 0 gives every residual block conditional BatchNorm (labels required).
+      bn_axis_name: the cross-replica BatchNorm axis in training; None outside a mapped axis.
+    """
+
+    latent_dim: int = 128
+    image_size: int = 32
+    channels: int = 3
+    ngf: int = 64
+    num_classes: int = 0
+    bn_axis_name: str | None = DATA_AXIS
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
+        check_size(self.image_size, "ResNetGenerator")
+        check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="ResNetGenerator")
+        widths = [self.ngf * m for m in _G_WIDTHS[self.image_size]]
+        h = nn.Dense(4 * 4 * widths[0], kernel_init=_INIT, dtype=self.dtype, name="linear")(z.astype(self.dtype))
+        h = h.reshape(z.shape[0], 4, 4, widths[0])
+        for i, width in enumerate(widths[1:]):
+            h = GBlock(width, num_classes=self.num_classes, bn_axis_name=self.bn_axis_name, dtype=self.dtype,
+                       name=f"up{i}")(h, labels, train=train)
+        h = nn.relu(_batch_norm(h, None, num_classes=0, train=train, axis_name=self.bn_axis_name,
+                                dtype=self.dtype, name="bn_out"))
+        h = nn.Conv(self.channels, (3, 3), padding="SAME", kernel_init=_INIT, dtype=self.dtype, name="to_image")(h)
+        return jnp.tanh(h).astype(jnp.float32)
+
+
+class ResNetDiscriminator(nn.Module):
+    """Images [B, size, size, C] (+ labels [B]) -> logits [B // pack].
+
+    Attributes:
+      image_size (32, 64, 128), ndf: see the module docstring.
+      width_multiplier: scales `ndf` (the "weaken D" knob; see
+        `jaxgan.nets.registry.D_CAPACITY_PRESETS`).
+      depth: plain residual blocks after the down-blocks; None = the
+        architecture's (2 at 32 px, 1 at 64/128).
+      spectral_norm: on every layer (Miyato et al. 2018); the power-iteration
+        vectors live in "batch_stats".
+      num_classes, conditioning, aux_classifier: "projection" (default; Miyato &
+        Koyama 2018), "concat" (one-hot input channels) or "none" (ACGAN head
+        only); see `jaxgan.nets.conditioning`.
+      minibatch_std, mbstd_group_size: the minibatch-std channel (Karras et al.
+        2018) appended before the last residual block.
+      minibatch_discrimination, mbd_kernel_dim: minibatch discrimination kernels
+        on the pooled features (0 = off; Salimans et al. 2016).
+      pack: PacGAN packing (Lin et al. 2018), along channels.
+      bn_axis_name: axis over which spectral norm's power iterates are kept
+        replicated in training; None outside a mapped axis.
+
+    Sows "features" (the sum-pooled ReLU features, [B // pack, width]) and,
+    with aux_classifier, "class_logits" into "intermediates".
+    """
+
+    image_size: int = 32
+    ndf: int = 64
+    width_multiplier: float = 1.0
+    depth: int | None = None
+    spectral_norm: bool = True
+    num_classes: int = 0
+    conditioning: str = "projection"
+    aux_classifier: bool = False
+    minibatch_std: bool = False
+    mbstd_group_size: int = 4
+    minibatch_discrimination: int = 0
+    mbd_kernel_dim: int = 5
+    pack: int = 1
+    bn_axis_name: str | None = DATA_AXIS
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
+        check_size(self.image_size, "ResNetDiscriminator")
+        if x.ndim != 4 or x.shape[1:3] != (self.image_size, self.image_size):
+            raise ValueError(
+                f"ResNetDiscriminator(image_size={self.image_size}) expects images [B, {self.image_size}, "
+                f"{self.image_size}, C], got shape {tuple(x.shape)}; set image_size to the data's size.")
+        down, plain_width, default_depth = _D_ARCH[self.image_size]
+        depth = default_depth if self.depth is None else self.depth
+        if depth < 0:
+            raise ValueError(f"ResNetDiscriminator: depth must be >= 0 plain blocks (or None), got {depth}.")
+        ndf = scaled_width(self.ndf, self.width_multiplier)
+        blocks = [(ndf * m, True) for m in down] + [(ndf * plain_width, False)] * depth
+        h = discriminator_input(x, labels, num_classes=self.num_classes, conditioning=self.conditioning,
+                                aux_classifier=self.aux_classifier, pack=self.pack, dtype=self.dtype,
+                                who="ResNetDiscriminator")
+        for i, (width, downsample) in enumerate(blocks):
+            if self.minibatch_std and i == len(blocks) - 1:
+                h = minibatch_stddev(h, group_size=self.mbstd_group_size)
+            h = DBlock(width, downsample=downsample, optimized=(i == 0), spectral_norm=self.spectral_norm,
+                       bn_axis_name=self.bn_axis_name, dtype=self.dtype, name=f"block{i}")(h, train=train)
+        phi = jnp.sum(nn.relu(h), axis=(1, 2))  # global sum pooling (SNGAN)
+        return discriminator_head(
+            self, phi, labels, num_classes=self.num_classes, conditioning=self.conditioning,
+            aux_classifier=self.aux_classifier, minibatch_discrimination=self.minibatch_discrimination,
+            mbd_kernel_dim=self.mbd_kernel_dim, spectral_norm=self.spectral_norm, train=train,
+            axis_name=self.bn_axis_name, dtype=self.dtype)
