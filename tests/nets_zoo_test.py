@@ -56,10 +56,10 @@ def _init(module, *args, seed=0, **kwargs):
 
     def fill(path, leaf):
         name = jax.tree_util.keystr(path)
-        if name.endswith("['var']"):
+        if name.endswith("['var']") or name.endswith("/sigma']"):  # BatchNorm variance, spectral-norm sigma
             return np.ones(leaf.shape, np.float32)
-        if name.endswith("['mean']") or name.endswith("/sigma']"):
-            return np.zeros(leaf.shape, np.float32) if "mean" in name else np.ones(leaf.shape, np.float32)
+        if name.endswith("['mean']"):
+            return np.zeros(leaf.shape, np.float32)
         fan_in = int(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else 1
         scale = 1.0 / np.sqrt(fan_in) if len(leaf.shape) > 1 else 0.1
         return (rs.randn(*leaf.shape) * scale + (1.0 if name.endswith("['scale']") else 0.0)).astype(np.float32)
@@ -258,6 +258,23 @@ def test_acgan_head_sows_class_logits():
     assert inter["class_logits"][0].shape == (2, 3)
     # conditioning="none": the source logit ignores the labels (ACGAN's D).
     np.testing.assert_array_equal(np.asarray(logits), np.asarray(other_logits))
+
+
+@pytest.mark.parametrize("d,shape", [
+    (MLPDiscriminator(hidden=8, depth=2), (3, 5)),
+    (DCGANDiscriminator(ndf=4, bn_axis_name=None), (3, 32, 32, 1)),
+], ids=["mlp", "dcgan"])
+def test_features_are_the_logit_layer_input(d, shape):
+    """The sown "features" phi are what the linear logit reads: logit = phi . w + b."""
+    x = jnp.asarray(_rand(*shape))
+    variables = _init(d, x)
+    with jax.default_matmul_precision("highest"):
+        logits, state = d.apply(variables, x, train=False, mutable=["intermediates"])
+    phi = np.asarray(state["intermediates"]["features"][0], np.float64)
+    head = variables["params"]["logit"]
+    want = phi @ np.asarray(head["kernel"], np.float64)[:, 0] + float(head["bias"][0])
+    np.testing.assert_allclose(np.asarray(logits), want, rtol=1e-5, atol=1e-5)
+    assert phi.shape[0] == shape[0] and state["intermediates"]["features"][0].dtype == jnp.float32
 
 
 def _conditional_nets():

@@ -140,7 +140,7 @@ def discriminator_head(
     `module`: the head's layers ("mbd", "logit", "embed", "classifier") are
     created in its scope and the intermediates are sown there.
 
-    Sows phi as "features" (for feature matching, Salimans et al. 2016), then:
+    Sows phi as "features" (float32; for feature matching, Salimans et al. 2016), then:
     minibatch discrimination on phi if enabled (Salimans et al. 2016 sec. 3.2),
     a linear logit, the projection term <embed(y), phi> (Miyato & Koyama 2018,
     eq. 3) when conditioning == "projection", and the ACGAN class head on phi,
@@ -148,7 +148,7 @@ def discriminator_head(
     """
     layer = lambda lyr, x: apply_layer(lyr, x, spectral_norm=spectral_norm, train=train, axis_name=axis_name)
     phi = phi.astype(dtype)
-    module.sow("intermediates", "features", phi)
+    module.sow("intermediates", "features", phi.astype(jnp.float32))
     h = phi
     if minibatch_discrimination:
         h = layer(MinibatchDiscrimination(minibatch_discrimination, mbd_kernel_dim, dtype=dtype, name="mbd"), h)
