@@ -5,6 +5,10 @@ with `--config.FIELD=VALUE` (e.g. `--config.train_steps=3000`). Without
 --workdir, a new directory under ./workdirs/ is created and printed. A workdir
 that already holds checkpoints is resumed from the latest one.
 
+`--dry_run` validates the config and prints parameter counts and the resolved
+config without training. SIGTERM (preemption) saves a checkpoint and exits with
+status 143; relaunching the same command resumes.
+
 Several hosts: start the same command on every host with --multihost; JAX reads
 the coordinator address, process count and id from the environment (cluster
 auto-detection) or from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID.
@@ -12,6 +16,7 @@ auto-detection) or from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCES
 
 import datetime
 import os
+import signal
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -21,6 +26,8 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf
 config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Experiment config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, samples and TensorBoard events.")
 flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (one process per host).")
+flags.DEFINE_bool("dry_run", False, "Validate the config, build the state abstractly, print parameter counts "
+                  "and the resolved config; train nothing, write nothing.")
 FLAGS = flags.FLAGS
 
 
@@ -36,6 +43,19 @@ def _quiet_orbax() -> None:
         lambda record: record.levelno >= logging.converter.STANDARD_WARNING or "/orbax/" not in record.pathname)
 
 
+def _print_dry_run(report) -> None:
+    schedule = report["schedule"]
+    print(FLAGS.config.to_json_best_effort(indent=2, sort_keys=True))
+    print(report["g_overview"])
+    print(report["d_overview"])
+    print(f"jaxgan dry run: config OK. Generator {report['g_parameters']:,} parameters, discriminator "
+          f"{report['d_parameters']:,}; TrainState {report['state_bytes'] / 2**20:.1f} MiB. "
+          f"{schedule.train_steps} steps of {schedule.images_per_step} real images "
+          f"({schedule.train_steps * schedule.images_per_step:,} images); checkpoint every "
+          f"{schedule.checkpoint_every}, samples every {schedule.sample_every}, eval every "
+          f"{schedule.eval_every or 'never'} steps.", flush=True)
+
+
 def main(argv):
     del argv
     _quiet_orbax()
@@ -45,10 +65,15 @@ def main(argv):
         jax.distributed.initialize()
     from jaxgan import loop
 
+    if FLAGS.dry_run:
+        _print_dry_run(loop.dry_run(FLAGS.config))
+        return 0
     workdir = os.path.abspath(FLAGS.workdir or _default_workdir(FLAGS["config"].config_filename))
     logging.info("JAX process %d/%d, local devices %s", jax.process_index(), jax.process_count(), jax.local_devices())
     print(f"jaxgan: writing to workdir {workdir}", flush=True)
-    loop.train_and_evaluate(FLAGS.config, workdir)
+    state = loop.train_and_evaluate(FLAGS.config, workdir)
+    if int(state.step) < loop.resolve_schedule(FLAGS.config).train_steps:
+        return 128 + signal.SIGTERM  # stopped by SIGTERM after saving: tell the scheduler it did not finish
     print(f"jaxgan: done. Samples in {os.path.join(workdir, 'samples')}, checkpoints in "
           f"{os.path.join(workdir, 'checkpoints')}; TensorBoard: tensorboard --logdir {workdir}", flush=True)
 

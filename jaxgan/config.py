@@ -8,6 +8,9 @@ arguments the library takes.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import flax.linen as nn
 import ml_collections
 import optax
@@ -42,20 +45,65 @@ def base_config() -> ml_collections.ConfigDict:
     c.n_critic = 1  # D updates per G update
     c.critic_loop = "auto"  # "scan", "unroll" or "auto" (by backend)
     c.batch_size = 64  # global batch per D update, split over all devices
-    c.train_steps = 1500  # G updates
     c.ema_decay = 0.999  # EMA of G's params
     c.ema_warmup = True  # decay min(ema_decay, (1+step)/(10+step)) so the EMA forgets the init
 
     c.g_optimizer = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))  # Adam (Radford et al. 2016)
     c.d_optimizer = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))
 
+    # Durations. A step is n_critic D updates + 1 G update and shows D
+    # batch_size * n_critic real images. Each duration can instead be given in
+    # images (StyleGAN's kimg style): a *_images field > 0 overrides its *_steps
+    # twin and is rounded up to whole steps (see `resolve_schedule`).
+    c.train_steps = 1500  # G updates
+    c.train_images = 0
     c.log_every_steps = 50
     c.sample_every_steps = 250  # PNG grids of G and EMA-G in WORKDIR/samples/
+    c.sample_every_images = 0
     c.num_samples = 64  # images per grid
     c.checkpoint_every_steps = 500
+    c.checkpoint_every_images = 0
     c.keep_checkpoints = 3
     c.eval_every_steps = 0  # 0 = off; evaluators plug in here
+    c.eval_every_images = 0
+    c.progress_bar = True  # a console progress bar (process 0 only)
     return c
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Every duration of a run, in train steps (0 = never)."""
+
+    train_steps: int
+    log_every: int
+    sample_every: int
+    checkpoint_every: int
+    eval_every: int
+    images_per_step: int
+
+    def due(self, every: int, step: int) -> bool:
+        """Whether a periodic action with period `every` runs after step `step` (always at the end)."""
+        return step == self.train_steps or (every > 0 and step % every == 0)
+
+
+def _steps(config: ml_collections.ConfigDict, name: str, images_per_step: int) -> int:
+    images = config.get(f"{name}_images", 0)
+    if images:
+        return max(1, math.ceil(images / images_per_step))
+    return int(config[f"{name}_steps"])
+
+
+def resolve_schedule(config: ml_collections.ConfigDict) -> Schedule:
+    """Converts every duration to steps, in one place (images -> ceil(images / images per step))."""
+    per_step = config.batch_size * config.n_critic
+    return Schedule(
+        train_steps=_steps(config, "train", per_step),
+        log_every=int(config.log_every_steps),
+        sample_every=_steps(config, "sample_every", per_step),
+        checkpoint_every=_steps(config, "checkpoint_every", per_step),
+        eval_every=_steps(config, "eval_every", per_step),
+        images_per_step=per_step,
+    )
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
@@ -76,6 +124,15 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     for name in ("train_steps", "log_every_steps", "sample_every_steps", "checkpoint_every_steps"):
         if getattr(config, name) < 1:
             raise ValueError(f"config.{name}={getattr(config, name)} must be >= 1.")
+    for name in ("eval_every_steps", "train_images", "sample_every_images", "checkpoint_every_images",
+                 "eval_every_images"):
+        if config.get(name, 0) < 0:
+            raise ValueError(f"config.{name}={config.get(name)} must be >= 0 (0 = off / use the *_steps field).")
+
+
+def data_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """The shape of one training sample, known from the config alone (no data loaded)."""
+    return (config.data.image_size, config.data.image_size, config.data.channels)
 
 
 def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:

@@ -2,19 +2,32 @@
 
 It reads the config, loads the data, restores or initializes the state, runs the
 compiled step, and does the chores through CLU (metric writers, progress,
-parameter overview), Orbax (checkpoints) and PNG sample grids. Everything it
-calls below takes explicit arguments.
+parameter overview), Orbax (checkpoints), PNG sample grids and evaluators.
+Everything it calls below takes explicit arguments.
 
-Initialization order: the latest checkpoint in WORKDIR/checkpoints, else a
-fresh state from `config.seed`.
+Initialization order: the latest readable checkpoint in WORKDIR/checkpoints,
+else a fresh state from `config.seed`. Batch s is a pure function of (seed, s)
+and every random draw of step s of (rng, s), so a resumed run continues exactly
+as a straight run would have.
+
+Safety: metrics are fetched from the devices only when logged or before a save;
+a state with a non-finite metric or parameter is never saved and stops the run
+with the step and the last good checkpoint. SIGTERM (preemption) saves a
+checkpoint at the current step and returns early.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
-from typing import Any
+import platform
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,12 +37,27 @@ from absl import logging
 from clu import metric_writers, parameter_overview, periodic_actions
 from PIL import Image
 
+import jaxgan
 from jaxgan import checkpoint, data
 from jaxgan.common import to_uint8
-from jaxgan.config import build_networks, build_optimizers, build_step, validate
-from jaxgan.sampling import generate, image_grid
-from jaxgan.state import GANTrainState, create_train_state
-from jaxgan.train import make_mesh, replicate, sample_latents, shard_map_step
+from jaxgan.config import (Schedule, build_networks, build_optimizers, build_step, data_shape, resolve_schedule,
+                           validate)
+from jaxgan.sampling import fixed_latents, generate, image_grid, sample_batched
+from jaxgan.state import GANTrainState, abstract_train_state, create_train_state
+from jaxgan.train import make_mesh, prefetch_to_mesh, replicate, shard_map_step
+
+SampleFn = Callable[[int, int], np.ndarray]
+
+
+class Evaluator(Protocol):
+    """A periodic evaluation the loop runs every `eval_every_steps`.
+
+    Called with `sample_fn(num, seed) -> uint8 [num, H, W, C]` (EMA-G samples in
+    inference mode, deterministic in the seed) and the step; returns scalars
+    that the loop writes as `eval/<name>`.
+    """
+
+    def __call__(self, sample_fn: SampleFn, step: int) -> Mapping[str, float]: ...
 
 
 def load_training_arrays(data_config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
@@ -51,10 +79,37 @@ def step_batch(batcher: data.ArrayBatcher, step: int, n_critic: int) -> dict[str
     return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
 
 
-def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-    if jax.process_index() == 0:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
+def code_version() -> dict[str, Any]:
+    """What produced a run: jaxgan's version and git commit, library versions, machine."""
+    info: dict[str, Any] = {"jaxgan": jaxgan.__version__, "python": platform.python_version()}
+    for module in ("jax", "flax", "optax", "orbax.checkpoint"):
+        try:
+            info[module] = __import__(module, fromlist=["__version__"]).__version__
+        except (ImportError, AttributeError):
+            pass
+    source = os.path.dirname(os.path.abspath(jaxgan.__file__))
+    try:
+        git = lambda *args: subprocess.run(["git", *args], cwd=source, capture_output=True, text=True,
+                                           timeout=10, check=True).stdout.strip()
+        info["git_commit"] = git("rev-parse", "HEAD")
+        info["git_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        info["git_commit"] = None  # an installed wheel, not a checkout
+    info["backend"] = jax.default_backend()
+    info["devices"] = jax.device_count()
+    info["processes"] = jax.process_count()
+    info["argv"] = sys.argv
+    return info
+
+
+def write_run_info(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """WORKDIR/config.json (the resolved config) and WORKDIR/version.json (the code)."""
+    if jax.process_index() != 0:
+        return
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
+    with open(os.path.join(workdir, "version.json"), "w") as f:
+        json.dump(code_version(), f, indent=2, sort_keys=True)
 
 
 def _save_samples(writer, workdir: str, step: int, images: dict[str, jax.Array]) -> None:
@@ -67,21 +122,101 @@ def _save_samples(writer, workdir: str, step: int, images: dict[str, jax.Array])
     writer.write_images(step, {f"samples/{name}": grid[None] for name, grid in grids.items()})
 
 
-def _check_finite(step: int, metrics: dict[str, float], last_checkpoint: int | None) -> None:
+@jax.jit
+def _tree_all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def check_finite(step: int, metrics: Mapping[str, float], state: Any, last_checkpoint: int | None) -> None:
+    """Raises FloatingPointError naming the step and the last good checkpoint if a metric
+    or any floating-point leaf of the state (params, optimizer, EMA) is NaN or Inf."""
     bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
-    if bad:
+    if bad or not bool(_tree_all_finite(state)):
+        what = f"metrics {bad}" if bad else "parameters or optimizer state"
         raise FloatingPointError(
-            f"Non-finite training metrics at step {step}: {bad}. Last good checkpoint: "
-            f"{'none' if last_checkpoint is None else f'step {last_checkpoint}'}; this state was not saved."
+            f"Non-finite {what} at step {step}. Last good checkpoint: "
+            f"{'none' if last_checkpoint is None else f'step {last_checkpoint}'}; this state was not saved. "
+            "Lower the learning rates, add a regularizer, or check the data."
         )
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANTrainState:
-    """Trains (or resumes) the GAN described by `config`, writing into `workdir`."""
+class PreemptionWatcher:
+    """Records SIGTERM (a preemption notice) instead of dying, so the loop can save first.
+
+    With several processes, they agree through JAX's preemption sync point
+    (`jax.distributed` installs its own SIGTERM notifier) so all save the same step.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._previous = None
+
+    def __enter__(self) -> "PreemptionWatcher":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, lambda signum, frame: self._event.set())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def should_stop(self, step: int) -> bool:
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+            try:
+                return bool(multihost_utils.reached_preemption_sync_point(step))
+            except RuntimeError:  # no preemption service (not started with jax.distributed)
+                pass
+        return self._event.is_set()
+
+
+def _progress_bar(config: ml_collections.ConfigDict, schedule: Schedule, start: int):
+    enabled = bool(config.get("progress_bar", True)) and jax.process_index() == 0
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from tqdm import tqdm
+    return tqdm(total=schedule.train_steps, initial=start, unit="step", dynamic_ncols=True,
+                mininterval=1.0 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+
+
+def dry_run(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Validates `config` and builds the state abstractly (no data, no compile, no training).
+
+    Returns the resolved schedule, parameter counts and the parameter tables,
+    which `experiments/train.py --dry_run` prints with the resolved config.
+    """
     validate(config, jax.device_count())
+    schedule = resolve_schedule(config)
+    generator, discriminator = build_networks(config)
+    g_tx, d_tx = build_optimizers(config)
+    build_step(config, generator, discriminator, g_tx, d_tx)
+    state = abstract_train_state(rng=config.seed, generator=generator, discriminator=discriminator,
+                                 example_images=np.zeros((1, *data_shape(config)), np.float32),
+                                 g_tx=g_tx, d_tx=d_tx)
+    return {
+        "schedule": schedule,
+        "g_parameters": parameter_overview.count_parameters(state.g.params),
+        "d_parameters": parameter_overview.count_parameters(state.d.params),
+        "g_overview": parameter_overview.get_parameter_overview(state.g.params, include_stats=False),
+        "d_overview": parameter_overview.get_parameter_overview(state.d.params, include_stats=False),
+        "state_bytes": sum(x.size * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(state)),
+    }
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       evaluators: Sequence[Evaluator] = ()) -> GANTrainState:
+    """Trains (or resumes) the GAN described by `config`, writing into `workdir`.
+
+    Returns the final state; its `step` is below the schedule's end only when
+    the run was stopped by SIGTERM (after saving a checkpoint).
+    """
+    validate(config, jax.device_count())
+    schedule = resolve_schedule(config)
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
-    _write_config(config, workdir)
+    write_run_info(config, workdir)
 
     arrays = load_training_arrays(config.data)
     batcher = data.ArrayBatcher(arrays, batch_size=config.batch_size, seed=config.seed,
@@ -95,7 +230,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANTr
     mesh = make_mesh()
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
     with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"),
-                                       max_to_keep=config.keep_checkpoints) as manager:
+                                       max_to_keep=config.keep_checkpoints) as manager, \
+            PreemptionWatcher() as preemption:
         state, restored_step = checkpoint.restore_latest(manager, state)
         if restored_step is None:
             parameter_overview.log_parameter_overview(state.g.params, msg="Generator parameters")
@@ -104,32 +240,54 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANTr
             logging.info("Resumed from the checkpoint at step %d in %s", restored_step, workdir)
         state = replicate(state, mesh)
         train_fn = shard_map_step(step, mesh)
-        sample_fn = jax.jit(functools.partial(generate, generator))
-        sample_z = replicate(sample_latents(jax.random.PRNGKey(config.seed + 1),
-                                            jnp.arange(config.num_samples), step.latent_dim), mesh)
-        progress = periodic_actions.ReportProgress(num_train_steps=config.train_steps, writer=writer)
+        grid_fn = jax.jit(functools.partial(generate, generator))
+        grid_z = replicate(fixed_latents(config.seed + 1, config.num_samples, step.latent_dim), mesh)
+        progress = periodic_actions.ReportProgress(num_train_steps=schedule.train_steps, writer=writer)
         last_checkpoint = restored_step
+        start = int(state.step)
+        keys = step.batch_keys
+        batches = prefetch_to_mesh(
+            ({k: v for k, v in step_batch(batcher, s, config.n_critic).items() if k in keys}
+             for s in range(start, schedule.train_steps)), mesh)
 
-        for s in range(int(state.step), config.train_steps):
-            state, metrics = train_fn(state, step_batch(batcher, s, config.n_critic))
-            done = s + 1
-            progress(done)
-            is_last = done == config.train_steps
-            log_now = done % config.log_every_steps == 0 or is_last
-            save_now = done % config.checkpoint_every_steps == 0 or is_last
-            if log_now or save_now:  # the only host syncs: never save a non-finite state
-                values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                _check_finite(done, values, last_checkpoint)
-            if log_now:
-                writer.write_scalars(done, {f"train/{k}": v for k, v in values.items()})
-            if done % config.sample_every_steps == 0 or is_last:
-                _save_samples(writer, workdir, done, {
-                    "g": sample_fn(state.g.params, state.g.batch_stats, sample_z),
-                    "ema": sample_fn(state.g_ema_params, state.g.batch_stats, sample_z),
-                })
-            if save_now:
-                checkpoint.save(manager, done, state)
-                last_checkpoint = done
+        with _progress_bar(config, schedule, start) as bar:
+            for s in range(start, schedule.train_steps):
+                state, metrics = train_fn(state, next(batches))
+                done = s + 1
+                progress(done)
+                if bar is not None:
+                    bar.update(1)
+                stop = preemption.should_stop(done)
+                log_now = schedule.due(schedule.log_every, done)
+                save_now = schedule.due(schedule.checkpoint_every, done) or stop
+                if log_now or save_now:  # the only host syncs: never save a non-finite state
+                    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    check_finite(done, values, state, last_checkpoint)
+                if log_now:
+                    writer.write_scalars(done, {f"train/{k}": v for k, v in values.items()})
+                    if bar is not None:
+                        bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
+                if schedule.due(schedule.sample_every, done):
+                    _save_samples(writer, workdir, done, {
+                        "g": grid_fn(state.g.params, state.g.batch_stats, grid_z),
+                        "ema": grid_fn(state.g_ema_params, state.g.batch_stats, grid_z),
+                    })
+                if evaluators and schedule.eval_every and schedule.due(schedule.eval_every, done):
+                    sample_fn = lambda num, seed: np.asarray(to_uint8(sample_batched(
+                        generator, state.g_ema_params, state.g.batch_stats, num=num, seed=seed)))
+                    for evaluate in evaluators:
+                        writer.write_scalars(done, {f"eval/{k}": float(v) for k, v in
+                                                    evaluate(sample_fn, done).items()})
+                if save_now:
+                    checkpoint.save(manager, done, state)
+                    last_checkpoint = done
+                if stop:
+                    manager.wait_until_finished()
+                    logging.warning("SIGTERM: saved the checkpoint at step %d; stopping.", done)
+                    print(f"jaxgan: preempted (SIGTERM); checkpoint saved at step {done}. "
+                          "Relaunch the same command to resume.", flush=True)
+                    break
         manager.wait_until_finished()
     writer.flush()
     return state
+

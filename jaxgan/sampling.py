@@ -6,15 +6,60 @@ import math
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxgan.common import Params
 
 
-def generate(generator: nn.Module, params: Params, batch_stats: Params, z: jax.Array) -> jax.Array:
-    """G(z) in inference mode (BatchNorm uses its running statistics)."""
+def generate(generator: nn.Module, params: Params, batch_stats: Params, z: jax.Array,
+             labels: jax.Array | None = None) -> jax.Array:
+    """G(z[, labels]) in inference mode (BatchNorm uses its running statistics)."""
     variables = {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
-    return generator.apply(variables, z, train=False)
+    if labels is None:
+        return generator.apply(variables, z, train=False)
+    return generator.apply(variables, z, labels, train=False)
+
+
+def fixed_latents(seed: int, num: int, latent_dim: int, start: int = 0) -> jax.Array:
+    """Latents number start..start+num-1 of `seed`: z_i = N(0, I) keyed by fold_in(PRNGKey(seed), i).
+
+    Sample i depends only on (seed, i), never on how many are drawn at once, so
+    the same seed always gives the same samples, in any batch size.
+    """
+    key = jax.random.PRNGKey(seed)
+    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (latent_dim,)))(
+        jnp.arange(start, start + num))
+
+
+def sample_batched(
+    generator: nn.Module,
+    params: Params,
+    batch_stats: Params,
+    *,
+    num: int,
+    seed: int,
+    labels: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """`num` samples of G (float, in the model's range) from `fixed_latents(seed, ...)`, on the host.
+
+    Batches are padded to `batch_size` so a single compiled function serves every batch.
+    """
+    if num < 1:
+        raise ValueError(f"num must be >= 1, got {num}.")
+    if labels is not None and len(labels) != num:
+        raise ValueError(f"{len(labels)} labels for {num} samples; give one label per sample.")
+    latent_dim = int(generator.latent_dim)
+    run = jax.jit(lambda p, s, z, y: generate(generator, p, s, z, y))
+    out = []
+    for start in range(0, num, batch_size):
+        n = min(batch_size, num - start)
+        z = fixed_latents(seed, batch_size, latent_dim, start)
+        y = None if labels is None else jnp.asarray(np.resize(np.asarray(labels[start:start + n]), batch_size),
+                                                    jnp.int32)
+        out.append(np.asarray(run(params, batch_stats, z, y))[:n])
+    return np.concatenate(out)
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:

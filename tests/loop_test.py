@@ -3,8 +3,10 @@
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -84,3 +86,237 @@ def test_bad_batch_size_fails_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="not divisible"):
         loop.train_and_evaluate(config, str(tmp_path / "bad"))
     assert not os.path.exists(tmp_path / "bad")
+
+
+# --- Preemption, crashes and damaged checkpoints -----------------------------------------------
+
+def _launch(workdir, data_dir, *flags):
+    # Same XLA_FLAGS (8 CPU devices) as this process, so in-process reference runs match bit for bit.
+    env = dict(os.environ, JAXGAN_DATA_DIR=str(data_dir))
+    return subprocess.Popen(
+        [sys.executable, "experiments/train.py", "--config=experiments/configs/test.py", f"--workdir={workdir}",
+         *flags], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finished_steps(workdir):
+    directory = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+
+
+def _wait_for(predicate, process, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"the run ended early (rc={process.returncode}): {err[-3000:]}")
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError("timed out waiting for the run")
+
+
+def _restored_leaves(workdir, like):
+    from jaxgan import checkpoint
+    with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"), async_save=False) as manager:
+        state, step = checkpoint.restore_latest(manager, jax.device_get(like))
+    return step, _leaves(state)
+
+
+def test_sigkill_between_checkpoints_then_relaunch_is_bit_exact(tmp_path):
+    """A run killed with SIGKILL after a checkpoint and relaunched ends exactly like a straight run."""
+    data_dir, workdir = tmp_path / "tfds", str(tmp_path / "killed")
+    common = ["--config.checkpoint_every_steps=2", "--config.sample_every_steps=100000"]
+    process = _launch(workdir, data_dir, "--config.train_steps=100000", *common)
+    _wait_for(lambda: _finished_steps(workdir), process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = _finished_steps(workdir)[-1]  # the newest finished checkpoint; later ones may be half-written
+    end = killed_at + 2
+
+    relaunched = _launch(workdir, data_dir, f"--config.train_steps={end}", *common)
+    out, err = relaunched.communicate(timeout=600)
+    assert relaunched.returncode == 0, err[-3000:]
+
+    straight = loop.train_and_evaluate(
+        _config(end, data_dir=str(data_dir), checkpoint_every_steps=2, sample_every_steps=100000),
+        str(tmp_path / "straight"))
+    step, resumed = _restored_leaves(workdir, straight)
+    assert step == end
+    for a, b in zip(_leaves(straight), resumed):
+        np.testing.assert_array_equal(a, b)
+    for name in ("g", "ema"):
+        png = f"samples/{name}_{end:06d}.png"
+        np.testing.assert_array_equal(np.asarray(Image.open(os.path.join(workdir, png))),
+                                      np.asarray(Image.open(tmp_path / "straight" / png)))
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
+    data_dir, workdir = tmp_path / "tfds", str(tmp_path / "preempted")
+    process = _launch(workdir, data_dir, "--config.train_steps=100000", "--config.checkpoint_every_steps=100000",
+                      "--config.sample_every_steps=1")
+    _wait_for(lambda: os.path.exists(os.path.join(workdir, "samples", "g_000001.png")), process)
+    assert not _finished_steps(workdir)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 143, err[-3000:]
+    saved = _finished_steps(workdir)
+    assert len(saved) == 1 and saved[0] >= 1
+    assert f"checkpoint saved at step {saved[0]}" in out
+
+    from jaxgan import workdir as workdir_lib
+    assert workdir_lib.load_generator(workdir).step == saved[0]  # a complete, readable checkpoint
+
+
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
+    data_dir = str(tmp_path / "tfds")
+    workdir = str(tmp_path / "run")
+    straight = loop.train_and_evaluate(_config(6, data_dir=data_dir), str(tmp_path / "straight"))
+    loop.train_and_evaluate(_config(6, data_dir=data_dir), workdir)
+    for path in glob.glob(os.path.join(workdir, "checkpoints", "6", "default", "d", "*")):
+        with open(path, "r+b") as f:  # a disk error: the array data is truncated
+            f.truncate(16)
+    resumed = loop.train_and_evaluate(_config(6, data_dir=data_dir), workdir)
+
+    assert "checkpoint 6 is unreadable" in capsys.readouterr().out
+    moved = [n for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.startswith("6.unreadable-")]
+    assert len(moved) == 1  # kept for inspection, not deleted
+    assert _finished_steps(workdir) == [3, 6]  # steps 4..6 were retrained from 3 and saved again
+    for a, b in zip(_leaves(straight), _leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_non_finite_training_stops_before_saving(tmp_path):
+    config = _config(6, data_dir=str(tmp_path / "tfds"))
+    config.d_optimizer.learning_rate = float("inf")  # the first D update makes D's params non-finite
+    workdir = str(tmp_path / "nan")
+    with pytest.raises(FloatingPointError, match=r"at step 2\. Last good checkpoint: none; this state was not saved"):
+        loop.train_and_evaluate(config, workdir)
+    assert _finished_steps(workdir) == []
+
+
+def test_check_finite_looks_at_the_parameters_too():
+    state = {"w": np.array([1.0, np.nan], np.float32), "step": np.int32(3)}
+    with pytest.raises(FloatingPointError, match="parameters or optimizer state at step 7. Last good checkpoint: step 5"):
+        loop.check_finite(7, {"d_loss": 0.5}, state, 5)
+    loop.check_finite(7, {"d_loss": 0.5}, {"w": np.ones(2, np.float32)}, 5)
+
+
+# --- Dry run, durations, sampling, evaluators ----------------------------------------------------
+
+def test_dry_run_prints_counts_and_config_without_writing(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="")
+    result = subprocess.run(
+        [sys.executable, "experiments/train.py", "--config=experiments/configs/test.py", "--dry_run",
+         f"--workdir={tmp_path / 'never'}", "--config.train_images=1000"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from jaxgan.config import build_networks
+    from jaxgan.state import create_train_state
+    import optax
+    g, d = build_networks(test_config.get_config())
+    state = create_train_state(0, generator=g, discriminator=d, example_images=np.zeros((1, 32, 32, 1), np.float32),
+                               g_tx=optax.sgd(0.1), d_tx=optax.sgd(0.1))
+    count = lambda tree: sum(x.size for x in jax.tree_util.tree_leaves(tree))
+    assert f"Generator {count(state.g.params):,} parameters, discriminator {count(state.d.params):,}" in result.stdout
+    assert "63 steps of 16 real images" in result.stdout  # ceil(1000 / 16)
+    assert '"train_images": 1000' in result.stdout
+    assert not os.path.exists(tmp_path / "never")
+
+
+def test_dry_run_rejects_a_bad_config():
+    config = test_config.get_config()
+    config.loss = "nope"
+    with pytest.raises(ValueError, match="config.loss='nope' is unknown"):
+        loop.dry_run(config)
+
+
+def test_durations_in_images_round_up_to_steps():
+    from jaxgan.config import resolve_schedule
+    config = test_config.get_config()  # batch 16
+    config.n_critic = 2  # 32 real images per step
+    config.train_images = 1000
+    config.checkpoint_every_images = 320
+    config.sample_every_images = 33
+    schedule = resolve_schedule(config)
+    assert (schedule.train_steps, schedule.checkpoint_every, schedule.sample_every) == (32, 10, 2)
+    assert (schedule.log_every, schedule.eval_every, schedule.images_per_step) == (2, 0, 32)
+    assert schedule.due(10, 20) and not schedule.due(10, 21) and schedule.due(10, 32) and not schedule.due(0, 5)
+
+
+class _RecordingEvaluator:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, sample_fn, step):
+        first, again, other = sample_fn(5, 11), sample_fn(5, 11), sample_fn(5, 12)
+        self.calls.append((step, first.dtype, first.shape, np.array_equal(first, again), np.array_equal(first, other)))
+        return {"mean_pixel": float(first.mean())}
+
+
+def test_evaluators_sample_export_and_python_api(tmp_path):
+    """Evaluators run every eval_every_steps on EMA-G; tools/sample.py and load_generator
+    reproduce G(z) of the final state exactly, deterministic in the seed."""
+    from jaxgan import workdir as workdir_lib
+    from jaxgan.common import to_uint8
+    from jaxgan.sampling import generate
+
+    data_dir, workdir = str(tmp_path / "tfds"), str(tmp_path / "run")
+    evaluator = _RecordingEvaluator()
+    config = _config(4, data_dir=data_dir, eval_every_steps=2)
+    state = loop.train_and_evaluate(config, workdir, evaluators=[evaluator])
+    assert [c[0] for c in evaluator.calls] == [2, 4]
+    assert all(c[1:] == (np.uint8, (5, 32, 32, 1), True, False) for c in evaluator.calls)
+    with open(os.path.join(workdir, "version.json")) as f:
+        version = json.load(f)
+    assert version["jaxgan"] and version["jax"] == jax.__version__ and "git_commit" in version
+
+    # Independent reference: G_ema(z_i) with z_i = N(0, I) keyed by fold_in(PRNGKey(seed), i).
+    key = jax.random.PRNGKey(7)
+    z = np.stack([np.asarray(jax.random.normal(jax.random.fold_in(key, i), (16,))) for i in range(10)])
+    expected = np.asarray(to_uint8(generate(loop.build_networks(config)[0], jax.device_get(state.g_ema_params),
+                                            jax.device_get(state.g.batch_stats), z)))
+
+    gan = workdir_lib.load_generator(workdir)
+    assert gan.step == 4
+    np.testing.assert_array_equal(gan.sample_uint8(10, seed=7, batch_size=4), expected)
+
+    out = tmp_path / "export" / "s.npz"
+    env = dict(os.environ, XLA_FLAGS="")
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=10", "--seed=7",
+                                 f"--out={out}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        with np.load(out) as f:
+            assert sorted(f.files) == ["images"]
+            np.testing.assert_array_equal(f["images"], expected)
+    grid = np.asarray(Image.open(tmp_path / "export" / "s.png"))
+    assert grid.ndim == 2 and grid.shape == (3 * 34 + 2, 4 * 34 + 2)  # 10 images: 3 rows of 4
+
+    raw = workdir_lib.load_generator(workdir, ema=False)
+    assert not np.array_equal(raw.sample_uint8(10, seed=7), expected)
+    with pytest.raises(ValueError, match="unconditional"):
+        gan.sample(2, labels=[0, 1])
+    with pytest.raises(FileNotFoundError, match="not a jaxgan workdir"):
+        workdir_lib.load_generator(str(tmp_path))
+
+
+def test_prefetch_to_mesh_keeps_order_and_reraises():
+    from jaxgan.train import make_mesh, prefetch_to_mesh
+    mesh = make_mesh()
+    n = jax.device_count()
+    batches = [{"image": np.full((1, n, 2), i, np.float32)} for i in range(5)]
+    out = list(prefetch_to_mesh(iter(batches), mesh, size=2))
+    assert [int(b["image"][0, 0, 0]) for b in out] == [0, 1, 2, 3, 4]
+    assert out[0]["image"].sharding.spec == jax.sharding.PartitionSpec(None, "data")
+
+    def broken():
+        yield batches[0]
+        raise OSError("disk gone")
+    it = prefetch_to_mesh(broken(), mesh)
+    next(it)
+    with pytest.raises(OSError, match="disk gone"):
+        next(it)

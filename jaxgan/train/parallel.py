@@ -13,7 +13,9 @@ sharded array without any copy between hosts.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+import queue
+import threading
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -46,6 +48,50 @@ def global_batch(local_batch: Mapping[str, Any], mesh: Mesh) -> dict[str, jax.Ar
     """Assembles this process's rows ([n_critic, B_local, ...] numpy) into global sharded arrays."""
     sharding = NamedSharding(mesh, BATCH_SPEC)
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
+
+
+def prefetch_to_mesh(local_batches: Iterable[Mapping[str, Any]], mesh: Mesh, *,
+                     size: int = 2) -> Iterator[dict[str, jax.Array]]:
+    """Yields `global_batch(b, mesh)` for each local numpy batch, prepared `size`
+    batches ahead in a background thread, so host batching and the host-to-device
+    copy overlap the running step. Errors in the producer are re-raised here.
+    """
+    if size < 1:
+        raise ValueError(f"prefetch size must be >= 1, got {size}.")
+    buffer: queue.Queue = queue.Queue(maxsize=size)
+    done = object()
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in local_batches:
+                if not put(global_batch(batch, mesh)):
+                    return
+            put(done)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put(e)
+
+    thread = threading.Thread(target=produce, name="jaxgan-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

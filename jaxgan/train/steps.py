@@ -127,6 +127,11 @@ class GANStep:
     def latent_dim(self) -> int:
         return latent_dim_of(self.generator)
 
+    @property
+    def batch_keys(self) -> tuple[str, ...]:
+        """The batch entries the step reads (the loop sends only these to the devices)."""
+        return ("image",)
+
     def __call__(self, state: GANTrainState, batch: Mapping[str, jax.Array]) -> tuple[GANTrainState, Metrics]:
         images = batch["image"]
         if images.ndim == len(self.sample_shape) + 1:  # [B, ...] with n_critic == 1

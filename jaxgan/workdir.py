@@ -1,0 +1,91 @@
+"""Use a trained run from Python: load a workdir, get its generator.
+
+    gan = jaxgan.workdir.load_generator("workdirs/dcgan_digits-...")
+    images = gan.sample_uint8(64, seed=0)  # uint8 [64, 32, 32, 1]
+
+The networks are rebuilt from WORKDIR/config.json (written by the loop) and the
+parameters restored from the latest readable checkpoint, so no Python object
+from the training process is needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+
+from jaxgan import checkpoint
+from jaxgan.common import Params, to_uint8
+from jaxgan.config import build_networks, build_optimizers, data_shape
+from jaxgan.sampling import sample_batched
+from jaxgan.state import abstract_train_state
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The resolved config a run in `workdir` was started with."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} does not exist: {workdir!r} is not a jaxgan workdir (experiments/train.py writes "
+            "config.json there when a run starts)."
+        )
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedGenerator:
+    """A generator with its restored parameters; `sample*` are deterministic in the seed."""
+
+    config: ml_collections.ConfigDict
+    step: int
+    ema: bool
+    generator: nn.Module
+    params: Params
+    batch_stats: Params
+
+    @property
+    def num_classes(self) -> int:
+        return int(getattr(self.generator, "num_classes", 0))
+
+    def sample(self, num: int, *, seed: int = 0, labels: Any = None, batch_size: int = 256) -> np.ndarray:
+        """`num` samples in the model's range (images in [-1, 1], points unbounded)."""
+        if self.num_classes and labels is None:
+            raise ValueError(f"This generator is conditional on {self.num_classes} classes; pass labels.")
+        if labels is not None:
+            labels = np.asarray(labels)
+            if not self.num_classes:
+                raise ValueError("This generator is unconditional; do not pass labels.")
+            if labels.min() < 0 or labels.max() >= self.num_classes:
+                raise ValueError(f"labels must lie in [0, {self.num_classes}), got {labels.min()}..{labels.max()}.")
+        return sample_batched(self.generator, self.params, self.batch_stats, num=num, seed=seed,
+                              labels=labels, batch_size=batch_size)
+
+    def sample_uint8(self, num: int, **kwargs: Any) -> np.ndarray:
+        """`num` images as uint8 NHWC."""
+        return np.asarray(to_uint8(self.sample(num, **kwargs)))
+
+
+def load_generator(workdir: str, *, ema: bool = True) -> TrainedGenerator:
+    """The generator of the latest readable checkpoint in `workdir` (its EMA weights by default)."""
+    config = load_config(workdir)
+    generator, discriminator = build_networks(config)
+    g_tx, d_tx = build_optimizers(config)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = abstract_train_state(rng=0, generator=generator, discriminator=discriminator,
+                                    example_images=np.zeros((1, *data_shape(config)), np.float32),
+                                    g_tx=g_tx, d_tx=d_tx)
+    abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract)
+    directory = os.path.join(workdir, "checkpoints")
+    with checkpoint.checkpoint_manager(directory, async_save=False) as manager:
+        state, step = checkpoint.restore_latest(manager, abstract)
+    if step is None:
+        raise FileNotFoundError(f"No checkpoint in {directory}; train first (experiments/train.py --workdir=...).")
+    return TrainedGenerator(config=config, step=step, ema=ema, generator=generator,
+                            params=state.g_ema_params if ema else state.g.params, batch_stats=state.g.batch_stats)
