@@ -1,7 +1,7 @@
 """A shipped digits classifier, Stacked-digits mode counting and a domain Frechet distance.
 
-Stacked MNIST (Metz et al. 2017, arXiv:1611.02163, sec. 3.3; Srivastava et al.
-2017, arXiv:1705.07761, sec. 5.2) stacks three random MNIST digits in the RGB
+Stacked MNIST (Metz, Poole, Pfau & Sohl-Dickstein 2017, arXiv:1611.02163;
+Srivastava et al. 2017, arXiv:1705.07761) stacks three random MNIST digits in the RGB
 channels, giving 10^3 = 1000 modes; a pretrained classifier labels each channel
 of 26,000 generated samples, and the metrics are the number of distinct
 (d_R, d_G, d_B) triples and KL(generated mode histogram || uniform). Here the
@@ -276,8 +276,8 @@ def stacked_digits_modes(images: Any, *, params: Any = None, expect_protocol_siz
 
     Each channel of `images` ([N, H, W, 3], uint8 or float in [-1, 1]) is
     classified separately; mode = 100 d_R + 10 d_G + d_B in [0, 1000). As in
-    the Stacked MNIST protocol (Srivastava et al. 2017, arXiv:1705.07761, table
-    2; Lin et al. 2018, arXiv:1712.04086, table 3, whose released code computes
+    the Stacked MNIST protocol (Srivastava et al. 2017, arXiv:1705.07761; Lin
+    et al. 2018, arXiv:1712.04086, tables 2-3, whose released code computes
     KL = sum_i p_i log(p_i / q_i) over modes with p_i > 0, q uniform over 1000),
     `modes` counts distinct predicted triples and `kl` is KL(p_gen || uniform)
     over all N samples; the protocol uses N = 26,000 (`expect_protocol_size=True`

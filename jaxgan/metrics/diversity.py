@@ -6,20 +6,23 @@ SSIM (Wang, Bovik, Sheikh & Simoncelli 2004, IEEE TIP 13(4), eq. 13) with an
 (co)variances with the population normalisation E[x^2] - E[x]^2.
 
 MS-SSIM (Wang, Simoncelli & Bovik 2003, "Multi-scale structural similarity for
-image quality assessment", eq. 7): prod_{j=1}^{M} cs_j^{w_j} * l_M^{w_M} with the
-five standard weights w = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333); between
-scales the images are 2x2 average-pooled (an odd side is first padded by
-repeating its last row/column, as tf.image.ssim_multiscale pads SYMMETRIC).
-As tf.image.ssim_multiscale does, cs_j and the final SSIM are clamped at 0
-before the fractional powers.
+image quality assessment", Asilomar Conf. on Signals, Systems and Computers):
+prod_{j=1}^{M} cs_j^{w_j} * l_M^{w_M} with the five standard weights
+w = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333); between scales the images are
+2x2 average-pooled (an odd side is first padded by repeating its last
+row/column, as tf.image.ssim_multiscale pads SYMMETRIC). As
+tf.image.ssim_multiscale does, cs_j and the final SSIM are clamped at 0 before
+the fractional powers.
 
 Small images (our choice, documented): the 11x11 window must fit inside every
 scale, so an image of side s gets M = the largest number of scales <= 5 with
-ceil(s / 2^(M-1)) >= 11 (the side after M - 1 halvings), and the weights used are w_1..w_M renormalised to sum to 1.
-That is 2 scales at 32 px (32, 16), 3 at 64 px, 4 at 128 px, 5 from 176 px;
-images smaller than 11 px raise. (Shrinking the window instead would change
-what SSIM measures at every scale; dropping the coarsest scales only drops
-structure larger than the image.) Report the scale count with the number.
+ceil(s / 2^(M-1)) >= 11 (the side after M - 1 halvings), and the weights used
+are w_1..w_M renormalised to sum to 1. That is 2 scales from 21 px (32 px:
+32 and 16), 3 from 41 px (64 px), 4 from 81 px (128 px) and all 5 from 161 px,
+the size tf.image.ssim_multiscale needs for 5 scales. Images smaller than 11 px
+raise. (Shrinking the window instead would change what SSIM measures at every
+scale; dropping the coarsest scales only drops structure as large as the image.)
+Report `num_scales(H, W)` with the number.
 
 Diversity (Odena, Olah & Shlens 2017, "Conditional Image Synthesis with
 Auxiliary Classifier GANs", arXiv:1610.09585, sec. 4.2): the mean MS-SSIM over

@@ -1,7 +1,7 @@
 """Kernel Inception Distance (Binkowski, Sutherland, Arbel & Gretton 2018, arXiv:1801.01401).
 
 KID is the squared MMD between two feature distributions under the cubic
-polynomial kernel k(x, y) = (x.y / d + 1)^3 (sec. 3 and appendix), estimated
+polynomial kernel k(x, y) = (x.y / d + 1)^3, estimated
 with the unbiased U-statistic (Gretton et al. 2012, JMLR, eq. 3):
 
     MMD_u^2 = sum_{i != j} k(x_i, x_j) / (m (m - 1))

@@ -1,8 +1,8 @@
 """Mode coverage on known 2-D Gaussian mixtures: the 2D-ring and 2D-grid protocol.
 
 The benchmark of VEEGAN (Srivastava, Valkov, Russell, Gutmann & Sutton 2017,
-arXiv:1705.07761, sec. 5.1) as PacGAN (Lin, Khetan, Fanti & Oh 2018,
-arXiv:1712.04086, sec. 5.1, table 1) runs it:
+arXiv:1705.07761) as PacGAN (Lin, Khetan, Fanti & Oh 2018, arXiv:1712.04086,
+table 1) runs it:
 
 - 2D-ring: 8 Gaussians with means on the unit circle (angle 2 pi k / 8),
   sigma = 0.01. 2D-grid: 25 Gaussians with means {-4, -2, 0, 2, 4}^2,

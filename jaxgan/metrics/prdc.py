@@ -14,7 +14,7 @@ real features X (N) and fake features Y (M):
 References: Kynkaanniemi, Karras, Laine, Lehtinen & Aila 2019, "Improved
 Precision and Recall Metric for Assessing Generative Models", arXiv:1904.06991,
 eqs. 1-3 (k = 3); Naeem, Oh, Uh, Choi & Yoo 2020, "Reliable Fidelity and
-Diversity Metrics for Generative Models", arXiv:2002.09797, eqs. 3-4 (k = 5).
+Diversity Metrics for Generative Models", arXiv:2002.09797 (k = 5).
 The comparisons are strict (<), as in `prdc`. Distances are computed in float64
 from |x|^2 + |y|^2 - 2 x.y (as scikit-learn's pairwise_distances, which `prdc`
 calls, does), in row blocks so that N = M = 10k at D = 2048 needs ~100 MB
