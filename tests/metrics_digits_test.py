@@ -153,6 +153,8 @@ def test_bad_input(held_out):
         dc.stacked_digits_modes(held_out[0][:4])
     with pytest.raises(ValueError, match=r"not in \[-1, 1\]"):
         dc.classify(np.full((2, 32, 32), 5.0, np.float32))
+    with pytest.raises(ValueError, match="leading batch axis"):
+        dc.classify(np.zeros((32, 32, 1), np.uint8))  # one image without its batch axis
     with pytest.raises(ValueError, match="26000"):
         dc.stacked_digits_modes(np.zeros((4, 32, 32, 3), np.uint8), expect_protocol_size=True)
     with pytest.raises(FileNotFoundError, match="train_digits_classifier"):

@@ -227,6 +227,11 @@ def _single_channel(images: Any, what: str) -> np.ndarray:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
         raise ValueError(f"{what} must be [N, H, W] or [N, H, W, C] with C in (1, 3), got {x.shape}.")
+    if min(x.shape[1:3]) < 8:
+        raise ValueError(
+            f"{what} of {x.shape[1]}x{x.shape[2]} px are smaller than the 8x8 digits; a single image "
+            f"needs a leading batch axis ([1, H, W, C]). Got shape {x.shape}."
+        )
     if x.shape[-1] == 3:
         x = x @ np.asarray(_LUMA, np.float32)[:, None]
     return _resize_to_classifier(x)
