@@ -215,6 +215,35 @@ def test_msssim_evaluator_reports_fake_and_real():
     assert out["msssim_real"] < 0.5
 
 
+# ---------------------------------------------------------------- the CPU speed option keeps the features
+
+
+def test_cpu_compiler_options_keep_golden_features_and_reach_the_extractor(cheap_extractor):
+    """fid.CPU_COMPILER_OPTIONS (YNNPACK fusions off) still gives jax-fid's golden features."""
+    x = jax.ShapeDtypeStruct((8, 16, 16, 3), np.uint8, sharding=cheap_extractor._batch_sharding)
+    hlo = cheap_extractor._fn.lower(cheap_extractor._variables, x).compile().as_text()
+    assert "convolution" in hlo and "ynn_fusion" not in hlo  # the option reached the extractor's jit
+    xla_defaults = fid.InceptionFeatures(_random_inception_variables(), weights_meta={}, feature_dim=64,
+                                         batch_size=8, compiler_options={})
+    hlo = xla_defaults._fn.lower(xla_defaults._variables, x).compile().as_text()
+    assert "ynn_fusion" in hlo  # the negative control: XLA's defaults do use the YNNPACK fusions here
+    imgs = _images(14, 8)
+    np.testing.assert_allclose(cheap_extractor(imgs), xla_defaults(imgs), rtol=1e-5, atol=1e-5)
+    try:
+        variables, _ = weights.load_inception_params(fetch=False)
+    except weights.WeightsError as e:
+        pytest.skip(f"FID Inception weights not cached: {str(e)[:200]}")
+    from PIL import Image
+
+    golden = ROOT / "tests" / "data" / "fid_golden"
+    img = np.asarray(Image.open(golden / "elefant.jpg").convert("RGB"), np.float32)[None] / 127.5 - 1.0
+    want = np.load(golden / "elefant_inception_output.npy").reshape(1, 2048)
+    trunk = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+    apply = jax.jit(inception.InceptionV3().apply, compiler_options=fid.CPU_COMPILER_OPTIONS)
+    diff = np.abs(np.asarray(apply(trunk, img)) - want)
+    assert diff.mean() <= 1e-5 and diff.max() <= 1e-4, (diff.mean(), diff.max())
+
+
 # ---------------------------------------------------------------- registry and bad input
 
 
