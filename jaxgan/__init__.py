@@ -7,12 +7,13 @@ it never imports TensorFlow, TFDS, Orbax or CLU. The I/O layers live in
 
 __version__ = "0.1.0"
 
-from jaxgan import losses, nets
+from jaxgan import augment, losses, nets, optim, regularizers
 from jaxgan.common import DATA_AXIS, to_model_range, to_uint8
 from jaxgan.losses import AdversarialLoss, get_loss
 from jaxgan.state import GANTrainState, NetState, abstract_train_state, create_train_state
 from jaxgan.train import (
     GANStep,
+    Regularization,
     global_batch,
     make_mesh,
     make_train_step,
@@ -27,8 +28,10 @@ __all__ = [
     "AdversarialLoss",
     "GANStep",
     "GANTrainState",
+    "Regularization",
     "NetState",
     "abstract_train_state",
+    "augment",
     "create_train_state",
     "get_loss",
     "global_batch",
@@ -36,8 +39,10 @@ __all__ = [
     "make_mesh",
     "make_train_step",
     "nets",
+    "optim",
     "pmap_step",
     "process_batch_slice",
+    "regularizers",
     "replicate",
     "shard_map_step",
     "to_model_range",

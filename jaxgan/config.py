@@ -15,9 +15,11 @@ import flax.linen as nn
 import ml_collections
 import optax
 
+from jaxgan import optim
 from jaxgan.losses import LOSSES, get_loss
-from jaxgan.nets import NETWORKS, get_network_classes
-from jaxgan.train.steps import CRITIC_LOOPS, GANStep, ema_decay_with_warmup, make_train_step
+from jaxgan.nets import NETWORKS, check_image_size, d_capacity_kwargs, get_network_classes
+from jaxgan.train.steps import (CRITIC_LOOPS, GANStep, Regularization, ema_decay_from_half_life,
+                                ema_decay_with_warmup, make_train_step)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -40,13 +42,33 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.d_width = 32  # DCGAN ndf / MLP hidden units
     c.model.depth = 3  # MLP hidden layers (DCGAN's depth follows from image_size)
     c.model.upsample = "subpixel"  # DCGAN transposed-conv form: "subpixel" or "transpose" (same results)
+    # Class conditioning (labels come from the data): 0 = unconditional.
+    c.model.num_classes = 0
+    c.model.label_embed_dim = 0  # G (MLP/DCGAN): 0 = one-hot next to z, else a learned embedding
+    c.model.conditioning = "concat"  # D: "concat" (cGAN), "projection" (Miyato & Koyama 2018), "none" (ACGAN only)
+    c.model.aux_classifier = False  # ACGAN head on D (Odena et al. 2017)
+    # Discriminator options.
+    c.model.spectral_norm = False  # on every D layer (Miyato et al. 2018; the sngan_resnet preset turns it on)
+    c.model.d_batch_norm = True  # DCGAN D's BatchNorm (off for WGAN-GP critics / spectral norm)
+    c.model.minibatch_std = False  # Karras et al. 2018
+    c.model.minibatch_discrimination = 0  # kernels (Salimans et al. 2016); 0 = off
+    c.model.pack = 1  # PacGAN packing (Lin et al. 2018)
+    c.model.d_capacity = "full"  # "full", "half", "quarter", "shallow": weaken D (jaxgan.nets.D_CAPACITY_PRESETS)
 
     c.loss = "non_saturating"  # one of jaxgan.losses.LOSSES
+    c.real_label = 1.0  # < 1: one-sided label smoothing of D's real target (Salimans et al. 2016)
     c.n_critic = 1  # D updates per G update
     c.critic_loop = "auto"  # "scan", "unroll" or "auto" (by backend)
     c.batch_size = 64  # global batch per D update, split over all devices
+    c.num_discriminators = 1  # K > 1: GMAN (Durugkar et al. 2017)
+    c.d_aggregation = "mean"  # G's loss over K Ds: "mean", "max", "softmax"
+    c.d_temperature = 1.0  # softmax aggregation temperature
+    # Stabilizers (jaxgan.train.Regularization documents each; all off).
+    c.regularization = ml_collections.ConfigDict(dataclasses.asdict(Regularization()))
     c.ema_decay = 0.999  # EMA of G's params
     c.ema_warmup = True  # decay min(ema_decay, (1+step)/(10+step)) so the EMA forgets the init
+    c.ema_half_life_images = 0.0  # > 0: StyleGAN2-ADA EMA (half-life in images), overrides ema_decay
+    c.ema_rampup = 0.0  # with the half-life: h = min(h, images seen * ema_rampup) (ADA: 0.05); 0 = no ramp
 
     c.g_optimizer = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))  # Adam (Radford et al. 2016)
     c.d_optimizer = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))
@@ -110,6 +132,15 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     """Raises ValueError naming the field, its value and the fix; runs before compilation."""
     if config.model.name not in NETWORKS:
         raise ValueError(f"config.model.name={config.model.name!r} is unknown; valid names: {sorted(NETWORKS)}.")
+    check_image_size(config.model.name, config.data.image_size, channels=config.data.channels)
+    if config.model.num_classes and config.data.source == "folder":
+        raise ValueError(
+            f"config.model.num_classes={config.model.num_classes} makes a conditional GAN, which needs labels, but "
+            "a folder of images has none; use a labeled TFDS dataset or an .npz with 'labels', or num_classes=0.")
+    unknown = set(config.regularization) - {f.name for f in dataclasses.fields(Regularization)}
+    if unknown:
+        raise ValueError(f"Unknown config.regularization fields {sorted(unknown)}; valid: "
+                         f"{sorted(f.name for f in dataclasses.fields(Regularization))}.")
     if config.loss not in LOSSES:
         raise ValueError(f"config.loss={config.loss!r} is unknown; valid names: {sorted(LOSSES)}.")
     if config.critic_loop not in CRITIC_LOOPS:
@@ -135,35 +166,63 @@ def data_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
     return (config.data.image_size, config.data.image_size, config.data.channels)
 
 
+def _d_options(config: ml_collections.ConfigDict) -> dict:
+    """Discriminator keyword arguments shared by the architectures."""
+    m = config.model
+    kwargs = dict(num_classes=m.num_classes, conditioning=m.conditioning, aux_classifier=m.aux_classifier,
+                  minibatch_std=m.minibatch_std, minibatch_discrimination=m.minibatch_discrimination, pack=m.pack)
+    kwargs["spectral_norm"] = m.spectral_norm
+    kwargs.update(d_capacity_kwargs(m.d_capacity, m.name))
+    return kwargs
+
+
 def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
     """The generator and discriminator named by `config.model` for the data shape."""
     g_cls, d_cls = get_network_classes(config.model.name)
     m, data = config.model, config.data
-    if config.model.name == "dcgan":
+    d_kwargs = _d_options(config)
+    if m.name == "dcgan":
         return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
-                      ngf=m.g_width, upsample=m.upsample),
-                d_cls(image_size=data.image_size, ndf=m.d_width))
-    if config.model.name == "mlp":
-        shape = (data.image_size, data.image_size, data.channels)
-        return (g_cls(latent_dim=m.latent_dim, out_shape=shape, hidden=m.g_width, depth=m.depth, tanh_output=True),
-                d_cls(hidden=m.d_width, depth=m.depth))
+                      ngf=m.g_width, upsample=m.upsample, num_classes=m.num_classes,
+                      label_embed_dim=m.label_embed_dim),
+                d_cls(image_size=data.image_size, ndf=m.d_width, batch_norm=m.d_batch_norm, **d_kwargs))
+    if m.name == "mlp":
+        shape = data_shape(config)
+        d_kwargs.setdefault("depth", m.depth)
+        return (g_cls(latent_dim=m.latent_dim, out_shape=shape, hidden=m.g_width, depth=m.depth,
+                      tanh_output=len(shape) == 3, num_classes=m.num_classes, label_embed_dim=m.label_embed_dim),
+                d_cls(hidden=m.d_width, **d_kwargs))
+    if m.name == "resnet":
+        return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
+                      ngf=m.g_width, num_classes=m.num_classes),
+                d_cls(image_size=data.image_size, ndf=m.d_width, **d_kwargs))
     raise ValueError(f"No config mapping for network {config.model.name!r}.")
 
 
-def _adam(opt: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    return optax.adam(opt.learning_rate, b1=opt.b1, b2=opt.b2)
-
-
 def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, ...]:
-    """(g_tx, d_tx): Adam with separate learning rates and betas (TTUR-ready)."""
-    return _adam(config.g_optimizer), _adam(config.d_optimizer)
+    """(g_tx, d_tx): Adam with separate learning rates and betas (two time-scale updates,
+    Heusel et al. 2017); D's Adam gets StyleGAN2's correction under lazy R1."""
+    reg = config.regularization
+    lazy = reg.r1_every if reg.r1_gamma and reg.r1_every > 1 else 0
+    g, d = config.g_optimizer, config.d_optimizer
+    return (optim.adam(g.learning_rate, b1=g.b1, b2=g.b2),
+            optim.adam(d.learning_rate, b1=d.b1, b2=d.b2, lazy_every=lazy))
 
 
 def build_step(config: ml_collections.ConfigDict, generator: nn.Module, discriminator: nn.Module,
                g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation) -> GANStep:
     """The pure train step with the config's loss and static options."""
+    if config.ema_half_life_images:
+        ema_decay = ema_decay_from_half_life(half_life_images=config.ema_half_life_images,
+                                             batch_size=config.batch_size, rampup=config.ema_rampup or None)
+    elif config.ema_warmup:
+        ema_decay = ema_decay_with_warmup(config.ema_decay)
+    else:
+        ema_decay = config.ema_decay
     return make_train_step(generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-                           loss=get_loss(config.loss), n_critic=config.n_critic,
-                           ema_decay=ema_decay_with_warmup(config.ema_decay) if config.ema_warmup else config.ema_decay,
-                           critic_loop=config.critic_loop)
+                           loss=get_loss(config.loss, real_label=config.real_label), n_critic=config.n_critic,
+                           ema_decay=ema_decay, critic_loop=config.critic_loop,
+                           regularization=Regularization(**config.regularization.to_dict()),
+                           num_discriminators=config.num_discriminators, d_aggregation=config.d_aggregation,
+                           d_temperature=config.d_temperature)
 

@@ -43,7 +43,7 @@ from jaxgan.common import to_uint8
 from jaxgan.config import (Schedule, build_networks, build_optimizers, build_step, data_shape, resolve_schedule,
                            validate)
 from jaxgan.sampling import fixed_latents, generate, image_grid, sample_batched
-from jaxgan.state import GANTrainState, abstract_train_state, create_train_state
+from jaxgan.state import GANTrainState
 from jaxgan.train import make_mesh, prefetch_to_mesh, replicate, shard_map_step
 
 SampleFn = Callable[[int, int], np.ndarray]
@@ -60,14 +60,14 @@ class Evaluator(Protocol):
     def __call__(self, sample_fn: SampleFn, step: int) -> Mapping[str, float]: ...
 
 
-def load_training_arrays(data_config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
-    """The whole training split as uint8 [N, size, size, channels] (+ labels)."""
+def load_training_arrays(data_config: ml_collections.ConfigDict, *, with_labels: bool = False) -> dict[str, np.ndarray]:
+    """The whole training split as uint8 [N, size, size, channels] (+ int32 labels)."""
     kwargs = dict(image_size=data_config.image_size, channels=data_config.channels)
     if data_config.source == "tfds":
         return data.load_tfds_images(data_config.name, split=data_config.split,
-                                     data_dir=data_config.data_dir or None, **kwargs)
+                                     data_dir=data_config.data_dir or None, with_labels=with_labels, **kwargs)
     if data_config.source == "npz":
-        return data.load_npz_images(data_config.name, **kwargs)
+        return data.load_npz_images(data_config.name, with_labels=with_labels, **kwargs)
     if data_config.source == "folder":
         return data.load_image_folder(data_config.name, **kwargs)
     raise ValueError(f"config.data.source={data_config.source!r}; valid: 'tfds', 'npz', 'folder'.")
@@ -110,6 +110,24 @@ def write_run_info(config: ml_collections.ConfigDict, workdir: str) -> None:
         json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
     with open(os.path.join(workdir, "version.json"), "w") as f:
         json.dump(code_version(), f, indent=2, sort_keys=True)
+
+
+def check_labels_fit(arrays: Mapping[str, np.ndarray], num_classes: int) -> None:
+    """A conditional model's labels must exist and lie in [0, num_classes)."""
+    if not num_classes:
+        return
+    labels = arrays.get("label")
+    if labels is None:
+        raise ValueError(f"config.model.num_classes={num_classes} needs labels, and the data has none.")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"The data's labels span {labels.min()}..{labels.max()}, outside [0, {num_classes}); set "
+            f"config.model.num_classes={int(labels.max()) + 1} (the number of classes).")
+
+
+def sample_labels_for_grid(num: int, num_classes: int) -> np.ndarray | None:
+    """Class ids 0, 1, ..., K-1, 0, 1, ... for sample grids and evaluations (None if unconditional)."""
+    return (np.arange(num) % num_classes).astype(np.int32) if num_classes else None
 
 
 def _save_samples(writer, workdir: str, step: int, images: dict[str, jax.Array]) -> None:
@@ -191,10 +209,8 @@ def dry_run(config: ml_collections.ConfigDict) -> dict[str, Any]:
     schedule = resolve_schedule(config)
     generator, discriminator = build_networks(config)
     g_tx, d_tx = build_optimizers(config)
-    build_step(config, generator, discriminator, g_tx, d_tx)
-    state = abstract_train_state(rng=config.seed, generator=generator, discriminator=discriminator,
-                                 example_images=np.zeros((1, *data_shape(config)), np.float32),
-                                 g_tx=g_tx, d_tx=d_tx)
+    step = build_step(config, generator, discriminator, g_tx, d_tx)
+    state = jax.eval_shape(lambda: step.init_state(config.seed, np.zeros((1, *data_shape(config)), np.float32)))
     return {
         "schedule": schedule,
         "g_parameters": parameter_overview.count_parameters(state.g.params),
@@ -218,14 +234,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     os.makedirs(workdir, exist_ok=True)
     write_run_info(config, workdir)
 
-    arrays = load_training_arrays(config.data)
-    batcher = data.ArrayBatcher(arrays, batch_size=config.batch_size, seed=config.seed,
-                                process_index=jax.process_index(), process_count=jax.process_count())
     generator, discriminator = build_networks(config)
     g_tx, d_tx = build_optimizers(config)
     step = build_step(config, generator, discriminator, g_tx, d_tx)
-    state = create_train_state(config.seed, generator=generator, discriminator=discriminator,
-                               example_images=data.to_model_range(arrays["image"][:1]), g_tx=g_tx, d_tx=d_tx)
+    arrays = load_training_arrays(config.data, with_labels=bool(step.num_classes))
+    check_labels_fit(arrays, step.num_classes)
+    batcher = data.ArrayBatcher(arrays, batch_size=config.batch_size, seed=config.seed,
+                                process_index=jax.process_index(), process_count=jax.process_count())
+    state = step.init_state(config.seed, data.to_model_range(arrays["image"][:1]))
 
     mesh = make_mesh()
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
@@ -242,6 +258,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         train_fn = shard_map_step(step, mesh)
         grid_fn = jax.jit(functools.partial(generate, generator))
         grid_z = replicate(fixed_latents(config.seed + 1, config.num_samples, step.latent_dim), mesh)
+        grid_labels = sample_labels_for_grid(config.num_samples, step.num_classes)
+        if grid_labels is not None:
+            grid_labels = replicate(grid_labels, mesh)
         progress = periodic_actions.ReportProgress(num_train_steps=schedule.train_steps, writer=writer)
         last_checkpoint = restored_step
         start = int(state.step)
@@ -269,12 +288,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                         bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
                 if schedule.due(schedule.sample_every, done):
                     _save_samples(writer, workdir, done, {
-                        "g": grid_fn(state.g.params, state.g.batch_stats, grid_z),
-                        "ema": grid_fn(state.g_ema_params, state.g.batch_stats, grid_z),
+                        "g": grid_fn(state.g.params, state.g.batch_stats, grid_z, grid_labels),
+                        "ema": grid_fn(state.g_ema_params, state.g.batch_stats, grid_z, grid_labels),
                     })
                 if evaluators and schedule.eval_every and schedule.due(schedule.eval_every, done):
                     sample_fn = lambda num, seed: np.asarray(to_uint8(sample_batched(
-                        generator, state.g_ema_params, state.g.batch_stats, num=num, seed=seed)))
+                        generator, state.g_ema_params, state.g.batch_stats, num=num, seed=seed,
+                        labels=sample_labels_for_grid(num, step.num_classes))))
                     for evaluate in evaluators:
                         writer.write_scalars(done, {f"eval/{k}": float(v) for k, v in
                                                     evaluate(sample_fn, done).items()})

@@ -108,11 +108,25 @@ def gradient_penalty(
       Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", arXiv:1704.00028, eq. 3.
       Petzka et al. 2018, "On the regularization of Wasserstein GANs", arXiv:1709.08894 (one-sided).
     """
-    norms = gradient_norms(d_fn, wgan_gp_interpolates(key, real, fake))
-    excess = norms - 1.0
+    return unit_gradient_penalty(d_fn, wgan_gp_interpolates(key, real, fake), one_sided=one_sided)
+
+
+def unit_gradient_penalty(d_fn: DFn, x: jax.Array, *, one_sided: bool = False) -> jax.Array:
+    """E[(||grad D(x_i)||_2 - 1)^2] (or E[max(0, ||g|| - 1)^2]) at given points x.
+
+    The penalty of WGAN-GP and DRAGAN once the points are drawn; the train step
+    draws them per example (keyed by the global example index) and calls this.
+    """
+    excess = gradient_norms(d_fn, x) - 1.0
     if one_sided:
         excess = jax.nn.relu(excess)
     return jnp.mean(jnp.square(excess))
+
+
+def batch_std(x: jax.Array, axis_name: str | None = None) -> jax.Array:
+    """Population std over every element of the batch (global with `axis_name`), no gradient."""
+    mean = _batch_mean(x, axis_name)
+    return jax.lax.stop_gradient(jnp.sqrt(jnp.maximum(_batch_mean(jnp.square(x), axis_name) - jnp.square(mean), 0.0)))
 
 
 def dragan_interpolates(key: jax.Array, x: jax.Array, *, c: float = 0.5, axis_name: str | None = None) -> jax.Array:
@@ -122,10 +136,13 @@ def dragan_interpolates(key: jax.Array, x: jax.Array, *, c: float = 0.5, axis_na
     element of the batch (numpy's `X.std()`, population std; over the global
     batch with `axis_name`) and the noise is uniform on [0, 1], not symmetric.
     """
+    return dragan_perturb(key, x, c * batch_std(x, axis_name))
+
+
+def dragan_perturb(key: jax.Array, x: jax.Array, scale: jax.Array | float) -> jax.Array:
+    """x + alpha (x_p - x), x_p = x + scale U[0, 1] noise, one alpha ~ U[0, 1] per example."""
     noise_key, alpha_key = jax.random.split(key)
-    mean = _batch_mean(x, axis_name)
-    std = jnp.sqrt(jnp.maximum(_batch_mean(jnp.square(x), axis_name) - jnp.square(mean), 0.0))
-    perturbed = x + c * jax.lax.stop_gradient(std) * jax.random.uniform(noise_key, x.shape, x.dtype)
+    perturbed = x + scale * jax.random.uniform(noise_key, x.shape, x.dtype)
     return x + _per_example_uniform(alpha_key, x) * (perturbed - x)
 
 
@@ -152,8 +169,7 @@ def dragan_penalty(
       Kodali et al. 2017, "On Convergence and Stability of GANs", arXiv:1705.07215, sec. 4 and
       their reference implementation (kodalinaveen3/DRAGAN).
     """
-    norms = gradient_norms(d_fn, dragan_interpolates(key, x, c=c, axis_name=axis_name))
-    return jnp.mean(jnp.square(norms - 1.0))
+    return unit_gradient_penalty(d_fn, dragan_interpolates(key, x, c=c, axis_name=axis_name))
 
 
 def r1_penalty(d_fn: DFn, real: jax.Array) -> jax.Array:

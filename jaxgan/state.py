@@ -38,8 +38,11 @@ class GANTrainState(struct.PyTreeNode):
     step: jax.Array  # int32 scalar
     rng: jax.Array  # uint32[2], a raw PRNGKey
     g: NetState
-    d: NetState
+    d: NetState  # with K > 1 discriminators, every leaf has a leading axis K
     g_ema_params: Params
+    # State of the enabled stabilizers (LeCam anchors, replay buffer, historical
+    # averages), keyed by name; {} when none keep any. See GANStep.init_state.
+    extras: dict = struct.field(default_factory=dict)
 
 
 def latent_dim_of(generator: nn.Module) -> int:
@@ -53,10 +56,18 @@ def latent_dim_of(generator: nn.Module) -> int:
     return latent_dim
 
 
+def num_classes_of(module: nn.Module) -> int:
+    """Classes a conditional network takes (0 = unconditional)."""
+    return int(getattr(module, "num_classes", 0) or 0)
+
+
 def _init_net(module: nn.Module, key: jax.Array, example: jax.Array, tx: optax.GradientTransformation) -> NetState:
     # Initialize in inference mode: BatchNorm then creates its statistics without
     # a cross-device collective, so init runs outside any mesh.
-    variables = module.init(key, example, train=False)
+    args = (example,)
+    if num_classes_of(module):
+        args = (example, jnp.zeros((example.shape[0],), jnp.int32))
+    variables = module.init(key, *args, train=False)
     params = variables["params"]
     return NetState(params=params, batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params))
 
@@ -69,6 +80,7 @@ def create_train_state(
     example_images: jax.Array,
     g_tx: optax.GradientTransformation,
     d_tx: optax.GradientTransformation,
+    num_discriminators: int = 1,
 ) -> GANTrainState:
     """Initializes G and D, their Optax states and the EMA copy of G.
 
@@ -78,20 +90,28 @@ def create_train_state(
       discriminator: a Flax module `(samples, *, train) -> logits [B]`.
       example_images: real samples `[B, ...]` (any B >= 1); only the shape is used.
       g_tx, d_tx: the Optax transformations of G and D.
+      num_discriminators: K > 1 stacks K independently initialized discriminators
+        (each leaf of `d` gets a leading axis K).
     """
     if isinstance(rng, int):
         rng = jax.random.PRNGKey(rng)
     g_key, d_key, train_key = jax.random.split(rng, 3)
     z = jnp.zeros((1, latent_dim_of(generator)), jnp.float32)
     example = jnp.asarray(example_images[:1], jnp.float32)
-    fake_shape = jax.eval_shape(lambda: generator.init_with_output(g_key, z, train=False)[0]).shape
+    g_args = (z, jnp.zeros((1,), jnp.int32)) if num_classes_of(generator) else (z,)
+    fake_shape = jax.eval_shape(lambda: generator.init_with_output(g_key, *g_args, train=False)[0]).shape
     if tuple(fake_shape[1:]) != tuple(example.shape[1:]):
         raise ValueError(
             f"The generator produces samples of shape {tuple(fake_shape[1:])} but the data has "
             f"shape {tuple(example.shape[1:])}; make the generator's output size/channels match the data."
         )
     g = _init_net(generator, g_key, z, g_tx)
-    d = _init_net(discriminator, d_key, example, d_tx)
+    # A packed D (PacGAN) judges `pack` samples at once: initialize it on that many.
+    d_example = jnp.repeat(example, int(getattr(discriminator, "pack", 1)), axis=0)
+    if num_discriminators == 1:
+        d = _init_net(discriminator, d_key, d_example, d_tx)
+    else:
+        d = jax.vmap(lambda k: _init_net(discriminator, k, d_example, d_tx))(jax.random.split(d_key, num_discriminators))
     return GANTrainState(
         step=jnp.zeros((), jnp.int32),
         rng=train_key,

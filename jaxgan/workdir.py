@@ -1,6 +1,6 @@
 """Use a trained run from Python: load a workdir, get its generator.
 
-    gan = jaxgan.workdir.load_generator("workdirs/dcgan_digits-...")
+    gan = jaxgan.workdir.load_generator("workdirs/dcgan-...")
     images = gan.sample_uint8(64, seed=0)  # uint8 [64, 32, 32, 1]
 
 The networks are rebuilt from WORKDIR/config.json (written by the loop) and the
@@ -22,9 +22,8 @@ import numpy as np
 
 from jaxgan import checkpoint
 from jaxgan.common import Params, to_uint8
-from jaxgan.config import build_networks, build_optimizers, data_shape
+from jaxgan.config import build_networks, build_optimizers, build_step, data_shape
 from jaxgan.sampling import sample_batched
-from jaxgan.state import abstract_train_state
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -77,10 +76,9 @@ def load_generator(workdir: str, *, ema: bool = True) -> TrainedGenerator:
     config = load_config(workdir)
     generator, discriminator = build_networks(config)
     g_tx, d_tx = build_optimizers(config)
+    step = build_step(config, generator, discriminator, g_tx, d_tx)
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    abstract = abstract_train_state(rng=0, generator=generator, discriminator=discriminator,
-                                    example_images=np.zeros((1, *data_shape(config)), np.float32),
-                                    g_tx=g_tx, d_tx=d_tx)
+    abstract = jax.eval_shape(lambda: step.init_state(0, np.zeros((1, *data_shape(config)), np.float32)))
     abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract)
     directory = os.path.join(workdir, "checkpoints")
     with checkpoint.checkpoint_manager(directory, async_save=False) as manager:

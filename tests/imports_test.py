@@ -22,14 +22,17 @@ FORBIDDEN = HEAVY + ("ml_collections", "jaxgan.data", "jaxgan.loop", "jaxgan.con
 
 CORE_MODULES = sorted(
     [*ROOT.joinpath("train").rglob("*.py"), *ROOT.joinpath("nets").rglob("*.py"),
-     ROOT / "losses.py", ROOT / "state.py", ROOT / "common.py"]
+     *ROOT.joinpath("metrics").rglob("*.py"),
+     ROOT / "losses.py", ROOT / "state.py", ROOT / "common.py", ROOT / "regularizers.py", ROOT / "augment.py",
+     ROOT / "optim.py", ROOT / "sampling.py"]
 )
 
 
 def test_import_jaxgan_loads_no_io_stack():
     code = (
         "import sys\n"
-        "import jaxgan, jaxgan.train, jaxgan.nets, jaxgan.losses, jaxgan.state\n"
+        "import jaxgan, jaxgan.train, jaxgan.nets, jaxgan.losses, jaxgan.state, jaxgan.regularizers\n"
+        "import jaxgan.metrics.fid, jaxgan.metrics.kid, jaxgan.metrics.prdc, jaxgan.metrics.modes\n"
         f"heavy = {HEAVY!r}\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
         "print('LOADED', loaded)\n"

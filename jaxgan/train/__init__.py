@@ -10,12 +10,15 @@ from jaxgan.train.parallel import (
     replicate,
     shard_map_step,
 )
-from jaxgan.train.steps import GANStep, check_batch, ema_update, make_train_step, sample_latents
+from jaxgan.train.steps import (GANStep, Regularization, check_batch, ema_decay_from_half_life, ema_update,
+                                make_train_step, sample_latents)
 
 __all__ = [
     "BATCH_SPEC",
     "GANStep",
+    "Regularization",
     "check_batch",
+    "ema_decay_from_half_life",
     "ema_update",
     "global_batch",
     "make_mesh",
