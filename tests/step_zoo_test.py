@@ -1,0 +1,235 @@
+"""The stabilizers, conditioning and K discriminators inside the train step.
+
+The penalties themselves are tested against finite differences in
+regularizers_test.py; here the step's wiring is checked against independent
+host-side recomputations, closed forms and device-count invariance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgan
+from jaxgan import regularizers
+from jaxgan.nets import DCGANDiscriminator, MLPDiscriminator, MLPGenerator
+from jaxgan.train import Regularization
+
+SHAPE = (8, 8, 1)
+BATCH = 16
+
+
+def _nets(**d_kwargs):
+    return (MLPGenerator(latent_dim=4, out_shape=SHAPE, hidden=16, depth=1, tanh_output=True),
+            MLPDiscriminator(hidden=16, depth=1, **d_kwargs))
+
+
+def _step(reg=Regularization(), *, lr=0.05, n_critic=2, loss="hinge", nets=None, **kwargs):
+    g, d = nets or _nets()
+    tx = optax.sgd(lr)
+    return jaxgan.make_train_step(generator=g, discriminator=d, g_tx=tx, d_tx=tx, loss=jaxgan.get_loss(loss),
+                                  n_critic=n_critic, ema_decay=0.9, regularization=reg, **kwargs)
+
+
+def _batch(n_critic=2, seed=0):
+    return {"image": np.random.RandomState(seed).uniform(-1, 1, (n_critic, BATCH, *SHAPE)).astype(np.float32)}
+
+
+def _host(tree):
+    return jax.tree_util.tree_map(lambda x: np.array(x), jax.device_get(tree))
+
+
+def _run(step, state, batches, n_devices):
+    mesh = jaxgan.make_mesh(jax.devices()[:n_devices])
+    run = jaxgan.shard_map_step(step, mesh)
+    state = jaxgan.replicate(_host(state), mesh)
+    metrics = []
+    for batch in batches:
+        state, m = run(state, batch)
+        metrics.append({k: float(v) for k, v in m.items()})
+    return _host(state), metrics
+
+
+def _assert_close(a, b, rtol=1e-5, atol=1e-6):
+    for (path, x), (_, y) in zip(jax.tree_util.tree_flatten_with_path(a)[0], jax.tree_util.tree_flatten_with_path(b)[0]):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=jax.tree_util.keystr(path))
+
+
+ALL_ON = Regularization(gradient_penalty=1.0, dragan=1.0, r1_gamma=1.0, r2_gamma=1.0, lecam=0.1, bcr_real=1.0,
+                        bcr_fake=1.0, diff_augment="color,translation,cutout", instance_noise=0.1,
+                        instance_noise_anneal_steps=10, feature_matching=1.0, mode_seeking=0.1,
+                        historical_averaging=0.01, replay_capacity=16)
+
+
+def test_every_stabilizer_at_once_is_independent_of_the_device_count():
+    """Per-example keys and global-batch means: 1, 2 and 8 devices give one result."""
+    step = _step(ALL_ON)
+    state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    assert set(state.extras) == {"lecam", "replay", "g_average", "d_average"}
+    batches = [_batch(seed=0), _batch(seed=1)]
+    ref, ref_metrics = _run(step, state, batches, 1)
+    for n in (2, 8):
+        got, metrics = _run(step, state, batches, n)
+        _assert_close(got, ref)
+        for m, r in zip(metrics, ref_metrics):
+            for k in r:
+                np.testing.assert_allclose(m[k], r[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    for name in ("d_gradient_penalty", "d_dragan", "d_r1", "d_r2", "d_lecam", "d_bcr", "d_historical_average",
+                 "g_feature_matching", "g_mode_seeking", "g_historical_average"):
+        assert name in ref_metrics[-1] and np.isfinite(ref_metrics[-1][name]), name
+    assert ref_metrics[-1]["d_r1"] > 0 and ref_metrics[-1]["d_bcr"] > 0
+    assert int(ref.extras["replay"].count) == 16
+    # The state moved.
+    assert not np.allclose(ref.d.params["logit"]["kernel"], state.d.params["logit"]["kernel"])
+
+
+def test_two_identical_discriminators_equal_one():
+    """GMAN plumbing: K=2 copies of the same D, mean aggregation == a single D."""
+    one = _step(num_discriminators=1)
+    two = _step(num_discriminators=2)
+    state1 = one.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    state2 = two.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    assert jax.tree_util.tree_leaves(state2.d.params)[0].shape[0] == 2
+    stacked = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), state1.d)
+    state2 = state2.replace(d=stacked, g=state1.g, g_ema_params=state1.g_ema_params)
+    a, _ = _run(one, state1, [_batch()], 2)
+    b, _ = _run(two, state2, [_batch()], 2)
+    _assert_close(b.g.params, a.g.params)
+    for k in range(2):
+        _assert_close(jax.tree_util.tree_map(lambda x: x[k], b.d.params), a.d.params)
+
+
+def test_multiple_discriminators_keep_their_own_state():
+    step = _step(num_discriminators=3, d_aggregation="softmax", d_temperature=0.5)
+    state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    kernels = state.d.params["logit"]["kernel"]
+    assert kernels.shape[0] == 3 and not np.allclose(kernels[0], kernels[1])  # independent inits
+    final, metrics = _run(step, state, [_batch()], 2)
+    assert np.isfinite(metrics[0]["g_loss"])
+    moved = np.abs(final.d.params["logit"]["kernel"] - kernels).reshape(3, -1).max(axis=1)
+    assert (moved > 0).all()
+
+
+def _d_fn(discriminator, params):
+    return lambda x: discriminator.apply({"params": params}, x, train=True)
+
+
+def test_r1_metric_equals_a_host_recomputation():
+    """With lr 0 the step's R1 is gamma-free E||dD/dx||^2 on each real sub-batch (host: per-example grads)."""
+    g, d = _nets()
+    step = _step(Regularization(r1_gamma=2.0), lr=0.0, nets=(g, d))
+    state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    batch = _batch()
+    _, metrics = _run(step, state, [batch], 2)
+    single = lambda x: d.apply({"params": state.d.params}, x[None], train=True)[0]
+    grads = [np.asarray(jax.vmap(jax.grad(single))(jnp.asarray(batch["image"][j]))) for j in range(2)]
+    expected = np.mean([np.mean(np.sum(gr.reshape(BATCH, -1).astype(np.float64) ** 2, axis=1)) for gr in grads])
+    np.testing.assert_allclose(metrics[0]["d_r1"], expected, rtol=1e-5)
+
+
+def test_lazy_r1_is_a_separate_update_every_k_steps():
+    """r1_every=2: at step 0, D gets an extra SGD update on gamma/2 * k * R1; at step 1 it does not."""
+    g, d = _nets()
+    reg = Regularization(r1_gamma=2.0, r1_every=2)
+    lazy, plain = _step(reg, nets=(g, d), n_critic=1), _step(nets=(g, d), n_critic=1)
+    state = lazy.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    batch = _batch(n_critic=1)
+    # Step 0 (R1 due) vs the same step without R1.
+    with_r1, m_lazy = _run(lazy, state, [batch], 2)
+    without, _ = _run(plain, state, [batch], 2)
+    real = jnp.asarray(batch["image"][0])
+    r1_grad = jax.grad(lambda p: regularizers.r1_penalty(_d_fn(d, p), real))(without.d.params)
+    expected = jax.tree_util.tree_map(lambda p, gr: p - 0.05 * (2.0 / 2 * 2) * gr, without.d.params, r1_grad)
+    _assert_close(with_r1.d.params, expected, rtol=1e-4, atol=1e-6)
+    assert m_lazy[0]["d_r1_lazy"] > 0
+    # Step 1: not due; the metric says so.
+    _, m2 = _run(lazy, state.replace(step=jnp.ones((), jnp.int32)), [batch], 2)
+    assert m2[0]["d_r1_lazy"] == 0.0
+
+
+def test_lecam_anchors_and_historical_average_follow_their_closed_forms():
+    g, d = _nets()
+    decay = 0.9
+    step = _step(Regularization(lecam=0.5, lecam_decay=decay, historical_averaging=0.1), lr=0.0, nets=(g, d))
+    state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    batch = _batch()
+    final, _ = _run(step, state, [batch], 2)
+    real_means = [float(np.mean(np.asarray(_d_fn(d, state.d.params)(batch["image"][j])))) for j in range(2)]
+    expected_real = decay * (1 - decay) * real_means[0] + (1 - decay) * real_means[1]  # from 0, two updates
+    np.testing.assert_allclose(float(final.extras["lecam"].real), expected_real, rtol=1e-5)
+    # lr 0: params unchanged, so the running mean of {p0, p1} is p0.
+    _assert_close(final.extras["g_average"], state.g.params)
+    # And with lr > 0 the average after one step is (p0 + p1) / 2.
+    moving = _step(Regularization(historical_averaging=0.1), nets=(g, d))
+    state = moving.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    final, _ = _run(moving, state, [batch], 2)
+    _assert_close(final.extras["d_average"],
+                  jax.tree_util.tree_map(lambda a, b: (a + b) / 2, state.d.params, final.d.params))
+
+
+def test_replay_buffer_stores_the_first_fakes_in_order():
+    """n_critic 1, capacity = batch: after one step the buffer holds exactly D's fakes of that step."""
+    g, d = _nets()
+    step = _step(Regularization(replay_capacity=BATCH), lr=0.0, nets=(g, d), n_critic=1)
+    state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    final, _ = _run(step, state, [_batch(n_critic=1)], 2)
+    d_key = jax.random.split(jax.random.fold_in(jax.random.fold_in(jnp.asarray(state.rng), 0), 0), 1)[0]
+    z = np.stack([np.asarray(jax.random.normal(jax.random.fold_in(jax.random.fold_in(d_key, 0), i), (4,)))
+                  for i in range(BATCH)])
+    fakes = np.asarray(g.apply({"params": state.g.params}, z, train=True))
+    np.testing.assert_allclose(final.extras["replay"].images, fakes, rtol=1e-5, atol=1e-6)
+    assert int(final.extras["replay"].count) == BATCH
+
+
+def test_acgan_class_loss_equals_host_cross_entropy():
+    from jaxgan.nets import MLPGenerator as G
+    g = G(latent_dim=4, out_shape=SHAPE, hidden=16, depth=1, tanh_output=True, num_classes=3)
+    d = MLPDiscriminator(hidden=16, depth=1, num_classes=3, conditioning="none", aux_classifier=True)
+    step = _step(lr=0.0, nets=(g, d), n_critic=1, loss="non_saturating")
+    assert step.batch_keys == ("image", "label") and step.acgan
+    state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    batch = _batch(n_critic=1)
+    batch["label"] = np.arange(BATCH, dtype=np.int32)[None] % 3
+    _, metrics = _run(step, state, [batch], 2)
+    _, inter = d.apply({"params": state.d.params}, batch["image"][0], batch["label"][0], train=True,
+                       mutable=["intermediates"])
+    logits = np.asarray(inter["intermediates"]["class_logits"][0], np.float64)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    real_ce = -np.mean(log_p[np.arange(BATCH), batch["label"][0]])
+    # d_class_loss = CE(real) + CE(fake); the fake part is checked through its sign (> 0) here.
+    assert metrics[0]["d_class_loss"] > real_ce
+    assert metrics[0]["g_class_loss"] > 0
+    with pytest.raises(ValueError, match="no 'label' entry"):
+        step.check_batch({"image": batch["image"]}, 2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(reg=Regularization(weight_clip=0.01), loss="hinge"), "Weight clipping"),
+    (dict(reg=Regularization(gradient_penalty=10.0), nets=_nets(pack=2)), "packed D"),
+    (dict(reg=Regularization(diff_augment="nope")), "Unknown DiffAugment"),
+    (dict(reg=Regularization(r1_every=0)), "r1_every"),
+    (dict(reg=Regularization(g_adversarial_weight=0.0)), "without a loss"),
+    (dict(nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, num_classes=3), MLPDiscriminator())), "num_classes"),
+    (dict(num_discriminators=0), "num_discriminators"),
+    (dict(d_aggregation="median"), "d_aggregation"),
+])
+def test_incompatible_options_fail_before_compiling(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _step(**kwargs)
+
+
+def test_diff_augment_needs_images():
+    g, d = MLPGenerator(latent_dim=2, out_shape=(2,)), MLPDiscriminator()
+    with pytest.raises(ValueError, match="augments images"):
+        _step(Regularization(diff_augment="translation"), nets=(g, d))
+
+
+def test_pack_must_divide_the_per_device_batch():
+    step = _step(nets=_nets(pack=3))
+    with pytest.raises(ValueError, match="pack=3"):
+        step.check_batch(_batch(), 2)
