@@ -320,3 +320,24 @@ def test_prefetch_to_mesh_keeps_order_and_reraises():
     next(it)
     with pytest.raises(OSError, match="disk gone"):
         next(it)
+
+
+def test_conditional_run_uses_labels_and_samples_by_class(tmp_path):
+    from jaxgan import workdir as workdir_lib
+    config = _config(2, data_dir=str(tmp_path / "tfds"), sample_every_steps=2)
+    config.model.num_classes = 10
+    config.num_samples = 20
+    workdir = str(tmp_path / "cgan")
+    loop.train_and_evaluate(config, workdir)
+    gan = workdir_lib.load_generator(workdir)
+    assert gan.num_classes == 10
+    threes = gan.sample(4, seed=1, labels=[3, 3, 3, 3])
+    mixed = gan.sample(4, seed=1, labels=[3, 3, 3, 4])
+    np.testing.assert_array_equal(threes[:3], mixed[:3])  # same latents and labels -> same images
+    assert not np.array_equal(threes[3], mixed[3])  # the label changes the image
+    with pytest.raises(ValueError, match="conditional on 10 classes"):
+        gan.sample(2)
+    bad = _config(2, data_dir=str(tmp_path / "tfds"))
+    bad.model.num_classes = 5  # the digits have 10 classes
+    with pytest.raises(ValueError, match=r"labels span 0\.\.9, outside \[0, 5\)"):
+        loop.train_and_evaluate(bad, str(tmp_path / "bad"))

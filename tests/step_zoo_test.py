@@ -233,3 +233,17 @@ def test_pack_must_divide_the_per_device_batch():
     step = _step(nets=_nets(pack=3))
     with pytest.raises(ValueError, match="pack=3"):
         step.check_batch(_batch(), 2)
+
+
+def test_ema_half_life_and_rampup_closed_form():
+    """StyleGAN2-ADA: beta = 0.5 ** (B / h), h = min(half_life, images_seen * rampup)."""
+    from jaxgan.train import ema_decay_from_half_life
+    plain = ema_decay_from_half_life(half_life_images=10_000, batch_size=64)
+    ramped = ema_decay_from_half_life(half_life_images=10_000, batch_size=64, rampup=0.05)
+    for step in (0, 1, 100, 3125, 100_000):
+        s = jnp.asarray(step, jnp.int32)
+        np.testing.assert_allclose(float(plain(s)), 0.5 ** (64 / 10_000), rtol=1e-6)
+        h = min(10_000.0, step * 64 * 0.05)
+        np.testing.assert_allclose(float(ramped(s)), 0.0 if h == 0 else 0.5 ** (64 / h), rtol=1e-5)
+    # After h images the old weights count for one half: beta ** (h / B) = 1/2.
+    assert abs(float(plain(jnp.int32(5))) ** (10_000 / 64) - 0.5) < 1e-5
