@@ -121,6 +121,10 @@ def test_digits_frechet_evaluator_value_and_floor_match_direct_computation():
     assert out["fcd_floor"] == pytest.approx(want_floor, rel=1e-4)
     assert out["fcd_floor"] == pytest.approx(digits_classifier.frechet_digits_floor(), rel=1e-9)
     assert out["fcd"] > 1.5 * out["fcd_floor"]
+    # Fewer samples: the floor takes as many held-out images.
+    ev50 = evaluator.DigitsFrechetEvaluator(num_samples=50)
+    assert ev50.floor == pytest.approx(_frechet_sqrtm(f_train, digits_classifier.digits_features(test[:50])),
+                                       rel=1e-4)
     # A custom reference without held-out images reports no floor.
     ev2 = evaluator.DigitsFrechetEvaluator(reference_images=train[..., None], num_samples=50)
     assert set(ev2.evaluate_images(fakes[:50])) == {"fcd"}
@@ -330,7 +334,8 @@ def test_tool_fcd_msssim_modes(tool_files):
     train, _ = digits_classifier.load_split("train")
     want = _frechet_sqrtm(digits_classifier.digits_features(train), digits_classifier.digits_features(test[:100]))
     assert out["fcd"] == pytest.approx(want, rel=1e-4) and out["protocol"]["n_fake"] == 100
-    assert "fcd_floor" not in out or out["fcd_floor"] > 0
+    # The floor uses as many held-out digits as samples: these samples ARE the first 100 held-out digits.
+    assert out["fcd_floor"] == pytest.approx(out["fcd"], rel=1e-9) and out["protocol"]["n_floor"] == 100
     r = _tool("--metric=msssim", f"--a={d / 'a.npz'}", "--num_pairs=10", cache_dir=d)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout)["msssim"] == pytest.approx(

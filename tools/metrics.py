@@ -170,7 +170,7 @@ def compute() -> dict:
         return {"metric": metric, **values,
                 "protocol": {"features": "digits_classifier 64-d" + (" x3 stacked" if ev.stacked else ""),
                              "reference": FLAGS.b or ev.reference, "n_real": int(ev.real_stats.n),
-                             "n_fake": len(fake), **source}}
+                             "n_fake": len(fake), "n_floor": ev.n_heldout, **source}}
     if metric == "msssim":
         real = _reference(required=False)
         from jaxgan.metrics import diversity

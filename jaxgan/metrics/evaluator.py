@@ -297,38 +297,41 @@ class DigitsFrechetEvaluator:
     """FCD: the Frechet distance on the shipped digits classifier's 64-d features, with its floor.
 
     Reference defaults to the digits train split (exactly the GAN's training
-    images); the floor is the same distance from the held-out split to the
-    reference, computed once here. `num_samples` defaults to the held-out size
-    (355), so `fcd` and `fcd_floor` compare at equal N (the estimator is biased
-    in N). `stacked=True`: Stacked digits (3 channels, 192-d features);
-    reference = 10k train samples (seed), held-out = num_samples test samples
-    (seed + 1), num_samples defaulting to 10k. A custom `reference_images`
-    without `heldout_images` reports no floor.
+    images); the floor is the same distance from held-out digits to the
+    reference, computed once here, from as many held-out images as samples
+    (the estimator is biased in N, so only equal N compares): `num_samples`
+    defaults to the whole held-out split (355); fewer samples take the first
+    num_samples held-out images; more are warned about. `stacked=True`: Stacked
+    digits (3 channels, 192-d features); reference = `num_reference` train
+    samples (seed), held-out = num_samples test samples (seed + 1), num_samples
+    defaulting to 10k. A custom `reference_images` without `heldout_images`
+    reports no floor.
     """
 
     def __init__(self, *, num_samples: int | None = None, seed: int = 0, stacked: bool = False,
                  reference_images: Any = None, heldout_images: Any = None, num_reference: int = 10_000,
                  params: Any = None):
         self.seed, self.stacked, self.params = int(seed), bool(stacked), params
+        if reference_images is None and heldout_images is None and not stacked:
+            heldout_images = digits_classifier.load_split("test")[0][..., None]
+            if num_samples is not None:
+                heldout_images = heldout_images[:num_samples]
         if num_samples is None:
-            num_samples = (10_000 if stacked else
-                           len(heldout_images) if heldout_images is not None else
-                           len(digits_classifier.load_split("test")[0]) if reference_images is None else 1000)
+            num_samples = (10_000 if stacked else len(heldout_images) if heldout_images is not None else 1000)
         if num_samples < 2:
             raise ValueError(f"num_samples must be >= 2, got {num_samples}.")
         self.num_samples = int(num_samples)
         if reference_images is None:
             reference_images = (digits_classifier.make_stacked_digits(num_reference, seed=seed, split="train")[0]
                                 if stacked else digits_classifier.load_split("train")[0][..., None])
-            if heldout_images is None:
-                heldout_images = (digits_classifier.make_stacked_digits(self.num_samples, seed=seed + 1,
-                                                                        split="test")[0]
-                                  if stacked else digits_classifier.load_split("test")[0][..., None])
+            if heldout_images is None:  # stacked
+                heldout_images = digits_classifier.make_stacked_digits(self.num_samples, seed=seed + 1,
+                                                                       split="test")[0]
             self.reference = "digits/train" + (" stacked" if stacked else "")
         else:
             self.reference = "reference images given"
         self.real_stats = self._stats(check_samples(reference_images, what="reference images"))
-        self.floor = None
+        self.floor, self.n_heldout = None, 0
         if heldout_images is not None:
             self.floor = self._distance(check_samples(heldout_images, what="held-out images"))
             self.n_heldout = len(heldout_images)
