@@ -164,19 +164,28 @@ def test_inception_evaluator_reference_features_are_cached(cheap_extractor, tmp_
         calls.append(1)
         return real
 
-    kw = dict(metrics=("fid", "kid"), num_samples=8, extractor=cheap_extractor, dataset="toy", cache_dir=tmp_path)
-    ev1 = evaluator.InceptionEvaluator(reference_images=real, num_reference=10, **kw)
-    f, desc = evaluator.reference_features(cheap_extractor, source, dataset="toy", split="train",
+    kw = dict(num_samples=8, extractor=cheap_extractor, dataset="toy", cache_dir=tmp_path)
+    ev1 = evaluator.InceptionEvaluator(metrics=("fid", "kid"), reference_images=real, num_reference=10, **kw)
+    # FID alone needs only moments: fid.py's statistics cache, found again without loading the images.
+    ev_fid = evaluator.InceptionEvaluator(reference_images=real, num_reference=10, **kw)
+    ev_fid2 = evaluator.InceptionEvaluator(reference_images=source, num_reference=10, resolution=16, **kw)
+    assert calls == [] and len(list((tmp_path / "fid_stats").glob("toy-train-*.npz"))) == 1
+    np.testing.assert_allclose(ev_fid2.real_stats.cov, np.cov(cheap_extractor(real[:10]), rowvar=False),
+                               rtol=1e-6, atol=1e-9)
+    assert ev_fid.reference == ev_fid2.reference
+    with pytest.raises(ValueError, match="Pass resolution= with a callable"):
+        evaluator.InceptionEvaluator(reference_images=source, **kw)
+    f, desc = evaluator.cached_reference_features(cheap_extractor, source, dataset="toy", split="train",
                                            resolution=(16, 16), n=10, cache_dir=tmp_path)
     assert calls == [] and "toy/train" in desc  # a hit: the images are never loaded
     np.testing.assert_allclose(f, cheap_extractor(real[:10]), rtol=1e-6)
     np.testing.assert_array_equal(ev1.real_features, f)
-    evaluator.reference_features(cheap_extractor, source, dataset="toy", split="train", resolution=(16, 16),
+    evaluator.cached_reference_features(cheap_extractor, source, dataset="toy", split="train", resolution=(16, 16),
                                  n=12, cache_dir=tmp_path)
     assert calls == [1]  # another n is another entry
     for p in (tmp_path / "fid_features").glob("*.npz"):
         p.write_bytes(b"garbage")  # corrupt entries are recomputed, not trusted
-    evaluator.reference_features(cheap_extractor, source, dataset="toy", split="train", resolution=(16, 16),
+    evaluator.cached_reference_features(cheap_extractor, source, dataset="toy", split="train", resolution=(16, 16),
                                  n=12, cache_dir=tmp_path)
     assert calls == [1, 1]
 

@@ -19,6 +19,7 @@ protocol; errors go to stderr with exit status 1.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -197,6 +198,17 @@ def compute() -> dict:
     return {"metric": metric, **values, "protocol": {**ev.last_protocol, **source}}
 
 
+def _finite_or_null(x):
+    """NaN/inf (e.g. the reverse KL with no high-quality sample) as null, so the line is strict JSON."""
+    if isinstance(x, dict):
+        return {k: _finite_or_null(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite_or_null(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments {argv[1:]}.")
@@ -205,7 +217,7 @@ def main(argv):
     except (InputError, ValueError, TypeError, FileNotFoundError) as e:
         print(f"tools/metrics.py: error: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
-    print(json.dumps(result), flush=True)
+    print(json.dumps(_finite_or_null(result)), flush=True)
 
 
 if __name__ == "__main__":

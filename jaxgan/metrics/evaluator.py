@@ -129,7 +129,7 @@ IS_WEIGHTS_HINT = (
 # ---------------------------------------------------------------- reference features cache
 
 
-def reference_features(extractor: fid_lib.InceptionFeatures, images: Any, *, dataset: str, split: str,
+def cached_reference_features(extractor: fid_lib.InceptionFeatures, images: Any, *, dataset: str, split: str,
                        resolution: int | tuple, n: int | None = None, options: dict | None = None,
                        cache_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
     """Real-image features [n, D], cached like `fid.reference_stats` (same key, kind "features").
@@ -174,8 +174,10 @@ class InceptionEvaluator:
     """fid / kid / precision / recall / density / coverage / is from one Inception feature extraction.
 
     Reference (exactly one): `reference_images` (uint8 [N, H, W, 1|3], or a
-    zero-arg callable returning them; cached on disk under `dataset`/`split` when
-    `dataset` is given, else kept in memory), `reference_features` ([N, D]), or
+    zero-arg callable returning them; cached on disk under `dataset`/`split`/
+    `resolution` when `dataset` is given: statistics via `fid.reference_stats`
+    when fid alone needs them, else features via `cached_reference_features`; without
+    `dataset` kept in memory), `reference_features` ([N, D]), or
     `reference_stats` (a `stats.FeatureStats`, e.g. from `fid.reference_stats`;
     enough for fid only). `num_reference` takes the first n reference images.
     Each call draws `num_samples` samples with `seed`, extracts their features
@@ -190,7 +192,8 @@ class InceptionEvaluator:
                  reference_images: Any = None, reference_features: Any = None,
                  reference_stats: stats.FeatureStats | None = None, num_reference: int | None = None,
                  reference_name: str | None = None, dataset: str | None = None, split: str = "train",
-                 cache_dir: str | os.PathLike | None = None, extractor: fid_lib.InceptionFeatures | None = None,
+                 resolution: int | tuple | None = None, cache_dir: str | os.PathLike | None = None,
+                 extractor: fid_lib.InceptionFeatures | None = None,
                  fc: dict | None = None, weights_path: str | os.PathLike | None = None, feature_dim: int = 2048,
                  resize: str = "pytorch_fid", batch_size: int = 50, kid_subsets: int = kid.KID_SUBSETS,
                  kid_subset_size: int = kid.KID_SUBSET_SIZE):
@@ -235,10 +238,18 @@ class InceptionEvaluator:
                 raise ValueError(f"reference_features must be [N, {extractor.feature_dim}], got shape {f.shape}.")
             self.real_features, reference = f, reference_name or "reference features given"
         elif dataset is not None:
-            resolution = None if callable(reference_images) else np.shape(reference_images)[1:3]
-            self.real_features, reference = reference_features_for(
-                extractor, reference_images, dataset=dataset, split=split, resolution=resolution, n=num_reference,
-                cache_dir=cache_dir)
+            if resolution is None:
+                if callable(reference_images):
+                    raise ValueError("Pass resolution= with a callable reference_images: it names the cache entry, "
+                                     "which is looked up before the images are loaded.")
+                resolution = check_samples(reference_images, what="reference images").shape[1:3]
+            resolution = (resolution, resolution) if np.ndim(resolution) == 0 else resolution
+            cached = dict(dataset=dataset, split=split, resolution=tuple(int(r) for r in resolution),
+                          n=num_reference, cache_dir=cache_dir)
+            if set(self.metrics) <= {"fid", "is"}:  # moments suffice: fid.py's statistics cache
+                self.real_stats, reference = fid_lib.reference_stats(extractor, reference_images, **cached)
+            else:
+                self.real_features, reference = cached_reference_features(extractor, reference_images, **cached)
             reference = reference_name or reference
         else:
             x = check_samples(reference_images() if callable(reference_images) else reference_images,
@@ -253,9 +264,9 @@ class InceptionEvaluator:
 
     def _protocol(self, n_fake: int) -> dict:
         ex = self.extractor
+        n_real = int(self.real_stats.n) if self.real_stats is not None else 0
         p = fid_lib.FIDProtocol(weights_id=ex.weights_id, weights_sha256=ex.weights_sha256, resize=ex.resize,
-                                feature_dim=ex.feature_dim, n_real=int(self.real_stats.n) if self.real_stats else 0,
-                                n_fake=int(n_fake),
+                                feature_dim=ex.feature_dim, n_real=n_real, n_fake=int(n_fake),
                                 reference=self.reference).as_dict()
         p.update(metrics=list(self.metrics), seed=self.seed)
         if "kid" in self.metrics:
@@ -280,17 +291,6 @@ class InceptionEvaluator:
         values = self.evaluate_images(_sample(sample_fn, self.num_samples, self.seed))
         log.info("step %d: %s (protocol %s)", step, values, self.last_protocol)
         return values
-
-
-def reference_features_for(extractor: fid_lib.InceptionFeatures, images: Any, *, dataset: str, split: str,
-                           resolution: Any, n: int | None, cache_dir: str | os.PathLike | None
-                           ) -> tuple[np.ndarray, str]:
-    """`reference_features` with the resolution read from the images when not given."""
-    if resolution is None:  # a callable: the caller names the dataset; the resolution is part of its identity
-        x = check_samples(images(), what="reference images")
-        images, resolution = x, x.shape[1:3]
-    return reference_features(extractor, images, dataset=dataset, split=split,
-                              resolution=tuple(int(s) for s in resolution), n=n, cache_dir=cache_dir)
 
 
 class DigitsFrechetEvaluator:
