@@ -281,6 +281,8 @@ def test_registry_and_errors(cheap_extractor):
         ev(lambda n, seed: np.zeros((3, 8, 8, 3), np.uint8), 0)
     with pytest.raises(ValueError, match="channels last"):
         ev(lambda n, seed: np.zeros((n, 3, 8, 8), np.uint8), 0)
+    with pytest.raises(ValueError, match="Need at least 2 generated samples, got 1"):
+        ev.evaluate_images(np.zeros((1, 8, 8, 3), np.uint8))
 
 
 # ---------------------------------------------------------------- tools/metrics.py end to end
@@ -315,7 +317,7 @@ def test_tool_fid_and_prdc_match_in_process_computation(tool_files):
     meta = {"weights_id": "x", "trunk_sha256": "0" * 64}
     ex = fid.InceptionFeatures(variables, weights_meta=meta, feature_dim=64, batch_size=8)
     f_a, f_b = ex(a[:18]), ex(b[:18])
-    r = _tool("--metric=fid", f"--a={d / 'a.npz'}", f"--b={d / 'b.npz'}", "--num=18", "--feature_dim=64",
+    r = _tool("--metric=fid", f"--a={d / 'a.npz'}", f"--b={d / 'b.npz'}", "--num=18", "--num_real=18", "--feature_dim=64",
               "--batch_size=6", f"--weights={wpath}", cache_dir=d)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.strip().splitlines()
@@ -325,7 +327,14 @@ def test_tool_fid_and_prdc_match_in_process_computation(tool_files):
     p = out["protocol"]
     assert (p["n_real"], p["n_fake"], p["feature_dim"], p["resize"]) == (18, 18, 64, "pytorch_fid")
     assert p["weights_sha256"] == weights.load_params_file(wpath)[1]["trunk_sha256"][:16]
-    r = _tool("--metric=prdc", f"--a={d / 'a.npz'}", f"--b={d / 'b.npz'}", "--feature_dim=64", "--batch_size=4",
+    # The reference as a folder of gray PNGs: the same images, so the same values as from b.npz.
+    from PIL import Image
+
+    folder = d / "b_png"
+    folder.mkdir(exist_ok=True)
+    for i, img in enumerate(b):
+        Image.fromarray(img[..., 0]).save(folder / f"{i:03d}.png")
+    r = _tool("--metric=prdc", f"--a={d / 'a.npz'}", f"--b={folder}", "--feature_dim=64", "--batch_size=4",
               f"--weights={wpath}", cache_dir=d)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
@@ -359,10 +368,10 @@ def test_tool_fcd_msssim_modes(tool_files):
     (["--metric=fid", "--a={d}/missing.npz", "--b={d}/b.npz"], "missing.npz: no such file"),
     (["--metric=fid", "--a={d}/points.npz", "--b={d}/b.npz"], "has no 'images' array"),
     (["--metric=fid", "--a={d}/float.npz", "--b={d}/b.npz"], "must be uint8"),
-    (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--num=1", "--feature_dim=64", "--weights={w}",
-      "--batch_size=1"],
-     "at least 2"),
-    (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--num=30"], "holds only 20"),
+    (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--num=1"], "needs at least 2 samples in --a, got 1"),
+    (["--metric=prdc", "--a={d}/a.npz", "--b={d}/b.npz", "--num_real=5"], "needs at least 6 samples in --b"),
+    (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--num=30"], "--num=30, but --a holds only 20"),
+    (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--num_real=30"], "--num_real=30, but --b holds only 24"),
     (["--metric=modes", "--a={d}/points.npz"], "needs --data"),
     (["--metric=is", "--a={d}/a.npz", "--weights={w}"], "no classifier"),
     (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--weights={d}/nope.npz"], "weights unavailable"),

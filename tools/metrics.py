@@ -9,7 +9,7 @@
 modes | fcd. --a / --b: a .npz with `images` (uint8 [N, H, W, C], or [N, H, W])
 or, for modes, `points` (float [N, 2]); or a folder of PNG/JPEG files of one
 size. --workdir samples the EMA generator of a jaxgan run (--num samples,
---seed) instead of reading --a. --num takes the first N of --a (and of --b).
+--seed) instead of reading --a. --num / --num_real take the first N of --a / --b.
 fid/kid/prdc/is use the FID Inception (--feature_dim=64/192/768 for cheap
 checks, --weights for a converted .npz); `is` needs weights with the classifier
 (pytorch-fid's .pth). The JSON line holds the metric, its value(s) and the
@@ -26,13 +26,16 @@ import sys
 from absl import app, flags
 
 METRICS = ("fid", "kid", "prdc", "is", "msssim", "modes", "fcd")
+# The fewest samples each metric is defined for (prdc: more than k = 5 neighbours; is: 10 splits).
+MIN_SAMPLES = {"fid": 2, "kid": 2, "prdc": 6, "is": 10, "msssim": 2, "modes": 1, "fcd": 2}
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 flags.DEFINE_enum("metric", None, METRICS, "Which metric.", required=True)
 flags.DEFINE_string("a", None, "Generated samples: .npz (`images` or `points`) or an image folder.")
 flags.DEFINE_string("b", None, "Reference samples: .npz or an image folder (fcd: default digits train split).")
 flags.DEFINE_string("workdir", None, "Sample this jaxgan run's generator instead of reading --a.")
-flags.DEFINE_integer("num", None, "Use the first N samples of --a and --b (with --workdir: generate N; default 10000).")
+flags.DEFINE_integer("num", None, "Use the first N samples of --a (with --workdir: generate N; default 10000).")
+flags.DEFINE_integer("num_real", None, "Use the first N samples of --b (default: all).")
 flags.DEFINE_integer("seed", 0, "Sampling seed (--workdir) and metric seed (KID subsets, MS-SSIM pairs).")
 flags.DEFINE_bool("ema", True, "--workdir: sample the EMA generator (--no_ema: the raw one).")
 flags.DEFINE_enum("data", None, ("ring", "grid"), "modes: the 2-D mixture the points should cover.")
@@ -106,11 +109,20 @@ def load_samples(path: str, *, key: str, flag: str):
 
 
 def _take(x, num: int | None, flag: str):
-    if num is None:
-        return x
-    if len(x) < num:
-        raise InputError(f"--num={num}, but --{flag} holds only {len(x)} samples.")
-    return x[:num]
+    if num is not None:
+        if len(x) < num:
+            raise InputError(f"--{'num' if flag == 'a' else 'num_real'}={num}, but --{flag} holds only {len(x)} "
+                             "samples.")
+        x = x[:num]
+    return _enough(x, flag)
+
+
+def _enough(x, what: str):
+    need = MIN_SAMPLES[FLAGS.metric]
+    if len(x) < need:
+        raise InputError(f"--metric={FLAGS.metric} needs at least {need} samples in --{what}, got {len(x)} "
+                         "(thousands for reportable numbers: 10k for FID/KID/PRDC, 50k for IS).")
+    return x
 
 
 def _generated(key: str):
@@ -130,7 +142,7 @@ def _generated(key: str):
             if x.ndim != 2:
                 raise InputError(f"{FLAGS.workdir} generates images, not 2-D points; use an image metric.")
             return x, {"workdir": FLAGS.workdir, "step": gan.step, "ema": FLAGS.ema, "seed": FLAGS.seed}
-        x = gan.sample_uint8(num, seed=FLAGS.seed, labels=labels)
+        x = _enough(gan.sample_uint8(num, seed=FLAGS.seed, labels=labels), "workdir")
         return x, {"workdir": FLAGS.workdir, "step": gan.step, "ema": FLAGS.ema, "seed": FLAGS.seed}
     if not FLAGS.a:
         raise InputError("Give --a=FILE.npz|DIR (the generated samples) or --workdir=DIR.")
@@ -142,7 +154,7 @@ def _reference(required: bool = True):
         if required:
             raise InputError(f"--metric={FLAGS.metric} needs --b=FILE.npz|DIR (the reference samples).")
         return None
-    return _take(load_samples(FLAGS.b, key="images", flag="b"), FLAGS.num, "b")
+    return _take(load_samples(FLAGS.b, key="images", flag="b"), FLAGS.num_real, "b")
 
 
 def compute() -> dict:

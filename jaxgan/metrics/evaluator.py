@@ -42,6 +42,9 @@ SampleFn = Callable[[int, int], np.ndarray]
 INCEPTION_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "is")
 PRDC_METRICS = ("precision", "recall", "density", "coverage")
 FEATURES_FORMAT_VERSION = 1
+IS_WEIGHTS_HINT = (
+    "Convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth (it has the fc layer) with "
+    "`python tools/fetch_inception.py --pth PATH` and pass the resulting .npz as the weights path.")
 
 
 # ---------------------------------------------------------------- helpers
@@ -119,11 +122,6 @@ def inception_metrics(fake_features: np.ndarray, *, metrics: Sequence[str], real
         s = inception_score.inception_score(logits, from_logits=True)
         out["is"], out["is_std"] = s["is_mean"], s["is_std"]
     return out
-
-
-IS_WEIGHTS_HINT = (
-    "Convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth (it has the fc layer) with "
-    "`python tools/fetch_inception.py --pth PATH` and pass the resulting .npz as the weights path.")
 
 
 # ---------------------------------------------------------------- reference features cache
@@ -271,6 +269,8 @@ class InceptionEvaluator:
         p.update(metrics=list(self.metrics), seed=self.seed)
         if "kid" in self.metrics:
             p.update(kid_subsets=self.kid_subsets, kid_subset_size=self.kid_subset_size)
+        if "is" in self.metrics:
+            p.update(is_splits=inception_score.IS_SPLITS, is_logits="fc with bias (the 2015 TF graph's softmax)")
         if any(m in self.metrics for m in PRDC_METRICS):
             p.update(k_precision_recall=prdc.PRECISION_RECALL_K, k_density_coverage=prdc.DENSITY_COVERAGE_K)
         return p
