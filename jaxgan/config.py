@@ -86,8 +86,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 500
     c.checkpoint_every_images = 0
     c.keep_checkpoints = 3
-    c.eval_every_steps = 0  # 0 = off; evaluators plug in here
+    c.eval_every_steps = 0  # 0 = off
     c.eval_every_images = 0
+    # Evaluators (jaxgan.metrics.evaluator.EVALUATORS), comma-separated: "fcd" (digits
+    # Frechet distance with its real-vs-real floor; digits data only), "fid", "kid",
+    # "prdc", "inception" (all Inception metrics from one extraction), "msssim".
+    c.eval_metrics = "fcd"
+    c.eval_num_samples = 0  # generated samples per evaluation; 0 = each evaluator's default
     c.progress_bar = True  # a console progress bar (process 0 only)
     return c
 
@@ -137,6 +142,17 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
         raise ValueError(
             f"config.model.num_classes={config.model.num_classes} makes a conditional GAN, which needs labels, but "
             "a folder of images has none; use a labeled TFDS dataset or an .npz with 'labels', or num_classes=0.")
+    if config.get("eval_every_steps", 0) or config.get("eval_every_images", 0):
+        from jaxgan.metrics.evaluator import EVALUATORS  # light: numpy/jax only
+        names = eval_metric_names(config)
+        bad = [n for n in names if n not in EVALUATORS]
+        if bad or not names:
+            raise ValueError(f"config.eval_metrics={config.eval_metrics!r}: unknown {bad or 'empty'}; valid names: "
+                             f"{sorted(EVALUATORS)}.")
+        if "fcd" in names and (config.data.name != "sklearn_digits" or config.data.channels != 1
+                               or config.data.image_size != 32):
+            raise ValueError("config.eval_metrics has 'fcd', the digits classifier's Frechet distance, which needs "
+                             "the 32x32x1 sklearn_digits data; use 'fid' or 'kid' for other data.")
     unknown = set(config.regularization) - {f.name for f in dataclasses.fields(Regularization)}
     if unknown:
         raise ValueError(f"Unknown config.regularization fields {sorted(unknown)}; valid: "
@@ -159,6 +175,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
                  "eval_every_images"):
         if config.get(name, 0) < 0:
             raise ValueError(f"config.{name}={config.get(name)} must be >= 0 (0 = off / use the *_steps field).")
+
+
+def eval_metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The evaluators `config.eval_metrics` names, in order."""
+    return tuple(n.strip() for n in str(config.get("eval_metrics", "")).split(",") if n.strip())
 
 
 def data_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:

@@ -40,8 +40,8 @@ from PIL import Image
 import jaxgan
 from jaxgan import checkpoint, data
 from jaxgan.common import to_uint8
-from jaxgan.config import (Schedule, build_networks, build_optimizers, build_step, data_shape, resolve_schedule,
-                           validate)
+from jaxgan.config import (Schedule, build_networks, build_optimizers, build_step, data_shape, eval_metric_names,
+                           resolve_schedule, validate)
 from jaxgan.sampling import fixed_latents, generate, image_grid, sample_batched
 from jaxgan.state import GANTrainState
 from jaxgan.train import make_mesh, prefetch_to_mesh, replicate, shard_map_step
@@ -221,12 +221,32 @@ def dry_run(config: ml_collections.ConfigDict) -> dict[str, Any]:
     }
 
 
+def build_evaluators(config: ml_collections.ConfigDict, arrays: Mapping[str, np.ndarray]) -> list[Evaluator]:
+    """The evaluators `config.eval_metrics` names, on the training images as the reference."""
+    from jaxgan.metrics import evaluator as ev  # the Inception ones load their weights here, once
+
+    evaluators = []
+    for name in eval_metric_names(config):
+        kwargs: dict[str, Any] = {"seed": config.seed}
+        if config.eval_num_samples:
+            kwargs["num_samples"] = config.eval_num_samples
+        if name in ("inception", "fid", "kid", "prdc", "is"):
+            kwargs.update(reference_images=arrays["image"], dataset=f"{config.data.source}:{config.data.name}",
+                          split=config.data.split)
+        elif name == "msssim":
+            kwargs["real_images"] = arrays["image"]
+        evaluators.append(ev.make_evaluator(name, **kwargs))
+    return evaluators
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       evaluators: Sequence[Evaluator] = ()) -> GANTrainState:
+                       evaluators: Sequence[Evaluator] | None = None) -> GANTrainState:
     """Trains (or resumes) the GAN described by `config`, writing into `workdir`.
 
-    Returns the final state; its `step` is below the schedule's end only when
-    the run was stopped by SIGTERM (after saving a checkpoint).
+    `evaluators` default to those `config.eval_metrics` names (when
+    `eval_every_steps` or `eval_every_images` is set). Returns the final
+    state; its `step` is below the schedule's end only when the run was stopped
+    by SIGTERM (after saving a checkpoint).
     """
     validate(config, jax.device_count())
     schedule = resolve_schedule(config)
@@ -242,6 +262,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     batcher = data.ArrayBatcher(arrays, batch_size=config.batch_size, seed=config.seed,
                                 process_index=jax.process_index(), process_count=jax.process_count())
     state = step.init_state(config.seed, data.to_model_range(arrays["image"][:1]))
+    if evaluators is None:
+        evaluators = build_evaluators(config, arrays) if schedule.eval_every else []
 
     mesh = make_mesh()
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)

@@ -341,3 +341,45 @@ def test_conditional_run_uses_labels_and_samples_by_class(tmp_path):
     bad.model.num_classes = 5  # the digits have 10 classes
     with pytest.raises(ValueError, match=r"labels span 0\.\.9, outside \[0, 5\)"):
         loop.train_and_evaluate(bad, str(tmp_path / "bad"))
+
+
+def _event_scalars(workdir):
+    import tensorflow as tf
+    values = {}
+    for path in glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for v in event.summary.value:
+                if v.HasField("simple_value"):
+                    values.setdefault(v.tag, {})[event.step] = v.simple_value
+                elif v.HasField("tensor") and tf.make_ndarray(v.tensor).ndim == 0:  # skip image summaries
+                    values.setdefault(v.tag, {})[event.step] = float(tf.make_ndarray(v.tensor))
+    return values
+
+
+def test_config_evaluators_write_eval_scalars(tmp_path):
+    from jaxgan import workdir as workdir_lib
+    from jaxgan.metrics.evaluator import DigitsFrechetEvaluator
+    config = _config(4, data_dir=str(tmp_path / "tfds"), eval_every_steps=2, eval_metrics="fcd,msssim",
+                     eval_num_samples=16)
+    workdir = str(tmp_path / "run")
+    loop.train_and_evaluate(config, workdir)
+    scalars = _event_scalars(workdir)
+    for tag in ("eval/fcd", "eval/fcd_floor", "eval/msssim", "eval/msssim_real"):
+        assert sorted(scalars[tag]) == [2, 4], (tag, scalars.get(tag))
+    # The step-4 FCD is that of the final EMA generator's samples drawn with the config's seed.
+    gan = workdir_lib.load_generator(workdir)
+    direct = DigitsFrechetEvaluator(num_samples=16, seed=config.seed)(
+        lambda num, seed: gan.sample_uint8(num, seed=seed), 4)
+    np.testing.assert_allclose(scalars["eval/fcd"][4], direct["fcd"], rtol=1e-4)
+    assert scalars["eval/fcd"][4] > scalars["eval/fcd_floor"][4]  # 4 steps of training are far from the data
+
+
+def test_bad_eval_metrics_fail_before_anything_is_written(tmp_path):
+    config = _config(2, data_dir=str(tmp_path / "tfds"), eval_every_steps=1, eval_metrics="fcd,fidd")
+    with pytest.raises(ValueError, match=r"unknown \['fidd'\]; valid names"):
+        loop.train_and_evaluate(config, str(tmp_path / "bad"))
+    config = _config(2, data_dir=str(tmp_path / "tfds"), eval_every_steps=1)
+    config.data.channels = 3
+    with pytest.raises(ValueError, match="needs the 32x32x1 sklearn_digits"):
+        loop.train_and_evaluate(config, str(tmp_path / "bad"))
+    assert not os.path.exists(tmp_path / "bad")

@@ -71,3 +71,26 @@ def test_preset_trains(name, digits):
     if config.regularization.weight_clip:  # WGAN: every critic weight inside [-c, c] after the update
         c = config.regularization.weight_clip
         assert max(float(np.abs(np.asarray(x)).max()) for x in jax.tree_util.tree_leaves(final.d.params)) <= c
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda c: setattr(c.model, "name", "stylegan9"), r"valid names: \['dcgan', 'mlp', 'resnet'\]"),
+    (lambda c: setattr(c, "loss", "wgan"), "config.loss='wgan' is unknown; valid names"),
+    (lambda c: setattr(c.data, "image_size", 48), "48"),
+    (lambda c: (setattr(c.model, "num_classes", 10), setattr(c.data, "source", "folder")), "folder of images has none"),
+    (lambda c: setattr(c, "batch_size", 17), "not divisible"),
+])
+def test_config_errors_name_the_problem_before_building(change, match):
+    config = importlib.import_module("experiments.configs.dcgan").get_config()
+    change(config)
+    with pytest.raises(ValueError, match=match):
+        validate(config, 8)
+
+
+def test_config_combination_errors_come_from_the_step():
+    config = _shrunk("dcgan")
+    config.regularization.weight_clip = 0.01  # with the non-saturating loss
+    generator, discriminator = build_networks(config)
+    g_tx, d_tx = build_optimizers(config)
+    with pytest.raises(ValueError, match="Weight clipping"):
+        build_step(config, generator, discriminator, g_tx, d_tx)
