@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxgan.metrics.stats import feature_matrix
+
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 
@@ -41,18 +43,6 @@ def mmd2_unbiased(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float
     return float(xx + yy - 2.0 * k_xy.sum() / (m * n))
 
 
-def _check(features: Any, name: str) -> np.ndarray:
-    f = np.asarray(features)
-    if f.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array [N, D] of features, got shape {f.shape}.")
-    if not np.issubdtype(f.dtype, np.number):
-        raise TypeError(f"{name} must be numeric, got {f.dtype}.")
-    f = f.astype(np.float64)
-    if not np.isfinite(f).all():
-        raise ValueError(f"{name} contains NaN or inf; check the images and the feature extractor.")
-    return f
-
-
 def kernel_inception_distance(
     real_features: Any,
     fake_features: Any,
@@ -70,8 +60,8 @@ def kernel_inception_distance(
     over subsets. Works on any features: Inception pool3 (2048-d) for KID
     proper, or a domain classifier's.
     """
-    real = _check(real_features, "real_features")
-    fake = _check(fake_features, "fake_features")
+    real = feature_matrix(real_features, "real_features")
+    fake = feature_matrix(fake_features, "fake_features")
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"Feature dims differ: real {real.shape[1]} vs fake {fake.shape[1]}.")
     if num_subsets < 1:

@@ -27,21 +27,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from jaxgan.metrics.stats import feature_matrix
+
 PRECISION_RECALL_K = 3
 DENSITY_COVERAGE_K = 5
 _BLOCK_ELEMENTS = 4_000_000  # float64 distances per block (32 MB)
-
-
-def _check(features: Any, name: str) -> np.ndarray:
-    f = np.asarray(features)
-    if f.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array [N, D] of features, got shape {f.shape}.")
-    if not np.issubdtype(f.dtype, np.number):
-        raise TypeError(f"{name} must be numeric, got {f.dtype}.")
-    f = f.astype(np.float64)
-    if not np.isfinite(f).all():
-        raise ValueError(f"{name} contains NaN or inf; check the images and the feature extractor.")
-    return f
 
 
 def _distance_blocks(x: np.ndarray, y: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
@@ -61,7 +51,7 @@ def nearest_neighbour_radii(features: Any, *, k: int) -> np.ndarray:
     As `prdc.compute_nearest_neighbour_distances`: the (k+1)-th smallest
     distance in the row of the pairwise matrix, self (distance 0) included.
     """
-    f = _check(features, "features")
+    f = feature_matrix(features, "features")
     if not 1 <= k < len(f):
         raise ValueError(f"k must be in [1, N - 1] = [1, {len(f) - 1}] for {len(f)} points, got {k}.")
     radii = np.empty(len(f), np.float64)
@@ -83,8 +73,8 @@ def prdc(
     k = 5 (Naeem et al. 2020); pass the same k twice to reproduce one
     `prdc.compute_prdc(real, fake, nearest_k=k)` call.
     """
-    real = _check(real_features, "real_features")
-    fake = _check(fake_features, "fake_features")
+    real = feature_matrix(real_features, "real_features")
+    fake = feature_matrix(fake_features, "fake_features")
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"Feature dims differ: real {real.shape[1]} vs fake {fake.shape[1]}.")
     k_pr, k_dc = k_precision_recall, k_density_coverage

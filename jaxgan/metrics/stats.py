@@ -15,7 +15,7 @@ The Frechet distance between N(mu1, S1) and N(mu2, S2) is
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,6 +34,19 @@ class Moments(NamedTuple):
     n: int
     mean: np.ndarray
     m2: np.ndarray
+
+
+def feature_matrix(features: Any, name: str) -> np.ndarray:
+    """features as float64 [N, D], or a clear error naming `name` (shape, dtype, NaN/inf)."""
+    f = np.asarray(features)
+    if f.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array [N, D] of features, got shape {f.shape}.")
+    if not np.issubdtype(f.dtype, np.number):
+        raise TypeError(f"{name} must be numeric, got {f.dtype}.")
+    f = f.astype(np.float64)
+    if not np.isfinite(f).all():
+        raise ValueError(f"{name} contains NaN or inf; check the images and the feature extractor.")
+    return f
 
 
 def _check_features(features: object, dim: int | None = None) -> np.ndarray:
