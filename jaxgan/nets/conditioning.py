@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan.common import DATA_AXIS
 from jaxgan.nets.layers import MinibatchDiscrimination, apply_layer, pack_samples
 
 # How D uses the labels: concatenated to its input, through the projection term,
@@ -119,21 +120,39 @@ class ConditionalBatchNorm(nn.Module):
         return h * gamma.reshape(shape).astype(h.dtype) + beta.reshape(shape).astype(h.dtype)
 
 
-def discriminator_head(
-    module: nn.Module,
-    phi: jax.Array,
-    labels: jax.Array | None,
-    *,
-    num_classes: int,
-    conditioning: str,
-    aux_classifier: bool,
-    minibatch_discrimination: int,
-    mbd_kernel_dim: int,
-    spectral_norm: bool,
-    train: bool,
-    axis_name: str | None,
-    dtype: Any,
-) -> jax.Array:
+class DiscriminatorOptions(nn.Module):
+    """The options every jaxgan discriminator shares; the architectures subclass it.
+
+    width_multiplier scales the widths (the "weaken D" knob); spectral_norm on
+    every layer (Miyato et al. 2018; power iterates in "batch_stats"); class
+    conditioning (`D_CONDITIONINGS`, aux_classifier); minibatch std (Karras et al.
+    2018) and minibatch discrimination (Salimans et al. 2016); PacGAN `pack`
+    (Lin et al. 2018); `bn_axis_name`, the cross-replica axis of BatchNorm and of
+    spectral norm's power iterates in training (None outside a mapped axis).
+    """
+
+    width_multiplier: float = 1.0
+    spectral_norm: bool = False
+    num_classes: int = 0
+    conditioning: str = "concat"
+    aux_classifier: bool = False
+    minibatch_std: bool = False
+    mbstd_group_size: int = 4
+    minibatch_discrimination: int = 0
+    mbd_kernel_dim: int = 5
+    pack: int = 1
+    bn_axis_name: str | None = DATA_AXIS
+    dtype: Any = jnp.float32
+
+
+def d_layer(module: DiscriminatorOptions, layer: nn.Module, x: jax.Array, train: bool) -> jax.Array:
+    """`layer(x)` inside D `module`, spectrally normalized when the D is. (A function, not a
+    method: Flax lets only the compact `__call__` create the spectral-norm wrapper.)"""
+    return apply_layer(layer, x, spectral_norm=module.spectral_norm, train=train, axis_name=module.bn_axis_name)
+
+
+def discriminator_head(module: DiscriminatorOptions, phi: jax.Array, labels: jax.Array | None, *,
+                       train: bool) -> jax.Array:
     """phi [B, F] (the penultimate features) -> logits [B] float32.
 
     Call it from the discriminator's compact `__call__` with the discriminator as
@@ -146,34 +165,36 @@ def discriminator_head(
     eq. 3) when conditioning == "projection", and the ACGAN class head on phi,
     sown as "class_logits" (Odena et al. 2017).
     """
-    layer = lambda lyr, x: apply_layer(lyr, x, spectral_norm=spectral_norm, train=train, axis_name=axis_name)
+    layer = lambda lyr, x: d_layer(module, lyr, x, train)
+    num_classes, dtype = module.num_classes, module.dtype
     phi = phi.astype(dtype)
     module.sow("intermediates", "features", phi.astype(jnp.float32))
     h = phi
-    if minibatch_discrimination:
-        h = layer(MinibatchDiscrimination(minibatch_discrimination, mbd_kernel_dim, dtype=dtype, name="mbd"), h)
+    if module.minibatch_discrimination:
+        h = layer(MinibatchDiscrimination(module.minibatch_discrimination, module.mbd_kernel_dim, dtype=dtype,
+                                          name="mbd"), h)
     logits = layer(nn.Dense(1, dtype=dtype, name="logit"), h)[:, 0].astype(jnp.float32)
-    if num_classes and conditioning == "projection":
+    if num_classes and module.conditioning == "projection":
         embed = nn.Embed(num_classes, phi.shape[-1], embedding_init=nn.initializers.xavier_uniform(), name="embed")
         # Spectral norm on the class embedding too, as in Miyato & Koyama's SNEmbedID.
         e = layer(embed, labels)
         logits = logits + jnp.sum(e.astype(jnp.float32) * phi.astype(jnp.float32), axis=-1)
-    if aux_classifier:
+    if module.aux_classifier:
         class_logits = layer(nn.Dense(num_classes, dtype=dtype, name="classifier"), phi)
         module.sow("intermediates", "class_logits", class_logits.astype(jnp.float32))
     return logits
 
 
 
-def discriminator_input(x: jax.Array, labels: jax.Array | None, *, num_classes: int, conditioning: str,
-                        aux_classifier: bool, pack: int, dtype: Any, who: str) -> jax.Array:
+def discriminator_input(module: DiscriminatorOptions, x: jax.Array, labels: jax.Array | None) -> jax.Array:
     """Validates a D's options and labels, then [B, ..., C] -> its first layer's input:
     one-hot label maps appended (conditioning == "concat"), then PacGAN packing
     to [B // pack, ..., pack * C'] (each packed sample carries its own label maps)."""
-    check_d_conditioning(num_classes=num_classes, conditioning=conditioning, aux_classifier=aux_classifier,
-                         pack=pack, who=who)
-    check_labels(labels, batch_size=x.shape[0], num_classes=num_classes, who=who)
-    h = x.astype(dtype)
-    if conditioning == "concat":
-        h = concat_label_maps(h, labels, num_classes)
-    return pack_samples(h, pack)
+    who = type(module).__name__
+    check_d_conditioning(num_classes=module.num_classes, conditioning=module.conditioning,
+                         aux_classifier=module.aux_classifier, pack=module.pack, who=who)
+    check_labels(labels, batch_size=x.shape[0], num_classes=module.num_classes, who=who)
+    h = x.astype(module.dtype)
+    if module.conditioning == "concat":
+        h = concat_label_maps(h, labels, module.num_classes)
+    return pack_samples(h, module.pack)

@@ -22,8 +22,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.conditioning import check_labels, concat_label_to_latent, discriminator_head, discriminator_input
-from jaxgan.nets.layers import SubPixelConvTranspose, apply_layer, minibatch_stddev, scaled_width
+from jaxgan.nets.conditioning import (DiscriminatorOptions, check_labels, concat_label_to_latent, d_layer,
+                                      discriminator_head, discriminator_input)
+from jaxgan.nets.layers import SubPixelConvTranspose, minibatch_stddev, scaled_width
 
 SUPPORTED_SIZES = (32, 64)
 
@@ -95,7 +96,7 @@ class DCGANGenerator(nn.Module):
         return jnp.tanh(h).astype(jnp.float32)
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(DiscriminatorOptions):
     """Images [B, size, size, C] (+ labels [B]) -> logits [B // pack].
 
     Attributes:
@@ -125,19 +126,7 @@ class DCGANDiscriminator(nn.Module):
 
     image_size: int = 32
     ndf: int = 64
-    width_multiplier: float = 1.0
     batch_norm: bool = True
-    spectral_norm: bool = False
-    num_classes: int = 0
-    conditioning: str = "concat"
-    aux_classifier: bool = False
-    minibatch_std: bool = False
-    mbstd_group_size: int = 4
-    minibatch_discrimination: int = 0
-    mbd_kernel_dim: int = 5
-    pack: int = 1
-    bn_axis_name: str | None = DATA_AXIS
-    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
@@ -146,11 +135,8 @@ class DCGANDiscriminator(nn.Module):
             raise ValueError(
                 f"DCGANDiscriminator(image_size={self.image_size}) expects images [B, {self.image_size}, "
                 f"{self.image_size}, C], got shape {tuple(x.shape)}; set image_size to the data's size.")
-        h = discriminator_input(x, labels, num_classes=self.num_classes, conditioning=self.conditioning,
-                                aux_classifier=self.aux_classifier, pack=self.pack, dtype=self.dtype,
-                                who="DCGANDiscriminator")
-        layer = lambda lyr, h: apply_layer(lyr, h, spectral_norm=self.spectral_norm, train=train,
-                                           axis_name=self.bn_axis_name)
+        h = discriminator_input(self, x, labels)
+        layer = lambda lyr, h: d_layer(self, lyr, h, train)
         width = scaled_width(self.ndf, self.width_multiplier)
         for i in range(n_down):
             if self.minibatch_std and i == n_down - 1:
@@ -162,8 +148,4 @@ class DCGANDiscriminator(nn.Module):
             h = nn.leaky_relu(h, 0.2)
             width *= 2
         phi = h.reshape(h.shape[0], -1)  # 4x4 features -> one logit: DCGAN's final 4x4 valid conv
-        return discriminator_head(
-            self, phi, labels, num_classes=self.num_classes, conditioning=self.conditioning,
-            aux_classifier=self.aux_classifier, minibatch_discrimination=self.minibatch_discrimination,
-            mbd_kernel_dim=self.mbd_kernel_dim, spectral_norm=self.spectral_norm, train=train,
-            axis_name=self.bn_axis_name, dtype=self.dtype)
+        return discriminator_head(self, phi, labels, train=train)

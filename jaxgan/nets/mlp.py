@@ -16,8 +16,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.conditioning import check_labels, concat_label_to_latent, discriminator_head, discriminator_input
-from jaxgan.nets.layers import apply_layer, minibatch_stddev, scaled_width
+from jaxgan.nets.conditioning import (DiscriminatorOptions, check_labels, concat_label_to_latent, d_layer,
+                                      discriminator_head, discriminator_input)
+from jaxgan.nets.layers import minibatch_stddev, scaled_width
 
 
 class MLPGenerator(nn.Module):
@@ -57,7 +58,7 @@ class MLPGenerator(nn.Module):
         return h.astype(jnp.float32).reshape(z.shape[:-1] + tuple(self.out_shape))
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(DiscriminatorOptions):
     """Sample [B, ...] (+ labels [B]) -> logits [B // pack], LeakyReLU(0.2) hidden layers.
 
     Attributes:
@@ -84,37 +85,18 @@ class MLPDiscriminator(nn.Module):
 
     hidden: int = 128
     depth: int = 2
-    width_multiplier: float = 1.0
-    spectral_norm: bool = False
-    num_classes: int = 0
-    conditioning: str = "concat"
-    aux_classifier: bool = False
-    minibatch_std: bool = False
-    mbstd_group_size: int = 4
-    minibatch_discrimination: int = 0
-    mbd_kernel_dim: int = 5
-    pack: int = 1
-    bn_axis_name: str | None = DATA_AXIS
-    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
         if self.depth < 0:
             raise ValueError(f"MLPDiscriminator: depth must be >= 0 hidden layers, got {self.depth}.")
-        h = discriminator_input(x.reshape(x.shape[0], -1), labels, num_classes=self.num_classes,
-                                conditioning=self.conditioning, aux_classifier=self.aux_classifier,
-                                pack=self.pack, dtype=self.dtype, who="MLPDiscriminator")
+        h = discriminator_input(self, x.reshape(x.shape[0], -1), labels)
         width = scaled_width(self.hidden, self.width_multiplier)
-        layer = lambda lyr, h: apply_layer(lyr, h, spectral_norm=self.spectral_norm, train=train,
-                                           axis_name=self.bn_axis_name)
+        layer = lambda lyr, h: d_layer(self, lyr, h, train)
         for i in range(self.depth):
             if self.minibatch_std and i == self.depth - 1:
                 h = minibatch_stddev(h, group_size=self.mbstd_group_size)
             h = nn.leaky_relu(layer(nn.Dense(width, dtype=self.dtype, name=f"hidden{i}"), h), 0.2)
         if self.minibatch_std and self.depth == 0:
             h = minibatch_stddev(h, group_size=self.mbstd_group_size)
-        return discriminator_head(
-            self, h, labels, num_classes=self.num_classes, conditioning=self.conditioning,
-            aux_classifier=self.aux_classifier, minibatch_discrimination=self.minibatch_discrimination,
-            mbd_kernel_dim=self.mbd_kernel_dim, spectral_norm=self.spectral_norm, train=train,
-            axis_name=self.bn_axis_name, dtype=self.dtype)
+        return discriminator_head(self, h, labels, train=train)

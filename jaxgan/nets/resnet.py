@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.conditioning import (ConditionalBatchNorm, check_labels, discriminator_head,
-                                      discriminator_input)
+from jaxgan.nets.conditioning import (ConditionalBatchNorm, DiscriminatorOptions, check_labels,
+                                      discriminator_head, discriminator_input)
 from jaxgan.nets.layers import apply_layer, avg_pool2, minibatch_stddev, scaled_width, upsample_nearest
 
 SUPPORTED_SIZES = (32, 64, 128)
@@ -158,7 +158,7 @@ class ResNetGenerator(nn.Module):
         return jnp.tanh(h).astype(jnp.float32)
 
 
-class ResNetDiscriminator(nn.Module):
+class ResNetDiscriminator(DiscriminatorOptions):
     """Images [B, size, size, C] (+ labels [B]) -> logits [B // pack].
 
     Attributes:
@@ -186,19 +186,9 @@ class ResNetDiscriminator(nn.Module):
 
     image_size: int = 32
     ndf: int = 64
-    width_multiplier: float = 1.0
     depth: int | None = None
     spectral_norm: bool = True
-    num_classes: int = 0
     conditioning: str = "projection"
-    aux_classifier: bool = False
-    minibatch_std: bool = False
-    mbstd_group_size: int = 4
-    minibatch_discrimination: int = 0
-    mbd_kernel_dim: int = 5
-    pack: int = 1
-    bn_axis_name: str | None = DATA_AXIS
-    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
@@ -213,17 +203,11 @@ class ResNetDiscriminator(nn.Module):
             raise ValueError(f"ResNetDiscriminator: depth must be >= 0 plain blocks (or None), got {depth}.")
         ndf = scaled_width(self.ndf, self.width_multiplier)
         blocks = [(ndf * m, True) for m in down] + [(ndf * plain_width, False)] * depth
-        h = discriminator_input(x, labels, num_classes=self.num_classes, conditioning=self.conditioning,
-                                aux_classifier=self.aux_classifier, pack=self.pack, dtype=self.dtype,
-                                who="ResNetDiscriminator")
+        h = discriminator_input(self, x, labels)
         for i, (width, downsample) in enumerate(blocks):
             if self.minibatch_std and i == len(blocks) - 1:
                 h = minibatch_stddev(h, group_size=self.mbstd_group_size)
             h = DBlock(width, downsample=downsample, optimized=(i == 0), spectral_norm=self.spectral_norm,
                        bn_axis_name=self.bn_axis_name, dtype=self.dtype, name=f"block{i}")(h, train=train)
         phi = jnp.sum(nn.relu(h), axis=(1, 2))  # global sum pooling (SNGAN)
-        return discriminator_head(
-            self, phi, labels, num_classes=self.num_classes, conditioning=self.conditioning,
-            aux_classifier=self.aux_classifier, minibatch_discrimination=self.minibatch_discrimination,
-            mbd_kernel_dim=self.mbd_kernel_dim, spectral_norm=self.spectral_norm, train=train,
-            axis_name=self.bn_axis_name, dtype=self.dtype)
+        return discriminator_head(self, phi, labels, train=train)
