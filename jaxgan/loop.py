@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import jax
@@ -98,18 +99,36 @@ def code_version() -> dict[str, Any]:
     info["backend"] = jax.default_backend()
     info["devices"] = jax.device_count()
     info["processes"] = jax.process_count()
-    info["argv"] = sys.argv
     return info
 
 
+def _write_json_keeping_history(path: str, content: dict) -> None:
+    """Writes `content` to `path`; an existing different file is kept as `<name>.<time>.json`."""
+    text = json.dumps(content, indent=2, sort_keys=True)
+    if os.path.exists(path):
+        with open(path) as f:
+            if f.read() == text:
+                return
+        stem, ext = os.path.splitext(path)
+        kept, n = f"{stem}.{time.strftime('%Y%m%d-%H%M%S')}{ext}", 1
+        while os.path.exists(kept):
+            kept, n = f"{stem}.{time.strftime('%Y%m%d-%H%M%S')}-{n}{ext}", n + 1
+        os.replace(path, kept)
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def write_run_info(config: ml_collections.ConfigDict, workdir: str) -> None:
-    """WORKDIR/config.json (the resolved config) and WORKDIR/version.json (the code)."""
+    """WORKDIR/config.json (the resolved config) and WORKDIR/version.json (the code).
+
+    A relaunch with a different config or code keeps the previous files, renamed
+    with a timestamp, so a workdir records every configuration it ran with.
+    """
     if jax.process_index() != 0:
         return
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
-    with open(os.path.join(workdir, "version.json"), "w") as f:
-        json.dump(code_version(), f, indent=2, sort_keys=True)
+    _write_json_keeping_history(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
+    logging.info("Command line: %s", " ".join(sys.argv))
+    _write_json_keeping_history(os.path.join(workdir, "version.json"), code_version())
 
 
 def check_labels_fit(arrays: Mapping[str, np.ndarray], num_classes: int) -> None:

@@ -42,6 +42,11 @@ def test_writes_samples_checkpoints_events_and_resumes_exactly(tmp_path):
     resumed = loop.train_and_evaluate(_config(6, data_dir=data_dir), resumed_dir)
 
     assert int(straight.step) == int(resumed.step) == 6
+    # The relaunch changed train_steps: the first config.json is kept beside the new one.
+    kept = glob.glob(os.path.join(resumed_dir, "config.*.json"))
+    assert len(kept) == 1
+    with open(kept[0]) as f:
+        assert json.load(f)["train_steps"] == 3
     for a, b in zip(_leaves(straight), _leaves(resumed)):
         np.testing.assert_array_equal(a, b)  # bit-exact: same data order, same keys
 
