@@ -216,6 +216,9 @@ def test_acgan_class_loss_equals_host_cross_entropy():
     (dict(reg=Regularization(g_adversarial_weight=0.0)), "without a loss"),
     (dict(nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, num_classes=3), MLPDiscriminator())), "num_classes"),
     (dict(num_discriminators=0), "num_discriminators"),
+    (dict(reg=Regularization(replay_capacity=8),
+          nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, num_classes=3), MLPDiscriminator(num_classes=3))),
+     "replay buffer stores past fakes without their class labels"),
     (dict(d_aggregation="median"), "d_aggregation"),
 ])
 def test_incompatible_options_fail_before_compiling(kwargs, match):

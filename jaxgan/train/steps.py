@@ -424,8 +424,7 @@ class GANStep:
         fake, g_stats = _apply(self.generator, g_params, g_stats, z, fake_labels)
         fake = jax.lax.stop_gradient(fake)
         extras = dict(extras)
-        if self.regularization.replay_capacity:
-            # Conditional labels of replayed fakes are not stored, so replay is for unconditional models.
+        if self.regularization.replay_capacity:  # unconditional only (make_train_step checks)
             fake, extras["replay"] = regularizers.replay_buffer_query(extras["replay"], fake, replay_key,
                                                                      axis_name=self.axis_name)
         keys = example_keys(example_key, indices)
@@ -700,6 +699,9 @@ def make_train_step(
         raise ValueError(
             f"The generator has num_classes={g_classes} but the discriminator {d_classes}; a conditional GAN needs "
             "both conditional on the same classes (or both unconditional).")
+    if regularization.replay_capacity and g_classes:
+        raise ValueError("The replay buffer stores past fakes without their class labels, so it cannot feed a "
+                         "conditional D; use replay_capacity=0 with num_classes > 0.")
     latent_dim = latent_dim_of(generator)
     z = jax.ShapeDtypeStruct((1, latent_dim), jnp.float32)
     y = jax.ShapeDtypeStruct((1,), jnp.int32) if g_classes else None
