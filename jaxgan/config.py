@@ -22,18 +22,22 @@ from jaxgan.train.steps import (CRITIC_LOOPS, GANStep, Regularization, ema_decay
                                 ema_decay_with_warmup, make_train_step)
 
 
+DATA_SOURCES = ("tfds", "npz", "folder", "mixture")
+
+
 def base_config() -> ml_collections.ConfigDict:
     """Every field a jaxgan experiment has; the default is DCGAN on the offline digits."""
     c = ml_collections.ConfigDict()
     c.seed = 0  # drives init, every latent draw and the data order
 
     c.data = ml_collections.ConfigDict()
-    c.data.source = "tfds"  # "tfds" (a TFDS name), "npz" (a file) or "folder" (of PNG/JPEG)
+    c.data.source = "tfds"  # "tfds" (a TFDS name), "npz" (a file), "folder" (of PNG/JPEG) or "mixture" (2-D points)
     c.data.name = "sklearn_digits"  # TFDS name, or the npz/folder path
     c.data.split = "train"
     c.data.data_dir = ""  # TFDS data dir; "" = $JAXGAN_DATA_DIR, $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.data.image_size = 32
     c.data.channels = 1
+    c.data.num_examples = 100_000  # "mixture" only: points drawn once (seeded by config.seed) for "ring" or "grid"
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "dcgan"  # one of jaxgan.nets.NETWORKS
@@ -137,7 +141,16 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     """Raises ValueError naming the field, its value and the fix; runs before compilation."""
     if config.model.name not in NETWORKS:
         raise ValueError(f"config.model.name={config.model.name!r} is unknown; valid names: {sorted(NETWORKS)}.")
-    check_image_size(config.model.name, config.data.image_size, channels=config.data.channels)
+    if config.data.source not in DATA_SOURCES:
+        raise ValueError(f"config.data.source={config.data.source!r}; valid: {DATA_SOURCES}.")
+    if config.data.source == "mixture":
+        from jaxgan.metrics.modes import MIXTURES  # numpy only
+        if config.data.name not in MIXTURES:
+            raise ValueError(f"config.data.name={config.data.name!r} is not a mixture; valid: {sorted(MIXTURES)}.")
+        if config.model.name != "mlp":
+            raise ValueError(f"2-D mixture data needs model.name='mlp'; {config.model.name!r} makes images.")
+    else:
+        check_image_size(config.model.name, config.data.image_size, channels=config.data.channels)
     if config.model.num_classes and config.data.source == "folder":
         raise ValueError(
             f"config.model.num_classes={config.model.num_classes} makes a conditional GAN, which needs labels, but "
@@ -184,6 +197,8 @@ def eval_metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 def data_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
     """The shape of one training sample, known from the config alone (no data loaded)."""
+    if config.data.source == "mixture":
+        return (2,)
     return (config.data.image_size, config.data.image_size, config.data.channels)
 
 

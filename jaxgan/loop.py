@@ -43,7 +43,7 @@ from jaxgan import checkpoint, data
 from jaxgan.common import to_uint8
 from jaxgan.config import (Schedule, build_networks, build_optimizers, build_step, data_shape, eval_metric_names,
                            resolve_schedule, validate)
-from jaxgan.sampling import fixed_latents, generate, image_grid, sample_batched
+from jaxgan.sampling import fixed_latents, generate, image_grid, sample_batched, scatter_image
 from jaxgan.state import GANTrainState
 from jaxgan.train import make_mesh, prefetch_to_mesh, replicate, shard_map_step
 
@@ -61,8 +61,14 @@ class Evaluator(Protocol):
     def __call__(self, sample_fn: SampleFn, step: int) -> Mapping[str, float]: ...
 
 
-def load_training_arrays(data_config: ml_collections.ConfigDict, *, with_labels: bool = False) -> dict[str, np.ndarray]:
-    """The whole training split as uint8 [N, size, size, channels] (+ int32 labels)."""
+def load_training_arrays(data_config: ml_collections.ConfigDict, *, with_labels: bool = False,
+                         seed: int = 0) -> dict[str, np.ndarray]:
+    """The whole training split as uint8 [N, size, size, channels] (+ int32 labels), or for a
+    2-D mixture float32 points [num_examples, 2] drawn with `seed`."""
+    if data_config.source == "mixture":
+        from jaxgan.metrics import modes
+        return {"image": modes.sample_mixture(modes.get_mixture(data_config.name), data_config.num_examples,
+                                              seed=seed)}
     kwargs = dict(image_size=data_config.image_size, channels=data_config.channels)
     if data_config.source == "tfds":
         return data.load_tfds_images(data_config.name, split=data_config.split,
@@ -150,7 +156,11 @@ def sample_labels_for_grid(num: int, num_classes: int) -> np.ndarray | None:
 
 
 def _save_samples(writer, workdir: str, step: int, images: dict[str, jax.Array]) -> None:
-    grids = {name: image_grid(np.asarray(jax.device_get(to_uint8(x)))) for name, x in images.items()}
+    """PNG grids of images, or scatter images of 2-D points, in WORKDIR/samples and TensorBoard."""
+    def picture(x):
+        x = np.asarray(jax.device_get(x))
+        return image_grid(np.asarray(to_uint8(x))) if x.ndim == 4 else scatter_image(x)[..., None]
+    grids = {name: picture(x) for name, x in images.items()}
     if jax.process_index() == 0:
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
         for name, grid in grids.items():
@@ -276,11 +286,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     generator, discriminator = build_networks(config)
     g_tx, d_tx = build_optimizers(config)
     step = build_step(config, generator, discriminator, g_tx, d_tx)
-    arrays = load_training_arrays(config.data, with_labels=bool(step.num_classes))
+    arrays = load_training_arrays(config.data, with_labels=bool(step.num_classes), seed=config.seed)
     check_labels_fit(arrays, step.num_classes)
     batcher = data.ArrayBatcher(arrays, batch_size=config.batch_size, seed=config.seed,
                                 process_index=jax.process_index(), process_count=jax.process_count())
-    state = step.init_state(config.seed, data.to_model_range(arrays["image"][:1]))
+    first = arrays["image"][:1]
+    state = step.init_state(config.seed, data.to_model_range(first) if first.dtype == np.uint8 else first)
     if evaluators is None:
         evaluators = build_evaluators(config, arrays) if schedule.eval_every else []
 

@@ -75,3 +75,20 @@ def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> 
         r, col = divmod(i, columns)
         grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = image
     return grid
+
+
+def scatter_image(points: np.ndarray, *, size: int = 256, extent: float | None = None) -> np.ndarray:
+    """2-D points [N, 2] -> a uint8 [size, size] picture (white dots on black), for sample grids
+    of low-dimensional data. The square [-extent, extent]^2 (default: 1.1 x the largest
+    |coordinate|) fills the picture; x grows to the right, y upwards."""
+    points = np.asarray(points, np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"scatter_image expects points [N, 2], got shape {points.shape}.")
+    finite = points[np.isfinite(points).all(axis=1)]
+    extent = extent or max(1.1 * float(np.abs(finite).max(initial=0.0)), 1e-6)
+    pixels = np.floor((finite + extent) / (2 * extent) * size).astype(np.int64)
+    inside = ((pixels >= 0) & (pixels < size)).all(axis=1)
+    col, row = pixels[inside, 0], size - 1 - pixels[inside, 1]
+    canvas = np.zeros((size, size), np.uint8)
+    canvas[row, col] = 255
+    return canvas

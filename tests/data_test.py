@@ -437,7 +437,11 @@ def test_batcher_errors():
                      batch_size=2, seed=0)
     with pytest.raises(ValueError, match="process_index"):
         ArrayBatcher(_ids(10), batch_size=4, seed=0, process_index=2, process_count=2)
-    with pytest.raises(ValueError, match="'image' must be uint8"):
-        ArrayBatcher({"image": np.zeros((3, 1, 1, 1), np.float32)}, batch_size=2, seed=0)
+    with pytest.raises(ValueError, match="'image' must be uint8 images or float32 samples"):
+        ArrayBatcher({"image": np.zeros((3, 1, 1, 1), np.float64)}, batch_size=2, seed=0)
+    # float32 samples (2-D points) pass through unchanged.
+    points = np.arange(8, dtype=np.float32).reshape(4, 2)
+    batch = ArrayBatcher({"image": points}, batch_size=4, seed=0).batch_at(0)["image"]
+    assert batch.dtype == np.float32 and sorted(map(tuple, batch)) == sorted(map(tuple, points))
     with pytest.raises(ValueError, match="step must be >= 0"):
         ArrayBatcher(_ids(10), batch_size=4, seed=0).batch_at(-1)

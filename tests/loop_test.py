@@ -388,3 +388,36 @@ def test_bad_eval_metrics_fail_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="needs the 32x32x1 sklearn_digits"):
         loop.train_and_evaluate(config, str(tmp_path / "bad"))
     assert not os.path.exists(tmp_path / "bad")
+
+
+def test_two_dimensional_mixture_run_exports_points(tmp_path):
+    """A 2-D ring run: the loop trains on points, draws scatter pictures, and tools/sample.py
+    writes `points` equal to the Python API's samples."""
+    from jaxgan import workdir as workdir_lib
+    config = test_config.get_config()
+    config.data.source, config.data.name, config.data.num_examples = "mixture", "ring", 1000
+    config.model.name, config.model.g_width, config.model.d_width, config.model.depth = "mlp", 32, 32, 2
+    config.train_steps, config.sample_every_steps, config.checkpoint_every_steps = 4, 4, 4
+    workdir = str(tmp_path / "ring")
+    loop.train_and_evaluate(config, workdir)
+    picture = np.asarray(Image.open(os.path.join(workdir, "samples", "ema_000004.png")))
+    assert picture.shape == (256, 256) and 0 < (picture == 255).sum() <= config.num_samples
+    out = tmp_path / "ring.npz"
+    result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=50", "--seed=3",
+                             f"--out={out}"], cwd=ROOT, env=dict(os.environ, XLA_FLAGS=""), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(out) as f:
+        assert f.files == ["points"] and f["points"].dtype == np.float32 and f["points"].shape == (50, 2)
+        np.testing.assert_allclose(f["points"], workdir_lib.load_generator(workdir).sample(50, seed=3), rtol=1e-5,
+                                   atol=1e-6)
+    assert not os.path.exists(tmp_path / "ring.png")  # no image grid for points
+
+
+def test_scatter_image_places_points_by_hand():
+    from jaxgan.sampling import scatter_image
+    canvas = scatter_image(np.array([[0.0, 0.0], [1.0, 1.0], [-1.0, -1.0], [5.0, 0.0]]), size=10, extent=2.0)
+    # x = 0 -> column floor(2/4 * 10) = 5; y = 0 -> row 9 - 5 = 4; (1, 1) -> column 7, row 2; (-1, -1) -> column 2, row 7.
+    assert {tuple(p) for p in np.argwhere(canvas == 255)} == {(4, 5), (2, 7), (7, 2)}  # (5, 0) is outside
+    with pytest.raises(ValueError, match=r"points \[N, 2\]"):
+        scatter_image(np.zeros((3, 3)))

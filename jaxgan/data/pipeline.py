@@ -331,7 +331,8 @@ class ArrayBatcher:
     e + 1, and each N consecutive positions hold every example exactly once.
 
     Process p of P gets rows [p*B/P, (p+1)*B/P) of the global batch. Images
-    ('image', uint8) come out as float32 in [-1, 1], 'label' as int32; other
+    ('image', uint8) come out as float32 in [-1, 1] (float32 samples, such as 2-D
+    points, as they are), 'label' as int32; other
     arrays are passed through. `batch_at(step)` depends only on
     (arrays, batch_size, seed, step, process_index, process_count).
     """
@@ -349,8 +350,9 @@ class ArrayBatcher:
         sizes = {k: len(v) for k, v in self._arrays.items()}
         if not sizes or len(set(sizes.values())) != 1 or 0 in sizes.values():
             raise ValueError(f"arrays must be non-empty with one common length, got {sizes}.")
-        if "image" in self._arrays and self._arrays["image"].dtype != np.uint8:
-            raise ValueError(f"'image' must be uint8, got {self._arrays['image'].dtype}.")
+        if "image" in self._arrays and self._arrays["image"].dtype not in (np.uint8, np.float32):
+            raise ValueError(f"'image' must be uint8 images or float32 samples already in the model's range "
+                             f"(e.g. 2-D points), got {self._arrays['image'].dtype}.")
         if not 0 <= process_index < process_count:
             raise ValueError(f"process_index {process_index} not in [0, {process_count}).")
         if seed < 0:
@@ -390,7 +392,7 @@ class ArrayBatcher:
         out: dict[str, Any] = {}
         for key, arr in self._arrays.items():
             rows = arr[idx]
-            if key == "image":
+            if key == "image" and rows.dtype == np.uint8:
                 rows = to_model_range(rows)
             elif key == "label":
                 rows = rows.astype(np.int32)
