@@ -160,6 +160,11 @@ def example_keys(key: jax.Array, example_indices: jax.Array) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(example_indices)
 
 
+def fold_each(keys: jax.Array, data: int) -> jax.Array:
+    """fold_in(key, data) for each of a batch of keys: the next level of per-example keys."""
+    return jax.vmap(lambda k: jax.random.fold_in(k, data))(keys)
+
+
 def per_example(fn: Callable[[jax.Array, jax.Array], jax.Array], keys: jax.Array, x: jax.Array) -> jax.Array:
     """Applies a batched random op `fn(key, x[B, ...])` to each example with its own key."""
     return jax.vmap(lambda k, xi: fn(k, xi[None])[0])(keys, x)
@@ -392,12 +397,12 @@ class GANStep:
         reg = self.regularization
         if augment.parse_policy(reg.diff_augment):
             x = per_example(functools.partial(_diff_augment, policy=reg.diff_augment),
-                            jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys), x)
+                            fold_each(keys, 0), x)
         if reg.instance_noise:
             sigma = regularizers.instance_noise_sigma(step, initial_sigma=reg.instance_noise,
                                                       anneal_steps=reg.instance_noise_anneal_steps)
             x = per_example(lambda k, xi: regularizers.add_instance_noise(k, xi, sigma),
-                            jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), x)
+                            fold_each(keys, 1), x)
         return x
 
     def _critic_updates(self, state: GANTrainState, images: jax.Array, labels: jax.Array | None,
@@ -442,10 +447,10 @@ class GANStep:
 
     def _single_d_update(self, d: NetState, anchors, average, *, real, fake, real_labels, fake_labels, keys, step):
         reg = self.regularization
-        d_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
-        penalty_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-        real_in = self._d_inputs(real, jax.vmap(lambda k: jax.random.fold_in(k, 0))(d_keys), step)
-        fake_in = self._d_inputs(fake, jax.vmap(lambda k: jax.random.fold_in(k, 1))(d_keys), step)
+        d_keys = fold_each(keys, 0)
+        penalty_keys = fold_each(keys, 1)
+        real_in = self._d_inputs(real, fold_each(d_keys, 0), step)
+        fake_in = self._d_inputs(fake, fold_each(d_keys, 1), step)
 
         def loss_fn(params):
             real_out, stats = self._d_forward(params, d.batch_stats, real_in, real_labels, self._capture)
@@ -458,14 +463,14 @@ class GANStep:
                                          + _cross_entropy(fake_out.class_logits, fake_labels))
             if reg.gradient_penalty:
                 x_hat = per_example(lambda k, x: regularizers.wgan_gp_interpolates(k, x[:, 0], x[:, 1]),
-                                    jax.vmap(lambda k: jax.random.fold_in(k, 0))(penalty_keys),
+                                    fold_each(penalty_keys, 0),
                                     jnp.stack([real_in, fake_in], axis=1))
                 terms["d_gradient_penalty"] = (reg.gradient_penalty, regularizers.unit_gradient_penalty(
                     self._d_logit_fn(params, stats, real_labels), x_hat, one_sided=reg.gradient_penalty_one_sided))
             if reg.dragan:
                 scale = reg.dragan_c * regularizers.batch_std(real_in, self.axis_name)
                 x_hat = per_example(lambda k, x: regularizers.dragan_perturb(k, x, scale),
-                                    jax.vmap(lambda k: jax.random.fold_in(k, 1))(penalty_keys), real_in)
+                                    fold_each(penalty_keys, 1), real_in)
                 terms["d_dragan"] = (reg.dragan, regularizers.unit_gradient_penalty(
                     self._d_logit_fn(params, stats, real_labels), x_hat))
             if reg.r1_gamma and not reg.r1_lazy:
@@ -479,9 +484,9 @@ class GANStep:
             if reg.bcr_real or reg.bcr_fake:
                 bcr = lambda x, ks: per_example(functools.partial(_diff_augment, policy=reg.bcr_policy), ks, x)
                 real_aug = self._d_logit_fn(params, stats, real_labels)(
-                    bcr(real_in, jax.vmap(lambda k: jax.random.fold_in(k, 2))(penalty_keys)))
+                    bcr(real_in, fold_each(penalty_keys, 2)))
                 fake_aug = self._d_logit_fn(params, stats, fake_labels)(
-                    bcr(fake_in, jax.vmap(lambda k: jax.random.fold_in(k, 3))(penalty_keys)))
+                    bcr(fake_in, fold_each(penalty_keys, 3)))
                 terms["d_bcr"] = (1.0, regularizers.bcr_penalty(real_out.logits, real_aug, fake_out.logits, fake_aug,
                                                                 lambda_real=reg.bcr_real, lambda_fake=reg.bcr_fake))
             if reg.historical_averaging:
@@ -541,7 +546,7 @@ class GANStep:
         keys = example_keys(example_key, indices)
         real, real_labels = real_last
         needs_real = self.loss.g_needs_real or bool(reg.feature_matching)
-        real_in = self._d_inputs(real, jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys), step) if needs_real else None
+        real_in = self._d_inputs(real, fold_each(keys, 0), step) if needs_real else None
         g_average = extras.get("g_average")
 
         def d_on(params, stats, x, labels, capture):
@@ -553,7 +558,7 @@ class GANStep:
 
         def loss_fn(g_params):
             fake, g_stats = _apply(self.generator, g_params, g.batch_stats, z, fake_labels)
-            fake_in = self._d_inputs(fake, jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), step)
+            fake_in = self._d_inputs(fake, fold_each(keys, 1), step)
             fake_out, d_stats = d_on(d.params, d.batch_stats, fake_in, fake_labels, self._capture)
             real_out = None
             if needs_real:
