@@ -303,6 +303,11 @@ def test_evaluators_sample_export_and_python_api(tmp_path):
 
     raw = workdir_lib.load_generator(workdir, ema=False)
     assert not np.array_equal(raw.sample_uint8(10, seed=7), expected)
+    result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=10", "--seed=7",
+                             f"--out={out}", "--no_ema"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "(raw G)" in result.stdout, result.stderr[-3000:]
+    with np.load(out) as f:
+        np.testing.assert_array_equal(f["images"], raw.sample_uint8(10, seed=7))
     with pytest.raises(ValueError, match="unconditional"):
         gan.sample(2, labels=[0, 1])
     with pytest.raises(FileNotFoundError, match="not a jaxgan workdir"):

@@ -37,7 +37,8 @@ flags.DEFINE_string("workdir", None, "Sample this jaxgan run's generator instead
 flags.DEFINE_integer("num", None, "Use the first N samples of --a (with --workdir: generate N; default 10000).")
 flags.DEFINE_integer("num_real", None, "Use the first N samples of --b (default: all).")
 flags.DEFINE_integer("seed", 0, "Sampling seed (--workdir) and metric seed (KID subsets, MS-SSIM pairs).")
-flags.DEFINE_bool("ema", True, "--workdir: sample the EMA generator (--no_ema: the raw one).")
+flags.DEFINE_bool("ema", True, "--workdir: sample the EMA generator (--noema or --no_ema: the raw one).")
+flags.DEFINE_bool("no_ema", False, "--workdir: sample the raw generator (same as --noema).")
 flags.DEFINE_enum("data", None, ("ring", "grid"), "modes: the 2-D mixture the points should cover.")
 flags.DEFINE_enum("feature_dim", "2048", ("64", "192", "768", "2048"), "Inception feature dim (2048 = FID).")
 flags.DEFINE_enum("resize", "pytorch_fid", ("pytorch_fid", "clean"), "Inception resize protocol.")
@@ -134,16 +135,17 @@ def _generated(key: str):
             raise InputError("Give --a or --workdir, not both.")
         from jaxgan import workdir as workdir_lib
 
-        gan = workdir_lib.load_generator(FLAGS.workdir, ema=FLAGS.ema)
+        use_ema = FLAGS.ema and not FLAGS.no_ema
+        gan = workdir_lib.load_generator(FLAGS.workdir, ema=use_ema)
         num = FLAGS.num or 10_000
         labels = (np.arange(num) % gan.num_classes) if gan.num_classes else None
         if key == "points":
             x = gan.sample(num, seed=FLAGS.seed, labels=labels)
             if x.ndim != 2:
                 raise InputError(f"{FLAGS.workdir} generates images, not 2-D points; use an image metric.")
-            return x, {"workdir": FLAGS.workdir, "step": gan.step, "ema": FLAGS.ema, "seed": FLAGS.seed}
+            return x, {"workdir": FLAGS.workdir, "step": gan.step, "ema": use_ema, "seed": FLAGS.seed}
         x = _enough(gan.sample_uint8(num, seed=FLAGS.seed, labels=labels), "workdir")
-        return x, {"workdir": FLAGS.workdir, "step": gan.step, "ema": FLAGS.ema, "seed": FLAGS.seed}
+        return x, {"workdir": FLAGS.workdir, "step": gan.step, "ema": use_ema, "seed": FLAGS.seed}
     if not FLAGS.a:
         raise InputError("Give --a=FILE.npz|DIR (the generated samples) or --workdir=DIR.")
     return _take(load_samples(FLAGS.a, key=key, flag="a"), FLAGS.num, "a"), {"a": FLAGS.a}

@@ -18,7 +18,8 @@ flags.DEFINE_string("workdir", None, "A jaxgan workdir (holds config.json and ch
 flags.DEFINE_integer("num", 64, "Number of samples.")
 flags.DEFINE_integer("seed", 0, "Latent seed: sample i uses z_i = N(0, I) keyed by (seed, i).")
 flags.DEFINE_string("out", None, "Output .npz path (the PNG grid goes beside it).", required=True)
-flags.DEFINE_bool("ema", True, "Sample the EMA generator (--no_ema: the raw generator).")
+flags.DEFINE_bool("ema", True, "Sample the EMA generator (--noema or --no_ema: the raw generator).")
+flags.DEFINE_bool("no_ema", False, "Sample the raw generator instead of its EMA (same as --noema).")
 flags.DEFINE_string("labels", None, "Conditional models: 'cycle' (0,1,..,K-1,0,..), one class id for all, "
                     "or a comma-separated list of N class ids.")
 flags.DEFINE_integer("batch_size", 256, "Samples per compiled call.")
@@ -59,7 +60,8 @@ def main(argv):
         raise app.UsageError("--num must be >= 1.")
     if not FLAGS.out.endswith(".npz"):
         raise app.UsageError(f"--out must end in .npz, got {FLAGS.out!r}.")
-    gan = workdir_lib.load_generator(FLAGS.workdir, ema=FLAGS.ema)
+    use_ema = FLAGS.ema and not FLAGS.no_ema
+    gan = workdir_lib.load_generator(FLAGS.workdir, ema=use_ema)
     labels = parse_labels(FLAGS.labels, FLAGS.num, gan.num_classes)
     samples = gan.sample(FLAGS.num, seed=FLAGS.seed, labels=labels, batch_size=FLAGS.batch_size)
     arrays = {}
@@ -72,7 +74,7 @@ def main(argv):
         arrays["labels"] = labels.astype(np.int32)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
     np.savez(FLAGS.out, **arrays)
-    message = f"wrote {FLAGS.num} samples of step {gan.step} ({'EMA' if FLAGS.ema else 'raw'} G) to {FLAGS.out}"
+    message = f"wrote {FLAGS.num} samples of step {gan.step} ({'EMA' if use_ema else 'raw'} G) to {FLAGS.out}"
     if is_image:
         grid = image_grid(arrays["images"][:256])
         png = FLAGS.out[:-len(".npz")] + ".png"
