@@ -132,6 +132,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from jaxgan.metrics import fid, inception, resize  # noqa: E402
+from tests.helpers import random_inception_variables  # noqa: E402
 
 
 def _torch_bilinear_numpy(x, out_h, out_w):
@@ -210,25 +211,10 @@ def test_clean_resize_is_antialiased_pil_bicubic(shape, out):
 # ---------------------------------------------------------------- the FID pipeline (cheap: 64-d, random weights)
 
 
-def _random_inception_variables(seed=0):
-    shapes = inception.param_shapes(64)
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = path[-1].key
-        if name == "kernel":
-            return (rng.normal(size=leaf.shape) / np.sqrt(np.prod(leaf.shape[:3]))).astype(np.float32)
-        if name == "var":
-            return rng.uniform(0.5, 2.0, size=leaf.shape).astype(np.float32)
-        return rng.normal(scale=0.1, size=leaf.shape).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
-
-
 @pytest.fixture(scope="module")
 def cheap_extractor():
     meta = {"weights_id": "random-test-weights", "trunk_sha256": "0123456789abcdef" * 4}
-    return fid.InceptionFeatures(_random_inception_variables(), weights_meta=meta, feature_dim=64, batch_size=5)
+    return fid.InceptionFeatures(random_inception_variables(), weights_meta=meta, feature_dim=64, batch_size=5)
 
 
 def _reference_features(variables, images_uint8):
@@ -261,7 +247,7 @@ def test_sharded_padded_features_and_fid_match_an_independent_pipeline(cheap_ext
 
 def test_clean_mode_uses_pil_bicubic_and_tf_normalization():
     meta = {"weights_id": "random-test-weights", "trunk_sha256": "f" * 64}
-    variables = _random_inception_variables(1)
+    variables = random_inception_variables(1)
     ex = fid.InceptionFeatures(variables, weights_meta=meta, feature_dim=64, batch_size=2, resize="clean")
     x = np.random.default_rng(4).integers(0, 256, size=(2, 20, 20, 3), dtype=np.uint8)
     want = inception.InceptionV3(feature_dim=64).apply(

@@ -23,6 +23,7 @@ import pytest
 import scipy.linalg
 
 from jaxgan.metrics import digits_classifier, diversity, evaluator, fid, inception, kid, modes, prdc, stats, weights
+from tests.helpers import random_inception_variables
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -39,21 +40,6 @@ def _frechet_sqrtm(a: np.ndarray, b: np.ndarray) -> float:
     s1, s2 = np.cov(a[:, live], rowvar=False), np.cov(b[:, live], rowvar=False)
     covmean = scipy.linalg.sqrtm(s1 @ s2).real
     return float(mean_term + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
-
-
-def _random_inception_variables(seed: int = 0, feature_dim: int = 64) -> dict:
-    shapes = inception.param_shapes(feature_dim)
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = path[-1].key
-        if name == "kernel":
-            return (rng.normal(size=leaf.shape) / np.sqrt(np.prod(leaf.shape[:3]))).astype(np.float32)
-        if name == "var":
-            return rng.uniform(0.5, 2.0, size=leaf.shape).astype(np.float32)
-        return rng.normal(scale=0.1, size=leaf.shape).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
 class CountingExtractor:
@@ -85,7 +71,7 @@ class ProjectionExtractor:
 @pytest.fixture(scope="module")
 def cheap_extractor():
     meta = {"weights_id": "random-test-weights", "trunk_sha256": "0123456789abcdef" * 4}
-    return fid.InceptionFeatures(_random_inception_variables(), weights_meta=meta, feature_dim=64, batch_size=8)
+    return fid.InceptionFeatures(random_inception_variables(), weights_meta=meta, feature_dim=64, batch_size=8)
 
 
 def _images(seed: int, n: int, size: int = 16, channels: int = 3) -> np.ndarray:
@@ -236,7 +222,7 @@ def test_cpu_compiler_options_keep_golden_features_and_reach_the_extractor(cheap
     x = jax.ShapeDtypeStruct((8, 16, 16, 3), np.uint8, sharding=cheap_extractor._batch_sharding)
     hlo = cheap_extractor._fn.lower(cheap_extractor._variables, x).compile().as_text()
     assert "convolution" in hlo and "ynn_fusion" not in hlo  # the option reached the extractor's jit
-    xla_defaults = fid.InceptionFeatures(_random_inception_variables(), weights_meta={}, feature_dim=64,
+    xla_defaults = fid.InceptionFeatures(random_inception_variables(), weights_meta={}, feature_dim=64,
                                          batch_size=8, compiler_options={})
     hlo = xla_defaults._fn.lower(xla_defaults._variables, x).compile().as_text()
     assert "ynn_fusion" in hlo  # the negative control: XLA's defaults do use the YNNPACK fusions here
@@ -297,9 +283,9 @@ def _tool(*args, cache_dir) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def tool_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("tool")
-    variables = _random_inception_variables(11)
+    variables = random_inception_variables(11)
     variables_2048 = jax.tree_util.tree_map(np.asarray, variables)
-    full = _random_inception_variables(11, feature_dim=2048)  # the file holds the whole trunk
+    full = random_inception_variables(11, feature_dim=2048)  # the file holds the whole trunk
     full = jax.tree_util.tree_map(np.asarray, full)
     for part in ("params", "batch_stats"):  # same stem as the 64-d variables
         full[part].update(variables_2048[part])
