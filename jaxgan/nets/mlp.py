@@ -15,7 +15,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.common import DATA_AXIS
 from jaxgan.nets.conditioning import (DiscriminatorOptions, check_labels, concat_label_to_latent, d_layer,
                                       discriminator_head, discriminator_input)
 from jaxgan.nets.layers import minibatch_stddev, scaled_width
