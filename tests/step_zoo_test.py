@@ -250,3 +250,12 @@ def test_ema_half_life_and_rampup_closed_form():
         np.testing.assert_allclose(float(ramped(s)), 0.0 if h == 0 else 0.5 ** (64 / h), rtol=1e-5)
     # After h images the old weights count for one half: beta ** (h / B) = 1/2.
     assert abs(float(plain(jnp.int32(5))) ** (10_000 / 64) - 0.5) < 1e-5
+
+
+def test_a_state_without_the_stabilizers_extras_fails_clearly():
+    step = _step(Regularization(lecam=0.1, replay_capacity=4))
+    g, d = _nets()
+    bare = jaxgan.create_train_state(0, generator=g, discriminator=d, example_images=np.zeros((1, *SHAPE), np.float32),
+                                     g_tx=optax.sgd(0.05), d_tx=optax.sgd(0.05))
+    with pytest.raises(ValueError, match=r"lacks \['lecam', 'replay'\].*step\.init_state"):
+        _run(step, bare, [_batch()], 1)

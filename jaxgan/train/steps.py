@@ -325,16 +325,11 @@ class GANStep:
         return extras
 
     def _check_extras(self, state: GANTrainState) -> None:
-        needed = set(self.init_extras_keys())
-        missing = needed - set(state.extras)
+        # The keys come from init_extras itself, evaluated abstractly (no arrays built).
+        missing = set(jax.eval_shape(self.init_extras, state)) - set(state.extras)
         if missing:
             raise ValueError(f"The state lacks {sorted(missing)} that the enabled stabilizers keep; create it with "
                              "step.init_state(rng, example_images) instead of create_train_state.")
-
-    def init_extras_keys(self) -> tuple[str, ...]:
-        reg = self.regularization
-        return ((("lecam",) if reg.lecam else ()) + (("replay",) if reg.replay_capacity else ())
-                + (("g_average", "d_average") if reg.historical_averaging else ()))
 
     # --- the step ----------------------------------------------------------------------------------
 
