@@ -45,6 +45,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.g_width = 32  # DCGAN ngf / MLP hidden units
     c.model.d_width = 32  # DCGAN ndf / MLP hidden units
     c.model.depth = 3  # MLP hidden layers (DCGAN's depth follows from image_size)
+    c.model.d_depth = 0  # MLP D hidden layers; 0 = model.depth
+    c.model.g_batch_norm = False  # MLP G: BatchNorm before each hidden ReLU (PacGAN's 2-D G)
+    c.model.d_maxout_pieces = 0  # MLP D: maxout hidden units with this many pieces (PacGAN's 2-D D: 5); 0 = LeakyReLU
     c.model.upsample = "subpixel"  # DCGAN transposed-conv form: "subpixel" or "transpose" (same results)
     # Class conditioning (labels come from the data): 0 = unconditional.
     c.model.num_classes = 0
@@ -224,10 +227,11 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Mod
                 d_cls(image_size=data.image_size, ndf=m.d_width, batch_norm=m.d_batch_norm, **d_kwargs))
     if m.name == "mlp":
         shape = data_shape(config)
-        d_kwargs.setdefault("depth", m.depth)
+        d_kwargs.setdefault("depth", m.get("d_depth", 0) or m.depth)
         return (g_cls(latent_dim=m.latent_dim, out_shape=shape, hidden=m.g_width, depth=m.depth,
-                      tanh_output=len(shape) == 3, num_classes=m.num_classes, label_embed_dim=m.label_embed_dim),
-                d_cls(hidden=m.d_width, **d_kwargs))
+                      tanh_output=len(shape) == 3, num_classes=m.num_classes, label_embed_dim=m.label_embed_dim,
+                      batch_norm=m.get("g_batch_norm", False)),
+                d_cls(hidden=m.d_width, maxout_pieces=m.get("d_maxout_pieces", 0), **d_kwargs))
     if m.name == "resnet":
         return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
                       ngf=m.g_width, num_classes=m.num_classes),

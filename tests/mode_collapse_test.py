@@ -1,0 +1,91 @@
+"""The mode-collapse benchmark's pieces (issue 6): PacGAN's 2-D nets, the "modes"
+evaluator, the multi-seed driver and the table writer.
+
+References are independent: numpy BatchNorm/maxout, hand-made point sets with
+known mode counts, a plain one-seed training loop, hand-computed means and
+standard errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan.nets import MLPDiscriminator, MLPGenerator
+
+
+def _dense(params: dict, x: np.ndarray) -> np.ndarray:
+    y = x @ np.asarray(params["kernel"], np.float64)
+    return y + np.asarray(params["bias"], np.float64) if "bias" in params else y
+
+
+# ----------------------------------------------------------------------------- nets
+
+
+def test_mlp_generator_batch_norm_off_is_the_plain_mlp():
+    z = np.random.default_rng(0).normal(size=(7, 3)).astype(np.float32)
+    g = MLPGenerator(latent_dim=3, out_shape=(2,), hidden=5, depth=2)
+    variables = g.init(jax.random.PRNGKey(0), z, train=False)
+    assert "batch_stats" not in variables
+    p = variables["params"]
+    h = np.maximum(_dense(p["Dense_0"], z), 0)
+    h = np.maximum(_dense(p["Dense_1"], h), 0)
+    want = _dense(p["Dense_2"], h)
+    for train in (True, False):
+        np.testing.assert_allclose(np.asarray(g.apply(variables, z, train=train)), want, rtol=1e-5, atol=1e-6)
+
+
+def test_mlp_generator_batch_norm_normalises_with_batch_stats_in_training_and_running_stats_in_inference():
+    z = np.random.default_rng(1).normal(size=(16, 3)).astype(np.float32)
+    g = MLPGenerator(latent_dim=3, out_shape=(2,), hidden=6, depth=2, batch_norm=True, bn_axis_name=None)
+    variables = g.init(jax.random.PRNGKey(1), z, train=False)
+    p = variables["params"]
+    assert "bias" not in p["Dense_0"] and "bias" not in p["Dense_1"]  # BN's shift replaces the bias
+    # Non-trivial scale and shift, so a BN that ignored them would fail.
+    rng = np.random.default_rng(2)
+    p = jax.tree_util.tree_map(lambda a: a, p)
+    for name in ("BatchNorm_0", "BatchNorm_1"):
+        p[name] = {"scale": jnp.asarray(rng.uniform(0.5, 2, 6), jnp.float32),
+                   "bias": jnp.asarray(rng.normal(size=6), jnp.float32)}
+    variables = {"params": p, "batch_stats": variables["batch_stats"]}
+
+    def bn(x, q, mean, var):
+        return (x - mean) / np.sqrt(var + 1e-5) * np.asarray(q["scale"]) + np.asarray(q["bias"])
+
+    # Training: biased batch variance (numpy's default) over the batch.
+    h0 = _dense(p["Dense_0"], z)
+    a0 = np.maximum(bn(h0, p["BatchNorm_0"], h0.mean(0), h0.var(0)), 0)
+    h1 = _dense(p["Dense_1"], a0)
+    a1 = np.maximum(bn(h1, p["BatchNorm_1"], h1.mean(0), h1.var(0)), 0)
+    out, mutated = g.apply(variables, z, train=True, mutable=["batch_stats"])
+    np.testing.assert_allclose(np.asarray(out), _dense(p["Dense_2"], a1), rtol=1e-4, atol=1e-5)
+    # Running statistics: momentum 0.9 from (0, 1).
+    np.testing.assert_allclose(np.asarray(mutated["batch_stats"]["BatchNorm_0"]["mean"]), 0.1 * h0.mean(0),
+                               rtol=1e-4, atol=1e-6)
+    # Inference uses the running statistics, not the batch's.
+    stats = mutated["batch_stats"]
+    m0, v0 = (np.asarray(stats["BatchNorm_0"][k]) for k in ("mean", "var"))
+    m1, v1 = (np.asarray(stats["BatchNorm_1"][k]) for k in ("mean", "var"))
+    b0 = np.maximum(bn(h0, p["BatchNorm_0"], m0, v0), 0)
+    b1 = np.maximum(bn(_dense(p["Dense_1"], b0), p["BatchNorm_1"], m1, v1), 0)
+    got = g.apply({"params": p, "batch_stats": stats}, z, train=False)
+    np.testing.assert_allclose(np.asarray(got), _dense(p["Dense_2"], b1), rtol=1e-4, atol=1e-5)
+
+
+def test_maxout_discriminator_matches_numpy_and_packs_consecutive_samples():
+    x = np.random.default_rng(3).normal(size=(6, 2)).astype(np.float32)
+    d = MLPDiscriminator(hidden=4, depth=2, maxout_pieces=3, pack=2)
+    variables = d.init(jax.random.PRNGKey(3), x, train=False)
+    p = variables["params"]
+    packed = np.concatenate([x[0::2], x[1::2]], axis=1)  # sample 2k beside sample 2k+1
+    h = _dense(p["hidden0"], packed).reshape(3, 4, 3).max(-1)
+    h = _dense(p["hidden1"], h).reshape(3, 4, 3).max(-1)
+    want = _dense(p["logit"], h)[:, 0]
+    np.testing.assert_allclose(np.asarray(d.apply(variables, x, train=False)), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="maxout_pieces=1"):
+        MLPDiscriminator(hidden=4, maxout_pieces=1).init(jax.random.PRNGKey(0), x, train=False)
