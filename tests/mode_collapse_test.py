@@ -89,3 +89,48 @@ def test_maxout_discriminator_matches_numpy_and_packs_consecutive_samples():
     np.testing.assert_allclose(np.asarray(d.apply(variables, x, train=False)), want, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="maxout_pieces=1"):
         MLPDiscriminator(hidden=4, maxout_pieces=1).init(jax.random.PRNGKey(0), x, train=False)
+
+
+# ----------------------------------------------------------------------------- the "modes" evaluator
+
+
+def test_modes_evaluator_on_hand_made_ring_points():
+    from jaxgan.metrics.evaluator import make_evaluator
+
+    angles = 2 * np.pi * np.arange(8) / 8
+    means = np.stack([np.cos(angles), np.sin(angles)], 1)
+    # 100 points on each of modes 0..4 (0.02 = 2 sigma off: still high quality), 100 at the origin (bad).
+    points = np.concatenate([np.repeat(means[:5] + [0.0, 0.02], 100, 0), np.zeros((100, 2))]).astype(np.float32)
+    seen = []
+
+    def sample_fn(num, seed):
+        seen.append((num, seed))
+        return points
+
+    ev = make_evaluator("modes", data="ring", num_samples=len(points), seed=7)
+    got = ev(sample_fn, step=0)
+    assert seen == [(600, 7)]
+    assert got["modes"] == 5
+    assert got["high_quality"] == pytest.approx(500 / 600)
+    assert got["reverse_kl"] == pytest.approx(math.log(8 / 5))  # uniform over 5 of 8 modes
+    assert make_evaluator("modes").num_samples == 2500  # the protocol's size by default
+    with pytest.raises(TypeError, match="float points"):
+        ev(lambda n, s: np.zeros((600, 2), np.uint8), 0)
+    with pytest.raises(ValueError, match="returned 3 samples"):
+        ev(lambda n, s: points[:3], 0)
+
+
+def test_modes_evaluator_on_hand_made_grid_points():
+    from jaxgan.metrics.evaluator import ModesEvaluator
+
+    means = np.array([(a, b) for a in (-4, -2, 0, 2, 4) for b in (-4, -2, 0, 2, 4)], np.float64)
+    # Mode k gets k + 1 points 0.14 (2.8 sigma) off its mean, plus one point 0.16 (3.2 sigma) off each.
+    good = np.concatenate([np.repeat(means[k:k + 1] + [0.14, 0.0], k + 1, 0) for k in range(25)])
+    bad = means + [0.0, 0.16]
+    got = ModesEvaluator(data="grid").evaluate_samples(np.concatenate([good, bad]).astype(np.float32))
+    p = np.arange(1, 26) / np.arange(1, 26).sum()
+    assert got["modes"] == 25
+    assert got["high_quality"] == pytest.approx(len(good) / (len(good) + 25))
+    assert got["reverse_kl"] == pytest.approx(float(np.sum(p * np.log(p * 25))), rel=1e-6)
+    with pytest.raises(ValueError, match="valid"):
+        ModesEvaluator(data="spiral")

@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from jaxgan.metrics import digits_classifier, diversity, fid as fid_lib, inception, inception_score, kid, prdc
-from jaxgan.metrics import stats, weights
+from jaxgan.metrics import modes as modes_lib, stats, weights
 
 log = logging.getLogger(__name__)
 
@@ -389,6 +389,50 @@ class MSSSIMEvaluator:
         return self.evaluate_images(_sample(sample_fn, self.num_samples, self.seed))
 
 
+class ModesEvaluator:
+    """Mode coverage on a known mixture: the VEEGAN/PacGAN protocols (`jaxgan.metrics.modes`).
+
+    `data="ring"` or `"grid"`: `num_samples` (the protocol's 2,500) float 2-D
+    points from `sample_fn` -> modes captured, fraction of high-quality
+    samples (within 3 sigma of a mean) and the reverse KL of the high-quality
+    mode histogram to uniform (PacGAN table 1). `data="stacked_digits"`:
+    26,000 uint8 3-channel images -> modes of 1000 and KL (PacGAN tables 2-3),
+    written as `modes` and `reverse_kl`.
+    """
+
+    def __init__(self, *, data: str = "ring", num_samples: int | None = None, seed: int = 0, params: Any = None):
+        if data not in (*modes_lib.MIXTURES, "stacked_digits"):
+            raise ValueError(f"ModesEvaluator: data={data!r}; valid: {sorted(modes_lib.MIXTURES)} or "
+                             "'stacked_digits'.")
+        self.data, self.seed, self.params = data, int(seed), params
+        default = (digits_classifier.STACKED_PROTOCOL_SAMPLES if data == "stacked_digits"
+                   else modes_lib.PROTOCOL_SAMPLES)
+        self.num_samples = int(num_samples or default)
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+
+    def evaluate_samples(self, samples: Any) -> dict[str, float]:
+        """{'modes', 'high_quality' (2-D only), 'reverse_kl'} of points [N, 2] or uint8 images [N, H, W, 3]."""
+        x = np.asarray(samples)
+        if self.data == "stacked_digits":
+            out = digits_classifier.stacked_digits_modes(check_samples(x, what="generated samples"),
+                                                         params=self.params)
+            return {"modes": float(out["modes"]), "reverse_kl": out["kl"]}
+        if x.dtype == np.uint8:
+            raise TypeError("ModesEvaluator on 2-D mixtures needs float points [N, 2], got uint8 samples: the "
+                            "sample_fn quantized them as images; give it the generator's raw float output.")
+        out = modes_lib.mode_coverage(x, self.data)
+        return {"modes": float(out["modes"]), "high_quality": out["high_quality"], "reverse_kl": out["reverse_kl"]}
+
+    def __call__(self, sample_fn: SampleFn, step: int) -> dict[str, float]:
+        del step
+        x = np.asarray(sample_fn(self.num_samples, self.seed))
+        if len(x) != self.num_samples:
+            raise ValueError(f"sample_fn({self.num_samples}, seed) returned {len(x)} samples; it must return "
+                             "exactly num.")
+        return self.evaluate_samples(x)
+
+
 # ---------------------------------------------------------------- registry
 
 
@@ -400,6 +444,7 @@ EVALUATORS: Mapping[str, Callable[..., Any]] = {
     "prdc": functools.partial(InceptionEvaluator, metrics=PRDC_METRICS),
     "is": functools.partial(InceptionEvaluator, metrics=("is",)),
     "msssim": MSSSIMEvaluator,
+    "modes": ModesEvaluator,
 }
 
 
