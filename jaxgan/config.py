@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Iterator
 
 import flax.linen as nn
 import ml_collections
@@ -66,6 +67,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.real_label = 1.0  # < 1: one-sided label smoothing of D's real target (Salimans et al. 2016)
     c.n_critic = 1  # D updates per G update
     c.critic_loop = "auto"  # "scan", "unroll" or "auto" (by backend)
+    # Train steps per compiled call (a lax.scan or unrolled, per step_loop); same
+    # results as 1, fewer dispatches: pays for small models (MLP, 2-D mixtures).
+    # Logging, samples, checkpoints and evaluations still happen at their steps.
+    c.steps_per_call = 1
+    c.step_loop = "auto"  # "scan", "unroll" or "auto" (unroll on CPU, scan elsewhere)
     c.batch_size = 64  # global batch per D update, split over all devices
     c.num_discriminators = 1  # K > 1: GMAN (Durugkar et al. 2017)
     c.d_aggregation = "mean"  # G's loss over K Ds: "mean", "max", "softmax"
@@ -118,6 +124,21 @@ class Schedule:
     def due(self, every: int, step: int) -> bool:
         """Whether a periodic action with period `every` runs after step `step` (always at the end)."""
         return step == self.train_steps or (every > 0 and step % every == 0)
+
+    def call_sizes(self, start: int, steps_per_call: int, *, with_eval: bool = True) -> Iterator[int]:
+        """How many steps each compiled call runs, from `start` to the end: `steps_per_call`
+        where no periodic action falls inside the call, single steps up to the next one otherwise."""
+        periods = [p for p in (self.log_every, self.sample_every, self.checkpoint_every,
+                               self.eval_every if with_eval else 0) if p > 0]
+        step = start
+        while step < self.train_steps:
+            next_event = min([self.train_steps] + [(step // p + 1) * p for p in periods])
+            while step + steps_per_call <= next_event and steps_per_call > 1:
+                yield steps_per_call
+                step += steps_per_call
+            while step < next_event:
+                yield 1
+                step += 1
 
 
 def _steps(config: ml_collections.ConfigDict, name: str, images_per_step: int) -> int:
@@ -179,6 +200,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
         raise ValueError(f"config.critic_loop={config.critic_loop!r}; valid: {CRITIC_LOOPS}.")
     if not isinstance(config.n_critic, int) or config.n_critic < 1:
         raise ValueError(f"config.n_critic={config.n_critic!r} must be an int >= 1 (D updates per G update).")
+    if not isinstance(config.get("steps_per_call", 1), int) or config.get("steps_per_call", 1) < 1:
+        raise ValueError(f"config.steps_per_call={config.get('steps_per_call')!r} must be an int >= 1 (train steps "
+                         "per compiled call).")
+    if config.get("step_loop", "auto") not in CRITIC_LOOPS:
+        raise ValueError(f"config.step_loop={config.get('step_loop')!r}; valid: {CRITIC_LOOPS}.")
     if config.batch_size < 1 or config.batch_size % num_devices:
         raise ValueError(
             f"config.batch_size={config.batch_size} is not divisible by the {num_devices} devices; "

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +36,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 from clu import metric_writers, parameter_overview, periodic_actions
+from jax.sharding import Mesh
 from PIL import Image
 
 import jaxgan
@@ -45,7 +46,8 @@ from jaxgan.config import (Schedule, build_networks, build_optimizers, build_ste
                            resolve_schedule, validate)
 from jaxgan.sampling import fixed_latents, generate, image_grid, sample_batched, scatter_image
 from jaxgan.state import GANTrainState
-from jaxgan.train import make_mesh, prefetch_to_mesh, replicate, shard_map_step
+from jaxgan.train import (GANStep, global_batch, make_mesh, multi_global_batch, prefetch_to_mesh, replicate,
+                          shard_map_step)
 
 SampleFn = Callable[[int, int], np.ndarray]
 
@@ -84,6 +86,36 @@ def step_batch(batcher: data.ArrayBatcher, step: int, n_critic: int) -> dict[str
     """This process's rows of train step `step`: n_critic consecutive batches, stacked."""
     batches = [batcher.batch_at(step * n_critic + j) for j in range(n_critic)]
     return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+
+
+def _call_batches(batcher: data.ArrayBatcher, step: GANStep, n_critic: int, start: int,
+                  calls: Sequence[int]) -> Iterator[dict[str, np.ndarray]]:
+    """This process's rows for each compiled call: one step's batch, or `size` of them stacked."""
+    s = start
+    for size in calls:
+        per_step = [{k: v for k, v in step_batch(batcher, s + i, n_critic).items() if k in step.batch_keys}
+                    for i in range(size)]
+        yield per_step[0] if size == 1 else {k: np.stack([b[k] for b in per_step]) for k in per_step[0]}
+        s += size
+
+
+def _place_call_batch(sample_ndim: int) -> Callable[[Mapping[str, np.ndarray], Mesh], dict[str, jax.Array]]:
+    """Puts a call's batch on the mesh: [n_critic, B, ...] or, for K steps per call, [K, n_critic, B, ...]."""
+    def place(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+        multi = np.ndim(batch["image"]) == sample_ndim + 3
+        return (multi_global_batch if multi else global_batch)(batch, mesh)
+    return place
+
+
+def last_step_metrics(metrics: Mapping[str, Any], size: int) -> dict[str, float]:
+    """Host floats of the last step's metrics of a call (a K-step call stacks them [K]).
+
+    A non-finite value in any of the call's steps is kept, so `check_finite` sees it."""
+    values = {}
+    for k, v in metrics.items():
+        v = np.asarray(v, np.float64).reshape(size)
+        values[k] = float(v[-1]) if np.isfinite(v).all() else float(v[~np.isfinite(v)][0])
+    return values
 
 
 def code_version() -> dict[str, Any]:
@@ -307,7 +339,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         else:
             logging.info("Resumed from the checkpoint at step %d in %s", restored_step, workdir)
         state = replicate(state, mesh)
-        train_fn = shard_map_step(step, mesh)
+        steps_per_call = int(config.get("steps_per_call", 1))
+        train_fns = {1: shard_map_step(step, mesh)}
+        if steps_per_call > 1:
+            train_fns[steps_per_call] = shard_map_step(step, mesh, steps_per_call=steps_per_call,
+                                                       step_loop=config.get("step_loop", "auto"))
         grid_fn = jax.jit(functools.partial(generate, generator))
         grid_z = replicate(fixed_latents(config.seed + 1, config.num_samples, step.latent_dim), mesh)
         grid_labels = sample_labels_for_grid(config.num_samples, step.num_classes)
@@ -316,23 +352,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         progress = periodic_actions.ReportProgress(num_train_steps=schedule.train_steps, writer=writer)
         last_checkpoint = restored_step
         start = int(state.step)
-        keys = step.batch_keys
-        batches = prefetch_to_mesh(
-            ({k: v for k, v in step_batch(batcher, s, config.n_critic).items() if k in keys}
-             for s in range(start, schedule.train_steps)), mesh)
+        calls = list(schedule.call_sizes(start, steps_per_call, with_eval=bool(evaluators)))
+        batches = prefetch_to_mesh(_call_batches(batcher, step, config.n_critic, start, calls), mesh,
+                                   place=_place_call_batch(len(step.sample_shape)))
 
+        done = start
         with _progress_bar(config, schedule, start) as bar:
-            for s in range(start, schedule.train_steps):
-                state, metrics = train_fn(state, next(batches))
-                done = s + 1
+            for size in calls:
+                state, metrics = train_fns[size](state, next(batches))
+                done += size
                 progress(done)
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(size)
                 stop = preemption.should_stop(done)
                 log_now = schedule.due(schedule.log_every, done)
                 save_now = schedule.due(schedule.checkpoint_every, done) or stop
                 if log_now or save_now:  # the only host syncs: never save a non-finite state
-                    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    values = last_step_metrics(jax.device_get(metrics), size)
                     check_finite(done, values, state, last_checkpoint)
                 if log_now:
                     writer.write_scalars(done, {f"train/{k}": v for k, v in values.items()})

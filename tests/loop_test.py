@@ -426,3 +426,41 @@ def test_scatter_image_places_points_by_hand():
     assert {tuple(p) for p in np.argwhere(canvas == 255)} == {(4, 5), (2, 7), (7, 2)}  # (5, 0) is outside
     with pytest.raises(ValueError, match=r"points \[N, 2\]"):
         scatter_image(np.zeros((3, 3)))
+
+
+def test_call_sizes_stop_at_every_periodic_action():
+    from jaxgan.config import Schedule
+    schedule = Schedule(train_steps=23, log_every=10, sample_every=0, checkpoint_every=7, eval_every=0,
+                        images_per_step=1)
+    sizes = list(schedule.call_sizes(0, 3))
+    # Events after steps 7, 10, 14, 20, 21 and 23 (the end): calls end exactly there, never inside.
+    assert sizes == [3, 3, 1, 3, 3, 1, 3, 3, 1, 1, 1]  # 0-6-7 | 10 | 13-14 | 17-20 | 21 | 22-23
+    ends = np.cumsum(sizes)
+    assert {7, 10, 14, 20, 21, 23} <= set(ends.tolist()) and ends[-1] == 23
+    assert list(schedule.call_sizes(21, 3)) == [1, 1]  # a resume between events
+    assert list(schedule.call_sizes(0, 1)) == [1] * 23
+
+
+def test_steps_per_call_trains_the_same_run(tmp_path):
+    """K steps per compiled call (lax.scan) == one step per call: same final state,
+    same checkpoints (taken at their steps, inside K-blocks' boundaries)."""
+    config = test_config.get_config()
+    config.data.source, config.data.name, config.data.num_examples = "mixture", "grid", 1000
+    config.model.name, config.model.g_width, config.model.d_width, config.model.depth = "mlp", 32, 32, 2
+    config.train_steps, config.sample_every_steps, config.checkpoint_every_steps = 13, 13, 6
+    config.log_every_steps = 13
+    states = {}
+    for k in (1, 4):
+        config.steps_per_call, config.step_loop = k, "scan"
+        workdir = tmp_path / f"k{k}"
+        states[k] = loop.train_and_evaluate(config, str(workdir))
+        assert sorted(os.listdir(workdir / "checkpoints")) == ["12", "13", "6"]
+    assert int(states[4].step) == 13
+    for a, b in zip(_leaves(states[4]), _leaves(states[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_last_step_metrics_keeps_a_non_finite_value():
+    values = loop.last_step_metrics({"d_loss": np.array([1.0, np.nan, 2.0]), "g_loss": np.array([3.0, 4.0, 5.0])}, 3)
+    assert values["g_loss"] == 5.0 and np.isnan(values["d_loss"])
+    assert loop.last_step_metrics({"d_loss": np.float32(0.5)}, 1) == {"d_loss": 0.5}

@@ -281,6 +281,42 @@ def test_scan_and_unroll_critic_loops_agree():
     assert min(moved.values()) > 1e-3, moved
 
 
+# --------------------------------------------------------------------------- K steps per call
+
+
+@pytest.mark.parametrize("step_loop", ["scan", "unroll"])
+def test_steps_per_call_equals_single_steps(step_loop):
+    """K steps in one call (lax.scan or unrolled) == K calls of the single step, on 2 devices."""
+    k = 4
+    step, state = _setup("mlp", n_critic=2)
+    batches = _batches(step.sample_shape, n_critic=2, steps=k)
+    single = _run_shard_map(step, state, batches, 2)
+    mesh = jaxgan.make_mesh(_devices(2))
+    run = jaxgan.shard_map_step(step, mesh, steps_per_call=k, step_loop=step_loop)
+    stacked = {"image": np.stack([b["image"] for b in batches])}
+    first = jaxgan.replicate(_host(state), mesh)
+    old_leaves = jax.tree_util.tree_leaves(first)
+    end, per_step = run(first, stacked)
+    assert int(end.step) == k
+    assert all(x.is_deleted() for x in old_leaves), "the state must be donated"
+    _assert_states_close(_host(end), single["state"], tol=1e-6, what=f"{k} steps per call ({step_loop})")
+    per_step = jax.device_get(per_step)
+    for name in single["metrics"][0]:
+        np.testing.assert_allclose(per_step[name], [m[name] for m in single["metrics"]], rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+
+
+def test_steps_per_call_rejects_a_batch_without_the_steps_axis():
+    step, state = _setup("mlp", n_critic=2)
+    mesh = jaxgan.make_mesh(_devices(2))
+    run = jaxgan.shard_map_step(step, mesh, steps_per_call=3)
+    batch = _batches(step.sample_shape, n_critic=2, steps=1)[0]
+    with pytest.raises(ValueError, match=r"leading axis of 3"):
+        run(jaxgan.replicate(state, mesh), batch)
+    with pytest.raises(ValueError, match=r"steps per call\) must be an int >= 1"):
+        jaxgan.multi_step(step, 0)
+
+
 # --------------------------------------------------------------------------- randomness
 
 

@@ -23,12 +23,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxgan.common import DATA_AXIS, Metrics, process_batch_slice  # noqa: F401 (re-exported)
 from jaxgan.state import GANTrainState
-from jaxgan.train.steps import GANStep
+from jaxgan.train.steps import GANStep, multi_step
 
 CompiledStep = Callable[[GANTrainState, Mapping[str, Any]], tuple[GANTrainState, Metrics]]
 
 # Every batch leaf is [n_critic, B, ...]: sharded on B.
 BATCH_SPEC = P(None, DATA_AXIS)
+# With K steps per call (`multi_step`), leaves are [K, n_critic, B, ...].
+MULTI_BATCH_SPEC = P(None, None, DATA_AXIS)
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -50,12 +52,20 @@ def global_batch(local_batch: Mapping[str, Any], mesh: Mesh) -> dict[str, jax.Ar
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
 
 
-def prefetch_to_mesh(local_batches: Iterable[Mapping[str, Any]], mesh: Mesh, *,
-                     size: int = 2) -> Iterator[dict[str, jax.Array]]:
-    """Yields `global_batch(b, mesh)` for each local numpy batch, prepared `size`
-    batches ahead in a background thread, so host batching and the host-to-device
-    copy overlap the running step. Errors in the producer are re-raised here.
+def multi_global_batch(local_batches: Mapping[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
+    """`global_batch` for K steps per call: this process's rows [K, n_critic, B_local, ...]."""
+    sharding = NamedSharding(mesh, MULTI_BATCH_SPEC)
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batches.items()}
+
+
+def prefetch_to_mesh(local_batches: Iterable[Mapping[str, Any]], mesh: Mesh, *, size: int = 2,
+                     place: Callable[[Mapping[str, Any], Mesh], dict[str, jax.Array]] | None = None,
+                     ) -> Iterator[dict[str, jax.Array]]:
+    """Yields `place(b, mesh)` (default `global_batch`) for each local numpy batch,
+    prepared `size` batches ahead in a background thread, so host batching and the
+    host-to-device copy overlap the running step. Errors in the producer are re-raised here.
     """
+    place = global_batch if place is None else place
     if size < 1:
         raise ValueError(f"prefetch size must be >= 1, got {size}.")
     buffer: queue.Queue = queue.Queue(maxsize=size)
@@ -74,7 +84,7 @@ def prefetch_to_mesh(local_batches: Iterable[Mapping[str, Any]], mesh: Mesh, *,
     def produce() -> None:
         try:
             for batch in local_batches:
-                if not put(global_batch(batch, mesh)):
+                if not put(place(batch, mesh)):
                     return
             put(done)
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
@@ -99,27 +109,54 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
-def shard_map_step(step: GANStep, mesh: Mesh) -> CompiledStep:
+def _check_steps_axis(batch: Mapping[str, Any], steps_per_call: int) -> dict[str, Any]:
+    """For K steps per call: checks the leading K axis, returns one step's batch as shapes (no copy)."""
+    one_step = {}
+    for name, leaf in batch.items():
+        shape = tuple(np.shape(leaf))
+        if not shape or shape[0] != steps_per_call:
+            raise ValueError(
+                f"batch[{name!r}] has shape {shape}; with steps_per_call={steps_per_call} every leaf needs a leading "
+                f"axis of {steps_per_call} (one batch per step: [K, n_critic, B, ...]). Stack K step batches "
+                "with np.stack, or use steps_per_call=1.")
+        one_step[name] = jax.ShapeDtypeStruct(shape[1:], leaf.dtype)
+    return one_step
+
+
+def shard_map_step(step: GANStep, mesh: Mesh, *, steps_per_call: int = 1, step_loop: str = "auto") -> CompiledStep:
     """The step under `jax.shard_map` + `jax.jit`, state donated.
 
     The returned function takes the state replicated on `mesh` (see `replicate`)
     and a batch of numpy arrays (this process's rows) or of global jax.Arrays
     sharded as `BATCH_SPEC`; it returns the new replicated state and scalar metrics.
+
+    `steps_per_call` K > 1 runs K steps per call (`jaxgan.train.steps.multi_step`,
+    a `lax.scan` or unrolled per `step_loop`): batch leaves `[K, n_critic, B, ...]`
+    (`MULTI_BATCH_SPEC`), metrics stacked `[K]`, the same state as K single calls.
     """
     if mesh.axis_names != (DATA_AXIS,):
         raise ValueError(f"The mesh must be 1-D with axis {DATA_AXIS!r} (make_mesh()), got axes {mesh.axis_names}.")
-    sharded = jax.shard_map(step, mesh=mesh, in_specs=(P(), BATCH_SPEC), out_specs=(P(), P()))
+    multi = steps_per_call != 1
+    fn = multi_step(step, steps_per_call, step_loop=step_loop) if multi else step
+    spec = MULTI_BATCH_SPEC if multi else BATCH_SPEC
+    sharded = jax.shard_map(fn, mesh=mesh, in_specs=(P(), spec), out_specs=(P(), P()))
     compiled = jax.jit(sharded, donate_argnums=0)
     num_devices = mesh.size
 
     def run(state: GANTrainState, batch: Mapping[str, Any]) -> tuple[GANTrainState, Metrics]:
-        if isinstance(batch["image"], jax.Array):  # already global arrays
+        on_mesh = isinstance(batch["image"], jax.Array)  # already global arrays
+        if multi:
+            step.check_batch(_check_steps_axis(batch, steps_per_call), num_devices if on_mesh else
+                             len(mesh.local_devices))
+            return compiled(state, batch if on_mesh else multi_global_batch(batch, mesh))
+        if on_mesh:
             step.check_batch(batch, num_devices)
             return compiled(state, _with_critic_axis(batch, step))
         step.check_batch(batch, len(mesh.local_devices))  # this process's rows, on its devices of the mesh
         return compiled(state, global_batch(_with_critic_axis(batch, step), mesh))
 
     run.compiled = compiled  # for AOT lowering, cost analysis and trace counting
+    run.steps_per_call = steps_per_call
     return run
 
 
