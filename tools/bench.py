@@ -1,95 +1,190 @@
-"""Steps/s of the FULL jaxgan train step (n_critic D updates + G update + EMA).
+"""jaxgan's speed against PyTorch, in one run: the FULL train step and FID extraction.
 
-  python tools/bench.py [--only=dcgan32] [--n_critic=5] [--critic_loop=scan] [--json]
-  python tools/bench.py --only=fid [--fid_batch=50] [--fid_xla_defaults]
+  python tools/bench.py                      # every row, jaxgan and the PyTorch reference
+  python tools/bench.py --only=dcgan32,mlp --json
+  python tools/bench.py --only=mlp --steps_per_call=10 --torch=off
 
-Median of --repeats timed runs of --steps steps each, after a warm-up; compile
-time reported separately. The `fid` row is images/s of FID Inception feature
-extraction (uint8 32x32x3 -> 299x299 -> 2048-d, `fid.InceptionFeatures`, one
---fid_batch batch per timed run; steps/s = batches/s); it is skipped with a
-message when the Inception weights cannot be fetched. Runs on whatever backend
-JAX picks (CPU here, a GPU where there is one), over all local devices. Issue
-10 grows this into the full benchmark against PyTorch.
+Rows: `mlp` (MLP GAN 28x28x1), `dcgan32` (DCGAN 32x32x1), `dcgan64` (DCGAN
+64x64x3), `sngan32` (SNGAN ResNet 32x32x3, spectral norm, hinge, n_critic 5, as
+experiments/configs/sngan_resnet.py), all at batch 64 and ngf = ndf = 64, and
+`fid` (FID Inception feature extraction, uint8 32x32x3 -> 299 -> 2048-d, batch 50).
+A train step is the whole `GANStep`: n_critic D updates + one G update + the EMA.
+
+Protocol: each row runs in a fresh child process (so its peak resident memory
+is its own); the first call (compilation included) is timed apart; then the
+median of --repeats timed runs of --steps steps each. In the same run, the
+PyTorch reference of the same networks and step (benchmarks/torch_reference.py:
+eager, channels-last, torch.compile) runs row by row in its own processes, and
+the table gives jaxgan / best PyTorch. "% peak" is the step's FLOPs (XLA's cost
+analysis of the compiled step) times steps/s over the measured matmul peak of
+the same devices (a large float32 matmul, the `peak` row). "state MB" is the
+train state's size; "copies" is the compiled step's input + output buffers,
+the donated (aliased) ones counted once, in units of the state: ~1 when
+donation works (the new state reuses the old one's memory), ~2 when it does not;
+"temp MB" is XLA's scratch for activations and gradients.
+
+Needs torch for the reference (`pip install "jaxgan[bench]"`); without it the
+jaxgan rows still run and the PyTorch columns say why they are empty.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
-import jax
-import numpy as np
-import optax
 from absl import app, flags
 
-import jaxgan
-from jaxgan.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
-
-flags.DEFINE_string("only", "", "Comma-separated rows to run (mlp, dcgan32, dcgan64); empty = all.")
-flags.DEFINE_integer("n_critic", 1, "D updates per step.")
+flags.DEFINE_string("only", "", "Comma-separated rows (mlp, dcgan32, dcgan64, sngan32, fid); empty = all.")
+flags.DEFINE_integer("batch_size", 64, "Global batch per D update (fid: images per extraction call = 50).")
+flags.DEFINE_integer("n_critic", 0, "D updates per step; 0 = the row's own (1; sngan32: 5).")
 flags.DEFINE_string("critic_loop", "auto", "scan, unroll or auto.")
-flags.DEFINE_integer("batch_size", 64, "Global batch per D update.")
+flags.DEFINE_integer("steps_per_call", 1, "Train steps per compiled call (jaxgan.multi_step); steps/s counts steps.")
+flags.DEFINE_string("step_loop", "auto", "With steps_per_call > 1: scan, unroll or auto.")
+flags.DEFINE_string("compiler_options", "auto",
+                    "XLA options of the step: 'auto' (jaxgan's CPU choice), 'none' (XLA defaults) or k=v,k=v.")
 flags.DEFINE_integer("steps", 10, "Steps per timed run.")
 flags.DEFINE_integer("repeats", 5, "Timed runs; the median is reported.")
+flags.DEFINE_enum("torch", "auto", ["auto", "off"], "auto: run the PyTorch reference when torch is installed.")
+flags.DEFINE_string("torch_variants", "eager,channels_last,compile", "PyTorch variants to run.")
 flags.DEFINE_bool("json", False, "One JSON line per row instead of a table.")
-flags.DEFINE_integer("fid_batch", 50, "fid row: images per feature-extraction call.")
 flags.DEFINE_bool("fid_xla_defaults", False, "fid row: XLA's default options, not fid.CPU_COMPILER_OPTIONS.")
+flags.DEFINE_string("child", "", "Internal: run one row in this process and print its JSON line.")
 FLAGS = flags.FLAGS
 
-ROWS = {
-    "mlp": lambda: (MLPGenerator(latent_dim=100, out_shape=(28, 28, 1), hidden=256, depth=2, tanh_output=True),
-                    MLPDiscriminator(hidden=256, depth=2), (28, 28, 1)),
-    "dcgan32": lambda: (DCGANGenerator(latent_dim=100, image_size=32, channels=1, ngf=64),
-                        DCGANDiscriminator(image_size=32, ndf=64), (32, 32, 1)),
-    "dcgan64": lambda: (DCGANGenerator(latent_dim=100, image_size=64, channels=3, ngf=64),
-                        DCGANDiscriminator(image_size=64, ndf=64), (64, 64, 3)),
-}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_ROWS = ("mlp", "dcgan32", "dcgan64", "sngan32")
+ALL_ROWS = (*TRAIN_ROWS, "fid")
+ROW_N_CRITIC = {"sngan32": 5}
+PEAK_MATMUL_SIZE = 2048
 
 
-def bench_row(name: str) -> dict:
-    generator, discriminator, shape = ROWS[name]()
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
+
+
+def _row_networks(name: str):
+    from jaxgan.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+    if name == "mlp":
+        return (MLPGenerator(latent_dim=100, out_shape=(28, 28, 1), hidden=256, depth=2, tanh_output=True),
+                MLPDiscriminator(hidden=256, depth=2), (28, 28, 1))
+    if name in ("dcgan32", "dcgan64"):
+        size, channels = (32, 1) if name == "dcgan32" else (64, 3)
+        return (DCGANGenerator(latent_dim=100, image_size=size, channels=channels, ngf=64),
+                DCGANDiscriminator(image_size=size, ndf=64), (size, size, channels))
+    raise KeyError(name)
+
+
+def _row_step(name: str, n_critic: int):
+    """(generator, discriminator, sample shape, step, g_tx, d_tx) of a train row."""
+    import optax
+
+    import jaxgan
+    if name == "sngan32":
+        from experiments.configs import sngan_resnet
+        from jaxgan.config import build_networks, build_optimizers, build_step
+        config = sngan_resnet.get_config()
+        config.data.channels, config.batch_size, config.n_critic = 3, FLAGS.batch_size, n_critic
+        config.critic_loop = FLAGS.critic_loop
+        generator, discriminator = build_networks(config)
+        g_tx, d_tx = build_optimizers(config)
+        step = build_step(config, generator, discriminator, g_tx, d_tx)
+        return generator, discriminator, step.sample_shape, step, g_tx, d_tx
+    generator, discriminator, shape = _row_networks(name)
     g_tx = d_tx = optax.adam(2e-4, b1=0.5)
-    images = np.random.default_rng(0).uniform(-1, 1, (FLAGS.n_critic, FLAGS.batch_size, *shape)).astype(np.float32)
+    step = jaxgan.make_train_step(generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
+                                  loss=jaxgan.get_loss("non_saturating"), n_critic=n_critic, ema_decay=0.999,
+                                  critic_loop=FLAGS.critic_loop)
+    return generator, discriminator, shape, step, g_tx, d_tx
+
+
+def _compiler_options():
+    text = FLAGS.compiler_options
+    if text in ("auto", "none"):
+        return "auto" if text == "auto" else None
+    options = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        options[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return options
+
+
+def _tree_bytes(tree) -> int:
+    import jax
+    return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
+
+
+def bench_train_row(name: str) -> dict:
+    import jax
+    import numpy as np
+
+    import jaxgan
+    n_critic = FLAGS.n_critic or ROW_N_CRITIC.get(name, 1)
+    generator, discriminator, shape, step, g_tx, d_tx = _row_step(name, n_critic)
+    k = FLAGS.steps_per_call
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (n_critic, FLAGS.batch_size, *shape)).astype(np.float32)
     state = jaxgan.create_train_state(0, generator=generator, discriminator=discriminator,
                                       example_images=images[0], g_tx=g_tx, d_tx=d_tx)
-    step = jaxgan.make_train_step(generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-                                  loss=jaxgan.get_loss("non_saturating"), n_critic=FLAGS.n_critic,
-                                  critic_loop=FLAGS.critic_loop)
+    state = state.replace(extras=step.init_extras(state))
     mesh = jaxgan.make_mesh(jax.local_devices())
-    train_step = jaxgan.shard_map_step(step, mesh)
+    train_step = jaxgan.shard_map_step(step, mesh, steps_per_call=k, step_loop=FLAGS.step_loop,
+                                       compiler_options=_compiler_options())
     state = jaxgan.replicate(state, mesh)
-    batch = jaxgan.global_batch({"image": images}, mesh)
+    if k > 1:
+        batch = jaxgan.train.multi_global_batch({"image": np.stack([images] * k)}, mesh)
+    else:
+        batch = jaxgan.global_batch({"image": images}, mesh)
+    state_bytes = _tree_bytes(state)
+
+    compiled = train_step.compiled.lower(state, batch).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", 0.0)) / k if cost else 0.0
+    memory = compiled.memory_analysis()
+    held = temp = None
+    if memory is not None:  # in and out buffers, the donated ones counted once; activations apart
+        held = memory.argument_size_in_bytes + memory.output_size_in_bytes - memory.alias_size_in_bytes
+        temp = memory.temp_size_in_bytes
 
     start = time.perf_counter()
     state, metrics = train_step(state, batch)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - start
+    calls = max(1, FLAGS.steps // k)
     times = []
     for _ in range(FLAGS.repeats):
         start = time.perf_counter()
-        for _ in range(FLAGS.steps):
+        for _ in range(calls):
             state, metrics = train_step(state, batch)
         jax.block_until_ready(metrics)
-        times.append((time.perf_counter() - start) / FLAGS.steps)
+        times.append((time.perf_counter() - start) / (calls * k))
     per_step = statistics.median(times)
-    return dict(name=name, backend=jax.default_backend(), devices=mesh.size, n_critic=FLAGS.n_critic,
-                critic_loop=jaxgan.train.steps.resolve_critic_loop(FLAGS.critic_loop),
-                batch_size=FLAGS.batch_size, steps_per_s=1.0 / per_step,
-                images_per_s=FLAGS.batch_size * FLAGS.n_critic / per_step, compile_plus_first_s=compile_s)
+    return dict(name=name, framework="jaxgan", backend=jax.default_backend(), devices=mesh.size,
+                n_critic=n_critic, critic_loop=jaxgan.train.steps.resolve_critic_loop(FLAGS.critic_loop),
+                steps_per_call=k, batch_size=FLAGS.batch_size, steps_per_s=1.0 / per_step,
+                images_per_s=FLAGS.batch_size * n_critic / per_step, compile_plus_first_s=compile_s,
+                flops_per_step=flops, state_mb=state_bytes / 2**20,
+                step_temp_mb=None if temp is None else temp / 2**20,
+                state_copies=None if held is None else held / state_bytes, peak_rss_mb=peak_rss_mb(),
+                compiler_options=FLAGS.compiler_options)
 
 
-def bench_fid() -> dict | None:
+def bench_fid() -> dict:
+    import jax
+    import numpy as np
+
     from jaxgan.metrics import fid, weights
-
     try:
         variables, meta = weights.load_inception_params()
     except weights.WeightsError as e:
-        print(f"fid: skipped, no Inception weights ({str(e)[:300]})", flush=True)
-        return None
+        return dict(name="fid", framework="jaxgan", error=f"no Inception weights ({str(e)[:300]})")
     options = {} if FLAGS.fid_xla_defaults else "auto"
-    extractor = fid.InceptionFeatures(variables, weights_meta=meta, batch_size=FLAGS.fid_batch,
-                                      compiler_options=options)
+    extractor = fid.InceptionFeatures(variables, weights_meta=meta, batch_size=50, compiler_options=options)
     images = np.random.default_rng(0).integers(0, 256, (extractor.batch_size, 32, 32, 3), dtype=np.uint8)
     start = time.perf_counter()
     extractor(images)
@@ -100,32 +195,137 @@ def bench_fid() -> dict | None:
         extractor(images)
         times.append(time.perf_counter() - start)
     per_batch = statistics.median(times)
-    return dict(name="fid", backend=jax.default_backend(), devices=extractor.mesh.size, n_critic="-",
-                critic_loop="-", batch_size=extractor.batch_size, steps_per_s=1.0 / per_batch,
-                images_per_s=extractor.batch_size / per_batch, compile_plus_first_s=compile_s,
-                xla_options="defaults" if FLAGS.fid_xla_defaults else "auto")
+    flops = None
+    try:
+        cost = extractor._fn.lower(extractor._variables, images).compile().cost_analysis()  # noqa: SLF001
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        flops = float(cost["flops"])
+    except Exception:  # noqa: BLE001 - the % of peak column is then left empty
+        pass
+    return dict(name="fid", framework="jaxgan", backend=jax.default_backend(), devices=extractor.mesh.size,
+                n_critic=None, critic_loop=None, steps_per_call=1, batch_size=extractor.batch_size,
+                steps_per_s=1.0 / per_batch, images_per_s=extractor.batch_size / per_batch,
+                compile_plus_first_s=compile_s, flops_per_step=flops, peak_rss_mb=peak_rss_mb(),
+                compiler_options="defaults" if FLAGS.fid_xla_defaults else "auto")
 
 
-EXTRA_ROWS = {"fid": bench_fid}
+def bench_peak() -> dict:
+    """The float32 matmul throughput of the devices jaxgan uses: the denominator of '% peak'."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    n = PEAK_MATMUL_SIZE
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32)
+    matmul = jax.jit(lambda x, y: x @ y)
+    jax.block_until_ready(matmul(a, a))
+    times = []
+    for _ in range(max(5, FLAGS.repeats)):
+        start = time.perf_counter()
+        jax.block_until_ready(matmul(a, a))
+        times.append(time.perf_counter() - start)
+    return dict(name="peak", framework="jaxgan", backend=jax.default_backend(),
+                gflops=2 * n**3 / statistics.median(times) / 1e9)
+
+
+def run_child(name: str) -> dict:
+    """Runs `tools/bench.py --child=NAME` with this run's flags; returns its JSON line."""
+    flag_names = ("batch_size", "n_critic", "critic_loop", "steps_per_call", "step_loop", "compiler_options",
+                  "steps", "repeats", "fid_xla_defaults")
+    argv = [sys.executable, os.path.abspath(__file__), f"--child={name}"]
+    argv += [f"--{f}={getattr(FLAGS, f)}" for f in flag_names]
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+    return _last_json(result, name)
+
+
+def _last_json(result: subprocess.CompletedProcess, name: str) -> dict:
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode or not lines:
+        return dict(name=name, error=f"exit {result.returncode}: {result.stderr.strip()[-600:]}")
+    return json.loads(lines[-1])
+
+
+def torch_rows(name: str) -> list[dict]:
+    """The PyTorch reference's rows for `name`, one per variant (benchmarks/torch_reference.py)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return [dict(name=name, framework="torch", error='torch not installed: pip install "jaxgan[bench]"')]
+    n_critic = FLAGS.n_critic or ROW_N_CRITIC.get(name, 1)
+    argv = [sys.executable, os.path.join(ROOT, "benchmarks", "torch_reference.py"), f"--only={name}",
+            f"--variants={FLAGS.torch_variants}", f"--steps={FLAGS.steps}", f"--repeats={FLAGS.repeats}",
+            "--json"]
+    if name != "fid":
+        argv += [f"--batch_size={FLAGS.batch_size}", f"--n_critic={n_critic}"]
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    if not rows:
+        return [dict(name=name, framework="torch", error=f"exit {result.returncode}: {result.stderr.strip()[-600:]}")]
+    return rows
+
+
+def best_torch(rows: list[dict]) -> dict | None:
+    ok = [r for r in rows if not r.get("error") and r.get("steps_per_s")]
+    return max(ok, key=lambda r: r["steps_per_s"]) if ok else None
+
+
+def _fmt(value, spec: str, empty: str = "-") -> str:
+    return empty if value is None else format(value, spec)
 
 
 def main(argv):
     del argv
-    names = [n for n in FLAGS.only.split(",") if n] or [*ROWS, *EXTRA_ROWS]
-    unknown = sorted(set(names) - set(ROWS) - set(EXTRA_ROWS))
+    if FLAGS.child:
+        import jax  # noqa: F401 - after flags, in the child only
+        row = {"peak": bench_peak, "fid": bench_fid}.get(FLAGS.child)
+        print(json.dumps(row() if row else bench_train_row(FLAGS.child)), flush=True)
+        return
+    names = [n for n in FLAGS.only.split(",") if n] or list(ALL_ROWS)
+    unknown = sorted(set(names) - set(ALL_ROWS))
     if unknown:
-        raise app.UsageError(f"Unknown rows {unknown}; valid: {sorted([*ROWS, *EXTRA_ROWS])}.")
-    if not FLAGS.json:
-        print(f"{'row':10} {'backend':8} {'dev':>3} {'n_crit':>6} {'loop':7} {'steps/s':>9} {'img/s':>9} {'compile s':>9}")
+        raise app.UsageError(f"Unknown rows {unknown}; valid: {list(ALL_ROWS)}.")
+    peak = run_child("peak")
+    peak_gflops = peak.get("gflops")
+    if FLAGS.json:
+        print(json.dumps(peak), flush=True)
+    else:
+        print(f"matmul peak: {_fmt(peak_gflops, '.0f')} GFLOP/s ({peak.get('backend', '?')}, "
+              f"float32 {PEAK_MATMUL_SIZE}^2)", flush=True)
+        print(f"{'row':8} {'steps/s':>8} {'img/s':>7} {'compile s':>9} {'GFLOP/st':>8} {'% peak':>6} "
+              f"{'state MB':>8} {'copies':>6} {'temp MB':>7} {'RSS MB':>7} | {'torch best':>22} {'RSS MB':>7} {'ratio':>6}",
+              flush=True)
     for name in names:
-        r = EXTRA_ROWS[name]() if name in EXTRA_ROWS else bench_row(name)
-        if r is None:
-            continue
+        row = run_child(name)
+        if row.get("flops_per_step") and peak_gflops and row.get("steps_per_s"):
+            row["percent_of_peak"] = 100 * row["flops_per_step"] * row["steps_per_s"] / (peak_gflops * 1e9)
+        references = torch_rows(name) if FLAGS.torch == "auto" else []
+        best = best_torch(references)
+        if best and row.get("steps_per_s"):
+            row["torch_best_variant"] = best.get("variant")
+            row["torch_best_steps_per_s"] = best["steps_per_s"]
+            row["ratio_to_torch_best"] = row["steps_per_s"] / best["steps_per_s"]
         if FLAGS.json:
-            print(json.dumps(r), flush=True)
-        else:
-            print(f"{r['name']:10} {r['backend']:8} {r['devices']:>3} {r['n_critic']:>6} {r['critic_loop']:7} "
-                  f"{r['steps_per_s']:>9.2f} {r['images_per_s']:>9.0f} {r['compile_plus_first_s']:>9.1f}", flush=True)
+            for r in (row, *references):
+                print(json.dumps(r), flush=True)
+            continue
+        if row.get("error"):
+            print(f"{name:8} error: {row['error']}", flush=True)
+            continue
+        torch_text = (f"{best['steps_per_s']:.2f} ({best.get('variant')})" if best else
+                      (references[0].get("error", "")[:22] if references else "off"))
+        print(f"{name:8} {row['steps_per_s']:>8.2f} {row['images_per_s']:>7.0f} {row['compile_plus_first_s']:>9.1f} "
+              f"{_fmt(row.get('flops_per_step') and row['flops_per_step'] / 1e9, '.2f'):>8} "
+              f"{_fmt(row.get('percent_of_peak'), '.0f'):>6} {_fmt(row.get('state_mb'), '.1f'):>8} "
+              f"{_fmt(row.get('state_copies'), '.2f'):>6} {_fmt(row.get('step_temp_mb'), '.0f'):>7} "
+              f"{row['peak_rss_mb']:>7.0f} | {torch_text:>22} "
+              f"{_fmt(best and best.get('peak_rss_mb'), '.0f'):>7} {_fmt(row.get('ratio_to_torch_best'), '.2f'):>6}",
+              flush=True)
+        for r in references:
+            if r.get("error"):
+                print(f"{'':8} torch {r.get('variant', '')}: {r['error'][:200]}", flush=True)
+            else:
+                print(f"{'':8} torch {r.get('variant', ''):14} {r['steps_per_s']:>8.2f} steps/s, compile "
+                      f"{_fmt(r.get('compile_plus_first_s'), '.1f')} s", flush=True)
 
 
 if __name__ == "__main__":

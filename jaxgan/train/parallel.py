@@ -32,6 +32,22 @@ BATCH_SPEC = P(None, DATA_AXIS)
 # With K steps per call (`multi_step`), leaves are [K, n_critic, B, ...].
 MULTI_BATCH_SPEC = P(None, None, DATA_AXIS)
 
+# Per-compilation XLA options for the train step on CPU devices ("auto"); none elsewhere.
+# Chosen by measurement with tools/bench.py (see README "Speed").
+CPU_STEP_COMPILER_OPTIONS: dict[str, Any] = {}
+
+
+def resolve_compiler_options(compiler_options: Mapping[str, Any] | str | None,
+                             devices: Sequence[jax.Device]) -> dict[str, Any] | None:
+    """"auto" -> `CPU_STEP_COMPILER_OPTIONS` when every device is a CPU, else XLA's defaults."""
+    if compiler_options == "auto":
+        compiler_options = CPU_STEP_COMPILER_OPTIONS if all(d.platform == "cpu" for d in devices) else {}
+    if compiler_options is None:
+        return None
+    if not isinstance(compiler_options, Mapping):
+        raise TypeError(f"compiler_options must be a dict, None or 'auto', got {compiler_options!r}.")
+    return dict(compiler_options) or None
+
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A 1-D mesh named DATA_AXIS over `devices` (default: all devices of all processes)."""
@@ -123,7 +139,8 @@ def _check_steps_axis(batch: Mapping[str, Any], steps_per_call: int) -> dict[str
     return one_step
 
 
-def shard_map_step(step: GANStep, mesh: Mesh, *, steps_per_call: int = 1, step_loop: str = "auto") -> CompiledStep:
+def shard_map_step(step: GANStep, mesh: Mesh, *, steps_per_call: int = 1, step_loop: str = "auto",
+                   compiler_options: Mapping[str, Any] | str | None = "auto") -> CompiledStep:
     """The step under `jax.shard_map` + `jax.jit`, state donated.
 
     The returned function takes the state replicated on `mesh` (see `replicate`)
@@ -133,6 +150,7 @@ def shard_map_step(step: GANStep, mesh: Mesh, *, steps_per_call: int = 1, step_l
     `steps_per_call` K > 1 runs K steps per call (`jaxgan.train.steps.multi_step`,
     a `lax.scan` or unrolled per `step_loop`): batch leaves `[K, n_critic, B, ...]`
     (`MULTI_BATCH_SPEC`), metrics stacked `[K]`, the same state as K single calls.
+    `compiler_options`: per-compilation XLA options ("auto": `resolve_compiler_options`).
     """
     if mesh.axis_names != (DATA_AXIS,):
         raise ValueError(f"The mesh must be 1-D with axis {DATA_AXIS!r} (make_mesh()), got axes {mesh.axis_names}.")
@@ -140,7 +158,8 @@ def shard_map_step(step: GANStep, mesh: Mesh, *, steps_per_call: int = 1, step_l
     fn = multi_step(step, steps_per_call, step_loop=step_loop) if multi else step
     spec = MULTI_BATCH_SPEC if multi else BATCH_SPEC
     sharded = jax.shard_map(fn, mesh=mesh, in_specs=(P(), spec), out_specs=(P(), P()))
-    compiled = jax.jit(sharded, donate_argnums=0)
+    compiled = jax.jit(sharded, donate_argnums=0,
+                       compiler_options=resolve_compiler_options(compiler_options, mesh.devices.flat))
     num_devices = mesh.size
 
     def run(state: GANTrainState, batch: Mapping[str, Any]) -> tuple[GANTrainState, Metrics]:
