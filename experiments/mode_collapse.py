@@ -1,0 +1,423 @@
+"""The mode-collapse benchmark: 2-D ring and grid (VEEGAN / PacGAN table 1), remedies on equal terms.
+
+One seed of the recommended configuration, through the normal loop (so
+`tools/sample.py --workdir=DIR --num=2500 --out=F.npz` exports its `points`):
+
+    python experiments/mode_collapse.py --workdir=DIR --config.data=ring --config.seed=0
+    python experiments/mode_collapse.py --workdir=DIR --config.data=grid --config.name=pacgan4
+
+The table (every configuration of CONFIGURATIONS x `seeds` seeds, all seeds of
+one configuration trained at once by `jaxgan.train.seeds.multi_seed_steps`):
+
+    python experiments/mode_collapse.py --workdir=DIR --config.sweep=True --config.data=ring,grid \
+        [--config.preset=fast|full] [--config.configs=gan,pacgan2,...]
+
+writes DIR/results.csv, DIR/results.md, DIR/per_seed.csv and one PNG per
+(data, configuration) with each seed's 2,500 samples over the true means.
+
+The baseline is PacGAN's set-up for these tables (Lin, Khetan, Fanti & Oh 2018,
+arXiv:1712.04086, sec. 5.1 and the released `synthetic_data_experiments`
+configs): G an MLP 2 -> 4 x 400 (BatchNorm + ReLU) -> 2 with z ~ N(0, I_2);
+D an MLP with 3 maxout layers of 200 units x 5 pieces -> 1 logit, fed `pack`
+concatenated samples; the standard GAN loss (D: softplus; G: non-saturating);
+Adam lr 1e-4, beta1 0.8; 100 (packed) D inputs per step, i.e. 100 * pack
+real and 100 * pack fake samples; 100,000 training points; 400 epochs =
+400,000 steps ("full"). Evaluation: 2,500 samples of G in inference mode
+(`jaxgan.metrics.modes`). Deviations: Flax's default initialisation (PacGAN:
+N(0, 0.02) weights, zero biases); one G call on all 100 * pack latents, so
+G's BatchNorm normalises over 100 * pack samples (PacGAN: per packed slot of
+100); D and G updated in sequence within a step (Blocks' ALI algorithm
+computes both gradients from one forward pass).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+# Each configuration: overrides of the baseline train config (dotted paths),
+# plus "_ema": evaluate the EMA of G instead of G. One remedy at a time, then
+# combinations. PacGAN packing refuses per-sample gradient penalties (the step
+# says so), so those combine with pack=1 only.
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "gan": {},
+    "pacgan2": {"model.pack": 2},
+    "pacgan3": {"model.pack": 3},
+    "pacgan4": {"model.pack": 4},
+    "ema": {"_ema": True},  # EMA of G's weights (Karras et al. 2018; Yazici et al. 2019)
+    "minibatch_std": {"model.minibatch_std": True},  # Karras et al. 2018
+    "minibatch_discrimination": {"model.minibatch_discrimination": 50},  # Salimans et al. 2016
+    "label_smoothing": {"real_label": 0.9},  # Salimans et al. 2016
+    "r1": {"regularization.r1_gamma": 0.1},  # Mescheder et al. 2018
+    "dragan": {"regularization.dragan": 10.0},  # Kodali et al. 2017
+    "lecam": {"regularization.lecam": 0.1},  # Tseng et al. 2021
+    "mode_seeking": {"regularization.mode_seeking": 1.0},  # Mao et al. 2019
+    "feature_matching": {"regularization.feature_matching": 1.0},  # Salimans et al. 2016
+    "historical_averaging": {"regularization.historical_averaging": 1e-3},  # Salimans et al. 2016
+    "replay": {"regularization.replay_capacity": 1000},  # Shrivastava et al. 2017
+    "instance_noise": {"regularization.instance_noise": 0.1,  # Sonderby et al. 2017
+                       "regularization.instance_noise_anneal_steps": -1},  # -1: the first half of training
+    "spectral_norm": {"model.spectral_norm": True},  # Miyato et al. 2018
+    "gman2": {"num_discriminators": 2},  # Durugkar et al. 2017
+    "pacgan2_ema": {"model.pack": 2, "_ema": True},
+    "pacgan4_ema": {"model.pack": 4, "_ema": True},
+    "pacgan2_mbstd_ema": {"model.pack": 2, "model.minibatch_std": True, "_ema": True},
+    "r1_ema": {"regularization.r1_gamma": 0.1, "_ema": True},
+}
+
+# What `--config.sweep` runs by default, and the configuration a single-seed run trains.
+DEFAULT_SWEEP = ("gan", "pacgan2", "pacgan3", "pacgan4", "ema", "pacgan2_ema", "pacgan4_ema")
+RECOMMENDED = {"ring": "pacgan2_ema", "grid": "pacgan4_ema"}
+
+# Published means (PacGAN table 1: modes, % high quality, reverse KL; 10 trials).
+PUBLISHED = {
+    ("ring", "gan"): (6.3, 98.2, 0.45),
+    ("ring", "pacgan2"): (7.9, 95.6, 0.07),
+    ("ring", "pacgan3"): (7.8, 97.7, 0.07),
+    ("ring", "pacgan4"): (7.8, 95.9, 0.07),
+    ("grid", "gan"): (17.3, 94.8, 0.70),
+    ("grid", "pacgan2"): (23.8, 91.3, 0.13),
+    ("grid", "pacgan3"): (24.6, 94.2, 0.06),
+    ("grid", "pacgan4"): (24.8, 93.6, 0.04),
+}
+
+PRESETS = {
+    # train_steps, steps per compiled call
+    "fast": dict(train_steps=20_000, steps_per_call=1000),
+    "full": dict(train_steps=400_000, steps_per_call=2000),  # PacGAN: 400 epochs of 1000 batches
+}
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+def experiment_config():
+    """The launcher's own fields (`--config.FIELD=VALUE`)."""
+    import ml_collections
+
+    c = ml_collections.ConfigDict()
+    c.data = "ring"  # "ring" or "grid" (a comma-separated list with sweep=True)
+    c.name = ""  # configuration (CONFIGURATIONS); "" = RECOMMENDED[data]
+    c.seed = 0  # single-seed mode: init, latents and data order
+    c.preset = "fast"  # "fast" or "full" (PRESETS)
+    c.train_steps = 0  # > 0 overrides the preset's length
+    c.sweep = False  # True: the table, `seeds` seeds of every configuration in `configs`
+    c.configs = ",".join(DEFAULT_SWEEP)  # sweep: comma-separated CONFIGURATIONS names, or "all"
+    c.seeds = 10  # sweep: seeds 0 .. seeds-1
+    c.steps_per_call = 0  # sweep: steps per compiled call; 0 = the preset's
+    c.eval_seed = 0  # latent seed of the 2,500 evaluation samples (tools/sample.py --seed)
+    return c
+
+
+def _set(config, dotted: str, value: Any) -> None:
+    *path, last = dotted.split(".")
+    for name in path:
+        config = config[name]
+    if last not in config:
+        raise ValueError(f"Configuration override {dotted!r}: no such config field.")
+    config[last] = value
+
+
+def check_name(data: str, name: str) -> None:
+    """Fails with the valid choices on an unknown data set or configuration."""
+    if data not in RECOMMENDED:
+        raise ValueError(f"data={data!r}: the mode-collapse benchmark has {sorted(RECOMMENDED)} (stacked digits: "
+                         "not yet, see README).")
+    if name not in CONFIGURATIONS:
+        raise ValueError(f"Unknown configuration {name!r}; valid: {sorted(CONFIGURATIONS)}.")
+
+
+def train_config(data: str, name: str, preset: str = "fast", *, seed: int = 0, train_steps: int = 0):
+    """The jaxgan config of one configuration: PacGAN's baseline (module docstring) plus its overrides."""
+    from jaxgan.config import base_config
+
+    check_name(data, name)
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r}; valid: {sorted(PRESETS)}.")
+    c = base_config()
+    c.seed = seed
+    c.data.source, c.data.name, c.data.num_examples = "mixture", data, 100_000
+    m = c.model
+    m.name, m.latent_dim, m.g_width, m.depth, m.g_batch_norm = "mlp", 2, 400, 4, True
+    m.d_width, m.d_depth, m.d_maxout_pieces = 200, 3, 5
+    c.loss = "non_saturating"
+    c.g_optimizer.learning_rate = c.d_optimizer.learning_rate = 1e-4
+    c.g_optimizer.b1 = c.d_optimizer.b1 = 0.8
+    c.ema_decay = 0.999
+    steps = train_steps or PRESETS[preset]["train_steps"]
+    c.train_steps = steps
+    c.log_every_steps = max(1, steps // 20)
+    c.sample_every_steps = c.checkpoint_every_steps = max(1, steps // 4)
+    c.num_samples = 2500
+    c.eval_metrics = "modes"
+    overrides = dict(CONFIGURATIONS[name])
+    overrides.pop("_ema", None)
+    for key, value in overrides.items():
+        if key == "regularization.instance_noise_anneal_steps" and value == -1:
+            value = max(1, steps // 2)
+        _set(c, key, value)
+    c.batch_size = 100 * c.model.pack  # 100 packed D inputs of `pack` samples each
+    return c
+
+
+def evaluates_ema(name: str) -> bool:
+    return bool(CONFIGURATIONS[name].get("_ema", False))
+
+
+# ----------------------------------------------------------------------------- the multi-seed sweep
+
+
+def init_seeds(config, step, seeds: Sequence[int]):
+    """(stacked states, {"image": [S, N, 2]} data, batchers) for `seeds`, as the loop builds them per seed."""
+    from jaxgan import data
+    from jaxgan.loop import load_training_arrays
+    from jaxgan.train.seeds import stack_trees
+
+    arrays = [load_training_arrays(config.data, seed=s) for s in seeds]
+    batchers = [data.ArrayBatcher(a, batch_size=config.batch_size, seed=s) for a, s in zip(arrays, seeds)]
+    states = stack_trees([step.init_state(s, a["image"][:1]) for a, s in zip(arrays, seeds)])
+    return states, {"image": np.stack([a["image"] for a in arrays])}, batchers
+
+
+def batch_indices(batchers, start: int, num_steps: int, n_critic: int) -> np.ndarray:
+    """int32 [S, K, n_critic, B]: the rows the loop's batches of steps start .. start+K-1 read."""
+    return np.stack([np.stack([np.stack([b.indices_at(s * n_critic + j) for j in range(n_critic)])
+                               for s in range(start, start + num_steps)]) for b in batchers]).astype(np.int32)
+
+
+def evaluate_seeds(generator, states, *, ema: bool, data: str, eval_seed: int = 0,
+                   num: int | None = None) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Per-seed mode coverage of `num` (2,500) samples of G (or EMA-G) in inference mode, and the points
+    [S, num, 2]. The latents are tools/sample.py's for --seed=eval_seed."""
+    import jax
+
+    from jaxgan.metrics import modes
+    from jaxgan.sampling import fixed_latents, generate
+
+    num = num or modes.PROTOCOL_SAMPLES
+    z = fixed_latents(eval_seed, num, int(generator.latent_dim))
+    params = states.g_ema_params if ema else states.g.params
+    points = np.asarray(jax.jit(jax.vmap(lambda p, s: generate(generator, p, s, z)))(params, states.g.batch_stats))
+    results = []
+    for x in points:
+        if not np.isfinite(x).all():
+            results.append({"modes": 0, "high_quality": 0.0, "reverse_kl": float("nan"), "diverged": True})
+            continue
+        results.append(modes.mode_coverage(x, data))
+    return results, points
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the table: a configuration's mean +/- standard error over seeds."""
+
+    config: str
+    data: str
+    seeds: int
+    modes_mean: float
+    modes_se: float
+    hq_mean: float  # percent
+    hq_se: float
+    rkl_mean: float
+    rkl_se: float
+    all_modes_seeds: int  # seeds that captured every mode
+    steps: int = 0
+    steps_per_s_per_seed: float = 0.0
+
+
+def _mean_se(values: Sequence[float]) -> tuple[float, float]:
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+def summarize(config: str, data: str, per_seed: Sequence[Mapping[str, Any]], *, num_modes: int,
+              steps: int = 0, steps_per_s_per_seed: float = 0.0) -> Row:
+    """A Row from per-seed results: means and standard errors (sample std / sqrt(n)); HQ in percent."""
+    m, m_se = _mean_se([r["modes"] for r in per_seed])
+    hq, hq_se = _mean_se([100.0 * r["high_quality"] for r in per_seed])
+    kl, kl_se = _mean_se([r["reverse_kl"] for r in per_seed])
+    full = sum(int(r["modes"] == num_modes) for r in per_seed)
+    return Row(config, data, len(per_seed), m, m_se, hq, hq_se, kl, kl_se, full, steps, steps_per_s_per_seed)
+
+
+def write_tables(rows: Sequence[Row], workdir: str) -> tuple[str, str]:
+    """results.csv (every Row field) and results.md (modes / % HQ / reverse KL as mean +/- s.e., the
+    published PacGAN table 1 means beside them where they exist)."""
+    csv_path, md_path = os.path.join(workdir, "results.csv"), os.path.join(workdir, "results.md")
+    fields = [f.name for f in dataclasses.fields(Row)]
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(dataclasses.asdict(r))
+    lines = ["| data | configuration | seeds | modes | % high quality | reverse KL | all modes | steps | "
+             "published (PacGAN table 1) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        pub = PUBLISHED.get((r.data, r.config))
+        pub_text = f"{pub[0]} / {pub[1]}% / {pub[2]}" if pub else ""
+        lines.append(f"| {r.data} | {r.config} | {r.seeds} | {r.modes_mean:.1f} +/- {r.modes_se:.1f} | "
+                     f"{r.hq_mean:.1f} +/- {r.hq_se:.1f} | {r.rkl_mean:.3f} +/- {r.rkl_se:.3f} | "
+                     f"{r.all_modes_seeds}/{r.seeds} | {r.steps} | {pub_text} |")
+    with open(md_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def samples_figure(points: np.ndarray, means: np.ndarray, path: str, *, titles: Sequence[str] = (),
+                   panel: int = 240) -> str:
+    """A PNG: one panel per seed, its samples (black dots) over the true means (red rings)."""
+    from PIL import Image, ImageDraw
+
+    extent = 1.15 * float(np.abs(means).max()) + 0.2
+    cols = min(5, len(points))
+    rows = math.ceil(len(points) / cols)
+    image = Image.new("RGB", (cols * panel, rows * (panel + 14)), "white")
+    draw = ImageDraw.Draw(image)
+    to_px = lambda p: ((p[..., 0] + extent) / (2 * extent) * panel, (extent - p[..., 1]) / (2 * extent) * panel)
+    for i, x in enumerate(points):
+        ox, oy = (i % cols) * panel, (i // cols) * (panel + 14)
+        draw.rectangle([ox, oy + 14, ox + panel - 1, oy + 14 + panel - 1], outline=(200, 200, 200))
+        if i < len(titles):
+            draw.text((ox + 4, oy + 1), titles[i], fill=(0, 0, 0))
+        mx, my = to_px(means)
+        for a, b in zip(mx, my):
+            draw.ellipse([ox + a - 5, oy + 14 + b - 5, ox + a + 5, oy + 14 + b + 5], outline=(220, 0, 0))
+        x = x[np.isfinite(x).all(axis=1)]
+        px, py = to_px(x)
+        keep = (px >= 0) & (px < panel) & (py >= 0) & (py < panel)
+        for a, b in zip(px[keep], py[keep]):
+            draw.point((ox + a, oy + 14 + b), fill=(0, 0, 0))
+    image.save(path)
+    return path
+
+
+def run_configuration(data: str, name: str, *, preset: str, seeds: Sequence[int], workdir: str,
+                      train_steps: int = 0, steps_per_call: int = 0, eval_seed: int = 0,
+                      log=print) -> tuple[Row, list[dict[str, Any]]]:
+    """Trains `seeds` of one configuration at once and evaluates them; writes its figure."""
+    import jax
+
+    from jaxgan import config as config_lib
+    from jaxgan.metrics import modes
+    from jaxgan.train.seeds import multi_seed_steps
+
+    config = train_config(data, name, preset, train_steps=train_steps)
+    config_lib.validate(config, 1)
+    g, d = config_lib.build_networks(config)
+    step = config_lib.build_step(config, g, d, *config_lib.build_optimizers(config))
+    states, arrays, batchers = init_seeds(config, step, seeds)
+    run = multi_seed_steps(step)
+    total = config.train_steps
+    per_call = min(steps_per_call or PRESETS[preset]["steps_per_call"], total)
+    done, t_train, first_call = 0, 0.0, None
+    while done < total:
+        k = min(per_call, total - done)
+        idx = batch_indices(batchers, done, k, config.n_critic)
+        t0 = time.perf_counter()
+        states, metrics = run(states, arrays, idx)
+        d_loss = np.asarray(metrics["d_loss"])
+        dt = time.perf_counter() - t0
+        if first_call is None:
+            first_call = dt  # includes compilation
+        else:
+            t_train += dt
+        done += k
+        log(f"{data}/{name}: step {done}/{total}, d_loss {np.nanmean(d_loss[:, -1]):.3f}, "
+            f"{k * len(seeds) / dt:.0f} seed-steps/s")
+    timed_steps = total - min(per_call, total)
+    speed = timed_steps / t_train if t_train > 0 else per_call / first_call
+    results, points = evaluate_seeds(g, states, ema=evaluates_ema(name), data=data, eval_seed=eval_seed)
+    mixture = modes.get_mixture(data)
+    titles = [f"seed {s}: {r['modes']} modes, {100 * r['high_quality']:.1f}% HQ" for s, r in zip(seeds, results)]
+    samples_figure(points, mixture.means, os.path.join(workdir, f"samples_{data}_{name}.png"), titles=titles)
+    row = summarize(name, data, results, num_modes=len(mixture.means), steps=total, steps_per_s_per_seed=speed)
+    return row, results
+
+
+def sweep(exp, workdir: str, log=print) -> list[Row]:
+    """The table: every configuration in exp.configs for every data set in exp.data."""
+    os.makedirs(workdir, exist_ok=True)
+    datas = [d.strip() for d in str(exp.data).split(",") if d.strip()]
+    names = list(CONFIGURATIONS) if exp.configs == "all" else [n.strip() for n in exp.configs.split(",") if n.strip()]
+    for d in datas:
+        for n in names:
+            check_name(d, n)  # all names checked before any training
+    rows, per_seed_lines = [], []
+    seeds = list(range(exp.seeds))
+    for d in datas:
+        for n in names:
+            row, results = run_configuration(d, n, preset=exp.preset, seeds=seeds, workdir=workdir,
+                                             train_steps=exp.train_steps, steps_per_call=exp.steps_per_call,
+                                             eval_seed=exp.eval_seed, log=log)
+            rows.append(row)
+            per_seed_lines += [dict(data=d, config=n, seed=s, modes=r["modes"], high_quality=r["high_quality"],
+                                    reverse_kl=r["reverse_kl"]) for s, r in zip(seeds, results)]
+            write_tables(rows, workdir)
+            with open(os.path.join(workdir, "per_seed.csv"), "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(per_seed_lines[0]))
+                w.writeheader()
+                w.writerows(per_seed_lines)
+            log(f"{d}/{n}: {row.modes_mean:.2f} modes, {row.hq_mean:.1f}% HQ, rKL {row.rkl_mean:.3f}, "
+                f"all modes in {row.all_modes_seeds}/{row.seeds} seeds ({row.steps_per_s_per_seed:.0f} steps/s/seed)")
+    return rows
+
+
+# ----------------------------------------------------------------------------- single seed
+
+
+def single_seed(exp, workdir: str, log=print) -> dict[str, Any]:
+    """Trains one seed through jaxgan.loop (checkpoints, samples, config.json), then writes
+    modes.json (the protocol on 2,500 samples) and samples.png into the workdir."""
+    from jaxgan import config as config_lib
+    from jaxgan import loop
+    from jaxgan.metrics import modes
+    from jaxgan.train.seeds import stack_trees
+
+    data = str(exp.data)
+    name = exp.name or RECOMMENDED.get(data, "")
+    config = train_config(data, name, exp.preset, seed=exp.seed, train_steps=exp.train_steps)
+    state = loop.train_and_evaluate(config, workdir, evaluators=[])
+    g, _ = config_lib.build_networks(config)
+    import jax
+    results, points = evaluate_seeds(g, stack_trees([jax.device_get(state)]), ema=evaluates_ema(name), data=data,
+                                     eval_seed=exp.eval_seed)
+    r = results[0]
+    out = {"data": data, "config": name, "seed": exp.seed, "steps": int(state.step), "weights":
+           "ema" if evaluates_ema(name) else "g", "modes": r["modes"], "high_quality": r["high_quality"],
+           "reverse_kl": r["reverse_kl"]}
+    with open(os.path.join(workdir, "modes.json"), "w") as f:
+        json.dump(out, f, indent=2)
+    samples_figure(points, modes.get_mixture(data).means, os.path.join(workdir, "samples.png"),
+                   titles=[f"{name} seed {exp.seed}: {r['modes']} modes, {100 * r['high_quality']:.1f}% HQ"])
+    log(json.dumps(out))
+    return out
+
+
+def main(argv: Iterable[str]) -> None:
+    del argv
+    from absl import flags
+
+    exp, workdir = flags.FLAGS.config, flags.FLAGS.workdir
+    if exp.sweep:
+        sweep(exp, workdir)
+    else:
+        single_seed(exp, workdir)
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    config_flags.DEFINE_config_dict("config", experiment_config(), "Benchmark options (module docstring).")
+    flags.DEFINE_string("workdir", None, "Output directory.", required=True)
+    app.run(main)
