@@ -1,0 +1,193 @@
+"""`train_and_evaluate(config, workdir)` for CycleGAN and pix2pix: the translation orchestrator.
+
+It reads the config (like `jaxgan.loop`, the only place here that does), loads
+the two domains, restores the latest checkpoint or starts from `config.seed`,
+runs the one compiled data-parallel step, and writes: CLU metrics (TensorBoard +
+console) and `metrics.jsonl`, PNG triplet grids in `samples/` (rows of input |
+translated | reconstructed for CycleGAN, input | translated | target for
+pix2pix), Orbax checkpoints in `checkpoints/`, `config.json` and `version.json`.
+
+Resume is exact: batch s is a pure function of (seed, s) and every random draw
+of step s of (state.rng, s); the history buffers and optimizer states are in
+the checkpointed state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers, parameter_overview, periodic_actions
+from PIL import Image
+
+from jaxgan import checkpoint
+from jaxgan.common import to_model_range, to_uint8
+from jaxgan.data import translation as tdata
+from jaxgan.loop import check_finite, write_run_info
+from jaxgan.sampling import image_grid
+from jaxgan.train import make_mesh, replicate
+from jaxgan.translation.nets import PatchDiscriminator, ResnetGenerator, UNetGenerator, check_image_size, size_multiple
+from jaxgan.translation.steps import (CycleGANStep, Pix2PixStep, TranslationState, TranslationStep, adam,
+                                      shard_map_translation_step)
+
+MODELS = ("cyclegan", "pix2pix")
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Raises ValueError naming the field and the fix, before any data or compilation."""
+    if config.model not in MODELS:
+        raise ValueError(f"config.model={config.model!r}; valid: {MODELS}.")
+    d = config.data
+    if d.load_size < d.crop_size:
+        raise ValueError(f"config.data.load_size={d.load_size} is below crop_size={d.crop_size}; the papers load "
+                         "larger (286) and crop (256).")
+    multiple = 2 ** config.g.num_downs if config.model == "pix2pix" else 4
+    check_image_size(d.crop_size, d.crop_size, multiple=multiple,
+                     what=f"config.data.crop_size (the {'U-Net with g.num_downs=' + str(config.g.num_downs) if config.model == 'pix2pix' else 'ResNet generator'})")
+    if config.batch_size < 1 or config.batch_size % num_devices:
+        raise ValueError(f"config.batch_size={config.batch_size} must be a positive multiple of the device count "
+                         f"{num_devices}.")
+    for name in ("train_steps", "log_every_steps", "sample_every_steps", "checkpoint_every_steps"):
+        if int(config[name]) < 1:
+            raise ValueError(f"config.{name} must be >= 1, got {config[name]}.")
+    if not 0 <= config.decay_steps <= config.train_steps:
+        raise ValueError(f"config.decay_steps={config.decay_steps} must be in [0, train_steps={config.train_steps}] "
+                         "(CycleGAN: train_steps // 2).")
+
+
+def build_step(config: ml_collections.ConfigDict) -> TranslationStep:
+    """The networks, optimizers and step the config describes."""
+    d = config.data
+    shape_a, shape_b = (d.crop_size, d.crop_size, d.channels_a), (d.crop_size, d.crop_size, d.channels_b)
+    tx = lambda: adam(config.learning_rate, total_steps=config.train_steps, decay_steps=config.decay_steps,
+                      b1=config.b1)
+    disc = PatchDiscriminator(features=config.d.features, num_layers=config.d.num_layers)
+    if config.model == "cyclegan":
+        return CycleGANStep(
+            g_ab=ResnetGenerator(features=config.g.features, num_blocks=config.g.num_blocks, out_channels=d.channels_b),
+            g_ba=ResnetGenerator(features=config.g.features, num_blocks=config.g.num_blocks, out_channels=d.channels_a),
+            d_a=disc, d_b=disc, g_tx=tx(), d_tx=tx(), shape_a=shape_a, shape_b=shape_b,
+            cycle_weight=config.cycle_weight, identity_weight=config.identity_weight, pool_size=config.pool_size)
+    return Pix2PixStep(
+        generator=UNetGenerator(features=config.g.features, num_downs=config.g.num_downs, out_channels=d.channels_b,
+                                dropout_rate=config.g.dropout),
+        discriminator=disc, g_tx=tx(), d_tx=tx(), shape_a=shape_a, shape_b=shape_b, l1_weight=config.l1_weight)
+
+
+def load_data(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+    d = config.data
+    return tdata.load_translation_data(
+        source=d.source, paired=config.model == "pix2pix", load_size=d.load_size, channels_a=d.channels_a,
+        channels_b=d.channels_b, name=d.name, path_a=d.path_a, path_b=d.path_b, path=d.path, split=d.split,
+        data_dir=d.data_dir or None)
+
+
+def sample_triplets(step: TranslationStep, g_params: Any, a: jax.Array, b: jax.Array) -> dict[str, jax.Array]:
+    """Rows of (input, translated, reconstructed or target), interleaved as [3N, H, W, C] in [-1, 1]."""
+    def rows(*columns):
+        columns = [jnp.repeat(c, 3, axis=-1) if c.shape[-1] == 1 else c for c in columns]  # gray shown as RGB
+        return jnp.stack(columns, axis=1).reshape(-1, *columns[0].shape[1:])
+
+    if isinstance(step, CycleGANStep):
+        fake_b = step.translate(g_params, a, "AtoB")
+        fake_a = step.translate(g_params, b, "BtoA")
+        return {"a2b": rows(a, fake_b, step.translate(g_params, fake_b, "BtoA")),
+                "b2a": rows(b, fake_a, step.translate(g_params, fake_a, "AtoB"))}
+    return {"a2b": rows(a, step.translate(g_params, a), b)}
+
+
+def _save_grids(writer, workdir: str, step: int, grids: Mapping[str, jax.Array]) -> None:
+    pictures = {name: image_grid(np.asarray(to_uint8(x)), columns=3) for name, x in grids.items()}
+    if jax.process_index() == 0:
+        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+        for name, grid in pictures.items():
+            Image.fromarray(grid).save(os.path.join(workdir, "samples", f"{name}_{step:06d}.png"))
+    writer.write_images(step, {f"samples/{name}": grid[None] for name, grid in pictures.items()})
+
+
+_STEP_CACHE: dict[str, tuple[TranslationStep, Any]] = {}
+
+
+def compiled_step(config: ml_collections.ConfigDict, mesh) -> tuple[TranslationStep, Any]:
+    """The step and its compiled shard_map'd form, cached per (config, mesh) within a process,
+    so relaunching the same config (a resume in one process, tests) does not recompile."""
+    key = json.dumps([config.to_json_best_effort(sort_keys=True), [str(d) for d in mesh.devices.flat]])
+    if key not in _STEP_CACHE:
+        step = build_step(config)
+        _STEP_CACHE[key] = (step, shard_map_translation_step(step, mesh))
+    return _STEP_CACHE[key]
+
+
+def abstract_state(config: ml_collections.ConfigDict) -> TranslationState:
+    """The state's shapes and dtypes (for restores without training, e.g. tools/translate.py)."""
+    step = build_step(config)
+    return jax.eval_shape(lambda: step.init_state(config.seed))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       stop_at: int | None = None) -> TranslationState:
+    """Trains (or resumes) the CycleGAN / pix2pix run `config` describes, in `workdir`.
+
+    `stop_at` ends the run early at that step, after a checkpoint (as a preemption
+    would); relaunching continues it exactly. Returns the final state.
+    """
+    mesh = make_mesh()
+    validate(config, mesh.size)
+    workdir = os.path.abspath(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    write_run_info(config, workdir)
+    step, train_fn = compiled_step(config, mesh)
+
+    a, b = load_data(config)
+    batcher = tdata.TranslationBatcher(a, b, batch_size=config.batch_size, crop_size=config.data.crop_size,
+                                       seed=config.seed, paired=config.model == "pix2pix", flip=config.data.flip,
+                                       process_index=jax.process_index(), process_count=jax.process_count())
+    n = config.num_sample_rows
+    fixed_a = replicate(to_model_range(tdata.center_crop(a[:n], config.data.crop_size)), mesh)
+    fixed_b = replicate(to_model_range(tdata.center_crop(b[:n], config.data.crop_size)), mesh)
+    grid_fn = jax.jit(lambda p, x, y: sample_triplets(step, p, x, y))
+
+    end = min(config.train_steps, stop_at) if stop_at is not None else config.train_steps
+    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+    with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"),
+                                       max_to_keep=config.keep_checkpoints) as manager:
+        state, restored = checkpoint.restore_latest(manager, step.init_state(config.seed))
+        if restored is None:
+            parameter_overview.log_parameter_overview(state.g.params, msg="Generator parameters")
+            parameter_overview.log_parameter_overview(state.d.params, msg="Discriminator parameters")
+        else:
+            logging.info("Resumed from the checkpoint at step %d in %s", restored, workdir)
+        state = replicate(state, mesh)
+        progress = periodic_actions.ReportProgress(num_train_steps=config.train_steps, writer=writer)
+        last_checkpoint = restored
+        current = int(state.step)
+        if restored is None:
+            _save_grids(writer, workdir, 0, grid_fn(state.g.params, fixed_a, fixed_b))
+        while current < end:
+            state, metrics = train_fn(state, batcher.batch_at(current))
+            current += 1
+            progress(current)
+            log_now = current % config.log_every_steps == 0 or current == end
+            save_now = current % config.checkpoint_every_steps == 0 or current == end
+            if log_now or save_now:
+                values = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
+                check_finite(current, values, state, last_checkpoint)
+                if log_now:
+                    writer.write_scalars(current, values)
+                    if jax.process_index() == 0:
+                        with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+                            f.write(json.dumps({"step": current, **values}) + "\n")
+            if current % config.sample_every_steps == 0 or current == end:
+                _save_grids(writer, workdir, current, grid_fn(state.g.params, fixed_a, fixed_b))
+            if save_now:
+                checkpoint.save(manager, current, state)
+                last_checkpoint = current
+        manager.wait_until_finished()
+    writer.flush()
+    return state
