@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.sharding import Mesh
 from clu import metric_writers, parameter_overview, periodic_actions
 from PIL import Image
 
@@ -130,14 +131,14 @@ def abstract_state(config: ml_collections.ConfigDict) -> TranslationState:
     return jax.eval_shape(lambda: step.init_state(config.seed))
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       stop_at: int | None = None) -> TranslationState:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None = None,
+                       mesh: Mesh | None = None) -> TranslationState:
     """Trains (or resumes) the CycleGAN / pix2pix run `config` describes, in `workdir`.
 
     `stop_at` ends the run early at that step, after a checkpoint (as a preemption
-    would); relaunching continues it exactly. Returns the final state.
+    would); relaunching continues it exactly. `mesh` defaults to all devices. Returns the final state.
     """
-    mesh = make_mesh()
+    mesh = mesh or make_mesh()
     validate(config, mesh.size)
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
