@@ -213,3 +213,52 @@ def test_multi_seed_driver_rejects_bad_indices():
         run(states, arrays, np.zeros((3, 1, 1, 8), np.int32))
     with pytest.raises(ValueError, match="outside"):
         run(states, arrays, np.full((2, 1, 1, 8), 64, np.int32))
+
+
+# ----------------------------------------------------------------------------- tables and figures
+
+
+def test_summary_and_table_writer_on_given_numbers(tmp_path):
+    from PIL import Image
+
+    from experiments import mode_collapse
+
+    per_seed = [{"modes": 8, "high_quality": 0.97, "reverse_kl": 0.01},
+                {"modes": 7, "high_quality": 0.95, "reverse_kl": 0.05},
+                {"modes": 8, "high_quality": 0.99, "reverse_kl": 0.03}]
+    row = mode_collapse.summarize("pacgan2", "ring", per_seed, num_modes=8, steps=100)
+    # Hand-computed: mean 23/3; sample std of (8, 7, 8) = sqrt(1/3); s.e. = sqrt(1/3) / sqrt(3) = 1/3.
+    assert row.modes_mean == pytest.approx(23 / 3) and row.modes_se == pytest.approx(1 / 3)
+    assert row.hq_mean == pytest.approx(97.0) and row.hq_se == pytest.approx(2 / math.sqrt(3))
+    assert row.rkl_mean == pytest.approx(0.03) and row.rkl_se == pytest.approx(0.02 / math.sqrt(3))
+    assert row.all_modes_seeds == 2
+    csv_path, md_path = mode_collapse.write_tables([row], str(tmp_path))
+    with open(csv_path) as f:
+        (line,) = list(csv.DictReader(f))
+    assert line["config"] == "pacgan2" and float(line["modes_mean"]) == pytest.approx(23 / 3)
+    assert line["all_modes_seeds"] == "2"
+    md = open(md_path).read()
+    assert "| ring | pacgan2 | 3 | 7.7 +/- 0.3 | 97.0 +/- 1.2 | 0.030 +/- 0.012 | 2/3 |" in md
+    assert "7.9 / 95.6% / 0.07" in md  # the published PacGAN2 ring row beside it
+    means = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    path = mode_collapse.samples_figure(np.zeros((2, 10, 2)) + [1.0, 0.0], means, str(tmp_path / "f.png"),
+                                        titles=["a", "b"], panel=100)
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape == (114, 200, 3)
+    # The samples sit on the first mean: a black pixel at its centre in each panel.
+    centre = (int((1.0 + 1.35) / 2.7 * 100), 14 + 50)
+    assert (image[centre[1], centre[0]] == 0).all() and (image[centre[1], 100 + centre[0]] == 0).all()
+
+
+def test_configuration_names_and_the_pacgan_batch():
+    from experiments import mode_collapse
+
+    config = mode_collapse.train_config("grid", "pacgan4", "full")
+    assert config.model.pack == 4 and config.batch_size == 400  # 100 packed inputs of 4 samples
+    assert (config.model.g_width, config.model.depth, config.model.d_width, config.model.d_depth) == (400, 4, 200, 3)
+    assert config.model.g_batch_norm and config.model.d_maxout_pieces == 5 and config.train_steps == 400_000
+    assert config.g_optimizer.learning_rate == 1e-4 and config.g_optimizer.b1 == 0.8
+    with pytest.raises(ValueError, match="Unknown configuration 'pacgan9'"):
+        mode_collapse.train_config("ring", "pacgan9")
+    with pytest.raises(ValueError, match="stacked digits"):
+        mode_collapse.train_config("spiral", "gan")
