@@ -1,0 +1,1 @@
+"""Benchmarks run beside tools/bench.py (the PyTorch reference)."""
