@@ -259,6 +259,21 @@ def test_inception_features_match_jaxgan_with_copied_weights():
     np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max(), rtol=0)
 
 
+def test_inception_npz_reads_jaxgans_weights_cache_format(tmp_path):
+    from jaxgan.metrics import weights
+
+    variables = random_inception_variables(seed=6, feature_dim=2048)
+    path = weights.save_params(variables, tmp_path / "w.npz", source="test", source_hash="none")  # jaxgan's writer
+    tree, meta = tn.load_inception_npz(path)
+    assert meta["source"] == "test"
+    flat = lambda t: {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(t)}
+    got, want = flat(tree), flat(variables)
+    assert got.keys() == want.keys()
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+    with pytest.raises(FileNotFoundError, match="tools/fetch_inception.py"):
+        tn.load_inception_npz(tmp_path / "missing.npz")
+
+
 # --------------------------------------------------------------------------- the step and the CLI
 
 
