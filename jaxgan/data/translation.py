@@ -114,6 +114,17 @@ def load_side_by_side_pairs(folder: str, *, load_size: int, channels: int = 3) -
     return np.stack(a), np.stack(b)
 
 
+def check_paired_names(folder_a: str, folder_b: str) -> None:
+    """Paired folders: every image in A needs a partner with the same name (any extension) in B, and back."""
+    stems = lambda folder: {os.path.splitext(os.path.basename(p))[0]: p for p in list_images(folder)}
+    a, b = stems(folder_a), stems(folder_b)
+    for mine, other, other_dir in ((a, b, folder_b), (b, a, folder_a)):
+        for stem in sorted(mine):
+            if stem not in other:
+                raise ValueError(f"{mine[stem]}: no partner named '{stem}.*' in {other_dir}; paired folders need "
+                                 "one image of each pair in each folder under the same name.")
+
+
 def cycle_gan_name(name: str) -> str:
     """'horse2zebra' or 'cycle_gan/horse2zebra' -> 'cycle_gan/horse2zebra'."""
     return name if name.startswith("cycle_gan/") else f"cycle_gan/{name}"
@@ -263,6 +274,8 @@ def load_translation_data(*, source: str, paired: bool, load_size: int, channels
     if source == "folders":
         if not path_a or not path_b:
             raise ValueError("source='folders' needs data.path_a and data.path_b (one folder of images per domain).")
+        if paired:
+            check_paired_names(path_a, path_b)
         return (load_image_folder_domain(path_a, load_size=load_size, channels=channels_a),
                 load_image_folder_domain(path_b, load_size=load_size, channels=channels_b))
     if source == "side_by_side":

@@ -70,7 +70,7 @@ def load_translator(workdir: str) -> Translator:
     with open(path) as f:
         config = ml_collections.ConfigDict(json.load(f))
     step = loop.build_step(config)
-    target = jax.eval_shape(lambda: step.init_state(config.seed))
+    target = step.abstract_state()
     with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"), async_save=False) as manager:
         state, restored = checkpoint.restore_latest(manager, target)
     if restored is None:

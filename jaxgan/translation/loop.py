@@ -35,7 +35,7 @@ from jaxgan.sampling import image_grid
 from jaxgan.train import make_mesh, replicate
 from jaxgan.translation.nets import PatchDiscriminator, ResnetGenerator, UNetGenerator, check_image_size, size_multiple
 from jaxgan.translation.steps import (CycleGANStep, Pix2PixStep, TranslationState, TranslationStep, adam,
-                                      shard_map_translation_step)
+                                      compile_init, shard_map_translation_step)
 
 MODELS = ("cyclegan", "pix2pix")
 
@@ -112,23 +112,24 @@ def _save_grids(writer, workdir: str, step: int, grids: Mapping[str, jax.Array])
     writer.write_images(step, {f"samples/{name}": grid[None] for name, grid in pictures.items()})
 
 
-_STEP_CACHE: dict[str, tuple[TranslationStep, Any]] = {}
+_STEP_CACHE: dict[str, tuple[TranslationStep, Any, Any, Any]] = {}
 
 
-def compiled_step(config: ml_collections.ConfigDict, mesh) -> tuple[TranslationStep, Any]:
-    """The step and its compiled shard_map'd form, cached per (config, mesh) within a process,
-    so relaunching the same config (a resume in one process, tests) does not recompile."""
+def compiled_step(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[TranslationStep, Any, Any, Any]:
+    """(step, its shard_map'd train function, its init function, the triplet-grid function),
+    compiled once per (config, mesh) in a process, so relaunching the same config (a resume in
+    one process, tests) does not recompile."""
     key = json.dumps([config.to_json_best_effort(sort_keys=True), [str(d) for d in mesh.devices.flat]])
     if key not in _STEP_CACHE:
         step = build_step(config)
-        _STEP_CACHE[key] = (step, shard_map_translation_step(step, mesh))
+        _STEP_CACHE[key] = (step, shard_map_translation_step(step, mesh), compile_init(step._init),
+                            jax.jit(lambda p, x, y: sample_triplets(step, p, x, y)))
     return _STEP_CACHE[key]
 
 
 def abstract_state(config: ml_collections.ConfigDict) -> TranslationState:
     """The state's shapes and dtypes (for restores without training, e.g. tools/translate.py)."""
-    step = build_step(config)
-    return jax.eval_shape(lambda: step.init_state(config.seed))
+    return build_step(config).abstract_state()
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None = None,
@@ -143,7 +144,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     write_run_info(config, workdir)
-    step, train_fn = compiled_step(config, mesh)
+    step, train_fn, init_fn, grid_fn = compiled_step(config, mesh)
 
     a, b = load_data(config)
     batcher = tdata.TranslationBatcher(a, b, batch_size=config.batch_size, crop_size=config.data.crop_size,
@@ -152,13 +153,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     n = config.num_sample_rows
     fixed_a = replicate(to_model_range(tdata.center_crop(a[:n], config.data.crop_size)), mesh)
     fixed_b = replicate(to_model_range(tdata.center_crop(b[:n], config.data.crop_size)), mesh)
-    grid_fn = jax.jit(lambda p, x, y: sample_triplets(step, p, x, y))
 
     end = min(config.train_steps, stop_at) if stop_at is not None else config.train_steps
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
     with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"),
                                        max_to_keep=config.keep_checkpoints) as manager:
-        state, restored = checkpoint.restore_latest(manager, step.init_state(config.seed))
+        state, restored = checkpoint.restore_latest(manager, init_fn(config.seed))
         if restored is None:
             parameter_overview.log_parameter_overview(state.g.params, msg="Generator parameters")
             parameter_overview.log_parameter_overview(state.d.params, msg="Discriminator parameters")

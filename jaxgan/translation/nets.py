@@ -167,9 +167,9 @@ def check_image_size(height: int, width: int, *, multiple: int, what: str) -> No
 
 
 def size_multiple(generator: nn.Module) -> int:
-    """H and W of the generator's inputs must be multiples of this."""
+    """H and W of the generator's inputs must be multiples of this (1 for a module not known here)."""
     if isinstance(generator, UNetGenerator):
         return 2 ** generator.num_downs
     if isinstance(generator, ResnetGenerator):
         return 4
-    raise TypeError(f"Unknown translation generator {type(generator).__name__}.")
+    return int(getattr(generator, "size_multiple", 1))
