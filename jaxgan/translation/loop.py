@@ -150,9 +150,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     batcher = tdata.TranslationBatcher(a, b, batch_size=config.batch_size, crop_size=config.data.crop_size,
                                        seed=config.seed, paired=config.model == "pix2pix", flip=config.data.flip,
                                        process_index=jax.process_index(), process_count=jax.process_count())
-    n = config.num_sample_rows
-    fixed_a = replicate(to_model_range(tdata.center_crop(a[:n], config.data.crop_size)), mesh)
-    fixed_b = replicate(to_model_range(tdata.center_crop(b[:n], config.data.crop_size)), mesh)
+    # Fixed sample rows spread evenly over each domain, centre-cropped.
+    rows = lambda x: x[np.linspace(0, len(x) - 1, config.num_sample_rows).round().astype(int)]
+    fixed_a = replicate(to_model_range(tdata.center_crop(rows(a), config.data.crop_size)), mesh)
+    fixed_b = replicate(to_model_range(tdata.center_crop(rows(b), config.data.crop_size)), mesh)
 
     end = min(config.train_steps, stop_at) if stop_at is not None else config.train_steps
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
