@@ -9,10 +9,12 @@ arguments the library takes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import Iterator
+from typing import Any, Iterator
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -49,7 +51,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.d_depth = 0  # MLP D hidden layers; 0 = model.depth
     c.model.g_batch_norm = False  # MLP G: BatchNorm before each hidden ReLU (PacGAN's 2-D G)
     c.model.d_maxout_pieces = 0  # MLP D: maxout hidden units with this many pieces (PacGAN's 2-D D: 5); 0 = LeakyReLU
-    c.model.upsample = "subpixel"  # DCGAN transposed-conv form: "subpixel" or "transpose" (same results)
+    c.model.upsample = "subpixel"  # DCGAN G transposed-conv form: "subpixel", "phase", "patches", "transpose" (same results)
+    c.model.downsample = "conv"  # DCGAN D strided-conv form: "conv", "space_to_depth" or "patches" (same results)
+    # Compute dtype of both networks: "float32", or "bfloat16" on accelerators (activations and
+    # matmuls in bfloat16; params, optimizer states, EMA, BatchNorm statistics and losses stay float32;
+    # bfloat16 has float32's exponent range, so no loss scaling is needed, unlike float16).
+    c.model.dtype = "float32"
     # Class conditioning (labels come from the data): 0 = unconditional.
     c.model.num_classes = 0
     c.model.label_embed_dim = 0  # G (MLP/DCGAN): 0 = one-hot next to z, else a learned embedding
@@ -196,6 +203,13 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
                          f"{sorted(f.name for f in dataclasses.fields(Regularization))}.")
     if config.loss not in LOSSES:
         raise ValueError(f"config.loss={config.loss!r} is unknown; valid names: {sorted(LOSSES)}.")
+    compute_dtype(config.model.get("dtype", "float32"))
+    if config.model.name == "dcgan":
+        from jaxgan.nets.dcgan import DOWNSAMPLE_FORMS, UPSAMPLE_FORMS
+        if config.model.upsample not in UPSAMPLE_FORMS:
+            raise ValueError(f"config.model.upsample={config.model.upsample!r}; valid: {UPSAMPLE_FORMS}.")
+        if config.model.get("downsample", "conv") not in DOWNSAMPLE_FORMS:
+            raise ValueError(f"config.model.downsample={config.model.downsample!r}; valid: {DOWNSAMPLE_FORMS}.")
     if config.critic_loop not in CRITIC_LOOPS:
         raise ValueError(f"config.critic_loop={config.critic_loop!r}; valid: {CRITIC_LOOPS}.")
     if not isinstance(config.n_critic, int) or config.n_critic < 1:
@@ -241,16 +255,30 @@ def _d_options(config: ml_collections.ConfigDict) -> dict:
     return kwargs
 
 
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(name: str) -> Any:
+    """config.model.dtype -> the jnp dtype the networks compute in."""
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(f"config.model.dtype={name!r}; valid: {sorted(COMPUTE_DTYPES)} (float16 would need loss "
+                         "scaling; bfloat16 has float32's exponent range and does not).")
+    return COMPUTE_DTYPES[name]
+
+
 def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
     """The generator and discriminator named by `config.model` for the data shape."""
     g_cls, d_cls = get_network_classes(config.model.name)
     m, data = config.model, config.data
     d_kwargs = _d_options(config)
+    dtype = compute_dtype(m.get("dtype", "float32"))
+    g_cls, d_cls = functools.partial(g_cls, dtype=dtype), functools.partial(d_cls, dtype=dtype)
     if m.name == "dcgan":
         return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
                       ngf=m.g_width, upsample=m.upsample, num_classes=m.num_classes,
                       label_embed_dim=m.label_embed_dim),
-                d_cls(image_size=data.image_size, ndf=m.d_width, batch_norm=m.d_batch_norm, **d_kwargs))
+                d_cls(image_size=data.image_size, ndf=m.d_width, batch_norm=m.d_batch_norm,
+                      downsample=m.get("downsample", "conv"), **d_kwargs))
     if m.name == "mlp":
         shape = data_shape(config)
         d_kwargs.setdefault("depth", m.get("d_depth", 0) or m.depth)

@@ -61,6 +61,10 @@ def num_classes_of(module: nn.Module) -> int:
     return int(getattr(module, "num_classes", 0) or 0)
 
 
+# XLA options for compiling the (run-once) initialization on CPU.
+INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
 def _init_net(module: nn.Module, key: jax.Array, example: jax.Array, tx: optax.GradientTransformation) -> NetState:
     # Initialize in inference mode: BatchNorm then creates its statistics without
     # a cross-device collective, so init runs outside any mesh.
@@ -105,20 +109,29 @@ def create_train_state(
             f"The generator produces samples of shape {tuple(fake_shape[1:])} but the data has "
             f"shape {tuple(example.shape[1:])}; make the generator's output size/channels match the data."
         )
-    g = _init_net(generator, g_key, z, g_tx)
     # A packed D (PacGAN) judges `pack` samples at once: initialize it on that many.
     d_example = jnp.repeat(example, int(getattr(discriminator, "pack", 1)), axis=0)
-    if num_discriminators == 1:
-        d = _init_net(discriminator, d_key, d_example, d_tx)
-    else:
-        d = jax.vmap(lambda k: _init_net(discriminator, k, d_example, d_tx))(jax.random.split(d_key, num_discriminators))
-    return GANTrainState(
-        step=jnp.zeros((), jnp.int32),
-        rng=train_key,
-        g=g,
-        d=d,
-        g_ema_params=jax.tree_util.tree_map(jnp.copy, g.params),
-    )
+
+    def build(g_key: jax.Array, d_key: jax.Array, train_key: jax.Array) -> GANTrainState:
+        g = _init_net(generator, g_key, z, g_tx)
+        if num_discriminators == 1:
+            d = _init_net(discriminator, d_key, d_example, d_tx)
+        else:
+            d = jax.vmap(lambda k: _init_net(discriminator, k, d_example, d_tx))(
+                jax.random.split(d_key, num_discriminators))
+        return GANTrainState(
+            step=jnp.zeros((), jnp.int32),
+            rng=train_key,
+            g=g,
+            d=d,
+            g_ema_params=jax.tree_util.tree_map(jnp.copy, g.params),
+        )
+
+    # One compiled initialization, with LLVM's optimizations off: it runs once, and
+    # compiling it takes ~1 s instead of ~11 s per network on CPU (eagerly, Flax's init
+    # compiles every op on its own: 134 compilations for the tiny test DCGAN).
+    options = INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+    return jax.jit(build, compiler_options=options)(g_key, d_key, train_key)
 
 
 def abstract_train_state(**kwargs: Any) -> GANTrainState:

@@ -24,7 +24,8 @@ import jax.numpy as jnp
 from jaxgan.common import DATA_AXIS
 from jaxgan.nets.conditioning import (DiscriminatorOptions, check_labels, concat_label_to_latent, d_layer,
                                       discriminator_head, discriminator_input)
-from jaxgan.nets.layers import SubPixelConvTranspose, minibatch_stddev, scaled_width
+from jaxgan.nets.layers import (PatchesConv, PatchesConvTranspose, PhaseConvTranspose, SpaceToDepthConv, SubPixelConvTranspose, minibatch_stddev,
+                                scaled_width)
 
 SUPPORTED_SIZES = (32, 64)
 
@@ -38,14 +39,33 @@ def _num_resolution_steps(image_size: int) -> int:
     return int(math.log2(image_size // 4))
 
 
+UPSAMPLE_FORMS = ("patches", "phase", "subpixel", "transpose")
+DOWNSAMPLE_FORMS = ("patches", "space_to_depth", "conv")
+
+
 def _transposed_conv(form: str, features: int, use_bias: bool, dtype: Any, name: str) -> nn.Module:
-    """A 4x4 stride-2 'SAME' transposed conv; both forms have the same params and outputs."""
+    """A 4x4 stride-2 'SAME' transposed conv; every form has the same params and outputs."""
+    if form == "patches":
+        return PatchesConvTranspose(features, kernel_size=4, stride=2, use_bias=use_bias, dtype=dtype, name=name)
+    if form == "phase":
+        return PhaseConvTranspose(features, kernel_size=4, stride=2, use_bias=use_bias, dtype=dtype, name=name)
     if form == "subpixel":
         return SubPixelConvTranspose(features, kernel_size=4, stride=2, use_bias=use_bias, dtype=dtype, name=name)
     if form == "transpose":
         return nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME", use_bias=use_bias,
                                 dtype=dtype, name=name)
-    raise ValueError(f"Unknown transposed-conv form {form!r}; valid: 'subpixel', 'transpose'.")
+    raise ValueError(f"Unknown transposed-conv form {form!r}; valid: {UPSAMPLE_FORMS}.")
+
+
+def _strided_conv(form: str, features: int, use_bias: bool, dtype: Any, name: str) -> nn.Module:
+    """A 4x4 stride-2 'SAME' conv; both forms have the same params and outputs."""
+    if form == "patches":
+        return PatchesConv(features, kernel_size=4, stride=2, use_bias=use_bias, dtype=dtype, name=name)
+    if form == "space_to_depth":
+        return SpaceToDepthConv(features, kernel_size=4, stride=2, use_bias=use_bias, dtype=dtype, name=name)
+    if form == "conv":
+        return nn.Conv(features, (4, 4), strides=(2, 2), padding="SAME", use_bias=use_bias, dtype=dtype, name=name)
+    raise ValueError(f"Unknown strided-conv form {form!r}; valid: {DOWNSAMPLE_FORMS}.")
 
 
 def _batch_norm(train: bool, axis_name: str | None, dtype: Any) -> nn.BatchNorm:
@@ -127,6 +147,7 @@ class DCGANDiscriminator(DiscriminatorOptions):
     image_size: int = 32
     ndf: int = 64
     batch_norm: bool = True
+    downsample: str = "conv"
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
@@ -141,8 +162,7 @@ class DCGANDiscriminator(DiscriminatorOptions):
         for i in range(n_down):
             if self.minibatch_std and i == n_down - 1:
                 h = minibatch_stddev(h, group_size=self.mbstd_group_size)
-            h = layer(nn.Conv(width, (4, 4), strides=(2, 2), padding="SAME", use_bias=(i == 0 or not self.batch_norm),
-                              dtype=self.dtype, name=f"down{i}"), h)
+            h = layer(_strided_conv(self.downsample, width, i == 0 or not self.batch_norm, self.dtype, f"down{i}"), h)
             if i > 0 and self.batch_norm:
                 h = _batch_norm(train, self.bn_axis_name, self.dtype)(h)
             h = nn.leaky_relu(h, 0.2)

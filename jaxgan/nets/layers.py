@@ -89,6 +89,163 @@ class SubPixelConvTranspose(nn.Module):
         return y
 
 
+def phase_window_kernel(kernel: jax.Array, stride: int) -> tuple[jax.Array, tuple[int, ...], int]:
+    """[k, k, Cin, Cout] transposed-conv kernel -> ([v, v, Cin, s*s*Cout], starts, v).
+
+    Each output phase p reads only its own taps, a window of v = ceil(k / s)
+    input positions starting at offset starts[p] (relative to the output's
+    input index); the kernel holds every phase's taps in that window, so one
+    convolution over the padded input computes all phases, each at a shifted
+    position (see `PhaseConvTranspose`).
+    """
+    k, _, c_in, c_out = kernel.shape
+    d_min, table = subpixel_taps(k, stride)
+    spans = [np.nonzero(table[p] >= 0)[0] for p in range(stride)]
+    width = max(int(sp.max() - sp.min()) + 1 for sp in spans)
+    rows = np.full((stride, width), k, np.int32)  # index k -> the appended zero tap
+    for p, sp in enumerate(spans):
+        for j in range(width):
+            i = int(sp.min()) + j
+            if i < table.shape[1] and table[p, i] >= 0:
+                rows[p, j] = table[p, i]
+    padded = jnp.concatenate([kernel, jnp.zeros((1, k, c_in, c_out), kernel.dtype)], axis=0)
+    padded = jnp.concatenate([padded, jnp.zeros((k + 1, 1, c_in, c_out), kernel.dtype)], axis=1)
+    gathered = padded[rows.T[:, None, :, None], rows.T[None, :, None, :]]  # [v, v, s, s, Cin, Cout]
+    gathered = jnp.transpose(gathered, (0, 1, 4, 2, 3, 5)).reshape(width, width, c_in, stride * stride * c_out)
+    return gathered, tuple(int(sp.min()) + d_min for sp in spans), width
+
+
+class PhaseConvTranspose(SubPixelConvTranspose):
+    """`nn.ConvTranspose(features, (k, k), strides=(s, s), padding='SAME')` with the
+    same parameters and outputs, computed as ONE convolution whose window holds
+    only the taps each output phase uses, then a phase interleave.
+
+    `SubPixelConvTranspose` gives every phase the union window (3x3 for k=4,
+    s=2: 2.25x the transposed conv's FLOPs); here the window is ceil(k/s)
+    (2x2), evaluated at (H+1)x(W+1) positions: 1.13x the exact FLOPs at 16x16
+    input, 1.56x at 4x4. Still one large matmul-shaped convolution, so XLA CPU
+    runs it at the speed of an ordinary conv (see tools/bench.py).
+    """
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, s = self.kernel_size, self.stride
+        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
+        window_kernel, starts, width = phase_window_kernel(kernel.astype(self.dtype), s)
+        lo, hi = -min(starts), max(starts) + width - 1
+        b, h, w, c_in = x.shape
+        xp = jnp.pad(x.astype(self.dtype), ((0, 0), (lo, hi), (lo, hi), (0, 0)))
+        kernels = window_kernel.reshape(width, width, c_in, s, s, self.features)
+        # Phase (py, px): a VALID conv of its own taps over the input shifted by its window start.
+        phases = [[jax.lax.conv_general_dilated(
+            xp[:, starts[py] + lo:starts[py] + lo + h + width - 1, starts[px] + lo:starts[px] + lo + w + width - 1],
+            kernels[:, :, :, py, px], window_strides=(1, 1), padding="VALID",
+            dimension_numbers=("NHWC", "HWIO", "NHWC")) for px in range(s)] for py in range(s)]
+        y = jnp.concatenate([jnp.concatenate(row, axis=-1) for row in phases], axis=-1)  # [B, H, W, (py, px, C)]
+        y = depth_to_space(y, s)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
+        return y
+
+
+def space_to_depth(x: jax.Array, block: int) -> jax.Array:
+    """[B, b*H, b*W, C] -> [B, H, W, b*b*C], channel order (row phase, column phase, C)."""
+    b, h, w, c = x.shape
+    x = x.reshape(b, h // block, block, w // block, block, c)
+    return jnp.transpose(x, (0, 1, 3, 2, 4, 5)).reshape(b, h // block, w // block, block * block * c)
+
+
+class SpaceToDepthConv(nn.Module):
+    """`nn.Conv(features, (k, k), strides=(s, s), padding='SAME')` (k a multiple of s,
+    even input sizes) with the same parameters and outputs, computed as
+    space-to-depth + a stride-1 (k/s)x(k/s) convolution.
+
+    Same FLOPs; the point is the backward pass: the input gradient of a strided
+    convolution is a transposed convolution, which XLA CPU runs far slower than
+    an ordinary one, and G's update backpropagates through every D layer.
+    """
+
+    features: int
+    kernel_size: int = 4
+    stride: int = 2
+    use_bias: bool = True
+    dtype: Any = jnp.float32
+    kernel_init: Any = nn.initializers.lecun_normal()
+    bias_init: Any = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, s = self.kernel_size, self.stride
+        b, h, w, c = x.shape
+        if k % s or h % s or w % s:
+            raise ValueError(f"SpaceToDepthConv needs kernel {k} and input size {h}x{w} divisible by stride {s}.")
+        kernel = self.param("kernel", self.kernel_init, (k, k, c, self.features), jnp.float32)
+        pad = max(k - s, 0)  # 'SAME' for an input divisible by s: (h/s - 1) * s + k - h
+        lo, hi = pad // 2, pad - pad // 2
+        x = jnp.pad(x.astype(self.dtype), ((0, 0), (lo, hi), (lo, hi), (0, 0)))
+        if (h + pad) % s:  # keep the padded size divisible by s; the extra row/column is never read
+            extra = s - (h + pad) % s
+            x = jnp.pad(x, ((0, 0), (0, extra), (0, extra), (0, 0)))
+        blocks = k // s
+        kernel = kernel.astype(self.dtype).reshape(blocks, s, blocks, s, c, self.features)
+        kernel = jnp.transpose(kernel, (0, 2, 1, 3, 4, 5)).reshape(blocks, blocks, s * s * c, self.features)
+        y = jax.lax.conv_general_dilated(space_to_depth(x, s), kernel, window_strides=(1, 1), padding="VALID",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = y[:, :h // s, :w // s]
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
+        return y
+
+
+def _patches(x: jax.Array, window: int, stride: int, out_h: int, out_w: int) -> jax.Array:
+    """[B, H', W', C] (already padded) -> [B, out_h, out_w, window*window*C]: im2col by strided slices,
+    channel order (ky, kx, C), so a conv is one matmul with the kernel reshaped [window*window*C, F]."""
+    cols = [x[:, ky:ky + stride * (out_h - 1) + 1:stride, kx:kx + stride * (out_w - 1) + 1:stride]
+            for ky in range(window) for kx in range(window)]
+    return jnp.concatenate(cols, axis=-1)
+
+
+class PatchesConv(SpaceToDepthConv):
+    """`nn.Conv(features, (k, k), strides=(s, s), padding='SAME')`, same params and
+    outputs, computed as im2col (strided slices) + one matmul: forward and both
+    gradients are then large dots, and the input gradient a sum of padded slices
+    instead of a transposed convolution."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, s = self.kernel_size, self.stride
+        b, h, w, c = x.shape
+        kernel = self.param("kernel", self.kernel_init, (k, k, c, self.features), jnp.float32)
+        out_h, out_w = -(-h // s), -(-w // s)
+        pad_h, pad_w = max((out_h - 1) * s + k - h, 0), max((out_w - 1) * s + k - w, 0)
+        x = jnp.pad(x.astype(self.dtype), ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2),
+                                           (0, 0)))
+        y = _patches(x, k, s, out_h, out_w) @ kernel.astype(self.dtype).reshape(k * k * c, self.features)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
+        return y
+
+
+class PatchesConvTranspose(SubPixelConvTranspose):
+    """`nn.ConvTranspose(features, (k, k), strides=(s, s), padding='SAME')`, same
+    params and outputs: the sub-pixel form (`SubPixelConvTranspose`) with its
+    convolution computed as im2col + one matmul."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, s = self.kernel_size, self.stride
+        b, h, w, c = x.shape
+        kernel = self.param("kernel", self.kernel_init, (k, k, c, self.features), jnp.float32)
+        phase_kernel, pad_lo, pad_hi = _phase_kernel(kernel.astype(self.dtype), s)
+        width = phase_kernel.shape[0]
+        x = jnp.pad(x.astype(self.dtype), ((0, 0), (pad_lo, pad_hi), (pad_lo, pad_hi), (0, 0)))
+        y = _patches(x, width, 1, h, w) @ phase_kernel.reshape(width * width * c, s * s * self.features)
+        y = depth_to_space(y, s)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
+        return y
+
+
 # --------------------------------------------------------------------------- spectral normalization
 
 
