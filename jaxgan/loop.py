@@ -296,6 +296,8 @@ def build_evaluators(config: ml_collections.ConfigDict, arrays: Mapping[str, np.
                           split=config.data.split)
         elif name == "msssim":
             kwargs["real_images"] = arrays["image"]
+        elif name == "modes":
+            kwargs["data"] = config.data.name
         evaluators.append(ev.make_evaluator(name, **kwargs))
     return evaluators
 
@@ -380,7 +382,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                         "ema": grid_fn(state.g_ema_params, state.g.batch_stats, grid_z, grid_labels),
                     })
                 if evaluators and schedule.eval_every and schedule.due(schedule.eval_every, done):
-                    sample_fn = lambda num, seed: np.asarray(to_uint8(sample_batched(
+                    # Images go to the evaluators as uint8, as they would be saved; 2-D points as floats.
+                    as_output = np.asarray if config.data.source == "mixture" else to_uint8
+                    sample_fn = lambda num, seed: np.asarray(as_output(sample_batched(
                         generator, state.g_ema_params, state.g.batch_stats, num=num, seed=seed,
                         labels=sample_labels_for_grid(num, step.num_classes))))
                     for evaluate in evaluators:

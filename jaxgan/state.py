@@ -130,6 +130,8 @@ def create_train_state(
     # One compiled initialization, with LLVM's optimizations off: it runs once, and
     # compiling it takes ~1 s instead of ~11 s per network on CPU (eagerly, Flax's init
     # compiles every op on its own: 134 compilations for the tiny test DCGAN).
+    if isinstance(g_key, jax.core.Tracer):  # inside a trace (eval_shape, jit): options belong to the outer jit
+        return build(g_key, d_key, train_key)
     options = INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
     return jax.jit(build, compiler_options=options)(g_key, d_key, train_key)
 

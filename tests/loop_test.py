@@ -449,6 +449,7 @@ def test_steps_per_call_trains_the_same_run(tmp_path):
     config.model.name, config.model.g_width, config.model.d_width, config.model.depth = "mlp", 32, 32, 2
     config.train_steps, config.sample_every_steps, config.checkpoint_every_steps = 13, 13, 6
     config.log_every_steps = 13
+    config.eval_metrics, config.eval_every_steps, config.eval_num_samples = "modes", 13, 2500
     states = {}
     for k in (1, 4):
         config.steps_per_call, config.step_loop = k, "scan"
@@ -458,6 +459,14 @@ def test_steps_per_call_trains_the_same_run(tmp_path):
     assert int(states[4].step) == 13
     for a, b in zip(_leaves(states[4]), _leaves(states[1])):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # The "modes" evaluator scored the final EMA generator's 2,500 float points (not uint8 images).
+    from jaxgan import workdir as workdir_lib
+    from jaxgan.metrics import modes
+    scalars = _event_scalars(str(tmp_path / "k4"))
+    points = workdir_lib.load_generator(str(tmp_path / "k4")).sample(2500, seed=config.seed)
+    direct = modes.mode_coverage(points, "grid")
+    assert scalars["eval/modes"][13] == direct["modes"]
+    np.testing.assert_allclose(scalars["eval/high_quality"][13], direct["high_quality"], rtol=1e-5)
 
 
 def test_last_step_metrics_keeps_a_non_finite_value():
