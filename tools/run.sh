@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command inside jaxgan's virtual environment, creating it and installing
-# jaxgan with its test extra first when needed (again whenever pyproject.toml
+# jaxgan with its test and bench extras (the bench extra is the PyTorch CPU
+# reference of tools/bench.py) first when needed (again whenever pyproject.toml
 # changes). JAXGAN_VENV picks the environment's directory (default: .venv).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +26,7 @@ stamp="$venv/.jaxgan-installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   echo "jaxgan: installing into $venv (about a minute, once)" >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e "$root[test]"
+  "$venv/bin/python" -m pip install --quiet -e "$root[test,bench]"
   touch "$stamp"
 fi
 cd "$root"
