@@ -51,7 +51,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.d_depth = 0  # MLP D hidden layers; 0 = model.depth
     c.model.g_batch_norm = False  # MLP G: BatchNorm before each hidden ReLU (PacGAN's 2-D G)
     c.model.d_maxout_pieces = 0  # MLP D: maxout hidden units with this many pieces (PacGAN's 2-D D: 5); 0 = LeakyReLU
-    c.model.upsample = "subpixel"  # DCGAN G transposed-conv form: "subpixel", "phase", "patches", "transpose" (same results)
+    # DCGAN G transposed-conv form: "subpixel", "phase", "patches" or "transpose" (same results).
+    c.model.upsample = "subpixel"
     c.model.downsample = "conv"  # DCGAN D strided-conv form: "conv", "space_to_depth" or "patches" (same results)
     # Compute dtype of both networks: "float32", or "bfloat16" on accelerators (activations and
     # matmuls in bfloat16; params, optimizer states, EMA, BatchNorm statistics and losses stay float32;

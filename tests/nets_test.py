@@ -56,13 +56,9 @@ def test_subpixel_gradients_match():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("form", [PhaseConvTranspose, PatchesConvTranspose])
-@pytest.mark.parametrize("kernel,stride,height,width", [(4, 2, 4, 7), (6, 3, 3, 4)])
-def test_other_transposed_forms_equal_flax_with_gradients(form, kernel, stride, height, width):
-    """The per-phase-window and im2col forms: Flax's params, outputs and both gradients."""
-    x = jnp.asarray(np.random.RandomState(kernel + height).randn(2, height, width, 3).astype(np.float32))
-    reference = nn.ConvTranspose(4, (kernel, kernel), strides=(stride, stride), padding="SAME")
-    layer = form(4, kernel_size=kernel, stride=stride)
+def _assert_layer_equals_flax(layer, reference, x):
+    """Same parameter shapes as the Flax layer and, given the same (nonzero-bias) params,
+    the same outputs and gradients with respect to params and input."""
     params = jax.tree_util.tree_map(lambda p: p + 0.1, jax.jit(reference.init)(jax.random.PRNGKey(0), x))
     assert jax.tree_util.tree_map(jnp.shape, jax.eval_shape(layer.init, jax.random.PRNGKey(0), x)) == \
         jax.tree_util.tree_map(jnp.shape, params)
@@ -74,26 +70,24 @@ def test_other_transposed_forms_equal_flax_with_gradients(form, kernel, stride, 
         got = jax.jit(jax.grad(loss(layer), argnums=(0, 1)))(params, x)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("form", [PhaseConvTranspose, PatchesConvTranspose])
+@pytest.mark.parametrize("kernel,stride,height,width", [(4, 2, 4, 7), (6, 3, 3, 4)])
+def test_other_transposed_forms_equal_flax_with_gradients(form, kernel, stride, height, width):
+    """The per-phase-window and im2col forms of nn.ConvTranspose."""
+    x = jnp.asarray(np.random.RandomState(kernel + height).randn(2, height, width, 3).astype(np.float32))
+    _assert_layer_equals_flax(form(4, kernel_size=kernel, stride=stride),
+                              nn.ConvTranspose(4, (kernel, kernel), strides=(stride, stride), padding="SAME"), x)
 
 
 @pytest.mark.parametrize("form", [SpaceToDepthConv, PatchesConv])
 @pytest.mark.parametrize("kernel,stride,size", [(4, 2, 8), (6, 3, 9)])
 def test_strided_conv_forms_equal_flax_with_gradients(form, kernel, stride, size):
-    """Space-to-depth and im2col strided convs: Flax's params, outputs and both gradients."""
+    """Space-to-depth and im2col forms of a strided nn.Conv."""
     x = jnp.asarray(np.random.RandomState(size).randn(2, size, size, 3).astype(np.float32))
-    reference = nn.Conv(5, (kernel, kernel), strides=(stride, stride), padding="SAME")
-    layer = form(5, kernel_size=kernel, stride=stride)
-    params = jax.tree_util.tree_map(lambda p: p + 0.1, jax.jit(reference.init)(jax.random.PRNGKey(0), x))
-    assert jax.tree_util.tree_map(jnp.shape, jax.eval_shape(layer.init, jax.random.PRNGKey(0), x)) == \
-        jax.tree_util.tree_map(jnp.shape, params)
-    loss = lambda module: lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
-    with jax.default_matmul_precision("highest"):
-        np.testing.assert_allclose(jax.jit(layer.apply)(params, x), jax.jit(reference.apply)(params, x),
-                                   rtol=1e-5, atol=1e-5)
-        want = jax.jit(jax.grad(loss(reference), argnums=(0, 1)))(params, x)
-        got = jax.jit(jax.grad(loss(layer), argnums=(0, 1)))(params, x)
-    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    _assert_layer_equals_flax(form(5, kernel_size=kernel, stride=stride),
+                              nn.Conv(5, (kernel, kernel), strides=(stride, stride), padding="SAME"), x)
 
 
 # --------------------------------------------------------------------------- DCGAN

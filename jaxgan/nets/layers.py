@@ -57,14 +57,9 @@ def depth_to_space(x: jax.Array, block: int) -> jax.Array:
     return jnp.transpose(x, (0, 1, 3, 2, 4, 5)).reshape(b, h * block, w * block, c_out)
 
 
-class SubPixelConvTranspose(nn.Module):
-    """`nn.ConvTranspose(features, (k, k), strides=(s, s), padding='SAME')`, computed
-    as one ordinary convolution to s*s*features channels plus depth-to-space.
-
-    Same parameters (names, shapes, init) and the same outputs as the Flax layer,
-    but XLA lowers an ordinary convolution and its gradients to far faster code
-    than a transposed one on CPU (see tools/bench.py).
-    """
+class StridedConvForm(nn.Module):
+    """The attributes shared by the conv forms below: a k x k, stride-s 'SAME' (transposed)
+    convolution with Flax's parameter names, shapes and initializers."""
 
     features: int
     kernel_size: int = 4
@@ -73,6 +68,17 @@ class SubPixelConvTranspose(nn.Module):
     dtype: Any = jnp.float32
     kernel_init: Any = nn.initializers.lecun_normal()
     bias_init: Any = nn.initializers.zeros_init()
+
+
+class SubPixelConvTranspose(StridedConvForm):
+    """`nn.ConvTranspose(features, (k, k), strides=(s, s), padding='SAME')`, computed
+    as one ordinary convolution to s*s*features channels plus depth-to-space.
+
+    Same parameters (names, shapes, init) and the same outputs as the Flax layer,
+    but XLA lowers an ordinary convolution and its gradients to far faster code
+    than a transposed one on CPU (see tools/bench.py).
+    """
+
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -115,7 +121,7 @@ def phase_window_kernel(kernel: jax.Array, stride: int) -> tuple[jax.Array, tupl
     return gathered, tuple(int(sp.min()) + d_min for sp in spans), width
 
 
-class PhaseConvTranspose(SubPixelConvTranspose):
+class PhaseConvTranspose(StridedConvForm):
     """`nn.ConvTranspose(features, (k, k), strides=(s, s), padding='SAME')` with the
     same parameters and outputs, computed as ONE convolution whose window holds
     only the taps each output phase uses, then a phase interleave.
@@ -155,7 +161,7 @@ def space_to_depth(x: jax.Array, block: int) -> jax.Array:
     return jnp.transpose(x, (0, 1, 3, 2, 4, 5)).reshape(b, h // block, w // block, block * block * c)
 
 
-class SpaceToDepthConv(nn.Module):
+class SpaceToDepthConv(StridedConvForm):
     """`nn.Conv(features, (k, k), strides=(s, s), padding='SAME')` (k a multiple of s,
     even input sizes) with the same parameters and outputs, computed as
     space-to-depth + a stride-1 (k/s)x(k/s) convolution.
@@ -165,13 +171,6 @@ class SpaceToDepthConv(nn.Module):
     an ordinary one, and G's update backpropagates through every D layer.
     """
 
-    features: int
-    kernel_size: int = 4
-    stride: int = 2
-    use_bias: bool = True
-    dtype: Any = jnp.float32
-    kernel_init: Any = nn.initializers.lecun_normal()
-    bias_init: Any = nn.initializers.zeros_init()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -205,7 +204,7 @@ def _patches(x: jax.Array, window: int, stride: int, out_h: int, out_w: int) -> 
     return jnp.concatenate(cols, axis=-1)
 
 
-class PatchesConv(SpaceToDepthConv):
+class PatchesConv(StridedConvForm):
     """`nn.Conv(features, (k, k), strides=(s, s), padding='SAME')`, same params and
     outputs, computed as im2col (strided slices) + one matmul: forward and both
     gradients are then large dots, and the input gradient a sum of padded slices
@@ -226,7 +225,7 @@ class PatchesConv(SpaceToDepthConv):
         return y
 
 
-class PatchesConvTranspose(SubPixelConvTranspose):
+class PatchesConvTranspose(StridedConvForm):
     """`nn.ConvTranspose(features, (k, k), strides=(s, s), padding='SAME')`, same
     params and outputs: the sub-pixel form (`SubPixelConvTranspose`) with its
     convolution computed as im2col + one matmul."""
