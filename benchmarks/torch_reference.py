@@ -68,7 +68,9 @@ def parse_names(text: str, valid: tuple[str, ...], what: str, parser: argparse.A
 
 
 def build_gan(row: str, n_critic: int, batch_size: int):
-    """(G, D, real batches [n_critic x [B, ...]], latent_dim, d_loss, g_loss, adam kwargs) of a GAN row."""
+    """(G, D, real batches [n_critic x [B, ...]], latent_dim, d_losses, g_loss, adam kwargs) of a GAN row.
+
+    d_losses = (on real logits, on fake logits): D's per-example loss is their sum."""
     import torch
     import torch.nn.functional as F
     from benchmarks import torch_nets as tn
@@ -86,22 +88,22 @@ def build_gan(row: str, n_critic: int, batch_size: int):
     else:
         raise ValueError(f"{row} is not a GAN row; GAN rows: {sorted(DEFAULT_N_CRITIC)}.")
     if row == "sngan32":  # hinge (Lim & Ye 2017; Miyato et al. 2018), as jaxgan.losses.hinge_d / wasserstein_g
-        d_loss = lambda real, fake: F.relu(1.0 - real) + F.relu(1.0 + fake)
+        d_losses = (lambda real: F.relu(1.0 - real), lambda fake: F.relu(1.0 + fake))
         g_loss = lambda fake: -fake
         adam = dict(lr=2e-4, betas=(0.0, 0.9))
     else:  # non-saturating, softplus form (jaxgan.losses.non_saturating_d / _g)
-        d_loss = lambda real, fake: F.softplus(-real) + F.softplus(fake)
+        d_losses = (lambda real: F.softplus(-real), lambda fake: F.softplus(fake))
         g_loss = lambda fake: F.softplus(-fake)
         adam = dict(lr=2e-4, betas=(0.5, 0.999))
     gen = torch.Generator().manual_seed(0)
     reals = [torch.rand((batch_size, *shape), generator=gen) * 2 - 1 for _ in range(n_critic)]
-    return g, d, reals, latent, d_loss, g_loss, adam
+    return g, d, reals, latent, d_losses, g_loss, adam
 
 
 class GANStep:
     """One full train step per call (see the module docstring); keeps G, D, both Adams and the EMA."""
 
-    def __init__(self, g, d, reals, latent_dim: int, d_loss, g_loss, adam: dict, *, compile_nets: bool,
+    def __init__(self, g, d, reals, latent_dim: int, d_losses, g_loss, adam: dict, *, compile_nets: bool,
                  channels_last: bool, ema_decay: float = 0.999):
         import torch
 
@@ -109,7 +111,7 @@ class GANStep:
             g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
             reals = [r.contiguous(memory_format=torch.channels_last) for r in reals]
         self.g, self.d, self.reals, self.latent_dim = g.train(), d.train(), reals, latent_dim
-        self.d_loss, self.g_loss, self.channels_last, self.ema_decay = d_loss, g_loss, channels_last, ema_decay
+        self.d_losses, self.g_loss, self.channels_last, self.ema_decay = d_losses, g_loss, channels_last, ema_decay
         self.g_params = list(g.parameters())
         # fused=True: PyTorch's fastest CPU Adam (one kernel over all params; since 2.4). DCGAN 32 params,
         # 1 thread: 3.3-5.6 ms per update vs 13-25 (default per-tensor loop) and 16-19 (foreach), 2026-11-23.
@@ -128,7 +130,12 @@ class GANStep:
             if self.channels_last and fake.dim() == 4:
                 fake = fake.contiguous(memory_format=torch.channels_last)
             self.d_opt.zero_grad(set_to_none=True)
-            self.d_loss(self.d_run(real), self.d_run(fake)).mean().backward()
+            # mean(l_real + l_fake) = mean(l_real) + mean(l_fake): one backward per term, as PyTorch's DCGAN
+            # example; gradients accumulate to jaxgan's. (One backward after both forwards fails under inductor
+            # with spectral norm: the second forward's in-place power iteration bumps a saved v's version.)
+            d_real, d_fake = self.d_losses
+            d_real(self.d_run(real)).mean().backward()
+            d_fake(self.d_run(fake)).mean().backward()
             self.d_opt.step()
         self.d.requires_grad_(False)  # G's update differentiates G's params only
         self.g_opt.zero_grad(set_to_none=True)
@@ -197,9 +204,9 @@ def measure(row: str, variant: str, args: argparse.Namespace) -> dict:
         if row == "fid":
             step = make_fid_step(batch, weights=args.fid_weights, **options)
         else:
-            g, d, reals, latent, d_loss, g_loss, adam = build_gan(row, n_critic, batch)
+            g, d, reals, latent, d_losses, g_loss, adam = build_gan(row, n_critic, batch)
             record.update(loss="hinge" if row == "sngan32" else "non_saturating", adam_betas=list(adam["betas"]))
-            step = GANStep(g, d, reals, latent, d_loss, g_loss, adam, **options)
+            step = GANStep(g, d, reals, latent, d_losses, g_loss, adam, **options)
         # fid: one batch per timed run, as tools/bench.py's fid row.
         first, per_step = time_step(step, steps=1 if row == "fid" else args.steps, repeats=args.repeats)
         per_step_images = batch if row == "fid" else batch * n_critic

@@ -278,8 +278,8 @@ def test_inception_npz_reads_jaxgans_weights_cache_format(tmp_path):
 
 
 def test_step_runs_n_critic_d_updates_one_g_update_and_the_ema():
-    g, d, reals, latent, d_loss, g_loss, adam = tr.build_gan("mlp", n_critic=3, batch_size=8)
-    step = tr.GANStep(g, d, reals, latent, d_loss, g_loss, adam, compile_nets=False, channels_last=False)
+    g, d, reals, latent, d_losses, g_loss, adam = tr.build_gan("mlp", n_critic=3, batch_size=8)
+    step = tr.GANStep(g, d, reals, latent, d_losses, g_loss, adam, compile_nets=False, channels_last=False)
     g0 = [p.detach().clone() for p in g.parameters()]
     d0 = [p.detach().clone() for p in d.parameters()]
     step()
@@ -297,12 +297,13 @@ def test_step_runs_n_critic_d_updates_one_g_update_and_the_ema():
 def test_losses_are_jaxgans():
     real, fake = torch.tensor([2.0, -1.0, 0.3]), torch.tensor([-0.5, 1.5, 0.0])
     sp = lambda v: np.log1p(np.exp(v))  # softplus by hand
-    _, _, _, _, d_ns, g_ns, adam = tr.build_gan("mlp", 1, 2)
-    np.testing.assert_allclose(d_ns(real, fake).numpy(), sp(-real.numpy()) + sp(fake.numpy()), rtol=1e-6)
+    _, _, _, _, (d_real, d_fake), g_ns, adam = tr.build_gan("mlp", 1, 2)
+    np.testing.assert_allclose((d_real(real) + d_fake(fake)).numpy(), sp(-real.numpy()) + sp(fake.numpy()),
+                               rtol=1e-6)
     np.testing.assert_allclose(g_ns(fake).numpy(), sp(-fake.numpy()), rtol=1e-6)
     assert adam == dict(lr=2e-4, betas=(0.5, 0.999))
-    _, _, reals, _, d_h, g_h, adam = tr.build_gan("sngan32", 5, 2)
-    np.testing.assert_allclose(d_h(real, fake).numpy(), [0.0 + 0.5, 2.0 + 2.5, 0.7 + 1.0], rtol=1e-6)
+    _, _, reals, _, (d_real, d_fake), g_h, adam = tr.build_gan("sngan32", 5, 2)
+    np.testing.assert_allclose((d_real(real) + d_fake(fake)).numpy(), [0.0 + 0.5, 2.0 + 2.5, 0.7 + 1.0], rtol=1e-6)
     np.testing.assert_allclose(g_h(fake).numpy(), [0.5, -1.5, 0.0])
     assert adam == dict(lr=2e-4, betas=(0.0, 0.9)) and len(reals) == 5
 
