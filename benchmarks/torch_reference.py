@@ -2,6 +2,7 @@
 
   python benchmarks/torch_reference.py [--only=dcgan32,mlp] [--variants=eager,channels_last,compile] [--json]
       [--batch_size=64] [--n_critic=N] [--steps=10] [--repeats=5] [--threads=os.cpu_count()] [--fid_batch=50]
+      [--omp_wait_policy=passive]
 
 Rows (networks in benchmarks/torch_nets.py, each the twin of jaxgan's):
   mlp      MLPGenerator(100 -> 28x28x1, hidden 256, depth 2, tanh) / MLPDiscriminator(256, 2)
@@ -14,7 +15,8 @@ Rows (networks in benchmarks/torch_nets.py, each the twin of jaxgan's):
 
 One step is jaxgan's `GANStep` (jaxgan/train/steps.py): n_critic D updates, each on fresh z ~ N(0, I)
 through G in train mode without gradients and on sub-batch j of a fixed random real batch, D run
-separately on reals and fakes (BatchNorm in train mode), then one G update through D in train mode
+separately on reals and fakes (BatchNorm in train mode; one backward per loss term, the gradients
+adding up to jaxgan's), then one G update through D in train mode
 (D's weights frozen, so no D weight gradients, as jax differentiates G's params only), then the EMA
 of G's params (decay 0.999, `torch._foreach_lerp_`). Non-saturating loss in softplus form for
 mlp/dcgan, Adam 2e-4 betas (0.5, 0.999); sngan32 as its config says.
