@@ -30,6 +30,17 @@ def _count(tree) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(tree)))
 
 
+def test_the_pure_parts_import_no_io():
+    """`jaxgan.translation` (nets, losses, steps) loads no TensorFlow, TFDS, Orbax or CLU."""
+    import subprocess
+    import sys
+
+    code = ("import sys, jaxgan.translation; print(sorted(m for m in ('tensorflow', 'tensorflow_datasets', "
+            "'orbax', 'orbax.checkpoint', 'clu') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
 # ----------------------------------------------------------------------------
 # Losses, by hand.
 

@@ -10,7 +10,7 @@ PIL bicubic as the papers' reference code does before its random crop):
   splits trainA/trainB (testA/testB); never downloaded at run time.
 - `demo_unpaired`, `demo_paired`: offline DEMO domains cut from the two
   photographs that ship with scikit-learn (china.jpg: a temple among trees under
-  a blue sky; flower.jpg: a pink dahlia on dark leaves). Unpaired: A = china
+  a blue sky; flower.jpg: an orange dahlia on dark teal leaves). Unpaired: A = china
   patches, B = flower patches, a real difference in palette and texture (what a
   CycleGAN can learn from 2 x 170 patches is mostly the colour shift; this shows
   the pipeline working, it is not a benchmark). Paired: A = the patch in

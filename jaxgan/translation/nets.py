@@ -78,9 +78,9 @@ class UNetGenerator(nn.Module):
 
     Every layer is a 4x4 stride-2 conv; `num_downs` halvings (8 for 256 px, down to
     1x1), so H and W must be divisible by 2**num_downs. The first encoder layer and
-    the innermost one have no normalization; the decoder's three innermost layers
-    after the bottleneck use dropout 0.5 (the paper's only noise source,
-    sec. 3.1). Decoder layer i takes the concatenation of the previous decoder
+    the innermost one have no normalization; the decoder's first three layers
+    (CD512-CD512-CD512, appendix 6.1.1) use dropout 0.5, the paper's only noise
+    source (sec. 3.1); the reference code starts the dropout one layer later. Decoder layer i takes the concatenation of the previous decoder
     output and encoder layer n - i (the skip connections, sec. 3.2.1).
 
     References:
