@@ -50,11 +50,12 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return out[..., None] if squeeze else out
 
 
-def read_image(path: str, *, channels: int) -> np.ndarray:
+def read_image(path: str, *, channels: int, fix: str | None = None) -> np.ndarray:
     """Decodes one file to uint8 [H, W, channels]; a file with another channel count is an error.
 
     Palette images count as RGB. Grayscale is not silently turned into colour, nor
     colour into grayscale, nor alpha dropped: a domain's images must agree.
+    `fix` replaces the suggested fix after "Convert it" in the error.
     """
     from PIL import Image  # pylint: disable=g-import-not-at-top
 
@@ -67,10 +68,11 @@ def read_image(path: str, *, channels: int) -> np.ndarray:
                 mode = "RGBA" if "transparency" in im.info else "RGB"
             found = _CHANNELS_OF_MODE.get(mode)
             if found != channels:
+                convert = f"Convert it (e.g. PIL's .convert('{'L' if channels == 1 else 'RGB'}'))"
                 raise ValueError(
                     f"{path}: the image has {found if found else 'an unsupported number of'} channel(s) (PIL mode "
-                    f"{im.mode}), expected {channels}. Convert it (e.g. PIL's .convert('{'L' if channels == 1 else 'RGB'}'"
-                    f")), or set the domain's channels to {found} if the whole domain is like this.")
+                    f"{im.mode}), expected {channels}. {convert}" + (
+                        fix or f", or set the domain's channels to {found} if the whole domain is like this."))
             arr = np.asarray(im.convert("L" if channels == 1 else "RGB"), np.uint8)
     except OSError as e:
         raise ValueError(f"{path}: not a readable image ({e}).") from e

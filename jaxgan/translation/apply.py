@@ -90,7 +90,8 @@ def translate_folder(translator: Translator, input_dir: str, out_dir: str, *, di
     inputs = tdata.list_images(input_dir)
     images = []
     for path in inputs:
-        image = tdata.read_image(path, channels=channels)
+        image = tdata.read_image(path, channels=channels,
+                                 fix=f"; this run's {direction} generator takes {channels}-channel images.")
         check_image_size(image.shape[0], image.shape[1], multiple=multiple, what=path)
         images.append(image)
     outputs = [os.path.join(out_dir, os.path.splitext(os.path.basename(p))[0] + ".png") for p in inputs]
