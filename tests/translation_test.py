@@ -259,6 +259,12 @@ def test_data_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"x.png: no partner named 'x.\*'"):
         tdata.load_translation_data(source="folders", paired=True, load_size=8, channels_a=3, channels_b=3,
                                     path_a=str(tmp_path / "A"), path_b=str(tmp_path / "B"))
+    _save(tmp_path / "B" / "x.jpg", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    _save(tmp_path / "A" / "y.png", np.zeros((8, 8, 3), np.uint8))
+    a, b = tdata.load_translation_data(source="folders", paired=True, load_size=8, channels_a=3, channels_b=3,
+                                       path_a=str(tmp_path / "A"), path_b=str(tmp_path / "B"))
+    np.testing.assert_array_equal(a[1], 0)  # A/y.png pairs with B/y.png, A/x.png with B/x.jpg
+    np.testing.assert_array_equal(b[1], np.asarray(Image.open(tmp_path / "B" / "y.png")))
     with pytest.raises(FileNotFoundError, match=r"tfds build cycle_gan/horse2zebra --data_dir="):
         tdata.load_cycle_gan_tfds("horse2zebra", load_size=8, data_dir=str(tmp_path / "no_tfds"))
 

@@ -116,8 +116,11 @@ def load_side_by_side_pairs(folder: str, *, load_size: int, channels: int = 3) -
     return np.stack(a), np.stack(b)
 
 
-def check_paired_names(folder_a: str, folder_b: str) -> None:
-    """Paired folders: every image in A needs a partner with the same name (any extension) in B, and back."""
+def paired_paths(folder_a: str, folder_b: str) -> list[tuple[str, str]]:
+    """Paired folders: (A path, B path) matched by file name (any extension), in A's name order.
+
+    Every image in A needs a partner with the same name in B, and back.
+    """
     stems = lambda folder: {os.path.splitext(os.path.basename(p))[0]: p for p in list_images(folder)}
     a, b = stems(folder_a), stems(folder_b)
     for mine, other, other_dir in ((a, b, folder_b), (b, a, folder_a)):
@@ -125,6 +128,7 @@ def check_paired_names(folder_a: str, folder_b: str) -> None:
             if stem not in other:
                 raise ValueError(f"{mine[stem]}: no partner named '{stem}.*' in {other_dir}; paired folders need "
                                  "one image of each pair in each folder under the same name.")
+    return [(a[stem], b[stem]) for stem in sorted(a)]
 
 
 def cycle_gan_name(name: str) -> str:
@@ -277,7 +281,9 @@ def load_translation_data(*, source: str, paired: bool, load_size: int, channels
         if not path_a or not path_b:
             raise ValueError("source='folders' needs data.path_a and data.path_b (one folder of images per domain).")
         if paired:
-            check_paired_names(path_a, path_b)
+            pairs = paired_paths(path_a, path_b)
+            return (np.stack([_resize(read_image(pa, channels=channels_a), load_size) for pa, _ in pairs]),
+                    np.stack([_resize(read_image(pb, channels=channels_b), load_size) for _, pb in pairs]))
         return (load_image_folder_domain(path_a, load_size=load_size, channels=channels_a),
                 load_image_folder_domain(path_b, load_size=load_size, channels=channels_b))
     if source == "side_by_side":
