@@ -610,3 +610,16 @@ def test_mlp_gan_covers_the_ring_of_gaussians():
     assert int(final.step) == RING_STEPS
     assert initial_modes < 7, "a fresh G already covers the ring: the check would be vacuous"
     assert modes >= 7, (modes, quality)
+
+
+def test_auto_compiler_options_turn_ynn_fusions_off_only_for_convolutions_on_cpu():
+    from jaxgan.train.parallel import CPU_CONV_STEP_COMPILER_OPTIONS, resolve_compiler_options
+    mlp_step, _ = _setup("mlp")
+    dcgan_step, _ = _setup("dcgan")
+    cpus = _devices(2)
+    assert resolve_compiler_options("auto", cpus, mlp_step) is None
+    assert resolve_compiler_options("auto", cpus, dcgan_step) == CPU_CONV_STEP_COMPILER_OPTIONS
+    assert resolve_compiler_options({"xla_cpu_use_onednn": True}, cpus, mlp_step) == {"xla_cpu_use_onednn": True}
+    assert resolve_compiler_options(None, cpus, dcgan_step) is None
+    with pytest.raises(TypeError, match="compiler_options"):
+        resolve_compiler_options("fast", cpus, mlp_step)

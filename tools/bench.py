@@ -144,7 +144,10 @@ def bench_train_row(name: str) -> dict:
     compiled = train_step.compiled.lower(state, batch).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", 0.0)) / k if cost else 0.0
+    flops = float(cost.get("flops", 0.0)) if cost else 0.0
+    if k > 1 and jaxgan.train.steps.resolve_step_loop(FLAGS.step_loop) == "unroll":
+        flops /= k  # XLA counts a scan's body once, but every unrolled copy
+    row_options = jaxgan.train.parallel.resolve_compiler_options(_compiler_options(), jax.local_devices(), step)
     memory = compiled.memory_analysis()
     held = temp = None
     if memory is not None:  # in and out buffers, the donated ones counted once; activations apart
@@ -171,7 +174,7 @@ def bench_train_row(name: str) -> dict:
                 flops_per_step=flops, state_mb=state_bytes / 2**20,
                 step_temp_mb=None if temp is None else temp / 2**20,
                 state_copies=None if held is None else held / state_bytes, peak_rss_mb=peak_rss_mb(),
-                compiler_options=FLAGS.compiler_options)
+                compiler_options=row_options or "xla defaults")
 
 
 def bench_fid() -> dict:
