@@ -1,0 +1,329 @@
+"""Video data: "moving digits" made on the fly (offline), its TFDS builder, and TFDS videos by name.
+
+Moving digits (after Moving MNIST, Srivastava et al. 2015, arXiv:1502.04681,
+with scikit-learn's 8x8 digits so nothing is downloaded): each clip shows
+`num_digits` digits, upscaled to `digit_size` px, moving in straight lines in
+a `frame_size` x `frame_size` black frame and bouncing off its edges, for
+`num_frames` frames; overlapping digits combine by maximum.
+
+Clip `i` of a split is a pure function of (seed, split, i): its random draws
+come from np.random.default_rng([seed, split number, i]):
+  digit rows     uniform among that split's digits (jaxgan.data.digits' split:
+                 train clips use train digits, test clips held-out digits);
+  start (x, y)   uniform in [0, L]^2, L = frame_size - digit_size;
+  velocity       angle uniform in [0, 2 pi), speed uniform in [1, max_speed] px/frame.
+Positions bounce exactly: p(t) = reflect(p0 + v t) with reflect(u) = L - |(u mod 2L) - L|,
+rounded to whole pixels, so every digit stays entirely inside the frame.
+
+The stream is endless (any index), so training draws fresh clips every step:
+`MovingDigitsBatcher.batch_at(step)` holds clips [step*B, (step+1)*B). The
+TFDS builder `moving_digits/<config>` writes the first clips of the same
+stream (seed 0), so it reads back exactly what the on-the-fly source makes.
+
+Any other TFDS video dataset (moving_mnist, ucf101, ...) is read by name with
+`load_tfds_videos` where it is prepared (jaxgan never downloads; the error says
+how to prepare it). TensorFlow is imported lazily, only by the TFDS paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any, Iterator
+
+import numpy as np
+
+from jaxgan.common import process_batch_slice, to_model_range
+from jaxgan.data.digits import digits_arrays, split_indices
+
+NAME = "moving_digits"
+SPLITS = ("train", "test")
+VIDEO_FEATURES = ("video", "image_sequence", "frames")  # tried in this order by `load_tfds_videos`
+
+
+# ----------------------------------------------------------------------------
+# Moving digits, on the fly.
+
+
+def reflect(u: np.ndarray, limit: int) -> np.ndarray:
+    """Folds positions onto [0, limit] as a ball bouncing between 0 and limit: L - |(u mod 2L) - L|."""
+    if limit == 0:
+        return np.zeros_like(u)
+    return limit - np.abs(np.mod(u, 2 * limit) - limit)
+
+
+@functools.lru_cache(maxsize=4)
+def digit_sprites(digit_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """All 1797 scikit-learn digits as uint8 [N, digit_size, digit_size] (bilinear upscale) and labels [N]."""
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+
+    images, labels = digits_arrays()
+    sprites = np.stack([np.asarray(Image.fromarray(im[..., 0]).resize((digit_size, digit_size),
+                                                                       Image.Resampling.BILINEAR))
+                        for im in images])
+    return sprites.astype(np.uint8), labels
+
+
+@dataclasses.dataclass(frozen=True)
+class MovingDigits:
+    """The endless moving-digits stream of one split; `clips(indices)` -> (uint8 [N, T, S, S, 1], labels [N, K])."""
+
+    split: str = "train"
+    seed: int = 0
+    num_frames: int = 16
+    frame_size: int = 32
+    num_digits: int = 1
+    digit_size: int = 0  # 0: frame_size // 2 (Moving MNIST's 28 px digits in 64 px frames)
+    max_speed: float = 3.0
+
+    def __post_init__(self):
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}.")
+        if self.num_frames < 2:
+            raise ValueError(f"num_frames must be >= 2 (a video needs motion), got {self.num_frames}.")
+        if self.num_digits not in (1, 2, 3):
+            raise ValueError(f"num_digits must be 1, 2 or 3, got {self.num_digits}.")
+        if not 8 <= self.size_of_digit <= self.frame_size:
+            raise ValueError(f"digit_size={self.size_of_digit} must lie in [8, frame_size={self.frame_size}].")
+        if not self.max_speed >= 1.0:
+            raise ValueError(f"max_speed must be >= 1 px/frame, got {self.max_speed}.")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}.")
+
+    @property
+    def size_of_digit(self) -> int:
+        return self.digit_size or self.frame_size // 2
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (self.num_frames, self.frame_size, self.frame_size, 1)
+
+    def trajectory(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(digit rows [K] into `digit_sprites`, top-left positions int [K, T, 2] as (y, x)) of clip `index`."""
+        if index < 0:
+            raise ValueError(f"clip index must be >= 0, got {index}.")
+        rng = np.random.default_rng([self.seed, SPLITS.index(self.split), index])
+        pool = split_indices(digit_sprites(self.size_of_digit)[1])[self.split]
+        rows = pool[rng.integers(0, len(pool), self.num_digits)]
+        limit = self.frame_size - self.size_of_digit
+        start = rng.uniform(0, limit, (self.num_digits, 2))
+        angle = rng.uniform(0, 2 * np.pi, self.num_digits)
+        speed = rng.uniform(1.0, self.max_speed, self.num_digits)
+        velocity = np.stack([np.sin(angle), np.cos(angle)], -1) * speed[:, None]
+        t = np.arange(self.num_frames)[None, :, None]
+        positions = np.rint(reflect(start[:, None] + velocity[:, None] * t, limit)).astype(np.int64)
+        return rows, positions
+
+    def clip(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Clip `index`: uint8 [T, S, S, 1] and its digits' labels int64 [K]."""
+        sprites, labels = digit_sprites(self.size_of_digit)
+        rows, positions = self.trajectory(index)
+        d = self.size_of_digit
+        video = np.zeros(self.shape, np.uint8)
+        for row, path in zip(rows, positions):
+            for t, (y, x) in enumerate(path):
+                window = video[t, y:y + d, x:x + d, 0]
+                np.maximum(window, sprites[row], out=window)
+        return video, labels[rows]
+
+    def clips(self, indices: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Clips at `indices`: uint8 [N, T, S, S, 1] and labels int64 [N, K]."""
+        out = [self.clip(int(i)) for i in np.asarray(indices).reshape(-1)]
+        if not out:
+            return np.zeros((0, *self.shape), np.uint8), np.zeros((0, self.num_digits), np.int64)
+        return np.stack([v for v, _ in out]), np.stack([y for _, y in out])
+
+
+class MovingDigitsBatcher:
+    """Step-indexed batches of fresh clips: global batch `step` = clips [step*B, (step+1)*B) of the stream.
+
+    `batch_at(step)` -> {"video": float32 [B_local, T, S, S, 1] in [-1, 1]}, this
+    process's rows; a pure function of (source, batch_size, step, process), so a
+    resumed run sees exactly the batches of a straight run.
+    """
+
+    def __init__(self, source: MovingDigits, *, batch_size: int, process_index: int = 0, process_count: int = 1):
+        self.source = source
+        self.batch_size = batch_size
+        self._rows = process_batch_slice(batch_size, process_index, process_count)
+
+    def batch_at(self, step: int) -> dict[str, np.ndarray]:
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}.")
+        start = step * self.batch_size
+        videos, _ = self.source.clips(np.arange(start + self._rows.start, start + self._rows.stop))
+        return {"video": to_model_range(videos)}
+
+    def iterate(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        step = start_step
+        while True:
+            yield self.batch_at(step)
+            step += 1
+
+
+class ArrayVideoBatcher:
+    """Step-indexed batches over in-memory uint8 videos [N, T, S, S, C]: `jaxgan.data.ArrayBatcher`'s
+    order (epoch e = permutation of default_rng([seed, e])), as {"video": float32 [B_local, ...] in [-1, 1]}."""
+
+    def __init__(self, videos: np.ndarray, *, batch_size: int, seed: int, process_index: int = 0,
+                 process_count: int = 1):
+        from jaxgan.data.pipeline import ArrayBatcher  # pylint: disable=g-import-not-at-top
+
+        videos = np.asarray(videos)
+        if videos.ndim != 5 or videos.dtype != np.uint8:
+            raise ValueError(f"videos must be uint8 [N, T, H, W, C], got {videos.dtype} {videos.shape}.")
+        self._batcher = ArrayBatcher({"image": videos}, batch_size=batch_size, seed=seed,
+                                     process_index=process_index, process_count=process_count)
+
+    def batch_at(self, step: int) -> dict[str, np.ndarray]:
+        return {"video": self._batcher.batch_at(step)["image"]}
+
+
+# ----------------------------------------------------------------------------
+# The moving-digits TFDS builder.
+
+
+def _tfds():
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    from jaxgan.data.pipeline import _tf  # hides GPUs from TF first  # pylint: disable=g-import-not-at-top
+    _tf()
+    return tfds
+
+
+def _config_name(frame_size: int, num_digits: int) -> str:
+    return f"{frame_size}px_{num_digits}digit"
+
+
+@functools.lru_cache(maxsize=1)
+def _builder_class():
+    """The `moving_digits` GeneratorBasedBuilder, defined (and registered with TFDS) on first use."""
+    tfds = _tfds()
+    from etils import epath  # pylint: disable=g-import-not-at-top
+
+    class MovingDigitsConfig(tfds.core.BuilderConfig):
+        """frame_size, num_digits, num_frames and the clips per split of one `moving_digits` variant."""
+
+        def __init__(self, *, frame_size: int, num_digits: int, num_frames: int = 16, train_clips: int = 2048,
+                     test_clips: int = 256, name: str | None = None, **kwargs):
+            super().__init__(name=name or _config_name(frame_size, num_digits), version="1.0.0", **kwargs)
+            self.frame_size, self.num_digits, self.num_frames = frame_size, num_digits, num_frames
+            self.clips = {"train": train_clips, "test": test_clips}
+
+    try:
+        registered = NAME in tfds.core.registered.list_imported_builders()
+    except AttributeError:
+        registered = False
+
+    class MovingDigitsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=registered):
+        """Moving scikit-learn digits (offline; see jaxgan.data.video): clips 0..n-1 of each split, seed 0."""
+
+        VERSION = tfds.core.Version("1.0.0")
+        code_path = epath.Path(__file__)  # see jaxgan.data.digits: TFDS 4.9.10 cannot derive it here
+        BUILDER_CONFIGS = [MovingDigitsConfig(frame_size=s, num_digits=k) for s in (32, 64) for k in (1, 2)]
+        name = NAME
+
+        def _info(self):
+            c = self.builder_config
+            return self.dataset_info_from_configs(
+                description=("Moving scikit-learn digits: digits bouncing in a black frame (jaxgan.data.video); "
+                             "clip i of a split is MovingDigits(split, seed=0, ...).clip(i)."),
+                features=tfds.features.FeaturesDict({
+                    "video": tfds.features.Video(shape=(c.num_frames, c.frame_size, c.frame_size, 1)),
+                    "label": tfds.features.Tensor(shape=(c.num_digits,), dtype=np.int64),
+                }),
+                disable_shuffling=True)
+
+        def _split_generators(self, dl_manager):
+            del dl_manager  # nothing to download
+            return {split: self._generate_examples(split) for split in SPLITS}
+
+        def _generate_examples(self, split):
+            c = self.builder_config
+            source = MovingDigits(split=split, seed=0, num_frames=c.num_frames, frame_size=c.frame_size,
+                                  num_digits=c.num_digits)
+            for i in range(c.clips[split]):
+                video, labels = source.clip(i)
+                yield i, {"video": video, "label": labels}
+
+    return MovingDigitsBuilder, MovingDigitsConfig
+
+
+def build_moving_digits(data_dir: str | os.PathLike[str], *, config: Any = "32px_1digit"):
+    """The `moving_digits` builder for `config` (a name such as "64px_2digit", or a MovingDigitsConfig)
+    in `data_dir`, prepared offline on first use."""
+    from jaxgan.data.digits import _no_progress_bar  # pylint: disable=g-import-not-at-top
+    from jaxgan.data.pipeline import _is_prepared  # pylint: disable=g-import-not-at-top
+
+    tfds = _tfds()
+    builder_cls, _ = _builder_class()
+    names = [c.name for c in builder_cls.BUILDER_CONFIGS]
+    if isinstance(config, str) and config not in names:
+        raise ValueError(f"Unknown moving_digits config {config!r}; valid: {names} (or a MovingDigitsConfig).")
+    builder = builder_cls(data_dir=os.fspath(data_dir), config=config)
+    if not _is_prepared(builder):
+        with _no_progress_bar():
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    return builder
+
+
+def moving_digits_config(**kwargs: Any):
+    """A custom MovingDigitsConfig (frame_size, num_digits, num_frames, train_clips, test_clips, name)."""
+    return _builder_class()[1](**kwargs)
+
+
+# ----------------------------------------------------------------------------
+# TFDS videos by name.
+
+
+def _video_builder(name: str, data_dir: str):
+    base, _, config = name.partition("/")
+    if base.split(":")[0] == NAME:
+        return build_moving_digits(data_dir, config=config.split(":")[0] or "32px_1digit")
+    from jaxgan.data.pipeline import _tfds_builder  # pylint: disable=g-import-not-at-top
+
+    _tfds()
+    return _tfds_builder(name, data_dir)  # FileNotFoundError saying how to prepare it
+
+
+def video_feature(name: str, features: Any) -> str:
+    """The key of the video feature ([T, H, W, C]) of a TFDS dataset."""
+    for key in VIDEO_FEATURES:
+        if key in features:
+            return key
+    raise ValueError(f"Dataset '{name}' has none of the video features {VIDEO_FEATURES}; its features are "
+                     f"{sorted(features.keys())}.")
+
+
+def load_tfds_videos(name: str, *, split: str, num_frames: int, frame_size: int, channels: int,
+                     data_dir: str | os.PathLike[str] | None = None, max_clips: int | None = None) -> np.ndarray:
+    """Clips of a prepared TFDS video dataset as uint8 [N, num_frames, frame_size, frame_size, channels].
+
+    Each clip is its first `num_frames` frames (clips with fewer are skipped),
+    every frame resized bilinearly (antialiased) to a square and converted to
+    `channels` as `jaxgan.data.pipeline.resize_and_convert` does. `moving_digits[/config]`
+    is prepared offline on first use; any other name must be prepared already.
+    """
+    from jaxgan.data.pipeline import _check_split, _resize_convert_tf, default_data_dir  # pylint: disable=g-import-not-at-top
+
+    if num_frames < 2 or frame_size < 1 or (max_clips is not None and max_clips < 1):
+        raise ValueError(f"Need num_frames >= 2, frame_size >= 1 and max_clips >= 1 (or None); got {num_frames}, "
+                         f"{frame_size}, {max_clips}.")
+    tf = _tfds() and __import__("tensorflow")
+    data_dir = os.fspath(data_dir) if data_dir else default_data_dir()
+    builder = _video_builder(name, data_dir)
+    _check_split(name, builder, split)
+    key = video_feature(name, builder.info.features)
+    ds = builder.as_dataset(split=split, shuffle_files=False).map(lambda ex: ex[key])
+    spec = ds.element_spec
+    if spec.dtype != tf.uint8 or spec.shape.rank != 4:
+        raise ValueError(f"Dataset '{name}': '{key}' must be uint8 [T, H, W, C], got {spec.dtype.name} {spec.shape}.")
+    ds = ds.filter(lambda v: tf.shape(v)[0] >= num_frames)
+    if max_clips is not None:
+        ds = ds.take(max_clips)
+    ds = ds.map(lambda v: _resize_convert_tf(v[:num_frames], frame_size, channels))
+    clips = [v.numpy() for v in ds]
+    if not clips:
+        raise ValueError(f"Dataset '{name}' split '{split}' has no clip of at least {num_frames} frames.")
+    return np.stack(clips)
