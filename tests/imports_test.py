@@ -18,7 +18,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "jaxgan"
 
 HEAVY = ("tensorflow", "tensorflow_datasets", "orbax", "clu")
-FORBIDDEN = HEAVY + ("ml_collections", "jaxgan.data", "jaxgan.loop", "jaxgan.config", "jaxgan.checkpoint")
+FORBIDDEN = HEAVY + ("ml_collections", "jaxgan.data", "jaxgan.loop", "jaxgan.runner", "jaxgan.config",
+                     "jaxgan.checkpoint")
 
 CORE_MODULES = sorted(
     [*ROOT.joinpath("train").rglob("*.py"), *ROOT.joinpath("nets").rglob("*.py"),

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from experiments.configs import test as test_config
-from jaxgan import loop
+from jaxgan import loop, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -206,8 +206,8 @@ def test_non_finite_training_stops_before_saving(tmp_path):
 def test_check_finite_looks_at_the_parameters_too():
     state = {"w": np.array([1.0, np.nan], np.float32), "step": np.int32(3)}
     with pytest.raises(FloatingPointError, match="parameters or optimizer state at step 7. Last good checkpoint: step 5"):
-        loop.check_finite(7, {"d_loss": 0.5}, state, 5)
-    loop.check_finite(7, {"d_loss": 0.5}, {"w": np.ones(2, np.float32)}, 5)
+        runner.check_finite(7, {"d_loss": 0.5}, state, 5)
+    runner.check_finite(7, {"d_loss": 0.5}, {"w": np.ones(2, np.float32)}, 5)
 
 
 # --- Dry run, durations, sampling, evaluators ----------------------------------------------------
@@ -470,6 +470,6 @@ def test_steps_per_call_trains_the_same_run(tmp_path):
 
 
 def test_last_step_metrics_keeps_a_non_finite_value():
-    values = loop.last_step_metrics({"d_loss": np.array([1.0, np.nan, 2.0]), "g_loss": np.array([3.0, 4.0, 5.0])}, 3)
+    values = runner.last_step_metrics({"d_loss": np.array([1.0, np.nan, 2.0]), "g_loss": np.array([3.0, 4.0, 5.0])}, 3)
     assert values["g_loss"] == 5.0 and np.isnan(values["d_loss"])
-    assert loop.last_step_metrics({"d_loss": np.float32(0.5)}, 1) == {"d_loss": 0.5}
+    assert runner.last_step_metrics({"d_loss": np.float32(0.5)}, 1) == {"d_loss": 0.5}

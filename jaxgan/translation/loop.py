@@ -15,27 +15,24 @@ the checkpointed state.
 from __future__ import annotations
 
 import json
-import os
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
 from jax.sharding import Mesh
-from clu import metric_writers, parameter_overview, periodic_actions
-from PIL import Image
 
-from jaxgan import checkpoint
 from jaxgan.common import to_model_range, to_uint8
+from jaxgan.config import Schedule
 from jaxgan.data import translation as tdata
-from jaxgan.loop import check_finite, write_run_info
+from jaxgan.runner import RunHooks, run_training, write_run_info
 from jaxgan.sampling import image_grid
-from jaxgan.train import make_mesh, replicate
+from jaxgan.train import make_mesh, prefetch_to_mesh, replicate
 from jaxgan.translation.nets import PatchDiscriminator, ResnetGenerator, UNetGenerator, check_image_size, size_multiple
 from jaxgan.translation.steps import (CycleGANStep, Pix2PixStep, TranslationState, TranslationStep, adam,
-                                      compile_init, shard_map_translation_step)
+                                      compile_init, shard_map_translation_step,
+                                      translation_batch)
 
 MODELS = ("cyclegan", "pix2pix")
 
@@ -103,13 +100,9 @@ def sample_triplets(step: TranslationStep, g_params: Any, a: jax.Array, b: jax.A
     return {"a2b": rows(a, step.translate(g_params, a), b)}
 
 
-def _save_grids(writer, workdir: str, step: int, grids: Mapping[str, jax.Array]) -> None:
-    pictures = {name: image_grid(np.asarray(to_uint8(x)), columns=3) for name, x in grids.items()}
-    if jax.process_index() == 0:
-        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-        for name, grid in pictures.items():
-            Image.fromarray(grid).save(os.path.join(workdir, "samples", f"{name}_{step:06d}.png"))
-    writer.write_images(step, {f"samples/{name}": grid[None] for name, grid in pictures.items()})
+def triplet_pictures(grids: Mapping[str, jax.Array]) -> dict[str, np.ndarray]:
+    """uint8 pictures of the triplet rows, three images per row."""
+    return {name: image_grid(np.asarray(to_uint8(jax.device_get(x))), columns=3) for name, x in grids.items()}
 
 
 _STEP_CACHE: dict[str, tuple[TranslationStep, Any, Any, Any]] = {}
@@ -132,6 +125,13 @@ def abstract_state(config: ml_collections.ConfigDict) -> TranslationState:
     return build_step(config).abstract_state()
 
 
+def schedule_of(config: ml_collections.ConfigDict) -> Schedule:
+    """The run's periods, in train steps."""
+    return Schedule(train_steps=int(config.train_steps), log_every=int(config.log_every_steps),
+                    sample_every=int(config.sample_every_steps), checkpoint_every=int(config.checkpoint_every_steps),
+                    eval_every=0, images_per_step=int(config.batch_size))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None = None,
                        mesh: Mesh | None = None) -> TranslationState:
     """Trains (or resumes) the CycleGAN / pix2pix run `config` describes, in `workdir`.
@@ -141,8 +141,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     """
     mesh = mesh or make_mesh()
     validate(config, mesh.size)
-    workdir = os.path.abspath(workdir)
-    os.makedirs(workdir, exist_ok=True)
     write_run_info(config, workdir)
     step, train_fn, init_fn, grid_fn = compiled_step(config, mesh)
 
@@ -155,41 +153,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     fixed_a = replicate(to_model_range(tdata.center_crop(rows(a), config.data.crop_size)), mesh)
     fixed_b = replicate(to_model_range(tdata.center_crop(rows(b), config.data.crop_size)), mesh)
 
-    end = min(config.train_steps, stop_at) if stop_at is not None else config.train_steps
-    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-    with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"),
-                                       max_to_keep=config.keep_checkpoints) as manager:
-        state, restored = checkpoint.restore_latest(manager, init_fn(config.seed))
-        if restored is None:
-            parameter_overview.log_parameter_overview(state.g.params, msg="Generator parameters")
-            parameter_overview.log_parameter_overview(state.d.params, msg="Discriminator parameters")
-        else:
-            logging.info("Resumed from the checkpoint at step %d in %s", restored, workdir)
-        state = replicate(state, mesh)
-        progress = periodic_actions.ReportProgress(num_train_steps=config.train_steps, writer=writer)
-        last_checkpoint = restored
-        current = int(state.step)
-        if restored is None:
-            _save_grids(writer, workdir, 0, grid_fn(state.g.params, fixed_a, fixed_b))
-        while current < end:
-            state, metrics = train_fn(state, batcher.batch_at(current))
-            current += 1
-            progress(current)
-            log_now = current % config.log_every_steps == 0 or current == end
-            save_now = current % config.checkpoint_every_steps == 0 or current == end
-            if log_now or save_now:
-                values = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
-                check_finite(current, values, state, last_checkpoint)
-                if log_now:
-                    writer.write_scalars(current, values)
-                    if jax.process_index() == 0:
-                        with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
-                            f.write(json.dumps({"step": current, **values}) + "\n")
-            if current % config.sample_every_steps == 0 or current == end:
-                _save_grids(writer, workdir, current, grid_fn(state.g.params, fixed_a, fixed_b))
-            if save_now:
-                checkpoint.save(manager, current, state)
-                last_checkpoint = current
-        manager.wait_until_finished()
-    writer.flush()
-    return state
+    def batches(start: int, calls: Sequence[int]) -> Iterator[dict[str, jax.Array]]:
+        assert set(calls) == {1}, calls  # one step per call
+        return prefetch_to_mesh((batcher.batch_at(s) for s in range(start, start + len(calls))), mesh,
+                                place=translation_batch)
+
+    hooks = RunHooks(overview={"Generator": lambda s: s.g.params, "Discriminator": lambda s: s.d.params},
+                     samples=lambda _, state: triplet_pictures(grid_fn(state.g.params, fixed_a, fixed_b)),
+                     sample_at_start=True, postfix=("d_loss", "g_loss", "cycle", "l1"))
+    return run_training(workdir=workdir, init_state=init_fn(config.seed), train_fns={1: train_fn},
+                        batches=batches, schedule=schedule_of(config), mesh=mesh,
+                        keep_checkpoints=config.keep_checkpoints, hooks=hooks, stop_at=stop_at,
+                        progress_bar=bool(config.get("progress_bar", True)))
