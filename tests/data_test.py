@@ -18,6 +18,7 @@ from sklearn.datasets import load_digits  # noqa: E402
 from jaxgan.data import digits  # noqa: E402
 from jaxgan.data import pipeline  # noqa: E402
 from jaxgan.data.pipeline import ArrayBatcher  # noqa: E402
+from tests.helpers import write_mock_tfds_metadata  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -142,36 +143,13 @@ def test_unprepared_dataset_raises_clear_error(tmp_path):
         )
 
 
-def _write_mock_metadata(root, name, splits):
-    """Writes dataset_info.json/features.json so mock_data(USE_FILES) knows the splits.
-
-    Without metadata, mock_data falls back to MockPolicy.USE_CODE and points every
-    builder at a non-existent data_dir, so the dataset is not "prepared".
-    """
-    builder = tfds.builder(name, data_dir=str(root))
-    path = builder.data_path
-    infos = [
-        tfds.core.SplitInfo(
-            name=split, shard_lengths=[n], num_bytes=0,
-            filename_template=tfds.core.ShardedFileTemplate(
-                data_dir=path, template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
-                dataset_name=builder.name, split=split, filetype_suffix="tfrecord",
-            ),
-        )
-        for split, n in splits.items()
-    ]
-    builder.info.set_splits(tfds.core.SplitDict(infos))
-    os.makedirs(path, exist_ok=True)
-    builder.info.write_to_directory(path)
-
-
 @pytest.fixture(scope="module")
 def mock_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("mock_metadata")
-    _write_mock_metadata(root, "mnist", {"train": 60000, "test": 10000})
-    _write_mock_metadata(root, "celeb_a", {"train": 3})  # image, no label
-    _write_mock_metadata(root, "imdb_reviews", {"train": 3})  # label, no image
-    _write_mock_metadata(root, "tf_flowers", {"train": 3})  # images of varying size
+    write_mock_tfds_metadata(root, "mnist", {"train": 60000, "test": 10000})
+    write_mock_tfds_metadata(root, "celeb_a", {"train": 3})  # image, no label
+    write_mock_tfds_metadata(root, "imdb_reviews", {"train": 3})  # label, no image
+    write_mock_tfds_metadata(root, "tf_flowers", {"train": 3})  # images of varying size
     return str(root)
 
 

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from jaxgan import make_mesh, regularizers, replicate
+from tests.helpers import write_mock_tfds_metadata
 from jaxgan.data import translation as tdata
 from jaxgan.translation import steps as tsteps
 from jaxgan.translation.nets import PatchDiscriminator, ResnetGenerator, UNetGenerator, patch_receptive_field
@@ -48,15 +49,16 @@ def test_the_pure_parts_import_no_io():
 def test_losses_by_hand():
     real = jnp.array([[1.0, 0.5]])
     fake = jnp.array([[0.0, -1.0]])
-    # 0.5 (r - 1)^2 + 0.5 f^2 per patch: (0 + 0) and (0.125 + 0.5); mean 0.3125.
-    np.testing.assert_allclose(tsteps.lsgan_d_loss(real, fake), 0.3125, rtol=1e-6)
-    # (f - 1)^2 with f = 0, 3: (1 + 4) / 2.
-    np.testing.assert_allclose(tsteps.lsgan_g_loss(jnp.array([0.0, 3.0])), 2.5, rtol=1e-6)
+    # CycleGAN's D: 0.5 (r - 1)^2 + 0.5 f^2 per patch: (0 + 0) and (0.125 + 0.5); mean 0.3125.
+    np.testing.assert_allclose(tsteps.CYCLEGAN_LSGAN.d(real, fake), 0.3125, rtol=1e-6)
+    # CycleGAN's G: (f - 1)^2 with f = 0, 3: (1 + 4) / 2.
+    np.testing.assert_allclose(tsteps.CYCLEGAN_LSGAN.g(jnp.array([0.0, 3.0])), 2.5, rtol=1e-6)
     np.testing.assert_allclose(tsteps.l1_loss(jnp.array([1.0, -1.0, 0.5]), jnp.array([0.0, 0.0, 0.0])), 2.5 / 3,
                                rtol=1e-6)
-    # Logit 0 is D = 1/2: -log(1/2) for each term, D's objective halved.
-    np.testing.assert_allclose(tsteps.bce_d_loss(jnp.zeros(4), jnp.zeros(4)), np.log(2.0), rtol=1e-6)
-    np.testing.assert_allclose(tsteps.bce_g_loss(jnp.array([np.log(3.0)])), -np.log(0.75), rtol=1e-6)
+    # pix2pix's D: logit 0 is D = 1/2: -log(1/2) for each term, D's objective halved.
+    np.testing.assert_allclose(tsteps.PIX2PIX_BCE.d(jnp.zeros(4), jnp.zeros(4)), np.log(2.0), rtol=1e-6)
+    # pix2pix's G: -log sigmoid(log 3) = -log(3/4).
+    np.testing.assert_allclose(tsteps.PIX2PIX_BCE.g(jnp.array([np.log(3.0)])), -np.log(0.75), rtol=1e-6)
     with pytest.raises(ValueError, match="different shapes"):
         tsteps.l1_loss(jnp.zeros(2), jnp.zeros(3))
 
@@ -86,25 +88,29 @@ def _toy_cyclegan(pool_size: int = 4, lr: float = 0.1) -> tsteps.CycleGANStep:
                                shape_a=(4, 4, 3), shape_b=(4, 4, 3), pool_size=pool_size)
 
 
-def test_cyclegan_generator_loss_by_hand():
+def test_cyclegan_losses_by_hand():
     # G_ab = x + 0.1, G_ba = y + 0.2, D = 0: adversarial (0 - 1)^2 = 1 each; cycles |0.3| each;
     # identity |G_ba(a) - a| = 0.2, |G_ab(b) - b| = 0.1. Total 2 + 10 * 0.6 + 0.5 * 10 * 0.3 = 9.5.
     step = _toy_cyclegan()
     state = step.init_state(0)
     a = jnp.asarray(np.random.default_rng(0).uniform(-0.5, 0.5, (2, 4, 4, 3)), jnp.float32)
-    total, (parts, _, _) = step.generator_losses(state.g.params, state.d.params, a, -a)
+    total, (parts, fake_a, fake_b) = step.generator_losses(state.g.params, state.d.params, a, -a)
     expected = {"g_adv_ab": 1.0, "g_adv_ba": 1.0, "cycle_a": 0.3, "cycle_b": 0.3, "identity_a": 0.2, "identity_b": 0.1}
     for k, v in expected.items():
         np.testing.assert_allclose(parts[k], v, rtol=1e-5, err_msg=k)
     np.testing.assert_allclose(total, 9.5, rtol=1e-5)
+    # Each D = 0 on reals and fakes: 0.5 (0 - 1)^2 + 0.5 * 0^2 = 0.5, twice.
+    d_total, (d_a, d_b) = step.discriminator_losses(state.d.params, a, -a, fake_a, fake_b)
+    np.testing.assert_allclose([d_total, d_a, d_b], [1.0, 0.5, 0.5], rtol=1e-6)
 
 
-def test_cyclegan_step_device_count_invariant_and_fills_pools():
-    """One step on 1 and on 4 devices gives the same state (pmean'd grads, global-index pool draws)."""
-    step = _toy_cyclegan(pool_size=4)
-    rng = np.random.default_rng(1)
-    batches = [{"a": rng.uniform(-1, 1, (4, 4, 4, 3)).astype(np.float32),
-                "b": rng.uniform(-1, 1, (4, 4, 4, 3)).astype(np.float32)} for _ in range(3)]
+def _batches(seed: int, count: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{k: rng.uniform(-1, 1, (4, 4, 4, 3)).astype(np.float32) for k in ("a", "b")} for _ in range(count)]
+
+
+def _one_and_four_devices(step, batches):
+    """The state and last metrics after `batches` on 1 device and on 4, and the 4-device step."""
     results = []
     for n in (1, 4):
         mesh = make_mesh(jax.devices()[:n])
@@ -112,11 +118,18 @@ def test_cyclegan_step_device_count_invariant_and_fills_pools():
         state = replicate(step.init_state(0), mesh)
         for batch in batches:
             state, metrics = fn(state, batch)
-        results.append(jax.device_get(state))
-    one, four = results
-    assert int(one.step) == 3 and int(one.pools["a"].count) == 4  # 12 fakes offered, capacity 4
-    for x, y in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(four)):
+        results.append(jax.device_get((state, metrics)))
+    for x, y in zip(jax.tree_util.tree_leaves(results[0]), jax.tree_util.tree_leaves(results[1])):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    return results[0][0], fn, mesh
+
+
+def test_cyclegan_step_device_count_invariant_and_fills_pools():
+    """Steps on 1 and on 4 devices give the same state (pmean'd grads, global-index pool draws)."""
+    step = _toy_cyclegan(pool_size=4)
+    batches = _batches(1, 3)
+    one, fn, mesh = _one_and_four_devices(step, batches)
+    assert int(one.step) == 3 and int(one.pools["a"].count) == 4  # 12 fakes offered, capacity 4
     # Adam's first step moves each scalar by lr: b_ab and b_ba go down (cycle error +0.3 pulls them to 0).
     assert float(one.g.params["g_ab"]["b"]) < 0.1 and float(one.g.params["g_ba"]["b"]) < 0.2
     with pytest.raises(ValueError, match="not divisible by the device count 4"):
@@ -138,20 +151,8 @@ def test_pix2pix_step_device_count_invariant():
     """Dropout keys by global example index and pmean'd grads: 1 and 4 devices agree."""
     tx = tsteps.adam(0.05, total_steps=10, decay_steps=0)
     step = tsteps.Pix2PixStep(_ShiftDropout(), _ConstD(), tx, tx, (4, 4, 3), (4, 4, 3))
-    rng = np.random.default_rng(2)
-    batches = [{"a": rng.uniform(-1, 1, (4, 4, 4, 3)).astype(np.float32),
-                "b": rng.uniform(-1, 1, (4, 4, 4, 3)).astype(np.float32)} for _ in range(2)]
-    results = []
-    for n in (1, 4):
-        mesh = make_mesh(jax.devices()[:n])
-        fn = tsteps.shard_map_translation_step(step, mesh)
-        state = replicate(step.init_state(0), mesh)
-        for batch in batches:
-            state, metrics = fn(state, batch)
-        results.append((jax.device_get(state), jax.device_get(metrics)))
-    (one, m1), (four, m4) = results
-    for x, y in zip(jax.tree_util.tree_leaves((one, m1)), jax.tree_util.tree_leaves((four, m4))):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    batches = _batches(2, 2)
+    one, _, _ = _one_and_four_devices(step, batches)
     # Dropout is on in training: G(a) differs from the deterministic a + b.
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     out = step.generate(one.g.params, jnp.asarray(batches[0]["a"]), keys)
@@ -269,6 +270,52 @@ def test_data_errors_name_the_file(tmp_path):
         tdata.load_cycle_gan_tfds("horse2zebra", load_size=8, data_dir=str(tmp_path / "no_tfds"))
 
 
+def _serve_splits(root, splits: dict[str, np.ndarray]):
+    """tfds.testing.mock_data serving `splits[name]` (uint8 [N, H, W, 3]) as cycle_gan/horse2zebra's splits."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    def as_dataset(self, split, **kwargs):
+        del self, kwargs
+        images = splits[split]
+        # label as TFDS' cycle_gan: 0 for domain A, 1 for B
+        return tf.data.Dataset.from_tensor_slices({"image": images, "label": np.full(len(images), split[-1] == "B")})
+
+    return tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_FILES, data_dir=str(root), as_dataset_fn=as_dataset)
+
+
+def test_cycle_gan_tfds_by_name_with_mock_data(tmp_path):
+    """TFDS cycle_gan/<name> offline: records faked from its feature spec, then each split told apart."""
+    import tensorflow_datasets as tfds
+    from jaxgan.translation import loop
+
+    counts = {"trainA": 3, "trainB": 5, "testA": 2, "testB": 4}
+    write_mock_tfds_metadata(tmp_path, "cycle_gan/horse2zebra", counts)
+    # Records faked from the dataset's feature spec (RGB images of random sizes), resized to load_size.
+    with tfds.testing.mock_data(num_examples=3, policy=tfds.testing.MockPolicy.USE_FILES, data_dir=str(tmp_path)):
+        a, b = tdata.load_cycle_gan_tfds("horse2zebra", load_size=8, data_dir=str(tmp_path / "elsewhere"))
+    assert a.shape == b.shape == (3, 8, 8, 3) and a.dtype == b.dtype == np.uint8 and a.std() > 10
+    # Which split feeds which domain: each split constant images of its own value, count and size.
+    value = {"trainA": 10, "trainB": 20, "testA": 30, "testB": 40}
+    splits = {k: np.full((n, 10 + n, 12, 3), value[k], np.uint8) for k, n in counts.items()}
+    config = _config("cyclegan")
+    config.data.source, config.data.name, config.data.split, config.data.load_size = "tfds", "horse2zebra", "test", 8
+    with _serve_splits(tmp_path, splits):
+        a, b = tdata.load_cycle_gan_tfds("cycle_gan/horse2zebra", split="train", load_size=8)
+        np.testing.assert_array_equal(a, np.full((3, 8, 8, 3), 10))
+        np.testing.assert_array_equal(b, np.full((5, 8, 8, 3), 20))
+        a, b = loop.load_data(config)  # the config path: data.source="tfds" with data.split="test"
+        np.testing.assert_array_equal(a, np.full((2, 8, 8, 3), 30))
+        np.testing.assert_array_equal(b, np.full((4, 8, 8, 3), 40))
+        with pytest.raises(ValueError, match=r"data.name='horse2zebr' is not a TFDS cycle_gan dataset.*'horse2zebra'"):
+            tdata.load_cycle_gan_tfds("horse2zebr", load_size=8)
+        with pytest.raises(ValueError, match=r"data.split='trainA'.*set data.split='train' or 'test'"):
+            tdata.load_cycle_gan_tfds("horse2zebra", split="trainA", load_size=8)
+        config.model = "pix2pix"
+        with pytest.raises(ValueError, match="datasets are unpaired; use source='side_by_side'"):
+            loop.load_data(config)
+
+
 def test_side_by_side_pairs_and_paired_batches_align(tmp_path):
     rng = np.random.default_rng(0)
     left, right = rng.integers(0, 255, (2, 12, 12, 3), dtype=np.uint8)
@@ -297,13 +344,41 @@ def test_demo_domains_differ_in_palette():
 # Training runs through the loop, exact resume, triplet grids, translate.py.
 
 
-def _tiny_config(name: str, **overrides) -> ml_collections.ConfigDict:
-    import importlib.util
+def _config(name: str, preset: str = "demo") -> ml_collections.ConfigDict:
+    """experiments/configs/<name>.py loaded by file path, as absl's config_flags loads it."""
+    from absl import flags
+    from ml_collections import config_flags
 
-    spec = importlib.util.spec_from_file_location(name, os.path.join(CONFIGS, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    path = os.path.join(CONFIGS, f"{name}.py")
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", path, flag_values=values)
+    values(["launcher", f"--config={path}:{preset}"])
+    return values.config
+
+
+@pytest.mark.parametrize("name", ["cyclegan", "pix2pix"])
+def test_paper_presets_load_by_path_and_match_the_papers(name):
+    from jaxgan.translation import loop
+
+    config = _config(name, "paper")
+    # Both papers: 286 -> 256 px crops, batch 1, Adam 2e-4 beta1 0.5, widths 64, the 70x70 PatchGAN
+    # (Zhu et al. 2017 sec. 4 and appendix 7; Isola et al. 2017 sec. 3.3, 6.2).
+    assert config.model == name
+    assert (config.data.load_size, config.data.crop_size, config.batch_size, config.learning_rate, config.b1,
+            config.g.features, config.d.features, config.d.num_layers) == (286, 256, 1, 2e-4, 0.5, 64, 64, 3)
+    if name == "cyclegan":  # 9 blocks at 256 px, lambda 10, identity 0.5 lambda, 50 fakes, decay over the 2nd half
+        assert (config.data.source, config.data.name) == ("tfds", "horse2zebra")
+        assert (config.g.num_blocks, config.cycle_weight, config.identity_weight, config.pool_size) == (9, 10, 0.5, 50)
+        assert 2 * config.decay_steps == config.train_steps
+    else:  # U-Net 256 (8 levels) with dropout 0.5, L1 weight 100, constant rate
+        assert (config.g.num_downs, config.g.dropout, config.l1_weight, config.decay_steps) == (8, 0.5, 100, 0)
+    loop.validate(config, 1)
+    with pytest.raises(Exception, match="Unknown preset 'papr'"):
+        _config(name, "papr")
+
+
+def _tiny_config(name: str, **overrides) -> ml_collections.ConfigDict:
+    config = _config(name)
     config.data.load_size, config.data.crop_size = 36, 32
     config.g.features, config.d.features, config.d.num_layers = 4, 4, 2
     config.batch_size = 2

@@ -12,41 +12,19 @@ benchmark. The paper preset: U-Net 256 (8 levels, width 64, dropout 0.5),
 batch 1, Adam 2e-4 beta1 0.5 (facades: 200 epochs of 400 images).
 """
 
-import ml_collections
+from jaxgan.translation.config import base_config, paper_sizes
 
 
-def get_config(preset: str = "demo") -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.model = "pix2pix"
-    config.seed = 0
-    config.data = ml_collections.ConfigDict(dict(
-        source="demo",  # demo | side_by_side (path) | folders (path_a, path_b: paired by sorted order)
-        name="", path_a="", path_b="", path="", split="train", data_dir="",
-        load_size=72, crop_size=64, channels_a=1, channels_b=3, flip=True))
-    config.g = ml_collections.ConfigDict(dict(features=16, num_blocks=0, num_downs=6, dropout=0.5))
-    config.d = ml_collections.ConfigDict(dict(features=16, num_layers=3))
-    config.batch_size = 4
-    config.train_steps = 1000
-    config.decay_steps = 0  # the paper keeps 2e-4 constant; the reference code also offers a decay
-    config.learning_rate = 2e-4
-    config.b1 = 0.5
-    config.l1_weight = 100.0
-    config.log_every_steps = 50
-    config.sample_every_steps = 250
-    config.checkpoint_every_steps = 250
-    config.keep_checkpoints = 3
-    config.num_sample_rows = 4
+def get_config(preset: str = "demo"):
+    config = base_config("pix2pix")  # Adam 2e-4 beta1 0.5, constant (decay_steps 0), L1 weight 100
     if preset == "paper":
-        config.data.source = "side_by_side"
-        config.data.channels_a = 3
-        config.data.load_size, config.data.crop_size = 286, 256
-        config.g.features, config.g.num_downs = 64, 8
-        config.d.features = 64
-        config.batch_size = 1
+        paper_sizes(config)  # 286 -> 256 px crops, widths 64, batch 1
+        config.data.source = "side_by_side"  # U-Net 256: 8 levels, dropout 0.5 (the defaults)
         config.train_steps = 80_000  # facades: 200 epochs x 400 images
-        config.log_every_steps = 100
-        config.sample_every_steps = 5000
-        config.checkpoint_every_steps = 5000
-    elif preset != "demo":
+    elif preset == "demo":
+        config.data.channels_a = 1  # grayscale -> colour
+        config.g.features, config.g.num_downs, config.d.features = 16, 6, 16
+        config.batch_size = 4
+    else:
         raise ValueError(f"Unknown preset {preset!r}; use 'demo' or 'paper'.")
     return config

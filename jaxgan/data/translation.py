@@ -136,17 +136,35 @@ def cycle_gan_name(name: str) -> str:
     return name if name.startswith("cycle_gan/") else f"cycle_gan/{name}"
 
 
+# TFDS cycle_gan/<name> holds the domains as splits trainA, trainB, testA and testB.
+CYCLE_GAN_SPLITS = ("train", "test")
+
+
+def cycle_gan_datasets() -> list[str]:
+    """The names TFDS' cycle_gan offers (horse2zebra, monet2photo, ...), from its installed code."""
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    return [c.name for c in tfds.builder_cls("cycle_gan").BUILDER_CONFIGS]
+
+
 def load_cycle_gan_tfds(name: str, *, split: str = "train", load_size: int, data_dir: str | None = None,
                         channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """TFDS `cycle_gan/<name>`, splits `<split>A` and `<split>B`, as two uint8 domains.
+    """TFDS `cycle_gan/<name>`, splits `<split>A` and `<split>B`, as the uint8 domains A and B.
 
-    A dataset that is not prepared fails with the `tfds build` command that prepares
-    it (jaxgan never downloads at run time).
+    `split` is 'train' or 'test'. A dataset that is not prepared fails with the
+    `tfds build` command that prepares it (jaxgan never downloads at run time).
     """
     if channels != 3:
         raise ValueError(f"cycle_gan datasets are RGB; channels must be 3, got {channels}.")
-    data_dir = data_dir or default_data_dir()
     full = cycle_gan_name(name)
+    known = cycle_gan_datasets()
+    if full[len("cycle_gan/"):].split(":")[0] not in known:
+        raise ValueError(f"data.name={name!r} is not a TFDS cycle_gan dataset; set it to one of {known} "
+                         "(source='tfds' reads cycle_gan/<name>), or use source='folders' for your own images.")
+    if split not in CYCLE_GAN_SPLITS:
+        raise ValueError(f"data.split={split!r}: cycle_gan/<name> splits are {CYCLE_GAN_SPLITS} (read as "
+                         f"<split>A and <split>B, the two domains); set data.split='train' or 'test'.")
+    data_dir = data_dir or default_data_dir()
     builder = _tfds_builder(full, data_dir)
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 

@@ -41,8 +41,15 @@ MULTI_BATCH_SPEC = P(None, None, DATA_AXIS)
 CPU_CONV_STEP_COMPILER_OPTIONS: dict[str, Any] = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
-def uses_convolution(step: GANStep) -> bool:
-    """Whether G or D computes a convolution (read from their traced forward passes)."""
+def uses_convolution(step: Any) -> bool:
+    """Whether the step's networks compute a convolution.
+
+    A `GANStep`: read from G's and D's traced forward passes. Any other step
+    answers through its own `uses_convolution()` method (without one: False).
+    """
+    if not isinstance(step, GANStep):
+        own = getattr(step, "uses_convolution", None)
+        return bool(own()) if callable(own) else False
     z = jax.ShapeDtypeStruct((1, step.latent_dim), jnp.float32)
     x = jax.ShapeDtypeStruct((step.pack, *step.sample_shape), jnp.float32)
     labels_g = jax.ShapeDtypeStruct((1,), jnp.int32) if step.num_classes else None
@@ -58,7 +65,7 @@ def uses_convolution(step: GANStep) -> bool:
 
 
 def resolve_compiler_options(compiler_options: Mapping[str, Any] | str | None, devices: Sequence[jax.Device],
-                             step: GANStep | None = None) -> dict[str, Any] | None:
+                             step: Any = None) -> dict[str, Any] | None:
     """"auto" -> `CPU_CONV_STEP_COMPILER_OPTIONS` when every device is a CPU and the
     step's networks convolve, else XLA's defaults; a dict is used as given."""
     if compiler_options == "auto":
@@ -85,15 +92,20 @@ def _with_critic_axis(batch: Mapping[str, Any], step: GANStep) -> dict[str, Any]
     return dict(batch)
 
 
-def global_batch(local_batch: Mapping[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
-    """Assembles this process's rows ([n_critic, B_local, ...] numpy) into global sharded arrays."""
-    sharding = NamedSharding(mesh, BATCH_SPEC)
+def global_batch(local_batch: Mapping[str, Any], mesh: Mesh, spec: P = BATCH_SPEC) -> dict[str, jax.Array]:
+    """Assembles this process's rows (numpy) into global arrays sharded as `spec`.
+
+    The default `BATCH_SPEC` is the GANStep layout [n_critic, B_local, ...]; pass
+    `P(DATA_AXIS)` for [B_local, ...] leaves (the translation steps).
+    """
+    sharding = NamedSharding(mesh, spec)
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
 
 
-def multi_global_batch(local_batches: Mapping[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
-    """`global_batch` for K steps per call: this process's rows [K, n_critic, B_local, ...]."""
-    sharding = NamedSharding(mesh, MULTI_BATCH_SPEC)
+def multi_global_batch(local_batches: Mapping[str, Any], mesh: Mesh,
+                       spec: P = MULTI_BATCH_SPEC) -> dict[str, jax.Array]:
+    """`global_batch` for K steps per call: this process's rows [K, n_critic, B_local, ...] (or as `spec`)."""
+    sharding = NamedSharding(mesh, spec)
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batches.items()}
 
 
@@ -163,12 +175,19 @@ def _check_steps_axis(batch: Mapping[str, Any], steps_per_call: int) -> dict[str
 
 
 def shard_map_step(step: GANStep, mesh: Mesh, *, steps_per_call: int = 1, step_loop: str = "auto",
-                   compiler_options: Mapping[str, Any] | str | None = "auto") -> CompiledStep:
+                   compiler_options: Mapping[str, Any] | str | None = "auto",
+                   batch_spec: P = BATCH_SPEC) -> CompiledStep:
     """The step under `jax.shard_map` + `jax.jit`, state donated.
 
     The returned function takes the state replicated on `mesh` (see `replicate`)
     and a batch of numpy arrays (this process's rows) or of global jax.Arrays
-    sharded as `BATCH_SPEC`; it returns the new replicated state and scalar metrics.
+    sharded as `batch_spec`; it returns the new replicated state and scalar metrics.
+
+    `step` is a `GANStep` (batch leaves [n_critic, B, ...], `BATCH_SPEC`; [B, ...]
+    is also accepted when n_critic == 1) or any pure `(state, batch) -> (state,
+    metrics)` written against DATA_AXIS with a `check_batch(batch, num_devices)`
+    method, whose batch leaves are sharded as `batch_spec` (e.g. `P(DATA_AXIS)`
+    for [B, ...] leaves, the translation steps).
 
     `steps_per_call` K > 1 runs K steps per call (`jaxgan.train.steps.multi_step`,
     a `lax.scan` or unrolled per `step_loop`): batch leaves `[K, n_critic, B, ...]`
@@ -179,23 +198,24 @@ def shard_map_step(step: GANStep, mesh: Mesh, *, steps_per_call: int = 1, step_l
         raise ValueError(f"The mesh must be 1-D with axis {DATA_AXIS!r} (make_mesh()), got axes {mesh.axis_names}.")
     multi = steps_per_call != 1
     fn = multi_step(step, steps_per_call, step_loop=step_loop) if multi else step
-    spec = MULTI_BATCH_SPEC if multi else BATCH_SPEC
+    spec = P(None, *batch_spec) if multi else batch_spec
     sharded = jax.shard_map(fn, mesh=mesh, in_specs=(P(), spec), out_specs=(P(), P()))
     compiled = jax.jit(sharded, donate_argnums=0,
                        compiler_options=resolve_compiler_options(compiler_options, list(mesh.devices.flat), step))
     num_devices = mesh.size
+    layout = (lambda b: _with_critic_axis(b, step)) if isinstance(step, GANStep) else dict
 
     def run(state: GANTrainState, batch: Mapping[str, Any]) -> tuple[GANTrainState, Metrics]:
-        on_mesh = isinstance(batch["image"], jax.Array)  # already global arrays
+        on_mesh = all(isinstance(v, jax.Array) for v in batch.values())  # already global arrays
         if multi:
             step.check_batch(_check_steps_axis(batch, steps_per_call), num_devices if on_mesh else
                              len(mesh.local_devices))
-            return compiled(state, batch if on_mesh else multi_global_batch(batch, mesh))
+            return compiled(state, batch if on_mesh else multi_global_batch(batch, mesh, spec))
         if on_mesh:
             step.check_batch(batch, num_devices)
-            return compiled(state, _with_critic_axis(batch, step))
+            return compiled(state, layout(batch))
         step.check_batch(batch, len(mesh.local_devices))  # this process's rows, on its devices of the mesh
-        return compiled(state, global_batch(_with_critic_axis(batch, step), mesh))
+        return compiled(state, global_batch(layout(batch), mesh, spec))
 
     run.compiled = compiled  # for AOT lowering, cost analysis and trace counting
     run.steps_per_call = steps_per_call

@@ -214,12 +214,15 @@ def apply_gradients(net: NetState, grads: Params, tx: optax.GradientTransformati
     return NetState(params=optax.apply_updates(net.params, updates), batch_stats=batch_stats, opt_state=opt_state)
 
 
-def _as_varying(tree: Any, axis_name: str) -> Any:
-    # Under shard_map, the gradient of a per-device loss with respect to a
-    # replicated (invariant) value is implicitly summed over devices. Marking the
-    # params device-varying first gives each device its LOCAL gradient, which we
-    # then average explicitly with pmean: the same code is then correct under
-    # shard_map and pmap alike.
+def as_varying(tree: Any, axis_name: str) -> Any:
+    """`tree` (the params to differentiate) marked device-varying over `axis_name`.
+
+    Under shard_map, the gradient of a per-device loss with respect to a
+    replicated (invariant) value is implicitly summed over devices. Marking the
+    params device-varying first gives each device its LOCAL gradient, which the
+    caller then averages explicitly with pmean: the same code is then correct
+    under shard_map and pmap alike.
+    """
     return jax.lax.pcast(tree, axis_name, to="varying")
 
 
@@ -492,7 +495,7 @@ class GANStep:
             return total, (adversarial, aux)
 
         (_, (adversarial, (stats, real_logits, fake_logits, terms))), grads = jax.value_and_grad(
-            loss_fn, has_aux=True)(_as_varying(d.params, self.axis_name))
+            loss_fn, has_aux=True)(as_varying(d.params, self.axis_name))
         grads = jax.lax.pmean(grads, self.axis_name)
         d = apply_gradients(d, grads, self.d_tx, stats)
         if reg.weight_clip:
@@ -517,7 +520,7 @@ class GANStep:
             def single(d):
                 def loss_fn(params):
                     return regularizers.r1_penalty(self._d_logit_fn(params, d.batch_stats, labels), real)
-                r1, grads = jax.value_and_grad(loss_fn)(_as_varying(d.params, self.axis_name))
+                r1, grads = jax.value_and_grad(loss_fn)(as_varying(d.params, self.axis_name))
                 grads = jax.tree_util.tree_map(lambda g: g * (reg.r1_gamma / 2 * reg.r1_every), grads)
                 grads = jax.lax.pmean(grads, self.axis_name)
                 return apply_gradients(d, grads, self.d_tx, d.batch_stats), jax.lax.pmean(r1, self.axis_name)
@@ -589,7 +592,7 @@ class GANStep:
             return total, (adversarial, g_stats, d_stats, {k: v for k, (w, v) in terms.items()})
 
         (_, (adversarial, g_stats, d_stats, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            _as_varying(g.params, self.axis_name))
+            as_varying(g.params, self.axis_name))
         grads = jax.lax.pmean(grads, self.axis_name)
         g = apply_gradients(g, grads, self.g_tx, g_stats)
         d = d.replace(batch_stats=d_stats)

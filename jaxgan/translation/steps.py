@@ -18,7 +18,7 @@ This module imports no I/O: no TensorFlow, TFDS, Orbax or CLU.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -26,11 +26,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxgan import losses, regularizers
+from jaxgan import state as state_lib
 from jaxgan.common import DATA_AXIS, Metrics, Params
+from jaxgan.losses import AdversarialLoss
 from jaxgan.state import NetState
+from jaxgan.train import parallel
+from jaxgan.train.steps import apply_gradients, as_varying, example_keys, global_example_indices
 from jaxgan.translation.nets import check_image_size, size_multiple
 
 
@@ -52,83 +56,85 @@ class TranslationState(struct.PyTreeNode):
 
 
 # ----------------------------------------------------------------------------
-# Losses, per the papers. Each returns a scalar mean over the local batch (and
-# patches); the step pmeans gradients, which gives the global mean.
+# Losses, per the papers: jaxgan.losses' element-wise objectives averaged over
+# every patch logit, scaled as each paper writes them. Each returns a scalar mean
+# over the local batch (and patches); the step pmeans gradients, which gives the
+# global mean.
 
 
-def lsgan_d_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
-    """0.5 E[(D(y) - 1)^2] + 0.5 E[D(G(x))^2] over every patch logit.
+class PatchObjective(NamedTuple):
+    """An adversarial loss of `jaxgan.losses` on PatchGAN logits, with a paper's scales.
 
-    CycleGAN's least-squares D objective (Zhu et al. 2017, sec. 4 "Training
-    details", after Mao et al. 2017), halved "to slow down the rate at which D
-    learns"; jaxgan.losses.least_squares_d is exactly this per element.
+    `d(real, fake) = d_scale * mean(loss.d(real, fake))` and `g(fake) = g_scale *
+    mean(loss.g(fake))`, means over every example and patch. Losses whose G term
+    reads the real logits (the relativistic ones) are not supported here.
     """
-    return jnp.mean(losses.least_squares_d(real_logits, fake_logits))
+
+    loss: AdversarialLoss
+    d_scale: float = 1.0
+    g_scale: float = 1.0
+
+    def d(self, real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+        return self.d_scale * jnp.mean(self.loss.d(real_logits, fake_logits))
+
+    def g(self, fake_logits: jax.Array) -> jax.Array:
+        return self.g_scale * jnp.mean(self.loss.g(fake_logits))
 
 
-def lsgan_g_loss(fake_logits: jax.Array) -> jax.Array:
-    """E[(D(G(x)) - 1)^2] (Zhu et al. 2017, sec. 4): twice jaxgan's 0.5-scaled least_squares_g,
-    so the cycle weight lambda = 10 means what it means in the paper."""
-    return jnp.mean(2.0 * losses.least_squares_g(fake_logits))
+# CycleGAN (Zhu et al. 2017, sec. 4 "Training details"): least squares (Mao et al. 2017,
+# eq. 2). D: 0.5 E[(D(y) - 1)^2] + 0.5 E[D(G(x))^2], the objective halved "to slow down
+# the rate at which D learns", which is jaxgan.losses.least_squares_d as it stands. G:
+# E[(D(G(x)) - 1)^2], twice the 0.5-scaled least_squares_g, so that the cycle weight
+# lambda = 10 means what it means in the paper.
+CYCLEGAN_LSGAN = PatchObjective(losses.LOSSES["least_squares"], d_scale=1.0, g_scale=2.0)
+# pix2pix (Isola et al. 2017, sec. 3.3): D: 0.5 (E[-log D(x, y)] + E[-log(1 - D(x, G(x)))]),
+# halved as in the paper (jaxgan.losses.non_saturating_d, Goodfellow et al. 2014, eq. 1);
+# G: the non-saturating E[-log D(x, G(x))] (Goodfellow et al. 2014, sec. 3).
+PIX2PIX_BCE = PatchObjective(losses.LOSSES["non_saturating"], d_scale=0.5, g_scale=1.0)
 
 
 def l1_loss(x: jax.Array, y: jax.Array) -> jax.Array:
-    """mean |x - y| over every pixel and channel (cycle, identity and pix2pix L1 terms)."""
+    """mean |x - y| over every pixel and channel: the cycle and identity terms of CycleGAN
+    (Zhu et al. 2017, eq. 2 and sec. 5.2) and pix2pix's L1 term (Isola et al. 2017, eq. 3)."""
     if x.shape != y.shape:
         raise ValueError(f"L1 between different shapes {x.shape} and {y.shape}.")
     return jnp.mean(jnp.abs(x - y))
 
 
-def bce_d_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
-    """0.5 (E[-log D(x, y)] + E[-log(1 - D(x, G(x)))]): pix2pix's D objective, halved as in
-    Isola et al. 2017, sec. 3.3; jaxgan.losses.non_saturating_d per patch logit."""
-    return 0.5 * jnp.mean(losses.non_saturating_d(real_logits, fake_logits))
-
-
-def bce_g_loss(fake_logits: jax.Array) -> jax.Array:
-    """E[-log D(x, G(x))]: the non-saturating G objective pix2pix uses (sec. 3.3)."""
-    return jnp.mean(losses.non_saturating_g(fake_logits))
+def _check_objective(objective: PatchObjective) -> None:
+    if objective.loss.g_needs_real:
+        raise ValueError(f"The {objective.loss.name!r} loss reads real logits in G's loss; the translation steps "
+                         "take losses whose G term reads only the fakes (e.g. least_squares, non_saturating, hinge).")
 
 
 # ----------------------------------------------------------------------------
 # Shared pieces.
 
 
-def _apply_grads(net: NetState, grads: Params, tx: optax.GradientTransformation) -> NetState:
-    """Averages gradients over devices and takes one Optax step."""
-    grads = jax.lax.pmean(grads, DATA_AXIS)
-    updates, opt_state = tx.update(grads, net.opt_state, net.params)
-    return net.replace(params=optax.apply_updates(net.params, updates), opt_state=opt_state)
+def _update(net: NetState, tx: optax.GradientTransformation,
+            loss_fn: Callable[[Params], tuple[jax.Array, Any]]) -> tuple[NetState, tuple[jax.Array, Any]]:
+    """One optimizer step of `net` on `loss_fn(params) -> (loss, aux)`; returns (net, (loss, aux)).
 
-
-def _local(params: Params) -> Params:
-    """Params marked device-varying, so their gradient is each device's LOCAL one.
-
-    Under shard_map the gradient of a per-device loss with respect to a replicated
-    (invariant) value is implicitly summed over devices; `_apply_grads` then
-    averages the local gradients explicitly (as jaxgan.train.steps does).
+    Each device differentiates its local loss (`as_varying`), the gradients are
+    averaged over devices and applied through `jaxgan.train.steps.apply_gradients`,
+    as in the GAN step's D and G updates.
     """
-    return jax.lax.pcast(params, DATA_AXIS, to="varying")
+    out, grads = jax.value_and_grad(loss_fn, has_aux=True)(as_varying(net.params, DATA_AXIS))
+    return apply_gradients(net, jax.lax.pmean(grads, DATA_AXIS), tx, net.batch_stats), out
 
 
-# XLA's optimizing backend spends seconds per threefry normal draw (measured 3.3 s vs
+# XLA's optimizing CPU backend spends seconds per threefry normal draw (measured 3.3 s vs
 # 0.6 s unoptimized for one 4x4x64x128 kernel on 2 busy CPU cores, jax 0.10.2):
-# initialization runs once, so it is compiled without the expensive passes.
-INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+# initialization runs once, so on CPU it is compiled without the expensive passes
+# (jaxgan.state.INIT_COMPILER_OPTIONS, plus LLVM's expensive passes off).
+INIT_COMPILER_OPTIONS = {**state_lib.INIT_COMPILER_OPTIONS, "xla_llvm_disable_expensive_passes": True}
 
 
 def compile_init(init: Callable[[jax.Array], Any]) -> Callable[[int | jax.Array], Any]:
     """`init` compiled once, cheaply; the returned function takes a seed or a PRNGKey."""
-    compiled = jax.jit(init).lower(jax.random.PRNGKey(0)).compile(INIT_COMPILER_OPTIONS)
+    options = INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+    compiled = jax.jit(init).lower(jax.random.PRNGKey(0)).compile(options)
     return lambda seed: compiled(jax.random.PRNGKey(seed) if isinstance(seed, int) else seed)
-
-
-def _global_indices(local_batch: int) -> jax.Array:
-    return jax.lax.axis_index(DATA_AXIS) * local_batch + jnp.arange(local_batch)
-
-
-def _mean_metrics(metrics: Mapping[str, jax.Array]) -> Metrics:
-    return jax.lax.pmean({k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}, DATA_AXIS)
 
 
 def linear_decay_schedule(learning_rate: float, *, total_steps: int, decay_steps: int) -> optax.Schedule:
@@ -171,12 +177,44 @@ def _check_batch(batch: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
         raise ValueError(f"Paired batch: {batch['a'].shape[0]} inputs but {batch['b'].shape[0]} targets.")
 
 
+class _TranslationStep:
+    """What CycleGAN's and pix2pix's steps share: the state's creation, the step's
+    frame (key, step count, device-averaged metrics) and the batch check.
+
+    A subclass defines `paired`, `shape_a`, `shape_b`, `_init(rng) -> state` and
+    `_updates(state, a, b, key) -> (state, metrics)`, the updates of one step.
+    """
+
+    paired: ClassVar[bool]
+
+    def init_state(self, seed: int | jax.Array) -> TranslationState:
+        """Fresh params (N(0, 0.02)), Adam states, empty history buffers, step 0 (one compiled call)."""
+        return compile_init(self._init)(seed)
+
+    def abstract_state(self) -> TranslationState:
+        """The state's shapes and dtypes, allocating nothing (restore targets)."""
+        return jax.eval_shape(self._init, jax.random.PRNGKey(0))
+
+    def uses_convolution(self) -> bool:
+        """Whether the networks convolve (read from the traced init): picks the CPU compiler options
+        of `jaxgan.train.shard_map_step`."""
+        return "conv_general_dilated" in str(jax.make_jaxpr(self._init)(jax.random.PRNGKey(0)))
+
+    def __call__(self, state: TranslationState, batch: Mapping[str, jax.Array]) -> tuple[TranslationState, Metrics]:
+        key = jax.random.fold_in(state.rng, state.step)
+        state, metrics = self._updates(state, batch["a"], batch["b"], key)
+        return state.replace(step=state.step + 1), jax.lax.pmean(metrics, DATA_AXIS)
+
+    def check_batch(self, batch: Mapping[str, Any], num_devices: int) -> None:
+        _check_batch(batch, {"a": self.shape_a, "b": self.shape_b}, num_devices, paired=self.paired)
+
+
 # ----------------------------------------------------------------------------
 # CycleGAN.
 
 
 @dataclasses.dataclass(frozen=True)
-class CycleGANStep:
+class CycleGANStep(_TranslationStep):
     """CycleGAN's update (Zhu et al. 2017, eq. 3 and sec. 4; the reference code's order).
 
     G update on L = L_lsgan(G_ab, D_b) + L_lsgan(G_ba, D_a) + lambda (|G_ba(G_ab(a)) - a|_1
@@ -200,6 +238,8 @@ class CycleGANStep:
     cycle_weight: float = 10.0
     identity_weight: float = 0.5  # times cycle_weight (paper: 0.5 lambda)
     pool_size: int = 50
+    objective: PatchObjective = CYCLEGAN_LSGAN
+    paired: ClassVar[bool] = False
 
     def __post_init__(self):
         for shape, net, what in ((self.shape_a, self.g_ab, "domain A"), (self.shape_b, self.g_ba, "domain B")):
@@ -211,14 +251,7 @@ class CycleGANStep:
             raise ValueError("cycle_weight and identity_weight must be >= 0.")
         if not isinstance(self.pool_size, int) or self.pool_size < 0:
             raise ValueError(f"pool_size must be an int >= 0 (paper: 50; 0 = no history), got {self.pool_size!r}.")
-
-    def init_state(self, seed: int | jax.Array) -> TranslationState:
-        """Fresh params (N(0, 0.02)), Adam states, empty history buffers, step 0 (one compiled call)."""
-        return compile_init(self._init)(seed)
-
-    def abstract_state(self) -> TranslationState:
-        """The state's shapes and dtypes, allocating nothing (restore targets)."""
-        return jax.eval_shape(self._init, jax.random.PRNGKey(0))
+        _check_objective(self.objective)
 
     def _init(self, rng: jax.Array) -> TranslationState:
         k_gab, k_gba, k_da, k_db, train_key = jax.random.split(rng, 5)
@@ -243,8 +276,8 @@ class CycleGANStep:
         rec_a = self.g_ba.apply({"params": g_params["g_ba"]}, fake_b)
         rec_b = self.g_ab.apply({"params": g_params["g_ab"]}, fake_a)
         parts = {
-            "g_adv_ab": lsgan_g_loss(self.d_b.apply({"params": d_params["d_b"]}, fake_b)),
-            "g_adv_ba": lsgan_g_loss(self.d_a.apply({"params": d_params["d_a"]}, fake_a)),
+            "g_adv_ab": self.objective.g(self.d_b.apply({"params": d_params["d_b"]}, fake_b)),
+            "g_adv_ba": self.objective.g(self.d_a.apply({"params": d_params["d_a"]}, fake_a)),
             "cycle_a": l1_loss(rec_a, a),
             "cycle_b": l1_loss(rec_b, b),
         }
@@ -255,13 +288,19 @@ class CycleGANStep:
             total += self.identity_weight * self.cycle_weight * (parts["identity_a"] + parts["identity_b"])
         return total, (parts, fake_a, fake_b)
 
-    def __call__(self, state: TranslationState, batch: Mapping[str, jax.Array]) -> tuple[TranslationState, Metrics]:
-        a, b = batch["a"], batch["b"]
-        key = jax.random.fold_in(state.rng, state.step)
-        (g_loss, (parts, fake_a, fake_b)), g_grads = jax.value_and_grad(self.generator_losses, has_aux=True)(
-            _local(state.g.params), state.d.params, a, b)
-        g = _apply_grads(state.g, g_grads, self.g_tx)
+    def discriminator_losses(self, d_params: Params, a: jax.Array, b: jax.Array, fake_a: jax.Array,
+                             fake_b: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """D_a's and D_b's losses, real images against (history) fakes, and their sum."""
+        d_a = self.objective.d(self.d_a.apply({"params": d_params["d_a"]}, a),
+                               self.d_a.apply({"params": d_params["d_a"]}, fake_a))
+        d_b = self.objective.d(self.d_b.apply({"params": d_params["d_b"]}, b),
+                               self.d_b.apply({"params": d_params["d_b"]}, fake_b))
+        return d_a + d_b, (d_a, d_b)
 
+    def _updates(self, state: TranslationState, a: jax.Array, b: jax.Array,
+                 key: jax.Array) -> tuple[TranslationState, Metrics]:
+        g, (g_loss, (parts, fake_a, fake_b)) = _update(
+            state.g, self.g_tx, lambda p: self.generator_losses(p, state.d.params, a, b))
         pools = state.pools
         if self.pool_size:
             fake_a, pool_a = regularizers.replay_buffer_query(pools["a"], fake_a, jax.random.fold_in(key, 0),
@@ -270,21 +309,10 @@ class CycleGANStep:
                                                               axis_name=DATA_AXIS)
             pools = {"a": pool_a, "b": pool_b}
         fake_a, fake_b = jax.lax.stop_gradient(fake_a), jax.lax.stop_gradient(fake_b)
-
-        def d_loss_fn(d_params):
-            d_a = lsgan_d_loss(self.d_a.apply({"params": d_params["d_a"]}, a),
-                               self.d_a.apply({"params": d_params["d_a"]}, fake_a))
-            d_b = lsgan_d_loss(self.d_b.apply({"params": d_params["d_b"]}, b),
-                               self.d_b.apply({"params": d_params["d_b"]}, fake_b))
-            return d_a + d_b, (d_a, d_b)
-
-        (_, (d_a_loss, d_b_loss)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(_local(state.d.params))
-        d = _apply_grads(state.d, d_grads, self.d_tx)
-        metrics = _mean_metrics({"g_loss": g_loss, "d_a_loss": d_a_loss, "d_b_loss": d_b_loss, **parts})
-        return state.replace(step=state.step + 1, g=g, d=d, pools=pools), metrics
-
-    def check_batch(self, batch: Mapping[str, Any], num_devices: int) -> None:
-        _check_batch(batch, {"a": self.shape_a, "b": self.shape_b}, num_devices, paired=False)
+        d, (_, (d_a_loss, d_b_loss)) = _update(
+            state.d, self.d_tx, lambda p: self.discriminator_losses(p, a, b, fake_a, fake_b))
+        metrics = {"g_loss": g_loss, "d_a_loss": d_a_loss, "d_b_loss": d_b_loss, **parts}
+        return state.replace(g=g, d=d, pools=pools), metrics
 
     def translate(self, g_params: Params, x: jax.Array, direction: str = "AtoB") -> jax.Array:
         """G_ab(x) or G_ba(x) (inference: no randomness)."""
@@ -297,7 +325,7 @@ class CycleGANStep:
 
 
 @dataclasses.dataclass(frozen=True)
-class Pix2PixStep:
+class Pix2PixStep(_TranslationStep):
     """pix2pix's update (Isola et al. 2017, eq. 4 and sec. 3.3; the reference code's order).
 
     G(x) with dropout, then one D update of D(x, y) vs D(x, G(x)) (conditional:
@@ -314,6 +342,8 @@ class Pix2PixStep:
     shape_a: tuple[int, int, int]
     shape_b: tuple[int, int, int]
     l1_weight: float = 100.0
+    objective: PatchObjective = PIX2PIX_BCE
+    paired: ClassVar[bool] = True
 
     def __post_init__(self):
         check_image_size(self.shape_a[0], self.shape_a[1], multiple=size_multiple(self.generator),
@@ -322,14 +352,7 @@ class Pix2PixStep:
             raise ValueError(f"pix2pix needs inputs and targets of one size, got {self.shape_a} and {self.shape_b}.")
         if self.l1_weight < 0:
             raise ValueError(f"l1_weight must be >= 0 (paper: 100), got {self.l1_weight}.")
-
-    def init_state(self, seed: int | jax.Array) -> TranslationState:
-        """Fresh params (N(0, 0.02)) and Adam states, step 0 (one compiled call)."""
-        return compile_init(self._init)(seed)
-
-    def abstract_state(self) -> TranslationState:
-        """The state's shapes and dtypes, allocating nothing (restore targets)."""
-        return jax.eval_shape(self._init, jax.random.PRNGKey(0))
+        _check_objective(self.objective)
 
     def _init(self, rng: jax.Array) -> TranslationState:
         k_g, k_d, train_key = jax.random.split(rng, 3)
@@ -351,30 +374,25 @@ class Pix2PixStep:
     def _d(self, d_params: Params, a: jax.Array, b: jax.Array) -> jax.Array:
         return self.discriminator.apply({"params": d_params["d"]}, jnp.concatenate([a, b], axis=-1))
 
-    def __call__(self, state: TranslationState, batch: Mapping[str, jax.Array]) -> tuple[TranslationState, Metrics]:
-        a, b = batch["a"], batch["b"]
-        key = jax.random.fold_in(state.rng, state.step)
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(_global_indices(a.shape[0]))
+    def discriminator_loss(self, d_params: Params, a: jax.Array, b: jax.Array, fake: jax.Array) -> jax.Array:
+        """D(a, b) against D(a, G(a)): the conditional D's loss."""
+        return self.objective.d(self._d(d_params, a, b), self._d(d_params, a, fake))
+
+    def generator_losses(self, g_params: Params, d_params: Params, a: jax.Array, b: jax.Array,
+                         keys: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """G's total loss, adversarial + l1_weight * L1, and its two parts."""
+        out = self.generate(g_params, a, keys)
+        adv, l1 = self.objective.g(self._d(d_params, a, out)), l1_loss(out, b)
+        return adv + self.l1_weight * l1, (adv, l1)
+
+    def _updates(self, state: TranslationState, a: jax.Array, b: jax.Array,
+                 key: jax.Array) -> tuple[TranslationState, Metrics]:
+        keys = example_keys(key, global_example_indices(a.shape[0], DATA_AXIS))
         fake = jax.lax.stop_gradient(self.generate(state.g.params, a, keys))
-
-        def d_loss_fn(d_params):
-            return bce_d_loss(self._d(d_params, a, b), self._d(d_params, a, fake))
-
-        d_loss, d_grads = jax.value_and_grad(d_loss_fn)(_local(state.d.params))
-        d = _apply_grads(state.d, d_grads, self.d_tx)
-
-        def g_loss_fn(g_params):
-            out = self.generate(g_params, a, keys)
-            adv, l1 = bce_g_loss(self._d(d.params, a, out)), l1_loss(out, b)
-            return adv + self.l1_weight * l1, (adv, l1)
-
-        (g_loss, (g_adv, l1)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(_local(state.g.params))
-        g = _apply_grads(state.g, g_grads, self.g_tx)
-        metrics = _mean_metrics({"g_loss": g_loss, "g_adv": g_adv, "l1": l1, "d_loss": d_loss})
-        return state.replace(step=state.step + 1, g=g, d=d), metrics
-
-    def check_batch(self, batch: Mapping[str, Any], num_devices: int) -> None:
-        _check_batch(batch, {"a": self.shape_a, "b": self.shape_b}, num_devices, paired=True)
+        d, (d_loss, _) = _update(state.d, self.d_tx, lambda p: (self.discriminator_loss(p, a, b, fake), None))
+        g, (g_loss, (g_adv, l1)) = _update(
+            state.g, self.g_tx, lambda p: self.generator_losses(p, d.params, a, b, keys))
+        return state.replace(g=g, d=d), {"g_loss": g_loss, "g_adv": g_adv, "l1": l1, "d_loss": d_loss}
 
     def translate(self, g_params: Params, x: jax.Array, direction: str = "AtoB") -> jax.Array:
         """G(x) in inference mode (dropout off, so a translation is deterministic)."""
@@ -384,32 +402,22 @@ class Pix2PixStep:
 
 
 TranslationStep = CycleGANStep | Pix2PixStep
+# Batch leaves are [B, H, W, C], sharded on B (the GAN step's are [n_critic, B, ...]).
 BATCH_SPEC = P(DATA_AXIS)
 
 
 def translation_batch(local_batch: Mapping[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
     """This process's rows ([B_local, ...] numpy) as global arrays sharded on B."""
-    sharding = NamedSharding(mesh, BATCH_SPEC)
-    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
+    return parallel.global_batch(local_batch, mesh, BATCH_SPEC)
 
 
-def shard_map_translation_step(step: TranslationStep, mesh: Mesh) -> Callable:
-    """The step under `jax.shard_map` + `jax.jit` over `mesh`, state replicated and donated.
+def shard_map_translation_step(step: TranslationStep, mesh: Mesh, *,
+                               compiler_options: Mapping[str, Any] | str | None = "auto") -> Callable:
+    """`jaxgan.train.shard_map_step` with the translation batch layout (`BATCH_SPEC`).
 
+    The step under `jax.shard_map` + `jax.jit` over `mesh`, compiled once, state
+    replicated and donated, the same per-backend compiler options as the GAN step.
     Takes this process's rows of the batch as numpy (checked before compilation)
     or global arrays; returns the new state and scalar metrics.
     """
-    if mesh.axis_names != (DATA_AXIS,):
-        raise ValueError(f"The mesh must be 1-D with axis {DATA_AXIS!r} (jaxgan.make_mesh()), got {mesh.axis_names}.")
-    compiled = jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), BATCH_SPEC), out_specs=(P(), P())),
-                       donate_argnums=0)
-
-    def run(state: TranslationState, batch: Mapping[str, Any]) -> tuple[TranslationState, Metrics]:
-        if all(isinstance(v, jax.Array) for v in batch.values()):
-            step.check_batch(batch, mesh.size)
-            return compiled(state, dict(batch))
-        step.check_batch(batch, len(mesh.local_devices))
-        return compiled(state, translation_batch(batch, mesh))
-
-    run.compiled = compiled
-    return run
+    return parallel.shard_map_step(step, mesh, batch_spec=BATCH_SPEC, compiler_options=compiler_options)
