@@ -25,7 +25,7 @@ from jaxgan.train.steps import (CRITIC_LOOPS, GANStep, Regularization, ema_decay
                                 ema_decay_with_warmup, make_train_step)
 
 
-DATA_SOURCES = ("tfds", "npz", "folder", "mixture")
+DATA_SOURCES = ("tfds", "npz", "folder", "mixture", "stacked_digits")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -34,13 +34,16 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0  # drives init, every latent draw and the data order
 
     c.data = ml_collections.ConfigDict()
-    c.data.source = "tfds"  # "tfds" (a TFDS name), "npz" (a file), "folder" (of PNG/JPEG) or "mixture" (2-D points)
+    # "tfds" (a TFDS name), "npz" (a file), "folder" (of PNG/JPEG), "mixture" (2-D points) or
+    # "stacked_digits" (Stacked MNIST's 1000-mode analogue from the offline digits: 3 channels)
+    c.data.source = "tfds"
     c.data.name = "sklearn_digits"  # TFDS name, or the npz/folder path
     c.data.split = "train"
     c.data.data_dir = ""  # TFDS data dir; "" = $JAXGAN_DATA_DIR, $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.data.image_size = 32
     c.data.channels = 1
-    c.data.num_examples = 100_000  # "mixture" only: points drawn once (seeded by config.seed) for "ring" or "grid"
+    # "mixture" / "stacked_digits" only: examples drawn once (seeded by config.seed)
+    c.data.num_examples = 100_000
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "dcgan"  # one of jaxgan.nets.NETWORKS
@@ -183,6 +186,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
             raise ValueError(f"2-D mixture data needs model.name='mlp'; {config.model.name!r} makes images.")
     else:
         check_image_size(config.model.name, config.data.image_size, channels=config.data.channels)
+    if config.data.source == "stacked_digits" and config.data.channels != 3:
+        raise ValueError(f"config.data.source='stacked_digits' stacks 3 digits as channels; set "
+                         f"config.data.channels=3 (got {config.data.channels}).")
+    if config.data.source in ("mixture", "stacked_digits") and config.data.num_examples < 1:
+        raise ValueError(f"config.data.num_examples={config.data.num_examples} must be >= 1.")
     if config.model.num_classes and config.data.source == "folder":
         raise ValueError(
             f"config.model.num_classes={config.model.num_classes} makes a conditional GAN, which needs labels, but "

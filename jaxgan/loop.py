@@ -26,7 +26,7 @@ from jax.sharding import Mesh
 
 from jaxgan import data
 from jaxgan.common import to_uint8
-from jaxgan.config import (build_networks, build_optimizers, build_step, data_shape, eval_metric_names,
+from jaxgan.config import (DATA_SOURCES, build_networks, build_optimizers, build_step, data_shape, eval_metric_names,
                            resolve_schedule, validate)
 from jaxgan.runner import RunHooks, run_training, write_run_info
 from jaxgan.sampling import fixed_latents, generate, image_grid, sample_batched, scatter_image
@@ -50,12 +50,18 @@ class Evaluator(Protocol):
 
 def load_training_arrays(data_config: ml_collections.ConfigDict, *, with_labels: bool = False,
                          seed: int = 0) -> dict[str, np.ndarray]:
-    """The whole training split as uint8 [N, size, size, channels] (+ int32 labels), or for a
-    2-D mixture float32 points [num_examples, 2] drawn with `seed`."""
+    """The whole training split as uint8 [N, size, size, channels] (+ int32 labels); for a
+    2-D mixture float32 points [num_examples, 2], for stacked digits uint8 [num_examples, size, size, 3],
+    drawn with `seed`."""
     if data_config.source == "mixture":
         from jaxgan.metrics import modes
         return {"image": modes.sample_mixture(modes.get_mixture(data_config.name), data_config.num_examples,
                                               seed=seed)}
+    if data_config.source == "stacked_digits":  # the train split's digits only; modes are not labels
+        from jaxgan.metrics import digits_classifier
+        images, _ = digits_classifier.make_stacked_digits(data_config.num_examples, seed=seed, split="train",
+                                                          image_size=data_config.image_size)
+        return {"image": images}
     kwargs = dict(image_size=data_config.image_size, channels=data_config.channels)
     if data_config.source == "tfds":
         return data.load_tfds_images(data_config.name, split=data_config.split,
@@ -64,7 +70,7 @@ def load_training_arrays(data_config: ml_collections.ConfigDict, *, with_labels:
         return data.load_npz_images(data_config.name, with_labels=with_labels, **kwargs)
     if data_config.source == "folder":
         return data.load_image_folder(data_config.name, **kwargs)
-    raise ValueError(f"config.data.source={data_config.source!r}; valid: 'tfds', 'npz', 'folder'.")
+    raise ValueError(f"config.data.source={data_config.source!r}; valid: {DATA_SOURCES}.")
 
 
 def step_batch(batcher: data.ArrayBatcher, step: int, n_critic: int) -> dict[str, np.ndarray]:
@@ -147,7 +153,7 @@ def build_evaluators(config: ml_collections.ConfigDict, arrays: Mapping[str, np.
         elif name == "msssim":
             kwargs["real_images"] = arrays["image"]
         elif name == "modes":
-            kwargs["data"] = config.data.name
+            kwargs["data"] = "stacked_digits" if config.data.source == "stacked_digits" else config.data.name
         evaluators.append(ev.make_evaluator(name, **kwargs))
     return evaluators
 

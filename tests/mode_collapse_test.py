@@ -260,5 +260,40 @@ def test_configuration_names_and_the_pacgan_batch():
     assert config.g_optimizer.learning_rate == 1e-4 and config.g_optimizer.b1 == 0.8
     with pytest.raises(ValueError, match="Unknown configuration 'pacgan9'"):
         mode_collapse.train_config("ring", "pacgan9")
-    with pytest.raises(ValueError, match="stacked digits"):
+    with pytest.raises(ValueError, match="stacked_digits"):
         mode_collapse.train_config("spiral", "gan")
+
+
+def test_stacked_digits_data_are_three_train_digits_and_a_run_is_scored(tmp_path):
+    """The stacked-digits source stacks three train-split digits as channels (checked against the split
+    itself), a wrong channel count fails before anything runs, and a 2-step run is scored and saved."""
+    import json
+
+    from experiments import mode_collapse
+    from jaxgan import config as config_lib
+    from jaxgan.loop import load_training_arrays
+    from jaxgan.metrics import digits_classifier
+
+    config = mode_collapse.train_config("stacked_digits", "pacgan2", train_steps=2)
+    assert (config.data.source, config.data.channels, config.model.name, config.batch_size) == \
+        ("stacked_digits", 3, "dcgan", 128)
+    config.data.num_examples = 50
+    images = load_training_arrays(config.data, seed=3)["image"]
+    assert images.shape == (50, 32, 32, 3) and images.dtype == np.uint8
+    train, _ = digits_classifier.load_split("train")
+    test, _ = digits_classifier.load_split("test")
+    for c in range(3):  # every channel is one train digit, never a held-out one
+        diff = lambda pool: np.abs(images[:, None, :, :, c].astype(int) - pool[None].astype(int)).sum((2, 3))
+        assert (diff(train).min(axis=1) == 0).all()
+        assert (diff(test).min(axis=1) > 0).all()
+    bad = mode_collapse.train_config("stacked_digits", "gan")
+    bad.data.channels = 1
+    with pytest.raises(ValueError, match="channels=3"):
+        config_lib.validate(bad, 1)
+
+    scores, samples = mode_collapse.train_image_seed("stacked_digits", "gan", preset="fast", seed=0, train_steps=2,
+                                                     workdir=str(tmp_path / "run"), num_samples=300)
+    assert 1 <= scores["modes"] <= 300 and scores["reverse_kl"] > 0 and math.isnan(scores["high_quality"])
+    assert samples.shape == (100, 32, 32, 3) and samples.dtype == np.uint8
+    assert json.load(open(tmp_path / "run" / "config.json"))["data"]["source"] == "stacked_digits"
+    assert (tmp_path / "run" / "checkpoints" / "2").is_dir()
