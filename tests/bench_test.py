@@ -32,3 +32,24 @@ def test_bench_mlp_row_reports_speed_flops_and_donated_state():
     # Donation: the step's inputs and outputs hold ~one copy of the state, not two.
     assert 0.9 < mlp["state_copies"] < 1.5, mlp["state_copies"]
     assert mlp["peak_rss_mb"] > 0
+
+
+def test_op_time_breakdown_by_category_on_hand_made_events():
+    from benchmarks import xla_profile
+
+    assert [xla_profile.op_category(n) for n in ("convolution-base-dilated.3", "wrapped_reduce-window.29",
+                                           "transpose_copy_fusion.6", "multiply_add_fusion.67", "dot.2",
+                                           "while", "copy_bitcast_fusion.5", "ynn_fusion.10")] == \
+        ["convolution", "reduce-window", "transpose/copy", "elementwise fusion", "dot", "other", "transpose/copy",
+         "ynnpack fusion"]
+    events = [("tf_XLAEigen/1", "convolution.1", 6e6), ("tf_XLAEigen/2", "convolution.1", 2e6),
+              ("tf_XLAEigen/1", "wrapped_reduce-window.2", 2e6),
+              ("tf_XLAEigen/1", "ThunkExecutor::Execute", 50e6),  # a wrapper around the ops: skipped
+              ("tf_XLAEigen/2", "SlinkyThreadPool::Await", 9e6),  # waiting, not computing: skipped
+              ("python", "block_until_ready", 90e6)]  # not an XLA op: skipped
+    b = xla_profile.op_time_breakdown(events, steps=2)
+    assert b["op_ms_per_step"] == 5.0  # (6 + 2 + 2) ms over 2 steps
+    assert b["categories"] == {"convolution": {"ms": 4.0, "percent": 80.0},
+                               "reduce-window": {"ms": 1.0, "percent": 20.0}}
+    assert b["top_ops"] == [["convolution.1", 4.0], ["wrapped_reduce-window.2", 1.0]]
+    assert xla_profile.op_time_breakdown([("python", "x", 1.0)], steps=1) == {}

@@ -21,7 +21,10 @@ the same devices (a large float32 matmul, the `peak` row). "state MB" is the
 train state's size; "copies" is the compiled step's input + output buffers,
 the donated (aliased) ones counted once, in units of the state: ~1 when
 donation works (the new state reuses the old one's memory), ~2 when it does not;
-"temp MB" is XLA's scratch for activations and gradients.
+"temp MB" is XLA's scratch for activations and gradients. `--profile` adds
+where the step's time goes: XLA op time per step by category (convolution,
+reduce-window, transpose/copy, elementwise fusion, ...) and the slowest ops,
+from a jax.profiler trace of --steps more steps.
 
 Needs torch for the reference (`pip install "jaxgan[bench]"`); without it the
 jaxgan rows still run and the PyTorch columns say why they are empty.
@@ -53,6 +56,8 @@ flags.DEFINE_enum("torch", "auto", ["auto", "off"], "auto: run the PyTorch refer
 flags.DEFINE_string("torch_variants", "eager,channels_last,compile", "PyTorch variants to run.")
 flags.DEFINE_bool("json", False, "One JSON line per row instead of a table.")
 flags.DEFINE_bool("fid_xla_defaults", False, "fid row: XLA's default options, not fid.CPU_COMPILER_OPTIONS.")
+flags.DEFINE_bool("profile", False, "Train rows: also profile --steps steps per XLA op (jax.profiler) and report "
+                  "where the time goes, by op category and the top ops.")
 flags.DEFINE_string("child", "", "Internal: run one row in this process and print its JSON line.")
 FLAGS = flags.FLAGS
 
@@ -167,7 +172,12 @@ def bench_train_row(name: str) -> dict:
         jax.block_until_ready(metrics)
         times.append((time.perf_counter() - start) / (calls * k))
     per_step = statistics.median(times)
-    return dict(name=name, framework="jaxgan", backend=jax.default_backend(), devices=mesh.size,
+    breakdown = None
+    if FLAGS.profile:
+        sys.path.insert(0, ROOT)
+        from benchmarks.xla_profile import profile_steps
+        state, breakdown = profile_steps(train_step, state, batch, calls, calls * k)
+    return dict(op_breakdown=breakdown, name=name, framework="jaxgan", backend=jax.default_backend(), devices=mesh.size,
                 n_critic=n_critic, critic_loop=jaxgan.train.steps.resolve_critic_loop(FLAGS.critic_loop),
                 steps_per_call=k, batch_size=FLAGS.batch_size, steps_per_s=1.0 / per_step,
                 images_per_s=FLAGS.batch_size * n_critic / per_step, compile_plus_first_s=compile_s,
@@ -233,7 +243,7 @@ def bench_peak() -> dict:
 def run_child(name: str) -> dict:
     """Runs `tools/bench.py --child=NAME` with this run's flags; returns its JSON line."""
     flag_names = ("batch_size", "n_critic", "critic_loop", "steps_per_call", "step_loop", "compiler_options",
-                  "steps", "repeats", "fid_xla_defaults")
+                  "steps", "repeats", "fid_xla_defaults", "profile")
     argv = [sys.executable, os.path.abspath(__file__), f"--child={name}"]
     argv += [f"--{f}={getattr(FLAGS, f)}" for f in flag_names]
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
@@ -323,6 +333,12 @@ def main(argv):
               f"{row['peak_rss_mb']:>7.0f} | {torch_text:>22} "
               f"{_fmt(best and best.get('peak_rss_mb'), '.0f'):>7} {_fmt(row.get('ratio_to_torch_best'), '.2f'):>6}",
               flush=True)
+        if row.get("op_breakdown"):
+            b = row["op_breakdown"]
+            print(f"{'':8} XLA op time {b['op_ms_per_step']:.1f} ms/step (all threads): " + ", ".join(
+                f"{c} {v['percent']:.0f}%" for c, v in b["categories"].items()), flush=True)
+            print(f"{'':8} slowest ops (ms/step): " + ", ".join(f"{n} {ms:.1f}" for n, ms in b["top_ops"]),
+                  flush=True)
         for r in references:
             if r.get("error"):
                 print(f"{'':8} torch {r.get('variant', '')}: {r['error'][:200]}", flush=True)
