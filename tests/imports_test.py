@@ -23,7 +23,7 @@ FORBIDDEN = HEAVY + ("ml_collections", "jaxgan.data", "jaxgan.loop", "jaxgan.run
 
 CORE_MODULES = sorted(
     [*ROOT.joinpath("train").rglob("*.py"), *ROOT.joinpath("nets").rglob("*.py"),
-     *ROOT.joinpath("metrics").rglob("*.py"),
+     *ROOT.joinpath("metrics").rglob("*.py"), *ROOT.joinpath("classify").rglob("*.py"),
      ROOT / "losses.py", ROOT / "state.py", ROOT / "common.py", ROOT / "regularizers.py", ROOT / "augment.py",
      ROOT / "optim.py", ROOT / "sampling.py",
      # The translation step and nets (its loop and apply.py are I/O layers, like jaxgan.loop).
