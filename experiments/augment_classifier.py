@@ -149,7 +149,7 @@ def train_gans(exp, images: np.ndarray, labels: np.ndarray, seeds: Sequence[int]
         if not np.isfinite(d_loss).all():
             raise FloatingPointError(f"GAN training diverged (non-finite D loss) by step {done}; lower "
                                      "config.gan.learning_rate.")
-        log(f"  GAN step {done}/{total}: d_loss {np.round(d_loss, 3).tolist()}")
+        log(f"  GAN step {done}/{total}: d_loss " + " ".join(f"{v:.3f}" for v in d_loss))
     return g, jax.device_get(states)
 
 
@@ -221,8 +221,10 @@ def pool_for(setting: str, ratio: float, n: int, real: Mapping[str, np.ndarray],
             "label": np.pad(labels, (0, pad)).astype(np.int32), "is_real": np.pad(is_real, (0, pad))}, used
 
 
-def run_size(exp, splits: Splits, n: int, seeds: Sequence[int], log=print) -> dict[tuple[str, float], list[float]]:
-    """Every setting for n images per class: {(setting, ratio): [accuracy of each seed]}."""
+def run_size(exp, splits: Splits, n: int, seeds: Sequence[int], log=print, workdir: str | None = None
+             ) -> dict[tuple[str, float], list[float]]:
+    """Every setting for n images per class: {(setting, ratio): [accuracy of each seed]}. With a workdir,
+    also writes samples_n{n}.png: the first seed's real subset (left) and GAN samples, one row per class."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -252,6 +254,9 @@ def run_size(exp, splits: Splits, n: int, seeds: Sequence[int], log=print) -> di
         params = gan.g_ema_params if exp.gan.use_ema else gan.g.params
         x, y = generate_per_class(generator, params, gan.g.batch_stats, per_class=candidates, num_classes=C, seed=s)
         synth.append({"image": x, "label": y})
+
+    if workdir:
+        save_samples(real_x[0], real_y[0], synth[0], os.path.join(workdir, f"samples_n{n}.png"), per_class=min(n, 10))
 
     cfg = exp.classifier
     model = classify.SmallCNN(num_classes=C, widths=tuple(cfg.widths), hidden=cfg.hidden)
@@ -298,6 +303,28 @@ def run_size(exp, splits: Splits, n: int, seeds: Sequence[int], log=print) -> di
             f"{acc.std(ddof=1) if len(acc) > 1 else 0.0:.4f} ({time.perf_counter() - t:.0f} s)")
     log(f"n={n}: GANs {t_gan:.0f} s, total {time.perf_counter() - t0:.0f} s")
     return results
+
+
+def save_samples(real_x: np.ndarray, real_y: np.ndarray, synth: Mapping[str, np.ndarray], path: str, *,
+                 per_class: int) -> str:
+    """A PNG grid, one row per class: `per_class` real images, a blank, then `per_class` GAN samples."""
+    from PIL import Image
+
+    from jaxgan.common import to_uint8
+    from jaxgan.sampling import image_grid
+
+    rows = []
+    for c in range(int(real_y.max()) + 1):
+        r = real_x[real_y == c][:per_class]
+        g = synth["image"][synth["label"] == c][:per_class]
+        r = np.concatenate([r, np.full((per_class - len(r),) + r.shape[1:], -1.0, np.float32)])
+        rows.append(np.concatenate([r, np.full((1,) + r.shape[1:], 1.0, np.float32), g]))
+    images = np.asarray(to_uint8(np.concatenate(rows)))
+    grid = image_grid(images, columns=2 * per_class + 1)
+    scale = max(1, 96 // images.shape[1])
+    Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).resize(
+        (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
+    return path
 
 
 def classic_augment_fn():
@@ -503,7 +530,7 @@ def run(exp, workdir: str, log=print) -> list[Row]:
     rows, per_seed, timing = [], [], {}
     for n in exp.n_per_class:
         t = time.perf_counter()
-        results = run_size(exp, splits, int(n), seeds, log=log)
+        results = run_size(exp, splits, int(n), seeds, log=log, workdir=workdir)
         timing[f"n{n}_s"] = round(time.perf_counter() - t, 1)
         rows += summarize(int(n), results)
         per_seed += [dict(n_per_class=n, setting=s, ratio=r, seed=seed, accuracy=repr(a))
