@@ -130,7 +130,7 @@ def test_classifier_is_sane_on_real_digits_and_the_seed_loop_is_deterministic(di
              "is_real": jnp.ones((2, len(x)), bool)}
     init = lambda seed: classify.create_state(model, tx, jax.random.key(seed), jnp.asarray(x[:1]))
     states = jax.tree_util.tree_map(lambda *a: jnp.stack(a), init(0), init(1))
-    fit = classify.make_fit_seeds(model=model, tx=tx, num_steps=400, batch_size=32)
+    fit = classify.make_fit_seeds(model=model, tx=tx, num_steps=250, batch_size=32)
     sizes = jnp.asarray([len(x)] * 2)
     out, losses = fit(states, pools, sizes)
     test_x, test_y = jnp.asarray(exp_lib.to_float(s.test_images)), jnp.asarray(s.test_labels)
