@@ -25,6 +25,7 @@ from jaxgan.translation import steps as tsteps
 from jaxgan.translation.nets import PatchDiscriminator, ResnetGenerator, UNetGenerator, patch_receptive_field
 
 CONFIGS = os.path.join(os.path.dirname(__file__), os.pardir, "experiments", "configs")
+CROP = 16  # the training runs' crop size (small: XLA compile and CPU steps dominate the test time)
 
 
 def _count(tree) -> int:
@@ -109,12 +110,17 @@ def _batches(seed: int, count: int) -> list[dict[str, np.ndarray]]:
     return [{k: rng.uniform(-1, 1, (4, 4, 4, 3)).astype(np.float32) for k in ("a", "b")} for _ in range(count)]
 
 
+# The toy steps below are compiled without XLA's backend optimizations: the same math on
+# both device counts, in about half the compile time.
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
 def _one_and_four_devices(step, batches):
     """The state and last metrics after `batches` on 1 device and on 4, and the 4-device step."""
     results = []
     for n in (1, 4):
         mesh = make_mesh(jax.devices()[:n])
-        fn = tsteps.shard_map_translation_step(step, mesh)
+        fn = tsteps.shard_map_translation_step(step, mesh, compiler_options=FAST_COMPILE)
         state = replicate(step.init_state(0), mesh)
         for batch in batches:
             state, metrics = fn(state, batch)
@@ -379,7 +385,7 @@ def test_paper_presets_load_by_path_and_match_the_papers(name):
 
 def _tiny_config(name: str, **overrides) -> ml_collections.ConfigDict:
     config = _config(name)
-    config.data.load_size, config.data.crop_size = 36, 32
+    config.data.load_size, config.data.crop_size = CROP + 4, CROP
     config.g.features, config.d.features, config.d.num_layers = 4, 4, 2
     config.batch_size = 2
     config.num_sample_rows = 2
@@ -394,11 +400,12 @@ def _tiny_config(name: str, **overrides) -> ml_collections.ConfigDict:
 
 
 def _triplets(path) -> np.ndarray:
-    """A triplet grid PNG back as float [rows, 3 columns, 32, 32, 3] in [0, 255] (32 px cells, pad 2)."""
+    """A triplet grid PNG back as float [rows, 3 columns, CROP, CROP, 3] in [0, 255] (CROP px cells, pad 2)."""
     grid = np.asarray(Image.open(path)).astype(np.float64)
-    rows = (grid.shape[0] - 2) // 34
-    assert grid.shape == (rows * 34 + 2, 3 * 34 + 2, 3)
-    return np.stack([np.stack([grid[2 + r * 34: r * 34 + 34, 2 + c * 34: c * 34 + 34] for c in range(3)])
+    cell = CROP + 2
+    rows = (grid.shape[0] - 2) // cell
+    assert grid.shape == (rows * cell + 2, 3 * cell + 2, 3)
+    return np.stack([np.stack([grid[2 + r * cell: (r + 1) * cell, 2 + c * cell: (c + 1) * cell] for c in range(3)])
                      for r in range(rows)])
 
 
@@ -417,11 +424,11 @@ def test_cyclegan_trains_resumes_exactly_and_translates(tmp_path):
         np.testing.assert_array_equal(x, y)  # bit-exact: params, Adam, history buffers, step, rng
 
     # The cycle error |G_ba(G_ab(a)) - a| of the fixed sample rows, read back from the PNG triplets
-    # (input | translated | reconstructed), falls; at init G ~ 0 so it is ~ |a|. (Measured: 85 -> 21 of 255.)
+    # (input | translated | reconstructed), falls; at init G ~ 0 so it is ~ |a|. (Measured: 88 -> 52 of 255.)
     samples = tmp_path / "straight" / "samples"
     cycle = lambda step: np.mean([np.mean(np.abs(t[:, 2] - t[:, 0])) for t in (
         _triplets(samples / f"{name}_{step:06d}.png") for name in ("a2b", "b2a"))])
-    assert cycle(40) < 0.6 * cycle(0), (cycle(0), cycle(40))
+    assert cycle(40) < 0.7 * cycle(0), (cycle(0), cycle(40))
     lines = [json.loads(line) for line in open(tmp_path / "straight" / "metrics.jsonl")]
     assert [r["step"] for r in lines] == list(range(2, 41, 2)) and "train/cycle_a" in lines[0]
 
@@ -431,18 +438,18 @@ def test_cyclegan_trains_resumes_exactly_and_translates(tmp_path):
     src, out, back = tmp_path / "in", tmp_path / "out", tmp_path / "back"
     src.mkdir()
     first = _triplets(samples / "a2b_000040.png")[0]
-    images = {"wide": rng.integers(0, 255, (32, 48, 3), dtype=np.uint8), "sample": first[0].astype(np.uint8)}
+    images = {"wide": rng.integers(0, 255, (CROP, CROP + 8, 3), dtype=np.uint8), "sample": first[0].astype(np.uint8)}
     for name, image in images.items():
         _save(src / f"{name}.png", image)
     translator = apply.load_translator(str(tmp_path / "straight"))
     assert translator.trained_steps == 40
     written = apply.translate_folder(translator, str(src), str(out))
     assert sorted(os.path.basename(p) for p in written) == ["sample.png", "wide.png"]
-    assert np.asarray(Image.open(out / "wide.png")).shape == (32, 48, 3)
+    assert np.asarray(Image.open(out / "wide.png")).shape == (CROP, CROP + 8, 3)
     assert np.abs(np.asarray(Image.open(out / "sample.png")).astype(float) - first[1]).max() <= 1
     apply.translate_folder(translator, str(out), str(back), direction="BtoA")  # the round trip B -> A
     assert sorted(os.listdir(back)) == ["sample.png", "wide.png"]
-    assert np.asarray(Image.open(back / "wide.png")).shape == (32, 48, 3)
+    assert np.asarray(Image.open(back / "wide.png")).shape == (CROP, CROP + 8, 3)
     assert np.abs(np.asarray(Image.open(back / "sample.png")).astype(float) - first[2]).max() <= 2
 
     before_bytes = (out / "wide.png").read_bytes()
@@ -454,10 +461,10 @@ def test_cyclegan_trains_resumes_exactly_and_translates(tmp_path):
 
     bad = tmp_path / "bad"
     bad.mkdir()
-    _save(bad / "odd_size.png", rng.integers(0, 255, (30, 32, 3), dtype=np.uint8))
-    with pytest.raises(ValueError, match=r"odd_size.png: size 30x32 cannot be halved enough times"):
+    _save(bad / "odd_size.png", rng.integers(0, 255, (CROP - 2, CROP, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match=rf"odd_size.png: size {CROP - 2}x{CROP} cannot be halved enough times"):
         apply.translate_folder(translator, str(bad), str(tmp_path / "bad_out"))
-    _save(bad / "odd_size.png", rng.integers(0, 255, (32, 32, 1), dtype=np.uint8))
+    _save(bad / "odd_size.png", rng.integers(0, 255, (CROP, CROP, 1), dtype=np.uint8))
     with pytest.raises(ValueError, match=r"odd_size.png: the image has 1 channel"):
         apply.translate_folder(translator, str(bad), str(tmp_path / "bad_out"))
     assert not (tmp_path / "bad_out").exists()
@@ -467,15 +474,16 @@ def test_pix2pix_trains_and_refuses_bad_configs(tmp_path):
     from jaxgan.translation import apply, loop
 
     mesh = make_mesh(jax.devices()[:1])
-    config = _tiny_config("pix2pix", **{"g.num_downs": 3, "g.features": 8, "d.features": 8, "batch_size": 4,
+    config = _tiny_config("pix2pix", **{"g.num_downs": 2, "g.features": 8, "d.features": 8, "d.num_layers": 1,
+                                        "batch_size": 4,
                                         "train_steps": 30, "learning_rate": 1e-3, "log_every_steps": 6,
                                         "sample_every_steps": 30, "checkpoint_every_steps": 30})
     loop.train_and_evaluate(config, str(tmp_path / "run"), mesh=mesh)
-    # The L1 term falls (measured: 0.54 at step 6 -> 0.26 at step 30, in [-1, 1] units) ...
+    # The L1 term falls (measured: 0.56 at step 6 -> 0.28 at step 30, in [-1, 1] units) ...
     l1s = [json.loads(line)["train/l1"] for line in open(tmp_path / "run" / "metrics.jsonl")]
     assert len(l1s) == 5 and l1s[-1] < 0.6 * l1s[0], l1s
     # ... and so does |G(a) - b| on the fixed sample rows (gray input as RGB | translated | target),
-    # read back from the PNG triplets (measured 83 -> 74 of 255).
+    # read back from the PNG triplets (measured 84 -> 57 of 255).
     before, after = (_triplets(tmp_path / "run" / "samples" / f"a2b_{s:06d}.png") for s in (0, 30))
     np.testing.assert_array_equal(before[:, 0, ..., 0], before[:, 0, ..., 2])  # the gray input
     l1 = lambda t: np.mean(np.abs(t[:, 1] - t[:, 2]))
@@ -484,9 +492,9 @@ def test_pix2pix_trains_and_refuses_bad_configs(tmp_path):
     with pytest.raises(ValueError, match="pix2pix: it has one generator"):
         apply.translate_folder(translator, str(tmp_path), str(tmp_path / "x"), direction="BtoA")
 
-    config.data.crop_size = 36
-    with pytest.raises(ValueError, match=r"crop_size.*36x36 cannot be halved enough times.*multiples of 8"):
+    config.data.crop_size = CROP - 2
+    with pytest.raises(ValueError, match=rf"crop_size.*{CROP - 2}x{CROP - 2} cannot be halved enough times.*of 4"):
         loop.validate(config, 1)
-    config.data.crop_size, config.batch_size = 32, 3
+    config.data.crop_size, config.batch_size = CROP, 3
     with pytest.raises(ValueError, match="multiple of the device count 2"):
         loop.validate(config, 2)
