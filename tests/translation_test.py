@@ -393,12 +393,7 @@ def _tiny_config(name: str, **overrides) -> ml_collections.ConfigDict:
     config.batch_size = 2
     config.num_sample_rows = 2
     config.log_every_steps = 2
-    for k, v in overrides.items():
-        parent = config
-        *path, leaf = k.split(".")
-        for p in path:
-            parent = parent[p]
-        parent[leaf] = v
+    config.update_from_flattened_dict(overrides)  # {"g.num_blocks": 1, ...}
     return config
 
 
