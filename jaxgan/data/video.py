@@ -258,9 +258,10 @@ def build_moving_digits(data_dir: str | os.PathLike[str], *, config: Any = "32px
 
     tfds = _tfds()
     builder_cls, _ = _builder_class()
-    names = [c.name for c in builder_cls.BUILDER_CONFIGS]
+    names = [c.name for c in builder_cls.BUILDER_CONFIGS] + sorted(_CUSTOM_CONFIGS)
     if isinstance(config, str) and config not in names:
         raise ValueError(f"Unknown moving_digits config {config!r}; valid: {names} (or a MovingDigitsConfig).")
+    config = _CUSTOM_CONFIGS.get(config, config) if isinstance(config, str) else config
     builder = builder_cls(data_dir=os.fspath(data_dir), config=config)
     if not _is_prepared(builder):
         with _no_progress_bar():
@@ -268,9 +269,15 @@ def build_moving_digits(data_dir: str | os.PathLike[str], *, config: Any = "32px
     return builder
 
 
+_CUSTOM_CONFIGS: dict[str, Any] = {}
+
+
 def moving_digits_config(**kwargs: Any):
-    """A custom MovingDigitsConfig (frame_size, num_digits, num_frames, train_clips, test_clips, name)."""
-    return _builder_class()[1](**kwargs)
+    """A custom MovingDigitsConfig (frame_size, num_digits, num_frames, train_clips, test_clips, name),
+    known by its name from then on (`moving_digits/<name>` in `load_tfds_videos`)."""
+    config = _builder_class()[1](**kwargs)
+    _CUSTOM_CONFIGS[config.name] = config
+    return config
 
 
 # ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxgan.common import DATA_AXIS
 from jaxgan.nets.layers import SubPixelConvTranspose
@@ -118,8 +119,8 @@ class VideoGenerator(nn.Module):
 
 
 class SpaceTimeConv(nn.Module):
-    """`nn.Conv(features, (kt, k, k), strides=(1, s, s), padding="SAME")` on [B, T, H, W, C], computed
-    as ONE 2-D convolution over the B*T frames of the kt time-shifted copies stacked on channels.
+    """`nn.Conv(features, (kt, k, k), strides=(st, s, s), padding="SAME")` on [B, T, H, W, C], computed
+    as ONE 2-D convolution over the output frames' kt time-shifted input frames stacked on channels.
 
     Same parameters (name, shape [kt, k, k, Cin, F], init) and outputs as the
     Flax 3-D layer, but XLA's CPU backend runs 2-D convolutions far faster than
@@ -128,6 +129,7 @@ class SpaceTimeConv(nn.Module):
 
     features: int
     time_kernel: int = 4
+    time_stride: int = 1
     kernel_size: int = 4
     stride: int = 2
     kernel_init: Any = _INIT
@@ -135,23 +137,26 @@ class SpaceTimeConv(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         b, t, h, w, c = x.shape
-        kt, k = self.time_kernel, self.kernel_size
+        kt, k, st = self.time_kernel, self.kernel_size, self.time_stride
         kernel = self.param("kernel", self.kernel_init, (kt, k, k, c, self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-        before = (kt - 1) // 2  # Flax/XLA "SAME": the extra padding goes after
-        padded = jnp.pad(x, ((0, 0), (before, kt - 1 - before), (0, 0), (0, 0), (0, 0)))
-        shifted = jnp.concatenate([padded[:, i:i + t] for i in range(kt)], axis=-1)  # [B, T, H, W, kt*C]
+        t_out = -(-t // st)
+        total = max((t_out - 1) * st + kt - t, 0)  # XLA's "SAME": the odd pad goes after
+        padded = jnp.pad(x, ((0, 0), (total // 2, total - total // 2), (0, 0), (0, 0), (0, 0)))
+        starts = np.arange(t_out) * st
+        shifted = jnp.concatenate([padded[:, starts + i] for i in range(kt)], axis=-1)  # [B, T_out, H, W, kt*C]
         kernel2d = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(k, k, kt * c, self.features)
-        y = jax.lax.conv_general_dilated(shifted.reshape(b * t, h, w, kt * c), kernel2d, (self.stride,) * 2,
+        y = jax.lax.conv_general_dilated(shifted.reshape(b * t_out, h, w, kt * c), kernel2d, (self.stride,) * 2,
                                          "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        return (y + bias).reshape(b, t, *y.shape[1:])
+        return (y + bias).reshape(b, t_out, *y.shape[1:])
 
 
 class VideoDiscriminator(nn.Module):
     """D_V: videos [B, T, S, S, C] -> logits [B], 3-D convolutions over time and space.
 
-    4x4x4 kernels, spatial stride 2 down to 4x4, temporal stride 1 (clips are
-    short), LeakyReLU(0.2), then a linear logit of the whole [T, 4, 4, width]
+    4x4x4 kernels, spatial stride 2 down to 4x4, temporal stride 1 in the first
+    layer and 2 after it while more than 4 frames remain (as TGAN's D halves
+    time), LeakyReLU(0.2), then a linear logit of the whole [T', 4, 4, width]
     map, so the order of the frames matters (MoCoGAN's D_V, without BatchNorm).
     """
 
@@ -166,7 +171,8 @@ class VideoDiscriminator(nn.Module):
                              f"{videos.shape}.")
         h = videos
         for i in range(check_frame_size(self.frame_size)):
-            h = SpaceTimeConv(self.width * 2 ** i, name=f"conv{i}")(h)
+            time_stride = 2 if i > 0 and h.shape[1] > 4 else 1
+            h = SpaceTimeConv(self.width * 2 ** i, time_stride=time_stride, name=f"conv{i}")(h)
             h = nn.leaky_relu(h, 0.2)
         return nn.Dense(1, kernel_init=_INIT, name="logit")(h.reshape(h.shape[0], -1))[:, 0]
 
