@@ -27,7 +27,9 @@ CORE_MODULES = sorted(
      ROOT / "losses.py", ROOT / "state.py", ROOT / "common.py", ROOT / "regularizers.py", ROOT / "augment.py",
      ROOT / "optim.py", ROOT / "sampling.py",
      # The translation step and nets (its loop and apply.py are I/O layers, like jaxgan.loop).
-     ROOT / "translation" / "steps.py", ROOT / "translation" / "nets.py"]
+     ROOT / "translation" / "steps.py", ROOT / "translation" / "nets.py",
+     # The video GAN step and nets (its loop is an I/O layer).
+     ROOT / "video" / "steps.py", ROOT / "video" / "nets.py", ROOT / "video" / "__init__.py"]
 )
 
 

@@ -22,7 +22,9 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 # The image-to-image translation configs train another step (tests/translation_test.py).
 NOT_GAN_ZOO = ("__init__.py", "test.py", "cyclegan.py", "pix2pix.py",
                # The GAN data-augmentation experiment's configs (tests/augment_classifier_test.py).
-               "augment_classifier.py", "augment_classifier_full.py")
+               "augment_classifier.py", "augment_classifier_full.py",
+               # The video GAN's config (tests/video_test.py).
+               "video_gan.py")
 PRESETS = sorted(f[:-3] for f in os.listdir(CONFIG_DIR) if f.endswith(".py") and f not in NOT_GAN_ZOO)
 
 
