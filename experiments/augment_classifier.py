@@ -396,13 +396,14 @@ def verdict(rows: Sequence[Row]) -> list[str]:
         text = f"**{n} per class.** Real only: {100 * real.mean:.1f}%."
         if best is not None:
             gain = f"{100 * best.delta_mean:+.1f} +/- {100 * best.delta_std:.1f} points"
+            picked = f"the best of {len(gan_rows)} GAN settings, not corrected for picking the best"
             if helps(best):
                 text += (f" GAN samples helped: the best GAN setting ({best.setting}, ratio {best.ratio:g}) "
-                         f"reached {100 * best.mean:.1f}% ({gain} over real only, paired by seed).")
+                         f"reached {100 * best.mean:.1f}% ({gain} over real only, paired by seed; {picked}).")
             else:
                 text += (f" GAN samples did NOT help: the best GAN setting ({best.setting}, ratio {best.ratio:g}) "
                          f"reached {100 * best.mean:.1f}% ({gain} vs real only, paired by seed; not more than "
-                         "two standard errors above zero).")
+                         f"two standard errors above zero; {picked}).")
         if classic is not None:
             text += f" Classic augmentation: {100 * classic.mean:.1f}% ({100 * classic.delta_mean:+.1f} points)."
             both = [r for r in block if r.setting == "classic+gan"]
