@@ -85,7 +85,7 @@ def test_preset_trains(name, digits):
     (lambda c: setattr(c.data, "image_size", 48), "48"),
     (lambda c: (setattr(c.model, "num_classes", 10), setattr(c.data, "source", "folder")), "folder of images has none"),
     (lambda c: setattr(c, "batch_size", 17), "not divisible"),
-    (lambda c: setattr(c.data, "source", "parquet"), r"valid: \('tfds', 'npz', 'folder', 'mixture'\)"),
+    (lambda c: setattr(c.data, "source", "parquet"), r"valid: \('tfds', 'npz', 'folder', 'mixture', 'stacked_digits'\)"),
     (lambda c: (setattr(c.data, "source", "mixture"), setattr(c.data, "name", "ring")), "needs model.name='mlp'"),
     (lambda c: (setattr(c.data, "source", "mixture"), setattr(c.data, "name", "spiral")), "not a mixture"),
 ])

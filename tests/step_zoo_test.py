@@ -67,18 +67,17 @@ ALL_ON = Regularization(gradient_penalty=1.0, dragan=1.0, r1_gamma=1.0, r2_gamma
 
 
 def test_every_stabilizer_at_once_is_independent_of_the_device_count():
-    """Per-example keys and global-batch means: 1, 2 and 8 devices give one result."""
+    """Per-example keys and global-batch means: 1 and 8 devices give one result."""
     step = _step(ALL_ON)
     state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
     assert set(state.extras) == {"lecam", "replay", "g_average", "d_average"}
     batches = [_batch(seed=0), _batch(seed=1)]
     ref, ref_metrics = _run(step, state, batches, 1)
-    for n in (2, 8):
-        got, metrics = _run(step, state, batches, n)
-        _assert_close(got, ref)
-        for m, r in zip(metrics, ref_metrics):
-            for k in r:
-                np.testing.assert_allclose(m[k], r[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    got, metrics = _run(step, state, batches, 8)
+    _assert_close(got, ref)
+    for m, r in zip(metrics, ref_metrics):
+        for k in r:
+            np.testing.assert_allclose(m[k], r[k], rtol=1e-4, atol=1e-6, err_msg=k)
     for name in ("d_gradient_penalty", "d_dragan", "d_r1", "d_r2", "d_lecam", "d_bcr", "d_historical_average",
                  "g_feature_matching", "g_mode_seeking", "g_historical_average"):
         assert name in ref_metrics[-1] and np.isfinite(ref_metrics[-1][name]), name

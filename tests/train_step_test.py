@@ -82,18 +82,25 @@ def _structure_and_avals(state):
 
 @contextlib.contextmanager
 def _count_backend_compiles():
-    """Counts XLA backend compilations (of anything) inside the block."""
+    """Counts XLA compilations (of anything) inside the block: backend compiles, and programs
+    taken from the persistent compilation cache (tests/conftest.py turns it on) instead."""
     events = []
 
-    def listener(name, duration, **kwargs):
+    def on_duration(name, duration, **kwargs):
         if name == "/jax/core/compile/backend_compile_duration":
             events.append(duration)
 
-    jax.monitoring.register_event_duration_secs_listener(listener)
+    def on_event(name, **kwargs):
+        if name == "/jax/compilation_cache/cache_hits":
+            events.append(0.0)
+
+    jax.monitoring.register_event_duration_secs_listener(on_duration)
+    jax.monitoring.register_event_listener(on_event)
     try:
         yield events
     finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
+        jax.monitoring.unregister_event_duration_listener(on_duration)
+        jax.monitoring.unregister_event_listener(on_event)
 
 
 def _mlp_nets(latent_dim=8, hidden=32, out_shape=(2,)):
@@ -166,13 +173,13 @@ def _run_pmap(step, state, batches, n_devices):
 
 @pytest.fixture(scope="module", params=["mlp", "dcgan"])
 def parity(request):
-    """3 steps of the same GAN on the same global batches: 1, 2, 8 devices, shard_map and pmap."""
+    """3 steps of the same GAN on the same global batches: 1 and 8 devices, shard_map and pmap."""
     kind = request.param
     step, state = _setup(kind)
     batches = _batches(step.sample_shape)
     runs = {"kind": kind, "initial": state}
-    for name, runner, n in (("shard_map_1", _run_shard_map, 1), ("shard_map_2", _run_shard_map, 2),
-                            ("shard_map_8", _run_shard_map, 8), ("pmap_8", _run_pmap, 8)):
+    for name, runner, n in (("shard_map_1", _run_shard_map, 1), ("shard_map_8", _run_shard_map, 8),
+                            ("pmap_8", _run_pmap, 8)):
         t0 = time.perf_counter()
         runs[name] = runner(step, state, batches, n)
         print(f"{kind} {name}: {time.perf_counter() - t0:.1f} s for {N_STEPS} steps incl. compile")
@@ -188,7 +195,7 @@ def parity(request):
 COMPARED_STEPS = {"mlp": N_STEPS, "dcgan": 1}
 
 
-@pytest.mark.parametrize("name", ["shard_map_2", "shard_map_8", "pmap_8"])
+@pytest.mark.parametrize("name", ["shard_map_8", "pmap_8"])
 def test_data_parallel_matches_single_device(parity, name):
     steps = COMPARED_STEPS[parity["kind"]]
     reference = parity["shard_map_1"]["states"][steps - 1]
