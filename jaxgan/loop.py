@@ -15,7 +15,6 @@ as a straight run would have. Safety (non-finite guard, SIGTERM saves): see
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import jax
@@ -29,7 +28,7 @@ from jaxgan.common import to_uint8
 from jaxgan.config import (DATA_SOURCES, build_networks, build_optimizers, build_step, data_shape, eval_metric_names,
                            resolve_schedule, validate)
 from jaxgan.runner import RunHooks, run_training, write_run_info
-from jaxgan.sampling import fixed_latents, generate, image_grid, sample_batched, scatter_image
+from jaxgan.sampling import compiled_generate, fixed_latents, image_grid, sample_batched, scatter_image
 from jaxgan.state import GANTrainState
 from jaxgan.train import (GANStep, global_batch, make_mesh, multi_global_batch, prefetch_to_mesh, replicate,
                           shard_map_step)
@@ -197,7 +196,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     if steps_per_call > 1:
         train_fns[steps_per_call] = shard_map_step(step, mesh, steps_per_call=steps_per_call,
                                                    step_loop=config.get("step_loop", "auto"))
-    grid_fn = jax.jit(functools.partial(generate, generator))
+    grid_fn = compiled_generate(generator)
     grid_z = replicate(fixed_latents(config.seed + 1, config.num_samples, step.latent_dim), mesh)
     grid_labels = sample_labels_for_grid(config.num_samples, step.num_classes)
     if grid_labels is not None:

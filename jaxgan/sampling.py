@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import flax.linen as nn
@@ -21,15 +22,24 @@ def generate(generator: nn.Module, params: Params, batch_stats: Params, z: jax.A
     return generator.apply(variables, z, labels, train=False)
 
 
+@functools.partial(jax.jit, static_argnames=("num", "latent_dim"))
 def fixed_latents(seed: int, num: int, latent_dim: int, start: int = 0) -> jax.Array:
     """Latents number start..start+num-1 of `seed`: z_i = N(0, I) keyed by fold_in(PRNGKey(seed), i).
 
     Sample i depends only on (seed, i), never on how many are drawn at once, so
-    the same seed always gives the same samples, in any batch size.
+    the same seed always gives the same samples, in any batch size. Compiled once
+    per (num, latent_dim): seed and start are traced.
     """
     key = jax.random.PRNGKey(seed)
     return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (latent_dim,)))(
-        jnp.arange(start, start + num))
+        start + jnp.arange(num))
+
+
+@functools.lru_cache(maxsize=32)
+def compiled_generate(generator: nn.Module):
+    """`generate` jitted for `generator`, one per generator (Flax modules hash by their fields), so
+    periodic evaluations reuse the compiled forward pass instead of recompiling it each time."""
+    return jax.jit(functools.partial(generate, generator))
 
 
 def sample_batched(
@@ -51,7 +61,7 @@ def sample_batched(
     if labels is not None and len(labels) != num:
         raise ValueError(f"{len(labels)} labels for {num} samples; give one label per sample.")
     latent_dim = int(generator.latent_dim)
-    run = jax.jit(lambda p, s, z, y: generate(generator, p, s, z, y))
+    run = compiled_generate(generator)
     out = []
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
