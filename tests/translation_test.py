@@ -277,6 +277,13 @@ def test_data_errors_name_the_file(tmp_path):
     np.testing.assert_array_equal(b[1], np.asarray(Image.open(tmp_path / "B" / "y.png")))
     with pytest.raises(FileNotFoundError, match=r"tfds build cycle_gan/horse2zebra --data_dir="):
         tdata.load_cycle_gan_tfds("horse2zebra", load_size=8, data_dir=str(tmp_path / "no_tfds"))
+    # Through the loop: the data error comes before the workdir is made or anything compiles.
+    from jaxgan.translation import loop
+    config = _tiny_config("cyclegan", **{"data.source": "folders", "data.path_a": str(empty),
+                                         "data.path_b": str(tmp_path / "B")})
+    with pytest.raises(ValueError, match="the folder holds no PNG/JPEG"):
+        loop.train_and_evaluate(config, str(tmp_path / "never_made"), mesh=make_mesh(jax.devices()[:1]))
+    assert not (tmp_path / "never_made").exists()
 
 
 def _serve_splits(root, splits: dict[str, np.ndarray]):

@@ -141,10 +141,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     """
     mesh = mesh or make_mesh()
     validate(config, mesh.size)
+    a, b = load_data(config)  # bad data fails before the workdir is touched or anything compiles
     write_run_info(config, workdir)
     step, train_fn, init_fn, grid_fn = compiled_step(config, mesh)
 
-    a, b = load_data(config)
     batcher = tdata.TranslationBatcher(a, b, batch_size=config.batch_size, crop_size=config.data.crop_size,
                                        seed=config.seed, paired=config.model == "pix2pix", flip=config.data.flip,
                                        process_index=jax.process_index(), process_count=jax.process_count())
