@@ -6,7 +6,7 @@
       --config.data.frame_size=64 --config.data.split=test --config.data.eval_split=test   # prepared beforehand
 
 Demo: one scikit-learn digit (16 px) bouncing in a 32x32 frame, 16 frames,
-fresh clips every step (no download); G width 16, Ds width 8, batch 16;
+fresh clips every step (no download); G width 32, Ds width 16, batch 16, 1500 steps;
 see the README's "Video generation" section for the measured time and what it shows.
 Samples (GIF + frame-grid PNG of G and EMA-G) in WORKDIR/samples every sample_every_steps;
 eval/ (per-frame digits Frechet distance and the motion score) every eval_every_steps.
@@ -24,12 +24,12 @@ def get_config(preset: str = "demo") -> ml_collections.ConfigDict:
         name="", split="train", eval_split="test", data_dir="", max_clips=0,  # tfds; max_clips 0 = all
         num_frames=16, frame_size=32, channels=1,
         num_digits=1, digit_size=0, max_speed=3.0, seed=0))  # moving digits; digit_size 0 = frame_size // 2
-    config.model = ml_collections.ConfigDict(dict(content_dim=50, motion_dim=10, g_width=16, d_width=8))
+    config.model = ml_collections.ConfigDict(dict(content_dim=50, motion_dim=10, g_width=32, d_width=16))
     config.loss = "non_saturating"  # any of jaxgan.losses.LOSSES
     config.image_weight = 1.0  # weight of D_I's loss next to D_V's (MoCoGAN: 1)
     config.image_frames = 2  # frames per clip shown to D_I
     config.batch_size = 16
-    config.train_steps = 1000
+    config.train_steps = 1500
     config.g_learning_rate = 2e-4
     config.d_learning_rate = 2e-4
     config.b1, config.b2 = 0.5, 0.999
@@ -40,7 +40,7 @@ def get_config(preset: str = "demo") -> ml_collections.ConfigDict:
     config.gif_fps = 8.0
     config.checkpoint_every_steps = 500
     config.keep_checkpoints = 3
-    config.eval_every_steps = 250  # 0 = never
+    config.eval_every_steps = 500  # 0 = never
     config.eval_features = "digits"  # digits (fast, moving digits) | inception (real video; slow on CPU)
     config.eval_num_clips = 64
     config.compile = "auto"  # auto | fast_compile (tests: faster compile, slower steps) | default
