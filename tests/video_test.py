@@ -233,6 +233,24 @@ def test_frame_frechet_distance_is_the_1d_formula_over_frames():
     assert evaluator(lambda num, seed: a[:num], step=0)["frame_fd"] > 0
 
 
+def test_frame_fid_uses_inception_features_of_every_gray_frame_as_rgb():
+    """features="inception": every frame of every clip, gray repeated to RGB, through the FID Inception
+    (random weights at 64-d here: the real ones are not shipped); the statistics are numpy's mean and
+    covariance of those features (the Frechet formula itself is tested above and in fid_test)."""
+    from jaxgan.metrics import fid  # pylint: disable=g-import-not-at-top
+    from tests.helpers import random_inception_variables  # pylint: disable=g-import-not-at-top
+
+    extractor = fid.InceptionFeatures(random_inception_variables(), weights_meta={}, feature_dim=64, batch_size=8)
+    features = vmetrics.inception_frame_features(extractor)
+    clips = np.random.default_rng(1).integers(0, 256, (3, 4, 16, 16, 1), dtype=np.uint8)
+    rgb_frames = np.repeat(clips.reshape(-1, 16, 16, 1), 3, axis=-1)
+    direct = np.asarray(extractor(rgb_frames), np.float64)
+    got = vmetrics.frame_stats(clips, features)
+    assert got.n == 12
+    np.testing.assert_allclose(got.mean, direct.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.cov, np.cov(direct, rowvar=False), rtol=1e-4, atol=1e-6)
+
+
 def test_metrics_reject_bad_videos():
     with pytest.raises(TypeError, match="uint8"):
         vmetrics.clip_motion(np.zeros((2, 4, 8, 8, 1), np.float32))
@@ -311,9 +329,17 @@ def test_step_device_count_invariant_and_checks_batches():
             state, metrics = compiled.train(state, batch)
         finals[n] = jax.device_get(state)
         assert all(np.isfinite(float(v)) for v in metrics.values())
-    for a, b in zip(jax.tree_util.tree_leaves(finals[1]), jax.tree_util.tree_leaves(finals[4])):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    assert int(finals[4].step) == 2
+    # The same step under jax.pmap (same axis name) on 4 devices.
+    from jaxgan.video.steps import pmap_video_step  # pylint: disable=g-import-not-at-top
+    pmapped = pmap_video_step(compiled.step, jax.local_devices()[:4])
+    state = jax.device_get(compiled.init(0))
+    for batch in batches:
+        state, metrics = pmapped(state, batch)
+    finals["pmap"] = jax.device_get(state)
+    for other in (4, "pmap"):
+        for a, b in zip(jax.tree_util.tree_leaves(finals[1]), jax.tree_util.tree_leaves(finals[other])):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert int(finals[4].step) == int(finals["pmap"].step) == 2
     train = compiled.train
     with pytest.raises(ValueError, match="not divisible by the device count 4"):
         train(state, {"video": batches[0]["video"][:6]})
