@@ -6,7 +6,7 @@ from the latest one, exactly. Apply the trained generator to new images with
 `python tools/translate.py --workdir=DIR --input=FOLDER --out=FOLDER`.
 """
 
-from translation_launcher import launch
+from launcher import launch, translation_outputs
 
 if __name__ == "__main__":
-    launch("pix2pix")
+    launch("pix2pix", "jaxgan.translation.loop", translation_outputs)

@@ -418,3 +418,19 @@ def test_training_resumes_exactly_writes_samples_and_closes_the_gap(tmp_path):
     assert fd_after < 0.75 * fd_before, (fd_before, fd_after)
     brightness_gap = lambda x: abs(x.mean() - real.mean())
     assert brightness_gap(after) < 0.75 * brightness_gap(before), (before.mean(), after.mean(), real.mean())
+
+
+def test_launcher_trains_the_test_preset_and_says_where_the_samples_are(tmp_path):
+    """experiments/video_gan.py through the shared experiments/launcher.py, as a user runs it."""
+    import subprocess  # pylint: disable=g-import-not-at-top
+    import sys  # pylint: disable=g-import-not-at-top
+
+    root = os.path.join(os.path.dirname(__file__), os.pardir)
+    workdir = tmp_path / "run"
+    result = subprocess.run([sys.executable, "experiments/video_gan.py", "--config=experiments/configs/video_gan.py:test",
+                             f"--workdir={workdir}", "--config.train_steps=4"],
+                            cwd=root, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"jaxgan: writing to workdir {workdir}" in result.stdout
+    assert f"jaxgan: stopped at step 4. Samples (GIF + frame grids) in {workdir / 'samples'}" in result.stdout
+    assert {"g_000004.gif", "ema_000004.png"} <= set(os.listdir(workdir / "samples"))

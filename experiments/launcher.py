@@ -1,0 +1,42 @@
+"""The shared launcher of the application experiments (cyclegan.py, pix2pix.py, video_gan.py).
+
+`launch(name, loop_module, outputs)` defines the flags (the default config is
+experiments/configs/<name>.py, a fast offline demo; override any field with
+`--config.FIELD=VALUE`), trains or resumes exactly from the workdir's latest
+checkpoint with `<loop_module>.train_and_evaluate`, and prints `outputs(workdir)`:
+where the samples are and what to run next.
+"""
+
+import datetime
+import importlib
+import os
+from typing import Callable
+
+from absl import app, flags
+from ml_collections import config_flags
+
+
+def launch(name: str, loop_module: str, outputs: Callable[[str], str]) -> None:
+    default_config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", f"{name}.py")
+    config_flags.DEFINE_config_file("config", default_config, "Experiment config file.", lock_config=True)
+    flags.DEFINE_string("workdir", None, "Directory for checkpoints, samples and TensorBoard events.")
+    flags.DEFINE_integer("stop_at", None, "Stop (after a checkpoint) at this step; relaunch to continue.")
+    FLAGS = flags.FLAGS
+
+    def main(argv):
+        del argv
+        loop = importlib.import_module(loop_module)  # after flag parsing, so --help stays fast
+
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        workdir = os.path.abspath(FLAGS.workdir or os.path.join("workdirs", f"{name}-{stamp}"))
+        print(f"jaxgan: writing to workdir {workdir}", flush=True)
+        state = loop.train_and_evaluate(FLAGS.config, workdir, stop_at=FLAGS.stop_at)
+        print(f"jaxgan: stopped at step {int(state.step)}. {outputs(workdir)}", flush=True)
+
+    app.run(main)
+
+
+def translation_outputs(workdir: str) -> str:
+    """CycleGAN / pix2pix: the triplet grids, and how to apply the generator."""
+    return (f"Triplets in {os.path.join(workdir, 'samples')}; translate with: "
+            f"python tools/translate.py --workdir={workdir} --input=FOLDER --out=FOLDER")
