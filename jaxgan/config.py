@@ -96,6 +96,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.g_optimizer = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))  # Adam (Radford et al. 2016)
     c.d_optimizer = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))
+    c.lr_decay_steps = 0  # > 0: both learning rates decay linearly to zero over the last N train steps (CycleGAN)
 
     # Durations. A step is n_critic D updates + 1 G update and shows D
     # batch_size * n_critic real images. Each duration can instead be given in
@@ -240,6 +241,17 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
                  "eval_every_images"):
         if config.get(name, 0) < 0:
             raise ValueError(f"config.{name}={config.get(name)} must be >= 0 (0 = off / use the *_steps field).")
+    decay = config.get("lr_decay_steps", 0)
+    if decay:
+        if not 0 < decay <= config.train_steps:
+            raise ValueError(f"config.lr_decay_steps={decay} must be in [0, config.train_steps={config.train_steps}] "
+                             "(the learning rates reach zero at the end of training).")
+        if config.get("train_images", 0):
+            raise ValueError("config.lr_decay_steps counts train steps: give the run's length as config.train_steps, "
+                             "not config.train_images.")
+        if config.regularization.r1_gamma and config.regularization.r1_every > 1:
+            raise ValueError("config.lr_decay_steps with lazy R1 (regularization.r1_every > 1) is not supported: "
+                             "the lazy R1 updates shift D's update count; set r1_every=1 or lr_decay_steps=0.")
 
 
 def eval_metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -308,8 +320,13 @@ def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientT
     reg = config.regularization
     lazy = reg.r1_every if reg.r1_gamma and reg.r1_every > 1 else 0
     g, d = config.g_optimizer, config.d_optimizer
-    return (optim.adam(g.learning_rate, b1=g.b1, b2=g.b2),
-            optim.adam(d.learning_rate, b1=d.b1, b2=d.b2, lazy_every=lazy))
+    g_lr, d_lr = g.learning_rate, d.learning_rate
+    if config.get("lr_decay_steps", 0):  # schedules count optimizer updates: D makes n_critic per step
+        steps, decay, k = config.train_steps, config.lr_decay_steps, config.n_critic
+        g_lr = optim.linear_decay_schedule(g_lr, total_steps=steps, decay_steps=decay)
+        d_lr = optim.linear_decay_schedule(d_lr, total_steps=steps * k, decay_steps=decay * k)
+    return (optim.adam(g_lr, b1=g.b1, b2=g.b2),
+            optim.adam(d_lr, b1=d.b1, b2=d.b2, lazy_every=lazy))
 
 
 def build_step(config: ml_collections.ConfigDict, generator: nn.Module, discriminator: nn.Module,

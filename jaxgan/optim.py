@@ -37,6 +37,20 @@ def lazy_adam_hyperparams(
     return lr, b1**c, b2**c
 
 
+def linear_decay_schedule(learning_rate: float, *, total_steps: int, decay_steps: int) -> optax.Schedule:
+    """Constant `learning_rate`, then linear decay to zero over the last `decay_steps` of `total_steps` updates.
+
+    CycleGAN (Zhu et al. 2017, sec. 4): 2e-4 for the first 100 epochs, then
+    linearly to zero over the next 100 (the reference decays per epoch; this is
+    the same ramp per update). A decay to zero also lets a GAN's samples settle
+    onto the modes at the end of training instead of jittering around them.
+    """
+    if not 0 <= decay_steps <= total_steps:
+        raise ValueError(f"decay_steps must be in [0, total_steps={total_steps}], got {decay_steps}.")
+    return optax.linear_schedule(learning_rate, 0.0, transition_steps=max(decay_steps, 1),
+                                 transition_begin=total_steps - decay_steps)
+
+
 def adam(
     learning_rate: LearningRate,
     b1: float = 0.5,

@@ -88,6 +88,10 @@ def test_preset_trains(name, digits):
     (lambda c: setattr(c.data, "source", "parquet"), r"valid: \('tfds', 'npz', 'folder', 'mixture', 'stacked_digits'\)"),
     (lambda c: (setattr(c.data, "source", "mixture"), setattr(c.data, "name", "ring")), "needs model.name='mlp'"),
     (lambda c: (setattr(c.data, "source", "mixture"), setattr(c.data, "name", "spiral")), "not a mixture"),
+    (lambda c: setattr(c, "lr_decay_steps", c.train_steps + 1), r"lr_decay_steps=\d+ must be in \[0, config.train_steps"),
+    (lambda c: (setattr(c, "lr_decay_steps", 1), setattr(c, "train_images", 6400)), "not config.train_images"),
+    (lambda c: (setattr(c, "lr_decay_steps", 1), setattr(c.regularization, "r1_gamma", 1.0),
+                setattr(c.regularization, "r1_every", 16)), "lazy R1"),
 ])
 def test_config_errors_name_the_problem_before_building(change, match):
     config = importlib.import_module("experiments.configs.dcgan").get_config()
@@ -103,3 +107,28 @@ def test_config_combination_errors_come_from_the_step():
     g_tx, d_tx = build_optimizers(config)
     with pytest.raises(ValueError, match="Weight clipping"):
         build_step(config, generator, discriminator, g_tx, d_tx)
+
+
+def test_lr_decay_steps_decays_both_learning_rates_to_zero_per_update():
+    """With a constant gradient every Adam update is -lr(t) (bias-corrected m = g, v = g^2), so the updates
+    trace the schedule: G constant for train_steps - N updates then linear to 0; D the same over n_critic
+    updates per step."""
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+    config = importlib.import_module("experiments.configs.dcgan").get_config()
+    config.train_steps, config.lr_decay_steps, config.n_critic = 8, 4, 2
+    config.g_optimizer.learning_rate, config.d_optimizer.learning_rate = 1e-3, 4e-3
+    validate(config, 1)
+    g_tx, d_tx = build_optimizers(config)
+
+    def updates(tx, count):
+        params = jnp.zeros(3)
+        state, out = tx.init(params), []
+        for _ in range(count):
+            update, state = tx.update(jnp.ones(3), state, params)
+            out.append(float(-update[0]))
+        return np.asarray(out)
+
+    hand = lambda lr, total, decay: [lr if t < total - decay else lr * (total - t) / decay for t in range(total)]
+    np.testing.assert_allclose(updates(g_tx, 8), hand(1e-3, 8, 4), rtol=1e-5)
+    np.testing.assert_allclose(updates(d_tx, 16), hand(4e-3, 16, 8), rtol=1e-5)

@@ -29,6 +29,7 @@ from flax import struct
 from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxgan import losses, regularizers
+from jaxgan.optim import linear_decay_schedule  # noqa: F401 (re-exported: jaxgan.translation.linear_decay_schedule)
 from jaxgan import state as state_lib
 from jaxgan.common import DATA_AXIS, Metrics, Params
 from jaxgan.losses import AdversarialLoss
@@ -135,19 +136,6 @@ def compile_init(init: Callable[[jax.Array], Any]) -> Callable[[int | jax.Array]
     options = INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
     compiled = jax.jit(init).lower(jax.random.PRNGKey(0)).compile(options)
     return lambda seed: compiled(jax.random.PRNGKey(seed) if isinstance(seed, int) else seed)
-
-
-def linear_decay_schedule(learning_rate: float, *, total_steps: int, decay_steps: int) -> optax.Schedule:
-    """Constant `learning_rate`, then linear decay to zero over the last `decay_steps` steps.
-
-    CycleGAN (Zhu et al. 2017, sec. 4): 2e-4 for the first 100 epochs, then
-    linearly to zero over the next 100 (the reference decays per epoch; this is
-    the same ramp per step).
-    """
-    if not 0 <= decay_steps <= total_steps:
-        raise ValueError(f"decay_steps must be in [0, total_steps={total_steps}], got {decay_steps}.")
-    return optax.linear_schedule(learning_rate, 0.0, transition_steps=max(decay_steps, 1),
-                                 transition_begin=total_steps - decay_steps)
 
 
 def adam(learning_rate: float, *, total_steps: int, decay_steps: int, b1: float = 0.5,
