@@ -332,10 +332,10 @@ def test_step_device_count_invariant_and_checks_batches():
     # The same step under jax.pmap (same axis name) on 4 devices.
     from jaxgan.video.steps import pmap_video_step  # pylint: disable=g-import-not-at-top
     pmapped = pmap_video_step(compiled.step, jax.local_devices()[:4])
-    state = jax.device_get(compiled.init(0))
+    host_state = jax.device_get(compiled.init(0))
     for batch in batches:
-        state, metrics = pmapped(state, batch)
-    finals["pmap"] = jax.device_get(state)
+        host_state, metrics = pmapped(host_state, batch)
+    finals["pmap"] = jax.device_get(host_state)
     for other in (4, "pmap"):
         for a, b in zip(jax.tree_util.tree_leaves(finals[1]), jax.tree_util.tree_leaves(finals[other])):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -29,10 +29,10 @@ from flax import struct
 from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxgan import losses, regularizers
-from jaxgan.optim import linear_decay_schedule  # noqa: F401 (re-exported: jaxgan.translation.linear_decay_schedule)
 from jaxgan import state as state_lib
 from jaxgan.common import DATA_AXIS, Metrics, Params
 from jaxgan.losses import AdversarialLoss
+from jaxgan.optim import linear_decay_schedule  # noqa: F401 (re-exported: jaxgan.translation.linear_decay_schedule)
 from jaxgan.state import NetState
 from jaxgan.train import parallel
 from jaxgan.train.steps import apply_gradients, as_varying, example_keys, global_example_indices
