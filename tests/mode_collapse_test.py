@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -154,9 +155,11 @@ def _tiny_mixture_config(**overrides):
     return config
 
 
-def test_multi_seed_driver_equals_single_seed_runs():
+@pytest.mark.parametrize("num_devices", [1, 2])
+def test_multi_seed_driver_equals_single_seed_runs(num_devices):
     """Seed s of the vmapped, scanned driver == the loop's own step (shard_map_step) run alone on seed s
-    (packed D, G BatchNorm, maxout D, LeCam anchors in the state's extras, an EMA schedule)."""
+    (packed D, G BatchNorm, maxout D, LeCam anchors in the state's extras, an EMA schedule), with all
+    seeds on one device or split over two."""
     from jaxgan import config as config_lib
     from jaxgan import data
     from jaxgan.loop import load_training_arrays, step_batch
@@ -181,7 +184,7 @@ def test_multi_seed_driver_equals_single_seed_runs():
             state, _ = single(state, step_batch(batcher, s, config.n_critic))
         want.append(jax.device_get(state))
 
-    run = multi_seed_steps(step)
+    run = multi_seed_steps(step, devices=jax.devices()[:num_devices])
     states, arrays, batchers = mode_collapse.init_seeds(config, step, seeds)
     for start in (0, num_steps):  # two calls: the second resumes where the first stopped
         states, metrics = run(states, arrays, mode_collapse.batch_indices(batchers, start, num_steps, config.n_critic))
@@ -213,6 +216,29 @@ def test_multi_seed_driver_rejects_bad_indices():
         run(states, arrays, np.zeros((3, 1, 1, 8), np.int32))
     with pytest.raises(ValueError, match="outside"):
         run(states, arrays, np.full((2, 1, 1, 8), 64, np.int32))
+    three = multi_seed_steps(step, devices=jax.devices()[:3])
+    with pytest.raises(ValueError, match="2 seeds do not split evenly over 3 devices"):
+        three(states, arrays, np.zeros((2, 1, 1, 8), np.int32))
+
+
+def test_seed_devices_split_the_seeds_evenly_and_the_sweep_asks_for_a_device_per_core(monkeypatch):
+    from jaxgan.train.seeds import seed_devices
+    from experiments import mode_collapse
+
+    devices = jax.devices()[:8]
+    assert seed_devices(10, devices) == devices[:5]  # 5 devices x 2 seeds
+    assert seed_devices(8, devices) == devices and seed_devices(7, devices) == devices[:7]
+    assert seed_devices(5, devices[:2]) == devices[:1] and seed_devices(4, devices[:2]) == devices[:2]
+    with pytest.raises(ValueError, match="num_seeds"):
+        seed_devices(0, devices)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    monkeypatch.setattr(mode_collapse.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    mode_collapse.one_cpu_device_per_core()
+    assert os.environ["XLA_FLAGS"] == ("--xla_cpu_enable_fast_math=false "
+                                       "--xla_force_host_platform_device_count=3")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+    mode_collapse.one_cpu_device_per_core()  # a count the user set is kept
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=8"
 
 
 # ----------------------------------------------------------------------------- tables and figures
@@ -258,6 +284,12 @@ def test_configuration_names_and_the_pacgan_batch():
     assert (config.model.g_width, config.model.depth, config.model.d_width, config.model.d_depth) == (400, 4, 200, 3)
     assert config.model.g_batch_norm and config.model.d_maxout_pieces == 5 and config.train_steps == 400_000
     assert config.g_optimizer.learning_rate == 1e-4 and config.g_optimizer.b1 == 0.8
+    long_grid = mode_collapse.train_config("grid", mode_collapse.RECOMMENDED["grid"], "long")
+    assert long_grid.train_steps == 160_000 and long_grid.lr_decay_steps == 80_000  # decay over the second half
+    assert (long_grid.model.g_width, long_grid.model.d_width, long_grid.model.pack) == (128, 64, 2)
+    assert mode_collapse.train_config("ring", "gan", "long", train_steps=10).train_steps == 10
+    with pytest.raises(ValueError, match="no stacked-digits version"):
+        mode_collapse.train_config("stacked_digits", "gan", "long")
     with pytest.raises(ValueError, match="Unknown configuration 'pacgan9'"):
         mode_collapse.train_config("ring", "pacgan9")
     with pytest.raises(ValueError, match="stacked_digits"):
