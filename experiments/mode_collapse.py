@@ -180,18 +180,24 @@ def train_config(data: str, name: str, preset: str = "fast", *, seed: int = 0, t
     m.name, m.latent_dim, m.g_width, m.depth, m.g_batch_norm = "mlp", 2, p["g_width"], 4, True
     m.d_width, m.d_depth, m.d_maxout_pieces = p["d_width"], 3, 5
     c.loss = "non_saturating"
-    c.g_optimizer.learning_rate = c.d_optimizer.learning_rate = p["learning_rate"]
-    c.g_optimizer.b1 = c.d_optimizer.b1 = 0.8
-    c.ema_decay = 0.999
     steps = train_steps or (p["train_steps"][data] if isinstance(p["train_steps"], dict) else p["train_steps"])
+    _set_schedule(c, name, steps, learning_rate=p["learning_rate"], b1=0.8, num_samples=2500)
+    c.batch_size = 100 * c.model.pack  # 100 packed D inputs of `pack` samples each
+    return c
+
+
+def _set_schedule(c, name: str, steps: int, *, learning_rate: float, b1: float, num_samples: int) -> None:
+    """Both optimizers, the EMA, the run's length and its logging/sampling/checkpoint cadence, then the
+    configuration's overrides."""
+    c.g_optimizer.learning_rate = c.d_optimizer.learning_rate = learning_rate
+    c.g_optimizer.b1 = c.d_optimizer.b1 = b1
+    c.ema_decay = 0.999
     c.train_steps = steps
     c.log_every_steps = max(1, steps // 20)
     c.sample_every_steps = c.checkpoint_every_steps = max(1, steps // 4)
-    c.num_samples = 2500
+    c.num_samples = num_samples
     c.eval_metrics = "modes"
     _apply_overrides(c, name, steps)
-    c.batch_size = 100 * c.model.pack  # 100 packed D inputs of `pack` samples each
-    return c
 
 
 def _apply_overrides(c, name: str, steps: int) -> None:
@@ -211,16 +217,8 @@ def _image_config(c, name: str, preset: str, train_steps: int):
     c.data.source, c.data.image_size, c.data.channels, c.data.num_examples = "stacked_digits", 32, 3, 100_000
     c.model.name, c.model.latent_dim, c.model.g_width, c.model.d_width = "dcgan", 100, p["g_width"], p["d_width"]
     c.loss = "non_saturating"
-    c.g_optimizer.learning_rate = c.d_optimizer.learning_rate = p["learning_rate"]
-    c.g_optimizer.b1 = c.d_optimizer.b1 = 0.5
-    c.ema_decay = 0.999
-    steps = train_steps or p["train_steps"]
-    c.train_steps = steps
-    c.log_every_steps = max(1, steps // 20)
-    c.sample_every_steps = c.checkpoint_every_steps = max(1, steps // 4)
-    c.num_samples = 100
-    c.eval_metrics = "modes"
-    _apply_overrides(c, name, steps)
+    _set_schedule(c, name, train_steps or p["train_steps"], learning_rate=p["learning_rate"], b1=0.5,
+                  num_samples=100)
     c.batch_size = 64 * c.model.pack
     return c
 
