@@ -460,10 +460,15 @@ def run_image_configuration(data: str, name: str, *, preset: str, seeds: Sequenc
     return row, results
 
 
+def data_names(exp) -> list[str]:
+    """The data sets of `--config.data` (a comma-separated list)."""
+    return [d.strip() for d in str(exp.data).split(",") if d.strip()]
+
+
 def sweep(exp, workdir: str, log=print) -> list[Row]:
     """The table: every configuration in exp.configs for every data set in exp.data."""
     os.makedirs(workdir, exist_ok=True)
-    datas = [d.strip() for d in str(exp.data).split(",") if d.strip()]
+    datas = data_names(exp)
     names = list(CONFIGURATIONS) if exp.configs == "all" else [n.strip() for n in exp.configs.split(",") if n.strip()]
     for d in datas:
         for n in names:
@@ -550,8 +555,10 @@ def main(argv: Iterable[str]) -> None:
 
     exp, workdir = flags.FLAGS.config, flags.FLAGS.workdir
     if exp.sweep:
-        if not {d.strip() for d in str(exp.data).split(",")} & set(IMAGE_DATA):  # image seeds run through the loop, which
-            one_cpu_device_per_core()  # would split one DCGAN's batch over the host devices (measured slower)
+        # Image seeds run through the loop, which would split one DCGAN's batch over the host devices
+        # (measured slower): only 2-D sweeps get a device per core.
+        if not set(data_names(exp)) & set(IMAGE_DATA):
+            one_cpu_device_per_core()
         sweep(exp, workdir)
     else:
         single_seed(exp, workdir)
