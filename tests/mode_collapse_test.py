@@ -296,6 +296,29 @@ def test_configuration_names_and_the_pacgan_batch():
         mode_collapse.train_config("spiral", "gan")
 
 
+def test_sn_hinge_configurations_build_a_batch_norm_free_spectrally_normalised_d():
+    """`sn_hinge` is Miyato et al.'s D: every D kernel spectrally normalised, no BatchNorm, the hinge loss;
+    the 2-D data's MLP D takes the same overrides."""
+    import jax
+
+    from experiments import mode_collapse
+    from jaxgan import config as config_lib
+
+    for data in ("stacked_digits", "grid"):
+        config = mode_collapse.train_config(data, "pacgan2_sn_hinge_ema_decay", train_steps=10)
+        assert (config.loss, config.model.spectral_norm, config.model.pack, config.lr_decay_steps) == \
+            ("hinge", True, 2, 5)
+        _, discriminator = config_lib.build_networks(config)
+        x = np.zeros((4, *config_lib.data_shape(config)), np.float32)
+        variables = jax.eval_shape(lambda: discriminator.init(jax.random.PRNGKey(0), x, train=False))
+        names = " ".join(jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(variables))
+        assert "BatchNorm" not in names, names
+        layers = [p[-2].key for p, _ in jax.tree_util.tree_leaves_with_path(variables["params"])
+                  if p[-1].key == "kernel"]
+        assert len(layers) >= 4 and all(f"{layer}/kernel/u" in names for layer in layers), names  # power-iteration u
+        assert mode_collapse.evaluates_ema("pacgan2_sn_hinge_ema_decay")
+
+
 def test_stacked_digits_data_are_three_train_digits_and_a_run_is_scored(tmp_path):
     """The stacked-digits source stacks three train-split digits as channels (checked against the split
     itself), a wrong channel count fails before anything runs, and a 2-step run is scored and saved."""
