@@ -352,3 +352,36 @@ def test_stacked_digits_data_are_three_train_digits_and_a_run_is_scored(tmp_path
     assert samples.shape == (100, 32, 32, 3) and samples.dtype == np.uint8
     assert json.load(open(tmp_path / "run" / "config.json"))["data"]["source"] == "stacked_digits"
     assert (tmp_path / "run" / "checkpoints" / "2").is_dir()
+
+
+def test_command_line_trains_the_recommended_configuration_and_sample_exports_its_points(tmp_path):
+    """The issue's commands: `experiments/mode_collapse.py --workdir --config.data --config.seed` trains
+    RECOMMENDED[data] for one seed (modes.json, samples.png, checkpoints), and `tools/sample.py --num=2500`
+    exports 2,500 `points` of the trained EMA G."""
+    import json
+    import subprocess
+    import sys
+
+    from experiments import mode_collapse
+    from jaxgan.workdir import load_generator
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, XLA_FLAGS="")
+    workdir, out = tmp_path / "ring", tmp_path / "ring.npz"
+    result = subprocess.run([sys.executable, "experiments/mode_collapse.py", f"--workdir={workdir}",
+                             "--config.data=ring", "--config.seed=3", "--config.train_steps=40"],
+                            cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.load(open(workdir / "modes.json"))
+    assert (record["config"], record["seed"], record["steps"], record["weights"]) == \
+        (mode_collapse.RECOMMENDED["ring"], 3, 40, "ema")
+    assert os.path.exists(workdir / "samples.png") and "40" in os.listdir(workdir / "checkpoints")
+    result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=2500",
+                             f"--out={out}"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(out) as f:
+        points = f["points"]
+    assert points.shape == (2500, 2) and np.isfinite(points).all() and points.std(axis=0).min() > 0
+    generator = load_generator(str(workdir))
+    assert generator.step == 40 and generator.ema
+    np.testing.assert_allclose(points, generator.sample(2500, seed=0), rtol=1e-4, atol=1e-5)  # other XLA flags
