@@ -97,7 +97,7 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
 
 # What `--config.sweep` runs by default, and the configuration a single-seed run trains.
 DEFAULT_SWEEP = ("gan", "pacgan2", "pacgan3", "pacgan4", "ema", "pacgan2_ema", "pacgan4_ema", "pacgan2_ema_decay",
-                 "pacgan4_ema_decay")
+                 "pacgan4_ema_decay", "pacgan4_sn_hinge_ema_decay")
 # The best measured (README; ring and grid with preset "long"). On the grid a packed D of 4 stayed at chance
 # with the fast and the full widths, so pack 2. Stacked digits (fast preset, seed 0; README): a BatchNorm D wins
 # (pacgan2_ema_decay 774 modes, KL 1.43); Miyato's SN D with the hinge loss stays balanced: pack 2 979 / 0.65,

@@ -319,6 +319,7 @@ def test_sn_hinge_configurations_build_a_batch_norm_free_spectrally_normalised_d
         assert mode_collapse.evaluates_ema("pacgan2_sn_hinge_ema_decay")
     recommended = mode_collapse.train_config("stacked_digits", mode_collapse.RECOMMENDED["stacked_digits"])
     assert (recommended.loss, recommended.model.pack, recommended.batch_size) == ("hinge", 4, 256)  # 64 x 4
+    assert set(mode_collapse.RECOMMENDED.values()) <= set(mode_collapse.DEFAULT_SWEEP)  # the table shows them
 
 
 def test_stacked_digits_data_are_three_train_digits_and_a_run_is_scored(tmp_path):
