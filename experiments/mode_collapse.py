@@ -77,7 +77,7 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
                        "regularization.instance_noise_anneal_steps": -1},  # -1: the first half of training
     "spectral_norm": {"model.spectral_norm": True},  # Miyato et al. 2018
     # Miyato et al.'s SN discriminator as published: no BatchNorm in D (the DCGAN D's; the MLP D has none),
-    # with the hinge loss (Lim & Ye 2017, arXiv:1705.02894; Miyato et al. 2018, eq. 16-17).
+    # with the hinge loss (Lim & Ye 2017, arXiv:1705.02894; Miyato et al. 2018, arXiv:1802.05957, sec. 4).
     "sn_hinge": {"model.spectral_norm": True, "model.d_batch_norm": False, "loss": "hinge"},
     "gman2": {"num_discriminators": 2},  # Durugkar et al. 2017
     "pacgan2_ema": {"model.pack": 2, "_ema": True},
