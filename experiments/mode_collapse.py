@@ -53,6 +53,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+# Miyato et al.'s SN discriminator as published: no BatchNorm in D (the DCGAN D's; the MLP D has none), with
+# the hinge loss (Lim & Ye 2017, arXiv:1705.02894; Miyato et al. 2018, arXiv:1802.05957, sec. 4).
+SN_HINGE = {"model.spectral_norm": True, "model.d_batch_norm": False, "loss": "hinge"}
+
 # Each configuration: overrides of the baseline train config (dotted paths),
 # plus "_ema": evaluate the EMA of G instead of G. One remedy at a time, then
 # combinations. PacGAN packing refuses per-sample gradient penalties (the step
@@ -76,9 +80,7 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "instance_noise": {"regularization.instance_noise": 0.1,  # Sonderby et al. 2017
                        "regularization.instance_noise_anneal_steps": -1},  # -1: the first half of training
     "spectral_norm": {"model.spectral_norm": True},  # Miyato et al. 2018
-    # Miyato et al.'s SN discriminator as published: no BatchNorm in D (the DCGAN D's; the MLP D has none),
-    # with the hinge loss (Lim & Ye 2017, arXiv:1705.02894; Miyato et al. 2018, arXiv:1802.05957, sec. 4).
-    "sn_hinge": {"model.spectral_norm": True, "model.d_batch_norm": False, "loss": "hinge"},
+    "sn_hinge": SN_HINGE,
     "gman2": {"num_discriminators": 2},  # Durugkar et al. 2017
     "pacgan2_ema": {"model.pack": 2, "_ema": True},
     "pacgan4_ema": {"model.pack": 4, "_ema": True},
@@ -89,10 +91,8 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "mbstd_ema_decay": {"model.minibatch_std": True, "_ema": True, "lr_decay_steps": -1},
     "pacgan2_ema_decay": {"model.pack": 2, "_ema": True, "lr_decay_steps": -1},
     "pacgan4_ema_decay": {"model.pack": 4, "_ema": True, "lr_decay_steps": -1},
-    "pacgan2_sn_hinge_ema_decay": {"model.pack": 2, "model.spectral_norm": True, "model.d_batch_norm": False,
-                                   "loss": "hinge", "_ema": True, "lr_decay_steps": -1},
-    "pacgan4_sn_hinge_ema_decay": {"model.pack": 4, "model.spectral_norm": True, "model.d_batch_norm": False,
-                                   "loss": "hinge", "_ema": True, "lr_decay_steps": -1},
+    "pacgan2_sn_hinge_ema_decay": {"model.pack": 2, **SN_HINGE, "_ema": True, "lr_decay_steps": -1},
+    "pacgan4_sn_hinge_ema_decay": {"model.pack": 4, **SN_HINGE, "_ema": True, "lr_decay_steps": -1},
 }
 
 # What `--config.sweep` runs by default, and the configuration a single-seed run trains.
