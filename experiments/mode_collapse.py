@@ -470,16 +470,20 @@ def run_image_configuration(data: str, name: str, *, preset: str, seeds: Sequenc
     return row, results
 
 
+def _comma_list(text: Any) -> list[str]:
+    return [item.strip() for item in str(text).split(",") if item.strip()]
+
+
 def data_names(exp) -> list[str]:
     """The data sets of `--config.data` (a comma-separated list)."""
-    return [d.strip() for d in str(exp.data).split(",") if d.strip()]
+    return _comma_list(exp.data)
 
 
 def sweep(exp, workdir: str, log=print) -> list[Row]:
     """The table: every configuration in exp.configs for every data set in exp.data."""
     os.makedirs(workdir, exist_ok=True)
     datas = data_names(exp)
-    names = list(CONFIGURATIONS) if exp.configs == "all" else [n.strip() for n in exp.configs.split(",") if n.strip()]
+    names = list(CONFIGURATIONS) if exp.configs == "all" else _comma_list(exp.configs)
     for d in datas:
         for n in names:
             check_name(d, n)  # all names checked before any training

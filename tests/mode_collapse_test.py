@@ -316,7 +316,7 @@ def test_sn_hinge_configurations_build_a_batch_norm_free_spectrally_normalised_d
         layers = [p[-2].key for p, _ in jax.tree_util.tree_leaves_with_path(variables["params"])
                   if p[-1].key == "kernel"]
         assert len(layers) >= 4 and all(f"{layer}/kernel/u" in names for layer in layers), names  # power-iteration u
-        assert mode_collapse.evaluates_ema("pacgan2_sn_hinge_ema_decay")
+    assert mode_collapse.evaluates_ema("pacgan2_sn_hinge_ema_decay")
     recommended = mode_collapse.train_config("stacked_digits", mode_collapse.RECOMMENDED["stacked_digits"])
     assert (recommended.loss, recommended.model.pack, recommended.batch_size) == ("hinge", 4, 256)  # 64 x 4
     assert set(mode_collapse.RECOMMENDED.values()) <= set(mode_collapse.DEFAULT_SWEEP)  # the table shows them
