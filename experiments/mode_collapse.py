@@ -59,8 +59,8 @@ SN_HINGE = {"model.spectral_norm": True, "model.d_batch_norm": False, "loss": "h
 
 # Each configuration: overrides of the baseline train config (dotted paths),
 # plus "_ema": evaluate the EMA of G instead of G. One remedy at a time, then
-# combinations. PacGAN packing refuses per-sample gradient penalties (the step
-# says so), so those combine with pack=1 only.
+# combinations. PacGAN packing refuses WGAN-GP, DRAGAN and bCR (per-sample terms;
+# the step says so), so those combine with pack=1 only; R1 / R2 are taken per packed tuple.
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "gan": {},
     "pacgan2": {"model.pack": 2},

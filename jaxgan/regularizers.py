@@ -172,6 +172,24 @@ def dragan_penalty(
     return unit_gradient_penalty(d_fn, dragan_interpolates(key, x, c=c, axis_name=axis_name))
 
 
+def packed_samples(d_fn: DFn, x: jax.Array, pack: int) -> tuple[DFn, jax.Array]:
+    """(d_fn', x'): a packed D as a D of packed tuples, for R1 / R2.
+
+    PacGAN's D judges `pack` consecutive inputs jointly (one logit per tuple), so
+    it is a discriminator on the product distribution P^pack; its gradient penalty
+    is taken per tuple: x' = x as [B // pack, pack, ...] and d_fn'(x') = d_fn(x)
+    (one logit per tuple), so ||grad||^2 sums over the tuple's members.
+
+    References:
+      Lin, Khetan, Fanti & Oh 2018, "PacGAN", arXiv:1712.04086, sec. 3 (D on packed samples).
+    """
+    if pack == 1:
+        return d_fn, x
+    if pack < 1 or x.shape[0] % pack:
+        raise ValueError(f"batch {x.shape[0]} is not divisible by pack={pack}.")
+    return (lambda xp: d_fn(xp.reshape(-1, *xp.shape[2:]))), x.reshape(-1, pack, *x.shape[1:])
+
+
 def r1_penalty(d_fn: DFn, real: jax.Array) -> jax.Array:
     """R1: E_real ||grad_x D(x)||^2, D's logit gradient on REAL data.
 

@@ -151,6 +151,20 @@ def test_r1_r2_linear_closed_form_and_double_backprop():
     np.testing.assert_allclose(jax.grad(lambda w: reg.r1_penalty(d(w), real))(w), 2 * w, rtol=1e-6)
 
 
+def test_r1_of_a_packed_d_is_taken_per_tuple():
+    # A packed linear D: logit of tuple j = sum over its 2 members i of <w_i, x_(2j+i)>, so the gradient of
+    # tuple j's logit w.r.t. the tuple is (w_0, w_1) and R1 = ||w_0||^2 + ||w_1||^2 for every tuple.
+    w = jnp.asarray(np.random.RandomState(3).normal(size=(2, 2, 3)), jnp.float32)
+    x = jnp.asarray(np.random.RandomState(4).normal(size=(6, 2, 3)), jnp.float32)
+    packed_d = lambda v: jnp.sum(v.reshape(-1, 2, 2, 3) * w, axis=(1, 2, 3))  # [6, 2, 3] -> 3 logits
+    want = float(np.sum(np.asarray(w, np.float64) ** 2))
+    np.testing.assert_allclose(reg.r1_penalty(*reg.packed_samples(packed_d, x, 2)), want, rtol=1e-6)
+    with pytest.raises(ValueError, match="one logit per example"):
+        reg.r1_penalty(packed_d, x)  # unpacked, 6 samples but 3 logits
+    with pytest.raises(ValueError, match="not divisible by pack=4"):
+        reg.packed_samples(packed_d, x, 4)
+
+
 def test_r1_of_mlp_matches_finite_differences():
     x, _ = _data(seed=10)
     got = reg.r1_penalty(lambda v: _jax_mlp(_jax_params(), v), x)

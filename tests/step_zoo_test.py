@@ -131,6 +131,23 @@ def test_r1_metric_equals_a_host_recomputation():
     np.testing.assert_allclose(metrics[0]["d_r1"], expected, rtol=1e-5)
 
 
+def test_r1_of_a_packed_d_equals_a_host_recomputation_per_tuple():
+    """pack=2: R1 is E over packed tuples of ||d logit / d tuple||^2 (host: one grad per tuple of 2 inputs)."""
+    g, d = _nets(pack=2)
+    step = _step(Regularization(r1_gamma=2.0, r2_gamma=1.0), lr=0.0, nets=(g, d))
+    state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    batch = _batch()
+    _, metrics = _run(step, state, [batch], 2)
+    one_tuple = lambda pair: d.apply({"params": state.d.params}, pair, train=True)[0]  # [2, ...] -> 1 logit
+    expected = []
+    for j in range(2):
+        pairs = jnp.asarray(batch["image"][j]).reshape(BATCH // 2, 2, *SHAPE)
+        grads = np.asarray(jax.vmap(jax.grad(one_tuple))(pairs), np.float64)
+        expected.append(np.mean(np.sum(grads.reshape(BATCH // 2, -1) ** 2, axis=1)))
+    np.testing.assert_allclose(metrics[0]["d_r1"], np.mean(expected), rtol=1e-5)
+    assert metrics[0]["d_r2"] > 0
+
+
 def test_lazy_r1_is_a_separate_update_every_k_steps():
     """r1_every=2: at step 0, D gets an extra SGD update on gamma/2 * k * R1; at step 1 it does not."""
     g, d = _nets()

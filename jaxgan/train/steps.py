@@ -124,11 +124,11 @@ class Regularization:
             raise ValueError(
                 f"Weight clipping enforces the Lipschitz constraint of the WGAN critic; it does not go with "
                 f"loss {loss.name!r}. Use loss='wasserstein', or drop weight_clip.")
-        if pack > 1 and (self.gradient_penalty or self.dragan or self.r1_gamma or self.r2_gamma or self.bcr_real
-                         or self.bcr_fake):
+        if pack > 1 and (self.gradient_penalty or self.dragan or self.bcr_real or self.bcr_fake):
             raise ValueError(
-                f"A packed D (pack={pack}) gives one logit per {pack} samples, so per-sample gradient penalties "
-                "and consistency terms are undefined; use pack=1 or drop the penalty.")
+                f"A packed D (pack={pack}) gives one logit per {pack} samples, so WGAN-GP's and DRAGAN's "
+                "per-sample interpolates and bCR's per-sample consistency are undefined; use pack=1, drop the "
+                "penalty, or use R1 / R2 (taken per packed tuple).")
         policies = {"diff_augment": self.diff_augment}
         if self.bcr_real or self.bcr_fake:
             policies["bcr_policy"] = self.bcr_policy
@@ -390,6 +390,11 @@ class GANStep:
         """x -> D's logits, for gradient penalties (statistics updates discarded)."""
         return lambda x: self._d_forward(params, stats, x, labels, capture=False)[0].logits
 
+    def _penalized(self, params: Params, stats: Params, labels: jax.Array | None,
+                   x: jax.Array) -> tuple[Callable[[jax.Array], jax.Array], jax.Array]:
+        """(d_fn, samples) for R1 / R2: a packed D's sample is its tuple of `pack` inputs."""
+        return regularizers.packed_samples(self._d_logit_fn(params, stats, labels), x, self.pack)
+
     def _d_inputs(self, x: jax.Array, keys: jax.Array, step: jax.Array) -> jax.Array:
         """What D sees of a batch: DiffAugment and instance noise, per example."""
         reg = self.regularization
@@ -473,10 +478,10 @@ class GANStep:
                     self._d_logit_fn(params, stats, real_labels), x_hat))
             if reg.r1_gamma and not reg.r1_lazy:
                 terms["d_r1"] = (reg.r1_gamma / 2, regularizers.r1_penalty(
-                    self._d_logit_fn(params, stats, real_labels), real_in))
+                    *self._penalized(params, stats, real_labels, real_in)))
             if reg.r2_gamma:
                 terms["d_r2"] = (reg.r2_gamma / 2, regularizers.r2_penalty(
-                    self._d_logit_fn(params, stats, fake_labels), fake_in))
+                    *self._penalized(params, stats, fake_labels, fake_in)))
             if reg.lecam:
                 terms["d_lecam"] = (reg.lecam, regularizers.lecam_penalty(real_out.logits, fake_out.logits, anchors))
             if reg.bcr_real or reg.bcr_fake:
@@ -519,7 +524,7 @@ class GANStep:
         def r1_update(d: NetState) -> tuple[NetState, jax.Array]:
             def single(d):
                 def loss_fn(params):
-                    return regularizers.r1_penalty(self._d_logit_fn(params, d.batch_stats, labels), real)
+                    return regularizers.r1_penalty(*self._penalized(params, d.batch_stats, labels, real))
                 r1, grads = jax.value_and_grad(loss_fn)(as_varying(d.params, self.axis_name))
                 grads = jax.tree_util.tree_map(lambda g: g * (reg.r1_gamma / 2 * reg.r1_every), grads)
                 grads = jax.lax.pmean(grads, self.axis_name)
