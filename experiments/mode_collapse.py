@@ -93,6 +93,9 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "pacgan4_ema_decay": {"model.pack": 4, "_ema": True, "lr_decay_steps": -1},
     "pacgan2_sn_hinge_ema_decay": {"model.pack": 2, **SN_HINGE, "_ema": True, "lr_decay_steps": -1},
     "pacgan4_sn_hinge_ema_decay": {"model.pack": 4, **SN_HINGE, "_ema": True, "lr_decay_steps": -1},
+    # R1 on a packed, BatchNorm-free D (the penalty per packed tuple; Mescheder et al. 2018).
+    "pacgan4_r1_ema_decay": {"model.pack": 4, "model.d_batch_norm": False, "regularization.r1_gamma": 0.1,
+                             "_ema": True, "lr_decay_steps": -1},
 }
 
 # What `--config.sweep` runs by default, and the configuration a single-seed run trains.

@@ -322,6 +322,19 @@ def test_sn_hinge_configurations_build_a_batch_norm_free_spectrally_normalised_d
     assert set(mode_collapse.RECOMMENDED.values()) <= set(mode_collapse.DEFAULT_SWEEP)  # the table shows them
 
 
+def test_packed_r1_configuration_builds_a_batch_norm_free_step():
+    """`pacgan4_r1_ema_decay`: R1 on a packed D (per packed tuple), which the step used to refuse."""
+    from experiments import mode_collapse
+    from jaxgan import config as config_lib
+
+    for data in ("stacked_digits", "grid"):
+        config = mode_collapse.train_config(data, "pacgan4_r1_ema_decay", train_steps=10)
+        assert (config.model.pack, config.model.d_batch_norm, config.regularization.r1_gamma) == (4, False, 0.1)
+        generator, discriminator = config_lib.build_networks(config)
+        step = config_lib.build_step(config, generator, discriminator, *config_lib.build_optimizers(config))
+        assert step.pack == 4 and step.regularization.r1_gamma == 0.1
+
+
 def test_stacked_digits_data_are_three_train_digits_and_a_run_is_scored(tmp_path):
     """The stacked-digits source stacks three train-split digits as channels (checked against the split
     itself), a wrong channel count fails before anything runs, and a 2-step run is scored and saved."""
