@@ -96,7 +96,14 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     # R1 on a packed, BatchNorm-free D (the penalty per packed tuple; Mescheder et al. 2018).
     "pacgan4_r1_ema_decay": {"model.pack": 4, "model.d_batch_norm": False, "regularization.r1_gamma": 0.1,
                              "_ema": True, "lr_decay_steps": -1},
+    # InfoGAN (Chen et al. 2016): categorical latent codes for the known modes (INFO_CODES) and a Q head on D.
+    "infogan": {"_info": True},
+    "pacgan4_infogan_sn_hinge_ema_decay": {"model.pack": 4, **SN_HINGE, "_info": True, "_ema": True,
+                                           "lr_decay_steps": -1},
 }
+# InfoGAN's categorical codes per data set: one code with a value per mode (as their 10-way code on MNIST), and
+# for stacked digits one 10-way code per channel.
+INFO_CODES = {"ring": "8", "grid": "25", "stacked_digits": "10,10,10"}
 
 # What `--config.sweep` runs by default, and the configuration a single-seed run trains.
 DEFAULT_SWEEP = ("gan", "pacgan2", "pacgan3", "pacgan4", "ema", "pacgan2_ema", "pacgan4_ema", "pacgan2_ema_decay",
@@ -194,12 +201,13 @@ def train_config(data: str, name: str, preset: str = "fast", *, seed: int = 0, t
     m.d_width, m.d_depth, m.d_maxout_pieces = p["d_width"], 3, 5
     c.loss = "non_saturating"
     steps = train_steps or (p["train_steps"][data] if isinstance(p["train_steps"], dict) else p["train_steps"])
-    _set_schedule(c, name, steps, learning_rate=p["learning_rate"], b1=0.8, num_samples=2500)
+    _set_schedule(c, name, steps, learning_rate=p["learning_rate"], b1=0.8, num_samples=2500, data=data)
     c.batch_size = 100 * c.model.pack  # 100 packed D inputs of `pack` samples each
     return c
 
 
-def _set_schedule(c, name: str, steps: int, *, learning_rate: float, b1: float, num_samples: int) -> None:
+def _set_schedule(c, name: str, steps: int, *, learning_rate: float, b1: float, num_samples: int,
+                  data: str) -> None:
     """Both optimizers, the EMA, the run's length and its logging/sampling/checkpoint cadence, then the
     configuration's overrides."""
     c.g_optimizer.learning_rate = c.d_optimizer.learning_rate = learning_rate
@@ -210,12 +218,14 @@ def _set_schedule(c, name: str, steps: int, *, learning_rate: float, b1: float, 
     c.sample_every_steps = c.checkpoint_every_steps = max(1, steps // 4)
     c.num_samples = num_samples
     c.eval_metrics = "modes"
-    _apply_overrides(c, name, steps)
+    _apply_overrides(c, name, steps, data)
 
 
-def _apply_overrides(c, name: str, steps: int) -> None:
+def _apply_overrides(c, name: str, steps: int, data: str) -> None:
     overrides = dict(CONFIGURATIONS[name])
     overrides.pop("_ema", None)
+    if overrides.pop("_info", False):
+        c.model.info_categorical = INFO_CODES[data]
     for key, value in overrides.items():
         if key in ("regularization.instance_noise_anneal_steps", "lr_decay_steps") and value == -1:
             value = max(1, steps // 2)  # -1: the second half of training
@@ -231,6 +241,7 @@ def _image_config(c, name: str, preset: str, train_steps: int):
     c.model.name, c.model.latent_dim, c.model.g_width, c.model.d_width = "dcgan", 100, p["g_width"], p["d_width"]
     c.loss = "non_saturating"
     _set_schedule(c, name, train_steps or p["train_steps"], learning_rate=p["learning_rate"], b1=0.5,
+                  data="stacked_digits",
                   num_samples=100)
     c.batch_size = 64 * c.model.pack
     return c

@@ -7,7 +7,7 @@ it never imports TensorFlow, TFDS, Orbax or CLU. The I/O layers live in
 
 __version__ = "0.1.0"
 
-from jaxgan import augment, losses, nets, optim, regularizers
+from jaxgan import augment, latent, losses, nets, optim, regularizers
 from jaxgan.common import DATA_AXIS, to_model_range, to_uint8
 from jaxgan.losses import AdversarialLoss, get_loss
 from jaxgan.state import GANTrainState, NetState, abstract_train_state, create_train_state
@@ -36,6 +36,7 @@ __all__ = [
     "create_train_state",
     "get_loss",
     "global_batch",
+    "latent",
     "losses",
     "make_mesh",
     "make_train_step",

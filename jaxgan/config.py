@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgan import optim
+from jaxgan import latent, optim
 from jaxgan.losses import LOSSES, get_loss
 from jaxgan.nets import NETWORKS, check_image_size, d_capacity_kwargs, get_network_classes
 from jaxgan.train.steps import (CRITIC_LOOPS, GANStep, Regularization, ema_decay_from_half_life,
@@ -72,6 +72,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.minibatch_std = False  # Karras et al. 2018
     c.model.minibatch_discrimination = 0  # kernels (Salimans et al. 2016); 0 = off
     c.model.pack = 1  # PacGAN packing (Lin et al. 2018)
+    # InfoGAN latent codes (Chen et al. 2016; jaxgan.latent), taken from the first coordinates of z, with a Q head
+    # on D: comma-separated sizes of the categorical codes, e.g. "10" (their MNIST) or "10,10,10", and the number
+    # of U(-1, 1) continuous codes. regularization.info_weight is their lambda.
+    c.model.info_categorical = ""
+    c.model.info_continuous = 0
     c.model.d_capacity = "full"  # "full", "half", "quarter", "shallow": weaken D (jaxgan.nets.D_CAPACITY_PRESETS)
 
     c.loss = "non_saturating"  # one of jaxgan.losses.LOSSES
@@ -192,6 +197,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
                          f"config.data.channels=3 (got {config.data.channels}).")
     if config.data.source in ("mixture", "stacked_digits") and config.data.num_examples < 1:
         raise ValueError(f"config.data.num_examples={config.data.num_examples} must be >= 1.")
+    latent_codes(config)  # fails on malformed codes
     if config.model.num_classes and config.data.source == "folder":
         raise ValueError(
             f"config.model.num_classes={config.model.num_classes} makes a conditional GAN, which needs labels, but "
@@ -266,11 +272,27 @@ def data_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
     return (config.data.image_size, config.data.image_size, config.data.channels)
 
 
+def latent_codes(config: ml_collections.ConfigDict) -> latent.LatentCodes:
+    """config.model.info_categorical / info_continuous -> validated InfoGAN codes (empty by default)."""
+    m = config.model
+    text = str(m.get("info_categorical", "")).strip()
+    try:
+        sizes = tuple(int(k) for k in text.split(",")) if text else ()
+    except ValueError:
+        raise ValueError(f"config.model.info_categorical={text!r}: give comma-separated code sizes, e.g. '10' or "
+                         "'10,10,10' ('' = none).") from None
+    try:
+        return latent.make_codes(sizes, int(m.get("info_continuous", 0)), latent_dim=int(m.latent_dim))
+    except ValueError as e:
+        raise ValueError(f"config.model.info_categorical / info_continuous: {e}") from None
+
+
 def _d_options(config: ml_collections.ConfigDict) -> dict:
     """Discriminator keyword arguments shared by the architectures."""
     m = config.model
     kwargs = dict(num_classes=m.num_classes, conditioning=m.conditioning, aux_classifier=m.aux_classifier,
-                  minibatch_std=m.minibatch_std, minibatch_discrimination=m.minibatch_discrimination, pack=m.pack)
+                  minibatch_std=m.minibatch_std, minibatch_discrimination=m.minibatch_discrimination, pack=m.pack,
+                  info_outputs=latent_codes(config).q_outputs)
     kwargs["spectral_norm"] = m.spectral_norm
     kwargs.update(d_capacity_kwargs(m.d_capacity, m.name))
     return kwargs
@@ -293,7 +315,8 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Mod
     m, data = config.model, config.data
     d_kwargs = _d_options(config)
     dtype = compute_dtype(m.get("dtype", "float32"))
-    g_cls, d_cls = functools.partial(g_cls, dtype=dtype), functools.partial(d_cls, dtype=dtype)
+    g_cls = functools.partial(g_cls, dtype=dtype, latent_codes=latent_codes(config))
+    d_cls = functools.partial(d_cls, dtype=dtype)
     if m.name == "dcgan":
         return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
                       ngf=m.g_width, upsample=m.upsample, num_classes=m.num_classes,

@@ -405,6 +405,38 @@ def feature_matching_loss(
     return jnp.sum(jnp.square(real_mean - fake_mean))
 
 
+def info_loss(q: jax.Array, categorical: jax.Array, continuous: jax.Array,
+              categorical_sizes: Sequence[int]) -> jax.Array:
+    """InfoGAN's mutual-information term as a loss: -L_I(G, Q) + H(c), to minimize.
+
+    `q` [B, sum(K) + n_cont]: Q's logits of each categorical code (in the order of
+    `categorical_sizes`), then its means of the continuous codes; `categorical`
+    int [B, len(K)] and `continuous` [B, n_cont] are the codes G was given. The
+    categorical terms are softmax cross-entropies, the continuous ones the
+    negative log-likelihood of a unit-variance Gaussian, 0.5 (mu - c)^2 (the
+    constant dropped): the factored Gaussian Q of the paper with its variance
+    fixed. Summed over codes, averaged over the batch; both G and Q (D's head)
+    minimize lambda times this value (lambda = 1 for categorical codes in the
+    paper).
+
+    References:
+      Chen, Duan, Houthooft, Schulman, Sutskever & Abbeel 2016, arXiv:1606.03657, eqs. 4-6.
+    """
+    sizes = tuple(int(k) for k in categorical_sizes)
+    n_cat, total = len(sizes), sum(sizes)
+    if q.ndim != 2 or q.shape[1] != total + continuous.shape[-1] or categorical.shape[-1] != n_cat:
+        raise ValueError(f"Q outputs {q.shape} do not fit {n_cat} categorical codes of sizes {sizes} and "
+                         f"{continuous.shape[-1]} continuous codes (expected [B, {total + continuous.shape[-1]}]).")
+    q = q.astype(jnp.float32)
+    loss = jnp.zeros((q.shape[0],), jnp.float32)
+    start = 0
+    for k, size in enumerate(sizes):
+        loss += optax.softmax_cross_entropy_with_integer_labels(q[:, start : start + size], categorical[:, k])
+        start += size
+    loss += 0.5 * jnp.sum(jnp.square(q[:, total:] - continuous.astype(jnp.float32)), axis=-1)
+    return jnp.mean(loss)
+
+
 def historical_average_update(avg: Params, params: Params, count: jax.Array | int) -> Params:
     """Running mean of past params: avg + (params - avg) / (count + 1).
 

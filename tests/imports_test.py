@@ -25,7 +25,7 @@ CORE_MODULES = sorted(
     [*ROOT.joinpath("train").rglob("*.py"), *ROOT.joinpath("nets").rglob("*.py"),
      *ROOT.joinpath("metrics").rglob("*.py"), *ROOT.joinpath("classify").rglob("*.py"),
      ROOT / "losses.py", ROOT / "state.py", ROOT / "common.py", ROOT / "regularizers.py", ROOT / "augment.py",
-     ROOT / "optim.py", ROOT / "sampling.py",
+     ROOT / "optim.py", ROOT / "sampling.py", ROOT / "latent.py",
      # The translation step and nets (its loop and apply.py are I/O layers, like jaxgan.loop).
      ROOT / "translation" / "steps.py", ROOT / "translation" / "nets.py",
      # The video GAN step and nets (its loop is an I/O layer).

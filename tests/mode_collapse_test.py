@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxgan
 from jaxgan.nets import MLPDiscriminator, MLPGenerator
 
 
@@ -333,6 +334,30 @@ def test_packed_r1_configuration_builds_a_batch_norm_free_step():
         generator, discriminator = config_lib.build_networks(config)
         step = config_lib.build_step(config, generator, discriminator, *config_lib.build_optimizers(config))
         assert step.pack == 4 and step.regularization.r1_gamma == 0.1
+
+
+def test_infogan_configurations_give_one_code_value_per_mode():
+    """`infogan`: an 8-way code on the ring, 25-way on the grid, three 10-way codes (one per channel) on
+    stacked digits, with D's Q head sized to match; a 2-D InfoGAN step runs."""
+    from experiments import mode_collapse
+    from jaxgan import config as config_lib
+
+    expect = {"ring": ((8,), 8), "grid": ((25,), 25), "stacked_digits": ((10, 10, 10), 30)}
+    for data, (sizes, q_outputs) in expect.items():
+        for name in ("infogan", "pacgan4_infogan_sn_hinge_ema_decay"):
+            config = mode_collapse.train_config(data, name, train_steps=10)
+            generator, discriminator = config_lib.build_networks(config)
+            assert generator.latent_codes.categorical == sizes and discriminator.info_outputs == q_outputs
+    config = mode_collapse.train_config("ring", "infogan", train_steps=2)
+    generator, discriminator = config_lib.build_networks(config)
+    step = config_lib.build_step(config, generator, discriminator, *config_lib.build_optimizers(config))
+    state = step.init_state(0, np.zeros((1, 2), np.float32))
+    mesh = jaxgan.make_mesh(jax.devices()[:1])
+    run = jaxgan.shard_map_step(step, mesh)
+    batch = {"image": np.random.RandomState(0).normal(size=(1, config.batch_size, 2)).astype(np.float32)}
+    _, metrics = run(jaxgan.replicate(jax.device_get(state), mesh), batch)
+    # Q starts near chance on the 8-way code: cross-entropy ~ log 8.
+    assert abs(float(metrics["g_info_loss"]) - np.log(8)) < 0.5
 
 
 def test_stacked_digits_data_are_three_train_digits_and_a_run_is_scored(tmp_path):

@@ -17,11 +17,13 @@ import pytest
 
 import jaxgan
 from jaxgan import regularizers
+from jaxgan.latent import LatentCodes
 from jaxgan.nets import DCGANDiscriminator, MLPDiscriminator, MLPGenerator
 from jaxgan.train import Regularization
 
 SHAPE = (8, 8, 1)
 BATCH = 16
+_CODES = LatentCodes((3,), 0)
 
 
 def _nets(**d_kwargs):
@@ -224,6 +226,50 @@ def test_acgan_class_loss_equals_host_cross_entropy():
         step.check_batch({"image": batch["image"]}, 2)
 
 
+def test_infogan_losses_equal_a_host_recomputation_from_the_steps_latents():
+    """lr 0, n_critic 1: d_info_loss and g_info_loss are info_loss of Q's outputs on G(z) for the z the step draws
+    (D update: fold_in(split(fold_in(step key, 0), 1)[0], 0); G update: fold_in(fold_in(step key, 1), 0))."""
+    from jaxgan import latent
+    codes = latent.make_codes((3,), 1)
+    g = MLPGenerator(latent_dim=4, out_shape=SHAPE, hidden=16, depth=1, tanh_output=True, latent_codes=codes)
+    d = MLPDiscriminator(hidden=16, depth=1, pack=2, info_outputs=codes.q_outputs)
+    step = _step(lr=0.0, nets=(g, d), n_critic=1, loss="non_saturating")
+    state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    _, metrics = _run(step, state, [_batch(n_critic=1)], 2)
+    step_key = jax.random.fold_in(state.rng, state.step)
+    d_key = jax.random.split(jax.random.fold_in(step_key, 0), 1)[0]
+    for name, update_key in (("d_info_loss", d_key), ("g_info_loss", jax.random.fold_in(step_key, 1))):
+        latent_key = jax.random.fold_in(update_key, 0)
+        z = jnp.stack([jax.random.normal(jax.random.fold_in(latent_key, i), (4,)) for i in range(BATCH)])
+        fake = g.apply({"params": state.g.params}, z, train=True)
+        _, inter = d.apply({"params": state.d.params}, fake, train=True, mutable=["intermediates"])
+        q = np.asarray(inter["intermediates"]["info_outputs"][0], np.float64)
+        ids, cont = (np.asarray(a) for a in latent.codes_from_latent(z, codes))
+        log_p = q[:, :3] - np.log(np.exp(q[:, :3]).sum(axis=1, keepdims=True))
+        expected = np.mean(-log_p[np.arange(BATCH), ids[:, 0]] + 0.5 * (q[:, 3] - cont[:, 0]) ** 2)
+        np.testing.assert_allclose(metrics[0][name], expected, rtol=1e-5, err_msg=name)
+
+
+def test_infogan_q_learns_the_codes():
+    """With lr > 0, Q's cross-entropy on a 4-way code falls from ~log 4 (G makes the code visible, Q reads
+    it); with info_weight 0 (the same nets, the term only measured) it stays near log 4."""
+    from jaxgan import latent
+    codes = latent.make_codes((4,), 0)
+    g = MLPGenerator(latent_dim=4, out_shape=SHAPE, hidden=16, depth=1, tanh_output=True, latent_codes=codes)
+    d = MLPDiscriminator(hidden=16, depth=1, info_outputs=codes.q_outputs)
+    tx = optax.adam(1e-2)
+    final = {}
+    for weight in (1.0, 0.0):
+        step = jaxgan.make_train_step(generator=g, discriminator=d, g_tx=tx, d_tx=tx, n_critic=1,
+                                      loss=jaxgan.get_loss("non_saturating"),
+                                      regularization=Regularization(info_weight=weight))
+        state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
+        _, metrics = _run(step, state, [_batch(n_critic=1, seed=s) for s in range(150)], 1)
+        assert abs(metrics[0]["g_info_loss"] - np.log(4)) < 0.3
+        final[weight] = np.mean([m["g_info_loss"] for m in metrics[-10:]])
+    assert final[1.0] < 0.4 * np.log(4) and final[0.0] > 0.8 * np.log(4), final
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(reg=Regularization(weight_clip=0.01), loss="hinge"), "Weight clipping"),
     (dict(reg=Regularization(gradient_penalty=10.0), nets=_nets(pack=2)), "packed D"),
@@ -236,6 +282,12 @@ def test_acgan_class_loss_equals_host_cross_entropy():
           nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, num_classes=3), MLPDiscriminator(num_classes=3))),
      "replay buffer stores past fakes without their class labels"),
     (dict(d_aggregation="median"), "d_aggregation"),
+    (dict(nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, latent_codes=_CODES), MLPDiscriminator())),
+     "Q head has info_outputs=3"),
+    (dict(nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE), MLPDiscriminator(info_outputs=3))), "info_outputs=0"),
+    (dict(reg=Regularization(replay_capacity=8),
+          nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, latent_codes=_CODES), MLPDiscriminator(info_outputs=3))),
+     "without their InfoGAN codes"),
 ])
 def test_incompatible_options_fail_before_compiling(kwargs, match):
     with pytest.raises(ValueError, match=match):

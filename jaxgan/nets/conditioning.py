@@ -12,6 +12,9 @@ label fails loudly instead of being silently ignored.
 - Projection (Miyato & Koyama 2018): logit = psi(phi(x)) + <embed(y), phi(x)>.
 - Auxiliary classifier (Odena, Olah & Shlens 2017, arXiv:1610.09585): a class
   head on phi(x), sown as "class_logits".
+- InfoGAN's Q head (Chen et al. 2016, arXiv:1606.03657): the codes of each
+  sample (`jaxgan.latent`) predicted from phi(x), sown as "info_outputs"; G's
+  side is `generator_latent`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan import latent
 from jaxgan.common import DATA_AXIS
 from jaxgan.nets.layers import MinibatchDiscrimination, apply_layer, pack_samples
 
@@ -92,6 +96,17 @@ def concat_label_to_latent(z: jax.Array, labels: jax.Array | None, *, num_classe
     return jnp.concatenate([z, code], axis=-1)
 
 
+def generator_latent(z: jax.Array, codes: latent.LatentCodes, *, latent_dim: int, who: str) -> jax.Array:
+    """z [B, latent_dim] -> G's input: with InfoGAN codes, the noise next to the codes it encodes
+    (`jaxgan.latent.generator_input`); unchanged without."""
+    if not codes:
+        return z
+    if z.ndim != 2 or z.shape[-1] != latent_dim:
+        raise ValueError(f"{who} with InfoGAN codes expects latents [B, {latent_dim}], got shape {tuple(z.shape)}.")
+    latent.make_codes(*codes, latent_dim=latent_dim)
+    return latent.generator_input(z, codes)
+
+
 class ConditionalBatchNorm(nn.Module):
     """BatchNorm with per-class scale and shift: gamma[y] * BN(x) + beta[y].
 
@@ -125,7 +140,9 @@ class DiscriminatorOptions(nn.Module):
 
     width_multiplier scales the widths (the "weaken D" knob); spectral_norm on
     every layer (Miyato et al. 2018; power iterates in "batch_stats"); class
-    conditioning (`D_CONDITIONINGS`, aux_classifier); minibatch std (Karras et al.
+    conditioning (`D_CONDITIONINGS`, aux_classifier); InfoGAN's Q head with
+    `info_outputs` outputs per sample (`jaxgan.latent.LatentCodes.q_outputs`;
+    Chen et al. 2016); minibatch std (Karras et al.
     2018) and minibatch discrimination (Salimans et al. 2016); PacGAN `pack`
     (Lin et al. 2018); `bn_axis_name`, the cross-replica axis of BatchNorm and of
     spectral norm's power iterates in training (None outside a mapped axis).
@@ -136,6 +153,7 @@ class DiscriminatorOptions(nn.Module):
     num_classes: int = 0
     conditioning: str = "concat"
     aux_classifier: bool = False
+    info_outputs: int = 0
     minibatch_std: bool = False
     mbstd_group_size: int = 4
     minibatch_discrimination: int = 0
@@ -162,8 +180,11 @@ def discriminator_head(module: DiscriminatorOptions, phi: jax.Array, labels: jax
     Sows phi as "features" (float32; for feature matching, Salimans et al. 2016), then:
     minibatch discrimination on phi if enabled (Salimans et al. 2016 sec. 3.2),
     a linear logit, the projection term <embed(y), phi> (Miyato & Koyama 2018,
-    eq. 3) when conditioning == "projection", and the ACGAN class head on phi,
-    sown as "class_logits" (Odena et al. 2017).
+    eq. 3) when conditioning == "projection", the ACGAN class head on phi,
+    sown as "class_logits" (Odena et al. 2017), and InfoGAN's Q head, sown as
+    "info_outputs" [B * pack, info_outputs] (one row per sample, also in a
+    packed D): a hidden layer of 128 LeakyReLU(0.2) units, then a linear layer
+    (Chen et al. 2016, appendix C, without its BatchNorm).
     """
     layer = lambda lyr, x: d_layer(module, lyr, x, train)
     num_classes, dtype = module.num_classes, module.dtype
@@ -182,6 +203,10 @@ def discriminator_head(module: DiscriminatorOptions, phi: jax.Array, labels: jax
     if module.aux_classifier:
         class_logits = layer(nn.Dense(num_classes, dtype=dtype, name="classifier"), phi)
         module.sow("intermediates", "class_logits", class_logits.astype(jnp.float32))
+    if module.info_outputs:
+        q = nn.leaky_relu(layer(nn.Dense(128, dtype=dtype, name="q_hidden"), phi), 0.2)
+        q = layer(nn.Dense(module.pack * module.info_outputs, dtype=dtype, name="q_out"), q)
+        module.sow("intermediates", "info_outputs", q.reshape(-1, module.info_outputs).astype(jnp.float32))
     return logits
 
 

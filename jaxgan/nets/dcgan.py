@@ -1,4 +1,4 @@
-"""DCGAN (Radford, Metz & Chintala 2016, arXiv:1511.06434) at 32 and 64 px.
+"""DCGAN (Radford, Metz & Chintala 2016, arXiv:1511.06434) at 8, 16, 32 and 64 px.
 
 G: a projection of z to 4x4, then stride-2 transposed convs with BatchNorm+ReLU,
 tanh out. D: stride-2 convs with LeakyReLU(0.2), BatchNorm on all but the first,
@@ -21,13 +21,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan import latent
 from jaxgan.common import DATA_AXIS
 from jaxgan.nets.conditioning import (DiscriminatorOptions, check_labels, concat_label_to_latent, d_layer,
+                                      generator_latent,
                                       discriminator_head, discriminator_input)
 from jaxgan.nets.layers import (PatchesConv, PatchesConvTranspose, PhaseConvTranspose, SpaceToDepthConv, SubPixelConvTranspose, minibatch_stddev,
                                 scaled_width)
 
-SUPPORTED_SIZES = (32, 64)
+SUPPORTED_SIZES = (8, 16, 32, 64)
 
 
 def _num_resolution_steps(image_size: int) -> int:
@@ -85,7 +87,9 @@ class DCGANGenerator(nn.Module):
     `upsample` picks how the transposed convs are computed: "subpixel" (one conv
     + depth-to-space, fast on CPU) or "transpose" (lax.conv_transpose); the two
     have identical parameters and outputs. With `num_classes > 0` the label's
-    one-hot (label_embed_dim=0) or learned embedding is concatenated to z.
+    one-hot (label_embed_dim=0) or learned embedding is concatenated to z. With
+    `latent_codes`, the first coordinates of z become InfoGAN codes
+    (`jaxgan.latent`; Chen et al. 2016).
     """
 
     latent_dim: int = 100
@@ -95,6 +99,7 @@ class DCGANGenerator(nn.Module):
     upsample: str = "subpixel"
     num_classes: int = 0
     label_embed_dim: int = 0
+    latent_codes: latent.LatentCodes = latent.LatentCodes()
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
@@ -103,7 +108,8 @@ class DCGANGenerator(nn.Module):
         n_up = _num_resolution_steps(self.image_size)
         check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="DCGANGenerator")
         width = self.ngf * 2 ** (n_up - 1)
-        h = concat_label_to_latent(z.astype(self.dtype), labels, num_classes=self.num_classes,
+        z_in = generator_latent(z, self.latent_codes, latent_dim=self.latent_dim, who="DCGANGenerator")
+        h = concat_label_to_latent(z_in.astype(self.dtype), labels, num_classes=self.num_classes,
                                    embed_dim=self.label_embed_dim, dtype=self.dtype)
         h = nn.Dense(4 * 4 * width, use_bias=False, dtype=self.dtype)(h)
         h = h.reshape(z.shape[0], 4, 4, width)
@@ -120,7 +126,8 @@ class DCGANDiscriminator(DiscriminatorOptions):
     """Images [B, size, size, C] (+ labels [B]) -> logits [B // pack].
 
     Attributes:
-      image_size, ndf: input size (32 or 64) and the first conv's width (doubling per layer).
+      image_size, ndf: input size (8, 16, 32 or 64) and the first conv's width (doubling per layer;
+        log2(size / 4) stride-2 convs, so at 8 px a single conv, without BatchNorm, before the head).
       width_multiplier: scales `ndf` (the "weaken D" knob; see
         `jaxgan.nets.registry.D_CAPACITY_PRESETS`).
       batch_norm: BatchNorm after every conv but the first (DCGAN). Turn it off

@@ -20,8 +20,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan import latent
 from jaxgan.common import DATA_AXIS
 from jaxgan.nets.conditioning import (DiscriminatorOptions, check_labels, concat_label_to_latent, d_layer,
+                                      generator_latent,
                                       discriminator_head, discriminator_input)
 from jaxgan.nets.layers import minibatch_stddev, scaled_width
 
@@ -41,6 +43,7 @@ class MLPGenerator(nn.Module):
       batch_norm: BatchNorm between each hidden Dense (then bias-free) and its
         ReLU, as PacGAN's 2-D generator (Ioffe & Szegedy 2015); batch statistics
         in training (cross-replica over `bn_axis_name`), running ones otherwise.
+      latent_codes: InfoGAN codes taken from the first coordinates of z (`jaxgan.latent`).
       bn_axis_name: the mapped axis BatchNorm averages over in training; None
         outside a mapped axis.
     """
@@ -53,13 +56,15 @@ class MLPGenerator(nn.Module):
     num_classes: int = 0
     label_embed_dim: int = 0
     batch_norm: bool = False
+    latent_codes: latent.LatentCodes = latent.LatentCodes()
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
         check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="MLPGenerator")
-        h = concat_label_to_latent(z.astype(self.dtype), labels, num_classes=self.num_classes,
+        z_in = generator_latent(z, self.latent_codes, latent_dim=self.latent_dim, who="MLPGenerator")
+        h = concat_label_to_latent(z_in.astype(self.dtype), labels, num_classes=self.num_classes,
                                    embed_dim=self.label_embed_dim, dtype=self.dtype)
         for _ in range(self.depth):
             h = nn.Dense(self.hidden, use_bias=not self.batch_norm, dtype=self.dtype)(h)

@@ -32,9 +32,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan import latent
 from jaxgan.common import DATA_AXIS
 from jaxgan.nets.conditioning import (ConditionalBatchNorm, DiscriminatorOptions, check_labels,
-                                      discriminator_head, discriminator_input)
+                                      discriminator_head, discriminator_input, generator_latent)
 from jaxgan.nets.layers import apply_layer, avg_pool2, minibatch_stddev, scaled_width, upsample_nearest
 
 SUPPORTED_SIZES = (32, 64, 128)
@@ -131,6 +132,7 @@ class ResNetGenerator(nn.Module):
     Attributes:
       latent_dim, image_size (32, 64, 128), channels, ngf: see the module docstring.
       num_classes: > 0 gives every residual block conditional BatchNorm (labels required).
+      latent_codes: InfoGAN codes taken from the first coordinates of z (`jaxgan.latent`).
       bn_axis_name: the cross-replica BatchNorm axis in training; None outside a mapped axis.
     """
 
@@ -139,6 +141,7 @@ class ResNetGenerator(nn.Module):
     channels: int = 3
     ngf: int = 64
     num_classes: int = 0
+    latent_codes: latent.LatentCodes = latent.LatentCodes()
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
@@ -147,7 +150,8 @@ class ResNetGenerator(nn.Module):
         check_size(self.image_size, "ResNetGenerator")
         check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="ResNetGenerator")
         widths = [self.ngf * m for m in _G_WIDTHS[self.image_size]]
-        h = nn.Dense(4 * 4 * widths[0], kernel_init=_INIT, dtype=self.dtype, name="linear")(z.astype(self.dtype))
+        z_in = generator_latent(z, self.latent_codes, latent_dim=self.latent_dim, who="ResNetGenerator")
+        h = nn.Dense(4 * 4 * widths[0], kernel_init=_INIT, dtype=self.dtype, name="linear")(z_in.astype(self.dtype))
         h = h.reshape(z.shape[0], 4, 4, widths[0])
         for i, width in enumerate(widths[1:]):
             h = GBlock(width, num_classes=self.num_classes, bn_axis_name=self.bn_axis_name, dtype=self.dtype,

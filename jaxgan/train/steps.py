@@ -28,6 +28,11 @@ draws from fold_in(u, 2) (D) and MSGAN's second latents from fold_in(u, 3) (G).
 Example i of the GLOBAL batch then folds in i. No key is used twice, and the
 result does not depend on how many devices share the batch.
 
+InfoGAN (Chen et al. 2016): when G has latent codes (`jaxgan.latent`), D's Q head
+(`info_outputs`) predicts each fake's codes, read back from its z, and both D
+(with Q) and G add info_weight times `regularizers.info_loss`; real images
+carry no codes and take no part in it.
+
 Several discriminators (GMAN, Durugkar et al. 2017): with num_discriminators
 K > 1, `state.d` holds K stacked networks (leading axis K on every leaf, own
 params, BatchNorm stats and optimizer state), all updated on the same batch by
@@ -48,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgan import augment, regularizers
+from jaxgan import augment, latent, regularizers
 from jaxgan.common import DATA_AXIS, Metrics, Params, tree_l2_norm
 from jaxgan.losses import AdversarialLoss
 from jaxgan.state import GANTrainState, NetState, create_train_state, latent_dim_of, num_classes_of
@@ -105,12 +110,13 @@ class Regularization:
     historical_averaging: float = 0.0  # lambda of ||theta - running mean||^2, G and D (Salimans et al. 2016)
     replay_capacity: int = 0  # replay buffer of past fakes for D (0 = off; CycleGAN: 50)
     acgan_weight: float = 1.0  # class cross-entropy weight when D has an auxiliary classifier
+    info_weight: float = 1.0  # InfoGAN's lambda on the codes' loss when G has latent codes (Chen et al. 2016: 1)
 
     def validate(self, *, loss: AdversarialLoss, pack: int, sample_ndim: int) -> None:
         """Raises ValueError naming conflicting or out-of-range options."""
         for name in ("gradient_penalty", "dragan", "dragan_c", "r1_gamma", "r2_gamma", "weight_clip", "lecam",
                      "bcr_real", "bcr_fake", "instance_noise", "feature_matching", "g_adversarial_weight",
-                     "mode_seeking", "historical_averaging", "acgan_weight"):
+                     "mode_seeking", "historical_averaging", "acgan_weight", "info_weight"):
             if not float(getattr(self, name)) >= 0.0:
                 raise ValueError(f"regularization.{name} must be >= 0, got {getattr(self, name)!r}.")
         for name in ("r1_every", "instance_noise_anneal_steps"):
@@ -246,6 +252,7 @@ class DOutput(NamedTuple):
     logits: jax.Array
     features: jax.Array | None = None
     class_logits: jax.Array | None = None
+    info_outputs: jax.Array | None = None
 
 
 def _cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -300,8 +307,18 @@ class GANStep:
         return bool(getattr(self.discriminator, "aux_classifier", False))
 
     @property
+    def latent_codes(self) -> latent.LatentCodes:
+        """G's InfoGAN codes (Chen et al. 2016); empty for a plain latent."""
+        return getattr(self.generator, "latent_codes", latent.LatentCodes())
+
+    @property
     def _capture(self) -> bool:
-        return self.acgan or bool(self.regularization.feature_matching)
+        return self.acgan or bool(self.latent_codes) or bool(self.regularization.feature_matching)
+
+    def _info_loss(self, q: jax.Array, z: jax.Array) -> jax.Array:
+        """InfoGAN's loss on Q's outputs for the codes G read from `z` (`regularizers.info_loss`)."""
+        categorical, continuous = latent.codes_from_latent(z, self.latent_codes)
+        return regularizers.info_loss(q, categorical, continuous, self.latent_codes.categorical)
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -384,7 +401,8 @@ class GANStep:
         logits, mutated = self.discriminator.apply(variables, *_call_args(x, labels), train=True, mutable=mutable)
         inter = mutated.get("intermediates", {})
         get = lambda name: inter[name][-1] if name in inter else None
-        return DOutput(logits, get("features"), get("class_logits")), mutated.get("batch_stats", stats)
+        return (DOutput(logits, get("features"), get("class_logits"), get("info_outputs")),
+                mutated.get("batch_stats", stats))
 
     def _d_logit_fn(self, params: Params, stats: Params, labels: jax.Array | None) -> Callable[[jax.Array], jax.Array]:
         """x -> D's logits, for gradient penalties (statistics updates discarded)."""
@@ -437,7 +455,7 @@ class GANStep:
                                                                      axis_name=self.axis_name)
         keys = example_keys(example_key, indices)
         single = functools.partial(self._single_d_update, real=real, fake=fake, real_labels=real_labels,
-                                   fake_labels=fake_labels, keys=keys, step=step)
+                                   fake_labels=fake_labels, keys=keys, step=step, z=z)
         anchors, average = extras.get("lecam"), extras.get("d_average")
         if self.num_discriminators == 1:
             d, anchors, metrics = single(d, anchors, average)
@@ -448,7 +466,8 @@ class GANStep:
             extras["lecam"] = anchors
         return (d, g_stats, extras), metrics
 
-    def _single_d_update(self, d: NetState, anchors, average, *, real, fake, real_labels, fake_labels, keys, step):
+    def _single_d_update(self, d: NetState, anchors, average, *, real, fake, real_labels, fake_labels, keys, step,
+                         z):
         reg = self.regularization
         d_keys = fold_each(keys, 0)
         penalty_keys = fold_each(keys, 1)
@@ -464,6 +483,8 @@ class GANStep:
                 terms["d_class_loss"] = (self.regularization.acgan_weight,
                                          _cross_entropy(real_out.class_logits, real_labels)
                                          + _cross_entropy(fake_out.class_logits, fake_labels))
+            if self.latent_codes:  # Q shares D's body and is trained on the fakes' codes (Chen et al. 2016)
+                terms["d_info_loss"] = (reg.info_weight, self._info_loss(fake_out.info_outputs, z))
             if reg.gradient_penalty:
                 x_hat = per_example(lambda k, x: regularizers.wgan_gp_interpolates(k, x[:, 0], x[:, 1]),
                                     fold_each(penalty_keys, 0),
@@ -580,6 +601,11 @@ class GANStep:
                 ce = (_cross_entropy(class_logits, fake_labels) if self.num_discriminators == 1 else
                       jnp.mean(jax.vmap(lambda c: _cross_entropy(c, fake_labels))(class_logits)))
                 terms["g_class_loss"] = (reg.acgan_weight, ce)
+            if self.latent_codes:
+                q = fake_out.info_outputs
+                info = (self._info_loss(q, z) if self.num_discriminators == 1 else
+                        jnp.mean(jax.vmap(lambda qk: self._info_loss(qk, z))(q)))
+                terms["g_info_loss"] = (reg.info_weight, info)
             if reg.feature_matching:
                 fm = lambda r, f: regularizers.feature_matching_loss(r, f, axis_name=self.axis_name)
                 value = (fm(real_out.features, fake_out.features) if self.num_discriminators == 1 else
@@ -711,6 +737,7 @@ def make_train_step(
         raise ValueError("The replay buffer stores past fakes without their class labels, so it cannot feed a "
                          "conditional D; use replay_capacity=0 with num_classes > 0.")
     latent_dim = latent_dim_of(generator)
+    check_latent_codes(generator, discriminator, regularization)
     z = jax.ShapeDtypeStruct((1, latent_dim), jnp.float32)
     y = jax.ShapeDtypeStruct((1,), jnp.int32) if g_classes else None
     out = jax.eval_shape(
@@ -733,6 +760,21 @@ def make_train_step(
         d_aggregation=d_aggregation,
         d_temperature=float(d_temperature),
     )
+
+
+def check_latent_codes(generator: nn.Module, discriminator: nn.Module, regularization: Regularization) -> None:
+    """G's InfoGAN codes and D's Q head must match (Q predicts every code of each sample)."""
+    codes = getattr(generator, "latent_codes", latent.LatentCodes())
+    q_outputs = int(getattr(discriminator, "info_outputs", 0))
+    if codes.q_outputs != q_outputs:
+        want = (f"info_outputs={codes.q_outputs} (the codes' LatentCodes.q_outputs)" if codes else
+                "info_outputs=0 (G has no latent codes)")
+        raise ValueError(
+            f"G's InfoGAN codes {tuple(codes)} need a D whose Q head has {want}; the D has info_outputs={q_outputs}. "
+            "Build both from the same codes (config.model.info_categorical / info_continuous).")
+    if codes and regularization.replay_capacity:
+        raise ValueError("The replay buffer stores past fakes without their InfoGAN codes, so Q could not be "
+                         "trained on them; use replay_capacity=0 with latent codes.")
 
 
 def resolve_step_loop(step_loop: str) -> str:
