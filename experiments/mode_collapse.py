@@ -193,7 +193,7 @@ def train_config(data: str, name: str, preset: str = "fast", *, seed: int = 0, t
     c = base_config()
     c.seed = seed
     if data in IMAGE_DATA:
-        return _image_config(c, name, preset, train_steps)
+        return _image_config(c, data, name, preset, train_steps)
     c.data.source, c.data.name, c.data.num_examples = "mixture", data, 100_000
     m = c.model
     p = PRESETS[preset]
@@ -232,7 +232,7 @@ def _apply_overrides(c, name: str, steps: int, data: str) -> None:
         _set(c, key, value)
 
 
-def _image_config(c, name: str, preset: str, train_steps: int):
+def _image_config(c, data: str, name: str, preset: str, train_steps: int):
     """Stacked digits (IMAGE_PRESETS): DCGAN 32x32x3, the standard GAN loss, 64 packed D inputs per step."""
     if preset not in IMAGE_PRESETS:
         raise ValueError(f"preset={preset!r} has no stacked-digits version; valid there: {sorted(IMAGE_PRESETS)}.")
@@ -241,8 +241,7 @@ def _image_config(c, name: str, preset: str, train_steps: int):
     c.model.name, c.model.latent_dim, c.model.g_width, c.model.d_width = "dcgan", 100, p["g_width"], p["d_width"]
     c.loss = "non_saturating"
     _set_schedule(c, name, train_steps or p["train_steps"], learning_rate=p["learning_rate"], b1=0.5,
-                  data="stacked_digits",
-                  num_samples=100)
+                  num_samples=100, data=data)
     c.batch_size = 64 * c.model.pack
     return c
 

@@ -287,12 +287,12 @@ def latent_codes(config: ml_collections.ConfigDict) -> latent.LatentCodes:
         raise ValueError(f"config.model.info_categorical / info_continuous: {e}") from None
 
 
-def _d_options(config: ml_collections.ConfigDict) -> dict:
-    """Discriminator keyword arguments shared by the architectures."""
+def _d_options(config: ml_collections.ConfigDict, codes: latent.LatentCodes) -> dict:
+    """Discriminator keyword arguments shared by the architectures (Q head sized for G's `codes`)."""
     m = config.model
     kwargs = dict(num_classes=m.num_classes, conditioning=m.conditioning, aux_classifier=m.aux_classifier,
                   minibatch_std=m.minibatch_std, minibatch_discrimination=m.minibatch_discrimination, pack=m.pack,
-                  info_outputs=latent_codes(config).q_outputs)
+                  info_outputs=codes.q_outputs)
     kwargs["spectral_norm"] = m.spectral_norm
     kwargs.update(d_capacity_kwargs(m.d_capacity, m.name))
     return kwargs
@@ -313,9 +313,10 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Mod
     """The generator and discriminator named by `config.model` for the data shape."""
     g_cls, d_cls = get_network_classes(config.model.name)
     m, data = config.model, config.data
-    d_kwargs = _d_options(config)
+    codes = latent_codes(config)
+    d_kwargs = _d_options(config, codes)
     dtype = compute_dtype(m.get("dtype", "float32"))
-    g_cls = functools.partial(g_cls, dtype=dtype, latent_codes=latent_codes(config))
+    g_cls = functools.partial(g_cls, dtype=dtype, latent_codes=codes)
     d_cls = functools.partial(d_cls, dtype=dtype)
     if m.name == "dcgan":
         return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
