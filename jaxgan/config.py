@@ -21,7 +21,7 @@ import optax
 from jaxgan import latent, optim
 from jaxgan.losses import LOSSES, get_loss
 from jaxgan.nets import NETWORKS, check_image_size, d_capacity_kwargs, get_network_classes
-from jaxgan.train.steps import (CRITIC_LOOPS, GANStep, Regularization, ema_decay_from_half_life,
+from jaxgan.train.steps import (CRITIC_LOOPS, FAKE_LABELS, GANStep, Regularization, ema_decay_from_half_life,
                                 ema_decay_with_warmup, make_train_step)
 
 
@@ -44,6 +44,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.channels = 1
     # "mixture" / "stacked_digits" only: examples drawn once (seeded by config.seed)
     c.data.num_examples = 100_000
+    # > 0: label the training images with this many k-means clusters of their pixels and train a GAN
+    # conditioned on them (model.num_classes = this, model.fake_labels = "real"; Liu et al. 2020's
+    # self-conditioned GAN, clustered once; jaxgan.data.clusters). 0: the data's own labels, if any.
+    c.data.cluster_labels = 0
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "dcgan"  # one of jaxgan.nets.NETWORKS
@@ -57,6 +61,9 @@ def base_config() -> ml_collections.ConfigDict:
     # DCGAN G transposed-conv form: "subpixel", "phase", "patches" or "transpose" (same results).
     c.model.upsample = "subpixel"
     c.model.downsample = "conv"  # DCGAN D strided-conv form: "conv", "space_to_depth" or "patches" (same results)
+    # DCGAN: 3x3 stride-1 conv layers added to G (before its output layer) and D (after its first conv), as the
+    # n_extra_layers of Arjovsky et al.'s WGAN DCGAN; at 8 px G and D otherwise have one conv each.
+    c.model.extra_layers = 0
     # Compute dtype of both networks: "float32", or "bfloat16" on accelerators (activations and
     # matmuls in bfloat16; params, optimizer states, EMA, BatchNorm statistics and losses stay float32;
     # bfloat16 has float32's exponent range, so no loss scaling is needed, unlike float16).
@@ -64,6 +71,8 @@ def base_config() -> ml_collections.ConfigDict:
     # Class conditioning (labels come from the data): 0 = unconditional.
     c.model.num_classes = 0
     c.model.label_embed_dim = 0  # G (MLP/DCGAN): 0 = one-hot next to z, else a learned embedding
+    # G's class ids in training: "uniform", or "real" (the real batch's: the data's class frequencies).
+    c.model.fake_labels = "uniform"
     c.model.conditioning = "concat"  # D: "concat" (cGAN), "projection" (Miyato & Koyama 2018), "none" (ACGAN only)
     c.model.aux_classifier = False  # ACGAN head on D (Odena et al. 2017)
     # Discriminator options.
@@ -178,12 +187,29 @@ def resolve_schedule(config: ml_collections.ConfigDict) -> Schedule:
     )
 
 
+def _validate_labels(config: ml_collections.ConfigDict) -> None:
+    """model.fake_labels and data.cluster_labels (k-means cluster conditioning) fit model.num_classes."""
+    fake_labels = config.model.get("fake_labels", "uniform")
+    if fake_labels not in FAKE_LABELS:
+        raise ValueError(f"config.model.fake_labels={fake_labels!r}; valid: {FAKE_LABELS}.")
+    clusters = config.data.get("cluster_labels", 0)
+    if not isinstance(clusters, int) or clusters < 0:
+        raise ValueError(f"config.data.cluster_labels={clusters!r} must be an int >= 0 (k-means clusters; 0 = off).")
+    if clusters and config.model.num_classes != clusters:
+        raise ValueError(f"config.data.cluster_labels={clusters} conditions the GAN on {clusters} clusters, but "
+                         f"config.model.num_classes={config.model.num_classes}; set model.num_classes={clusters}.")
+    if clusters and fake_labels != "real":
+        raise ValueError(f"config.data.cluster_labels={clusters}: k-means clusters differ in size, so G must draw "
+                         "the real batch's cluster ids; set config.model.fake_labels='real'.")
+
+
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     """Raises ValueError naming the field, its value and the fix; runs before compilation."""
     if config.model.name not in NETWORKS:
         raise ValueError(f"config.model.name={config.model.name!r} is unknown; valid names: {sorted(NETWORKS)}.")
     if config.data.source not in DATA_SOURCES:
         raise ValueError(f"config.data.source={config.data.source!r}; valid: {DATA_SOURCES}.")
+    _validate_labels(config)
     if config.data.source == "mixture":
         from jaxgan.metrics.modes import MIXTURES  # numpy only
         if config.data.name not in MIXTURES:
@@ -226,6 +252,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
             raise ValueError(f"config.model.upsample={config.model.upsample!r}; valid: {UPSAMPLE_FORMS}.")
         if config.model.get("downsample", "conv") not in DOWNSAMPLE_FORMS:
             raise ValueError(f"config.model.downsample={config.model.downsample!r}; valid: {DOWNSAMPLE_FORMS}.")
+    extra_layers = config.model.get("extra_layers", 0)
+    if not isinstance(extra_layers, int) or extra_layers < 0:
+        raise ValueError(f"config.model.extra_layers={extra_layers!r} must be an int >= 0.")
+    if extra_layers and config.model.name != "dcgan":
+        raise ValueError(f"config.model.extra_layers={extra_layers} is a DCGAN option; model.name is "
+                         f"{config.model.name!r}. Set it to 0 or use model.name='dcgan'.")
     if config.critic_loop not in CRITIC_LOOPS:
         raise ValueError(f"config.critic_loop={config.critic_loop!r}; valid: {CRITIC_LOOPS}.")
     if not isinstance(config.n_critic, int) or config.n_critic < 1:
@@ -321,9 +353,9 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Mod
     if m.name == "dcgan":
         return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
                       ngf=m.g_width, upsample=m.upsample, num_classes=m.num_classes,
-                      label_embed_dim=m.label_embed_dim),
+                      label_embed_dim=m.label_embed_dim, extra_layers=m.get("extra_layers", 0)),
                 d_cls(image_size=data.image_size, ndf=m.d_width, batch_norm=m.d_batch_norm,
-                      downsample=m.get("downsample", "conv"), **d_kwargs))
+                      downsample=m.get("downsample", "conv"), extra_layers=m.get("extra_layers", 0), **d_kwargs))
     if m.name == "mlp":
         shape = data_shape(config)
         d_kwargs.setdefault("depth", m.get("d_depth", 0) or m.depth)
@@ -368,5 +400,6 @@ def build_step(config: ml_collections.ConfigDict, generator: nn.Module, discrimi
                            ema_decay=ema_decay, critic_loop=config.critic_loop,
                            regularization=Regularization(**config.regularization.to_dict()),
                            num_discriminators=config.num_discriminators, d_aggregation=config.d_aggregation,
-                           d_temperature=config.d_temperature)
+                           d_temperature=config.d_temperature,
+                           fake_labels=config.model.get("fake_labels", "uniform"))
 

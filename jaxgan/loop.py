@@ -15,6 +15,8 @@ as a straight run would have. Safety (non-finite guard, SIGTERM saves): see
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import jax
@@ -24,6 +26,7 @@ from clu import parameter_overview
 from jax.sharding import Mesh
 
 from jaxgan import data
+from jaxgan.data import clusters as clusters_lib
 from jaxgan.common import to_uint8
 from jaxgan.config import (DATA_SOURCES, build_networks, build_optimizers, build_step, data_shape, eval_metric_names,
                            resolve_schedule, validate)
@@ -115,6 +118,27 @@ def sample_labels_for_grid(num: int, num_classes: int) -> np.ndarray | None:
     return (np.arange(num) % num_classes).astype(np.int32) if num_classes else None
 
 
+def evaluation_labels(num: int, *, seed: int, num_classes: int, frequencies: np.ndarray | None) -> np.ndarray | None:
+    """Class ids for `num` evaluation samples: drawn with the training labels' `frequencies` when given (k-means
+    clusters: G was trained on the real batches' ids), else 0, 1, ..., K-1, 0, ... (None if unconditional)."""
+    if frequencies is None:
+        return sample_labels_for_grid(num, num_classes)
+    return clusters_lib.draw_labels(frequencies, num, seed=seed)
+
+
+def run_cluster_labels(workdir: str, images: np.ndarray, num_clusters: int, *, seed: int) -> np.ndarray:
+    """The run's k-means cluster labels (`jaxgan.data.clusters`): read from WORKDIR/cluster_labels.npz, so a
+    resumed run keeps its clusters, or computed and written there (by process 0)."""
+    path = os.path.join(workdir, clusters_lib.LABELS_FILE)
+    labels = clusters_lib.load_labels(path, num_clusters=num_clusters, seed=seed, num_examples=len(images))
+    if labels is None:
+        labels = clusters_lib.kmeans_labels(images, num_clusters, seed=seed)
+        if jax.process_index() == 0:
+            os.makedirs(workdir, exist_ok=True)
+            clusters_lib.save_labels(path, labels, num_clusters=num_clusters, seed=seed)
+    return labels
+
+
 def dry_run(config: ml_collections.ConfigDict) -> dict[str, Any]:
     """Validates `config` and builds the state abstractly (no data, no compile, no training).
 
@@ -181,8 +205,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     generator, discriminator = build_networks(config)
     g_tx, d_tx = build_optimizers(config)
     step = build_step(config, generator, discriminator, g_tx, d_tx)
-    arrays = load_training_arrays(config.data, with_labels=bool(step.num_classes), seed=config.seed)
+    clusters = config.data.get("cluster_labels", 0)
+    arrays = load_training_arrays(config.data, with_labels=bool(step.num_classes) and not clusters, seed=config.seed)
+    if clusters:
+        arrays = dict(arrays, label=run_cluster_labels(workdir, arrays["image"], clusters, seed=config.seed))
     check_labels_fit(arrays, step.num_classes)
+    frequencies = clusters_lib.label_frequencies(arrays["label"], clusters) if clusters else None
+    eval_labels = functools.partial(evaluation_labels, num_classes=step.num_classes, frequencies=frequencies)
     batcher = data.ArrayBatcher(arrays, batch_size=config.batch_size, seed=config.seed,
                                 process_index=jax.process_index(), process_count=jax.process_count())
     first = arrays["image"][:1]
@@ -211,7 +240,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         as_output = np.asarray if config.data.source == "mixture" else to_uint8
         sample_fn = lambda num, seed: np.asarray(as_output(sample_batched(
             generator, state.g_ema_params, state.g.batch_stats, num=num, seed=seed,
-            labels=sample_labels_for_grid(num, step.num_classes))))
+            labels=eval_labels(num, seed=seed))))
         scores: dict[str, float] = {}
         for evaluate_one in evaluators:
             scores.update(evaluate_one(sample_fn, done))

@@ -23,6 +23,7 @@ import numpy as np
 from jaxgan import checkpoint
 from jaxgan.common import Params, to_uint8
 from jaxgan.config import build_networks, build_optimizers, build_step, data_shape
+from jaxgan.data import clusters
 from jaxgan.sampling import sample_batched
 
 
@@ -48,15 +49,19 @@ class TrainedGenerator:
     generator: nn.Module
     params: Params
     batch_stats: Params
+    label_frequencies: np.ndarray | None = None  # k-means cluster labels (data.cluster_labels): their frequencies
 
     @property
     def num_classes(self) -> int:
         return int(getattr(self.generator, "num_classes", 0))
 
     def sample(self, num: int, *, seed: int = 0, labels: Any = None, batch_size: int = 256) -> np.ndarray:
-        """`num` samples in the model's range (images in [-1, 1], points unbounded)."""
+        """`num` samples in the model's range (images in [-1, 1], points unbounded). A generator conditioned on
+        k-means clusters draws its labels with the clusters' frequencies (from `seed`) unless given them."""
         if self.num_classes and labels is None:
-            raise ValueError(f"This generator is conditional on {self.num_classes} classes; pass labels.")
+            if self.label_frequencies is None:
+                raise ValueError(f"This generator is conditional on {self.num_classes} classes; pass labels.")
+            labels = clusters.draw_labels(self.label_frequencies, num, seed=seed)
         if labels is not None:
             labels = np.asarray(labels)
             if not self.num_classes:
@@ -85,5 +90,12 @@ def load_generator(workdir: str, *, ema: bool = True) -> TrainedGenerator:
         state, step = checkpoint.restore_latest(manager, abstract)
     if step is None:
         raise FileNotFoundError(f"No checkpoint in {directory}; train first (experiments/train.py --workdir=...).")
+    frequencies = None
+    if config.data.get("cluster_labels", 0):
+        frequencies = clusters.load_frequencies(os.path.join(workdir, clusters.LABELS_FILE))
+        if frequencies is None:
+            raise FileNotFoundError(f"{workdir} trained on k-means cluster labels, but its {clusters.LABELS_FILE} "
+                                    "is missing; without the clusters' frequencies its samples cannot be drawn.")
     return TrainedGenerator(config=config, step=step, ema=ema, generator=generator,
-                            params=state.g_ema_params if ema else state.g.params, batch_stats=state.g.batch_stats)
+                            params=state.g_ema_params if ema else state.g.params, batch_stats=state.g.batch_stats,
+                            label_frequencies=frequencies)

@@ -133,6 +133,45 @@ def test_dcgan_shapes(size, channels):
     assert set(d_vars) == ({"params", "batch_stats"} if size > 8 else {"params"})
 
 
+@pytest.mark.parametrize("size", [8, 32])
+@pytest.mark.parametrize("d_batch_norm", [True, False])
+def test_dcgan_extra_layers_add_3x3_convs_at_the_documented_widths(size, d_batch_norm):
+    """Each extra layer adds a 3x3 conv at G's last hidden width (= ngf; no bias, BatchNorm scale and bias)
+    and at D's first width (= ndf; BatchNorm without a bias, or a bias), counted by hand; shapes are kept."""
+    ngf, ndf, extra = 6, 5, 2
+    key = jax.random.PRNGKey(0)
+    z, x = jnp.zeros((2, 10)), jnp.zeros((2, size, size, 3))
+
+    def count(module, inputs):
+        out, variables = module.init_with_output(key, inputs, train=False)
+        return out.shape, sum(v.size for v in jax.tree_util.tree_leaves(variables["params"]))
+
+    g_shape, g0 = count(DCGANGenerator(latent_dim=10, image_size=size, channels=3, ngf=ngf), z)
+    g_shape2, g2 = count(DCGANGenerator(latent_dim=10, image_size=size, channels=3, ngf=ngf, extra_layers=extra), z)
+    assert g_shape == g_shape2 == (2, size, size, 3)
+    assert g2 - g0 == extra * (9 * ngf * ngf + 2 * ngf)
+    d_shape, d0 = count(DCGANDiscriminator(image_size=size, ndf=ndf, batch_norm=d_batch_norm), x)
+    d_shape2, d2 = count(DCGANDiscriminator(image_size=size, ndf=ndf, batch_norm=d_batch_norm,
+                                            extra_layers=extra), x)
+    assert d_shape == d_shape2 == (2,)
+    assert d2 - d0 == extra * (9 * ndf * ndf + (2 * ndf if d_batch_norm else ndf))
+    with pytest.raises(ValueError, match="extra_layers=-1 must be an int >= 0"):
+        DCGANDiscriminator(image_size=size, extra_layers=-1).init(key, x, train=False)
+
+
+def test_extra_layers_config_is_dcgan_only():
+    from jaxgan import config as config_lib
+
+    config = config_lib.base_config()
+    config.model.name, config.model.extra_layers = "mlp", 1
+    with pytest.raises(ValueError, match="extra_layers=1 is a DCGAN option"):
+        config_lib.validate(config, 1)
+    config.model.name = "dcgan"
+    config_lib.validate(config, 1)
+    g, d = config_lib.build_networks(config)
+    assert g.extra_layers == d.extra_layers == 1
+
+
 @pytest.mark.parametrize("size", [4, 28, 128])
 def test_dcgan_unsupported_image_size(size):
     for module, args in ((DCGANGenerator(latent_dim=4, image_size=size), jnp.zeros((1, 4))),

@@ -21,7 +21,8 @@ flags.DEFINE_string("out", None, "Output .npz path (the PNG grid goes beside it)
 flags.DEFINE_bool("ema", True, "Sample the EMA generator (--noema or --no_ema: the raw generator).")
 flags.DEFINE_bool("no_ema", False, "Sample the raw generator instead of its EMA (same as --noema).")
 flags.DEFINE_string("labels", None, "Conditional models: 'cycle' (0,1,..,K-1,0,..), one class id for all, "
-                    "or a comma-separated list of N class ids.")
+                    "or a comma-separated list of N class ids. Default: 'cycle', or for a model conditioned on "
+                    "k-means clusters (data.cluster_labels) ids drawn with the clusters' frequencies.")
 flags.DEFINE_integer("batch_size", 256, "Samples per compiled call.")
 FLAGS = flags.FLAGS
 
@@ -54,6 +55,7 @@ def main(argv):
 
     from jaxgan import workdir as workdir_lib
     from jaxgan.common import to_uint8
+    from jaxgan.data.clusters import draw_labels
     from jaxgan.sampling import image_grid
 
     if FLAGS.num < 1:
@@ -62,7 +64,10 @@ def main(argv):
         raise app.UsageError(f"--out must end in .npz, got {FLAGS.out!r}.")
     use_ema = FLAGS.ema and not FLAGS.no_ema
     gan = workdir_lib.load_generator(FLAGS.workdir, ema=use_ema)
-    labels = parse_labels(FLAGS.labels, FLAGS.num, gan.num_classes)
+    if FLAGS.labels is None and gan.label_frequencies is not None:  # k-means clusters: their frequencies
+        labels = draw_labels(gan.label_frequencies, FLAGS.num, seed=FLAGS.seed)
+    else:
+        labels = parse_labels(FLAGS.labels, FLAGS.num, gan.num_classes)
     samples = gan.sample(FLAGS.num, seed=FLAGS.seed, labels=labels, batch_size=FLAGS.batch_size)
     arrays = {}
     is_image = samples.ndim == 4

@@ -2,7 +2,10 @@
 
 G: a projection of z to 4x4, then stride-2 transposed convs with BatchNorm+ReLU,
 tanh out. D: stride-2 convs with LeakyReLU(0.2), BatchNorm on all but the first,
-no pooling, a linear logit. BatchNorm is cross-replica over `bn_axis_name` in
+no pooling, a linear logit. `extra_layers` adds 3x3 stride-1 conv layers to both
+(G: before its output layer; D: after its first conv), as the `n_extra_layers` of
+the DCGAN in Arjovsky, Chintala & Bottou's WGAN code (arXiv:1701.07875): at 8 px
+G and D otherwise have a single conv each. BatchNorm is cross-replica over `bn_axis_name` in
 training, so a data-parallel step sees the statistics of the global batch.
 
 Class conditioning (num_classes > 0) concatenates the label to z in G and, by
@@ -39,6 +42,11 @@ def _num_resolution_steps(image_size: int) -> int:
             "resize the data or pick another architecture."
         )
     return int(math.log2(image_size // 4))
+
+
+def _check_extra_layers(extra_layers: int, who: str) -> None:
+    if not isinstance(extra_layers, int) or extra_layers < 0:
+        raise ValueError(f"{who}: extra_layers={extra_layers!r} must be an int >= 0 (3x3 stride-1 conv layers).")
 
 
 UPSAMPLE_FORMS = ("patches", "phase", "subpixel", "transpose")
@@ -89,7 +97,8 @@ class DCGANGenerator(nn.Module):
     have identical parameters and outputs. With `num_classes > 0` the label's
     one-hot (label_embed_dim=0) or learned embedding is concatenated to z. With
     `latent_codes`, the first coordinates of z become InfoGAN codes
-    (`jaxgan.latent`; Chen et al. 2016).
+    (`jaxgan.latent`; Chen et al. 2016). `extra_layers` 3x3 conv+BN+ReLU layers
+    run at size/2, before the output layer (module docstring).
     """
 
     latent_dim: int = 100
@@ -100,12 +109,14 @@ class DCGANGenerator(nn.Module):
     num_classes: int = 0
     label_embed_dim: int = 0
     latent_codes: latent.LatentCodes = latent.LatentCodes()
+    extra_layers: int = 0
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
         n_up = _num_resolution_steps(self.image_size)
+        _check_extra_layers(self.extra_layers, "DCGANGenerator")
         check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="DCGANGenerator")
         width = self.ngf * 2 ** (n_up - 1)
         z_in = generator_latent(z, self.latent_codes, latent_dim=self.latent_dim, who="DCGANGenerator")
@@ -118,6 +129,9 @@ class DCGANGenerator(nn.Module):
             width //= 2
             h = _transposed_conv(self.upsample, width, False, self.dtype, f"up{i}")(h)
             h = nn.relu(_batch_norm(train, self.bn_axis_name, self.dtype)(h))
+        for i in range(self.extra_layers):
+            h = nn.Conv(width, (3, 3), padding="SAME", use_bias=False, dtype=self.dtype, name=f"extra{i}")(h)
+            h = nn.relu(_batch_norm(train, self.bn_axis_name, self.dtype)(h))
         h = _transposed_conv(self.upsample, self.channels, True, self.dtype, "to_image")(h)
         return jnp.tanh(h).astype(jnp.float32)
 
@@ -128,6 +142,8 @@ class DCGANDiscriminator(DiscriminatorOptions):
     Attributes:
       image_size, ndf: input size (8, 16, 32 or 64) and the first conv's width (doubling per layer;
         log2(size / 4) stride-2 convs, so at 8 px a single conv, without BatchNorm, before the head).
+      extra_layers: 3x3 stride-1 convs after the first conv, at its width (module docstring), each
+        with LeakyReLU and, with batch_norm, BatchNorm.
       width_multiplier: scales `ndf` (the "weaken D" knob; see
         `jaxgan.nets.registry.D_CAPACITY_PRESETS`).
       batch_norm: BatchNorm after every conv but the first (DCGAN). Turn it off
@@ -155,10 +171,12 @@ class DCGANDiscriminator(DiscriminatorOptions):
     ndf: int = 64
     batch_norm: bool = True
     downsample: str = "conv"
+    extra_layers: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
         n_down = _num_resolution_steps(self.image_size)
+        _check_extra_layers(self.extra_layers, "DCGANDiscriminator")
         if x.ndim != 4 or x.shape[1:3] != (self.image_size, self.image_size):
             raise ValueError(
                 f"DCGANDiscriminator(image_size={self.image_size}) expects images [B, {self.image_size}, "
@@ -173,6 +191,12 @@ class DCGANDiscriminator(DiscriminatorOptions):
             if i > 0 and self.batch_norm:
                 h = _batch_norm(train, self.bn_axis_name, self.dtype)(h)
             h = nn.leaky_relu(h, 0.2)
+            for j in range(self.extra_layers if i == 0 else 0):
+                h = layer(nn.Conv(width, (3, 3), padding="SAME", use_bias=not self.batch_norm, dtype=self.dtype,
+                                  name=f"extra{j}"), h)
+                if self.batch_norm:
+                    h = _batch_norm(train, self.bn_axis_name, self.dtype)(h)
+                h = nn.leaky_relu(h, 0.2)
             width *= 2
         phi = h.reshape(h.shape[0], -1)  # 4x4 features -> one logit: DCGAN's final 4x4 valid conv
         return discriminator_head(self, phi, labels, train=train)

@@ -155,6 +155,9 @@ def sample_latents(key: jax.Array, example_indices: jax.Array, latent_dim: int) 
     return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (latent_dim,)))(example_indices)
 
 
+FAKE_LABELS = ("uniform", "real")  # how a conditional G's class ids are drawn (GANStep._fake_labels)
+
+
 def sample_labels(key: jax.Array, example_indices: jax.Array, num_classes: int) -> jax.Array:
     """Uniform class ids for G's samples, keyed by the global example index."""
     return jax.vmap(lambda i: jax.random.randint(jax.random.fold_in(key, i), (), 0, num_classes))(
@@ -282,6 +285,7 @@ class GANStep:
     num_discriminators: int = 1
     d_aggregation: str = "mean"
     d_temperature: float = 1.0
+    fake_labels: str = "uniform"
 
     # --- static facts -----------------------------------------------------------------------
 
@@ -314,6 +318,15 @@ class GANStep:
     @property
     def _capture(self) -> bool:
         return self.acgan or bool(self.latent_codes) or bool(self.regularization.feature_matching)
+
+    def _fake_labels(self, key: jax.Array, indices: jax.Array, real_labels: jax.Array | None) -> jax.Array | None:
+        """G's class ids: uniform, or (fake_labels="real") the real batch's, so that they follow the data's
+        class frequencies (unbalanced classes, k-means clusters; as Liu et al. 2020's self-conditioned GAN)."""
+        if not self.num_classes:
+            return None
+        if self.fake_labels == "real":
+            return real_labels
+        return sample_labels(key, indices, self.num_classes)
 
     def _info_loss(self, q: jax.Array, z: jax.Array) -> jax.Array:
         """InfoGAN's loss on Q's outputs for the codes G read from `z` (`regularizers.info_loss`)."""
@@ -446,7 +459,7 @@ class GANStep:
         real_labels = real_labels if self.num_classes else None
         latent_key, label_key, replay_key, example_key = (jax.random.fold_in(key, i) for i in range(4))
         z = sample_latents(latent_key, indices, self.latent_dim)
-        fake_labels = sample_labels(label_key, indices, self.num_classes) if self.num_classes else None
+        fake_labels = self._fake_labels(label_key, indices, real_labels)
         fake, g_stats = _apply(self.generator, g_params, g_stats, z, fake_labels)
         fake = jax.lax.stop_gradient(fake)
         extras = dict(extras)
@@ -566,9 +579,9 @@ class GANStep:
         reg = self.regularization
         latent_key, label_key, example_key, latent2_key = (jax.random.fold_in(key, i) for i in range(4))
         z = sample_latents(latent_key, indices, self.latent_dim)
-        fake_labels = sample_labels(label_key, indices, self.num_classes) if self.num_classes else None
-        keys = example_keys(example_key, indices)
         real, real_labels = real_last
+        fake_labels = self._fake_labels(label_key, indices, real_labels if self.num_classes else None)
+        keys = example_keys(example_key, indices)
         needs_real = self.loss.g_needs_real or bool(reg.feature_matching)
         real_in = self._d_inputs(real, fold_each(keys, 0), step) if needs_real else None
         g_average = extras.get("g_average")
@@ -698,6 +711,7 @@ def make_train_step(
     num_discriminators: int = 1,
     d_aggregation: str = "mean",
     d_temperature: float = 1.0,
+    fake_labels: str = "uniform",
 ) -> GANStep:
     """Builds the pure per-device train step; wrap it with `jaxgan.train.parallel`.
 
@@ -713,6 +727,9 @@ def make_train_step(
       num_discriminators: K >= 1 discriminators (GMAN, Durugkar et al. 2017).
       d_aggregation, d_temperature: how G's K losses combine ("mean", "max",
         "softmax"; see `jaxgan.regularizers.aggregate_losses`).
+      fake_labels: a conditional G's class ids, "uniform" or "real" (those of the real batch the
+        update reads, so they follow the data's class frequencies; for unbalanced classes and
+        k-means cluster labels, as the self-conditioned GAN of Liu et al. 2020, arXiv:2006.10728).
     """
     if not isinstance(n_critic, (int, np.integer)) or isinstance(n_critic, bool) or n_critic < 1:
         raise ValueError(f"n_critic must be an int >= 1 (D updates per G update), got {n_critic!r}.")
@@ -727,6 +744,8 @@ def make_train_step(
         raise ValueError(f"d_aggregation={d_aggregation!r} is unknown; valid: {regularizers.AGGREGATIONS}.")
     if not d_temperature > 0:
         raise ValueError(f"d_temperature must be > 0, got {d_temperature!r}.")
+    if fake_labels not in FAKE_LABELS:
+        raise ValueError(f"fake_labels={fake_labels!r} is unknown; valid: {FAKE_LABELS}.")
     g_classes = num_classes_of(generator)
     d_classes = int(getattr(discriminator, "num_classes", 0))
     if g_classes != d_classes:
@@ -759,6 +778,7 @@ def make_train_step(
         num_discriminators=num_discriminators,
         d_aggregation=d_aggregation,
         d_temperature=float(d_temperature),
+        fake_labels=fake_labels,
     )
 
 
