@@ -16,7 +16,8 @@ one configuration trained at once by `jaxgan.train.seeds.multi_seed_steps`):
 writes DIR/results.csv, DIR/results.md, DIR/per_seed.csv and one PNG per
 (data, configuration) with each seed's 2,500 samples over the true means.
 
-Stacked digits (`--config.data=stacked_digits`): jaxgan's DCGAN on 32x32x3
+Stacked digits (`--config.data=stacked_digits`): jaxgan's DCGAN on 8x8x3 (the
+digits' own size; presets "fast" and "full") or 32x32x3 ("fast32", "full32")
 images whose channels are three independent digits of the train split (mode =
 the 3 digits, 1000 modes), scored on 26,000 samples by the digits classifier
 (modes captured, KL of the mode histogram to uniform; PacGAN tables 2-3). Its
@@ -102,8 +103,10 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
                                            "lr_decay_steps": -1},
     # Conditioned on k-means clusters of the training images (Liu et al. 2020's self-conditioned GAN, clustered
     # once on pixels; jaxgan.data.clusters): CLUSTERS[data] clusters, a projection D (Miyato & Koyama 2018),
-    # G drawing the real batch's cluster ids. Unpacked: a packed D has no per-sample projection term.
-    "kmeans_sn_hinge_ema_decay": {"_clusters": True, **SN_HINGE, "_ema": True, "lr_decay_steps": -1},
+    # G drawing the real batch's cluster ids. Unpacked (a packed D has no per-sample projection term), with
+    # 256 real and 256 fake images per step as pacgan4's 64 packed inputs (stacked digits only).
+    "kmeans_sn_hinge_ema_decay": {"_clusters": True, **SN_HINGE, "batch_size": 256, "_ema": True,
+                                  "lr_decay_steps": -1},
 }
 # k-means clusters per data set for the "_clusters" configurations (image data only: the 2-D sweep trains
 # its seeds outside the loop, which is where the clusters are made).
@@ -114,12 +117,14 @@ INFO_CODES = {"ring": "8", "grid": "25", "stacked_digits": "10,10,10"}
 
 # What `--config.sweep` runs by default, and the configuration a single-seed run trains.
 DEFAULT_SWEEP = ("gan", "pacgan2", "pacgan3", "pacgan4", "ema", "pacgan2_ema", "pacgan4_ema", "pacgan2_ema_decay",
-                 "pacgan4_ema_decay", "pacgan4_sn_hinge_ema_decay")
+                 "pacgan4_ema_decay", "pacgan4_sn_hinge_ema_decay", "kmeans_sn_hinge_ema_decay")
 # The best measured (README; ring and grid with preset "long"). On the grid a packed D of 4 stayed at chance
-# with the fast and the full widths, so pack 2. Stacked digits (fast preset, seed 0; README): a BatchNorm D wins
+# with the fast and the full widths, so pack 2. Stacked digits (README): at 32 px (fast32) a BatchNorm D wins
 # (pacgan2_ema_decay 774 modes, KL 1.43); Miyato's SN D with the hinge loss stays balanced: pack 2 979 / 0.65,
-# pack 4 993 / 0.39 (seeds 0-2: 989 +/- 2 modes, KL 0.46 +/- 0.04), pack 8 1000 / 0.49, unpacked 76 / 6.0.
-RECOMMENDED = {"ring": "pacgan2_ema_decay", "grid": "pacgan2_ema_decay", "stacked_digits": "pacgan4_sn_hinge_ema_decay"}
+# pack 4 993 / 0.39 (seeds 0-2: 989 +/- 2 modes, KL 0.46 +/- 0.04), pack 8 1000 / 0.49, unpacked 76 / 6.0. At
+# 8 px the unconditional pack-4 D reaches 997 / 0.34 in 30,000 steps; conditioning on k-means clusters instead
+# 1000 / 0.13 in 10,000.
+RECOMMENDED = {"ring": "pacgan2_ema_decay", "grid": "pacgan2_ema_decay", "stacked_digits": "kmeans_sn_hinge_ema_decay"}
 # Image data: Stacked MNIST's analogue from the offline digits (1000 modes; jaxgan.metrics.digits_classifier).
 IMAGE_DATA = ("stacked_digits",)
 
@@ -270,7 +275,7 @@ def _image_config(c, data: str, name: str, preset: str, train_steps: int):
     c.loss = "non_saturating"
     _set_schedule(c, name, train_steps or p["train_steps"], learning_rate=p["learning_rate"], b1=0.5,
                   num_samples=100, data=data)
-    c.batch_size = 64 * c.model.pack
+    c.batch_size = CONFIGURATIONS[name].get("batch_size", 64 * c.model.pack)
     return c
 
 

@@ -321,7 +321,8 @@ def test_sn_hinge_configurations_build_a_batch_norm_free_spectrally_normalised_d
         assert len(layers) >= 2 and all(f"{layer}/kernel/u" in names for layer in layers), names  # power-iteration u
     assert mode_collapse.evaluates_ema("pacgan2_sn_hinge_ema_decay")
     recommended = mode_collapse.train_config("stacked_digits", mode_collapse.RECOMMENDED["stacked_digits"])
-    assert (recommended.loss, recommended.model.pack, recommended.batch_size) == ("hinge", 4, 256)  # 64 x 4
+    assert (recommended.loss, recommended.model.spectral_norm, recommended.data.cluster_labels) == \
+        ("hinge", True, mode_collapse.CLUSTERS["stacked_digits"])
     assert set(mode_collapse.RECOMMENDED.values()) <= set(mode_collapse.DEFAULT_SWEEP)  # the table shows them
 
 
