@@ -5,8 +5,9 @@ tanh out. D: stride-2 convs with LeakyReLU(0.2), BatchNorm on all but the first,
 no pooling, a linear logit. `extra_layers` adds 3x3 stride-1 conv layers to both
 (G: before its output layer; D: after its first conv), as the `n_extra_layers` of
 the DCGAN in Arjovsky, Chintala & Bottou's WGAN code (arXiv:1701.07875): at 8 px
-G and D otherwise have a single conv each. BatchNorm is cross-replica over `bn_axis_name` in
-training, so a data-parallel step sees the statistics of the global batch.
+G and D otherwise have a single conv each. BatchNorm is cross-replica over
+`bn_axis_name` in training, so a data-parallel step sees the statistics of the
+global batch.
 
 Class conditioning (num_classes > 0) concatenates the label to z in G and, by
 default, one-hot label maps to D's input channels (the cGAN of Mirza & Osindero
