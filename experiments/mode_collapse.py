@@ -24,8 +24,11 @@ the 3 digits, 1000 modes), scored on 26,000 samples by the digits classifier
 seeds run one after the other through the loop (each in
 DIR/runs/<data>_<config>_seed<s>, resumed when relaunched): a DCGAN's data and
 state are too large to stack ten seeds on a CPU. Its recommended configuration
-packs 4 images into a spectrally normalised, BatchNorm-free D trained with the
-hinge loss: DCGAN's BatchNorm D wins early here and G's samples then lose modes.
+conditions G and a spectrally normalised projection D (hinge loss) on 3000
+k-means clusters of the training images (`kmeans_sn_hinge_ema_decay`): an
+unconditional G puts samples between the digit modes, read as '8'. Unconditional,
+4 images packed into a BatchNorm-free SN D did best; DCGAN's BatchNorm D wins
+early here and G's samples then lose modes.
 
 The baseline is PacGAN's set-up for these tables (Lin, Khetan, Fanti & Oh 2018,
 arXiv:1712.04086, sec. 5.1 and the released `synthetic_data_experiments`
@@ -266,7 +269,7 @@ def _apply_overrides(c, name: str, steps: int, data: str) -> None:
 
 def _image_config(c, data: str, name: str, preset: str, train_steps: int):
     """Stacked digits (IMAGE_PRESETS): DCGAN at 8x8x3 or 32x32x3, the standard GAN loss, 64 packed D inputs
-    per step."""
+    per step (or the configuration's batch_size)."""
     if preset not in IMAGE_PRESETS:
         raise ValueError(f"preset={preset!r} has no stacked-digits version; valid there: {sorted(IMAGE_PRESETS)}.")
     p = IMAGE_PRESETS[preset]
