@@ -580,7 +580,7 @@ class GANStep:
         latent_key, label_key, example_key, latent2_key = (jax.random.fold_in(key, i) for i in range(4))
         z = sample_latents(latent_key, indices, self.latent_dim)
         real, real_labels = real_last
-        fake_labels = self._fake_labels(label_key, indices, real_labels if self.num_classes else None)
+        fake_labels = self._fake_labels(label_key, indices, real_labels)
         keys = example_keys(example_key, indices)
         needs_real = self.loss.g_needs_real or bool(reg.feature_matching)
         real_in = self._d_inputs(real, fold_each(keys, 0), step) if needs_real else None
