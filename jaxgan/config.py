@@ -74,6 +74,9 @@ def base_config() -> ml_collections.ConfigDict:
     # G's class ids in training: "uniform", or "real" (the real batch's: the data's class frequencies).
     c.model.fake_labels = "uniform"
     c.model.conditioning = "concat"  # D: "concat" (cGAN), "projection" (Miyato & Koyama 2018), "none" (ACGAN only)
+    # Projection D: > 0 maps phi to this many features before the class embedding's inner product (a rank-limited
+    # projection; cheaper with thousands of classes, e.g. data.cluster_labels); 0 = onto phi itself.
+    c.model.projection_dim = 0
     c.model.aux_classifier = False  # ACGAN head on D (Odena et al. 2017)
     # Discriminator options.
     c.model.spectral_norm = False  # on every D layer (Miyato et al. 2018; the sngan_resnet preset turns it on)
@@ -323,6 +326,7 @@ def _d_options(config: ml_collections.ConfigDict, codes: latent.LatentCodes) -> 
     """Discriminator keyword arguments shared by the architectures (Q head sized for G's `codes`)."""
     m = config.model
     kwargs = dict(num_classes=m.num_classes, conditioning=m.conditioning, aux_classifier=m.aux_classifier,
+                  projection_dim=m.get("projection_dim", 0),
                   minibatch_std=m.minibatch_std, minibatch_discrimination=m.minibatch_discrimination, pack=m.pack,
                   info_outputs=codes.q_outputs)
     kwargs["spectral_norm"] = m.spectral_norm

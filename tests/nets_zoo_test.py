@@ -242,6 +242,32 @@ def test_projection_discriminator_matches_hand_computation():
     np.testing.assert_allclose(phi, np.maximum(last, 0).sum(axis=(1, 2)), rtol=1e-5, atol=1e-5)
 
 
+def test_factorized_projection_matches_hand_computation():
+    # projection_dim=3: f(x, y) = psi(phi) + embed[y] . (W phi), Miyato & Koyama's V factorized as embed W.
+    d = DCGANDiscriminator(image_size=8, ndf=4, num_classes=5, conditioning="projection", projection_dim=3,
+                           batch_norm=False, bn_axis_name=None)
+    x, y = jnp.asarray(_rand(4, 8, 8, 3)), jnp.array([0, 3, 4, 3], jnp.int32)
+    variables = _init(d, x, y)
+    p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), variables["params"])
+    assert p["embed"]["embedding"].shape == (5, 3) and set(p["projection"]) == {"kernel"}
+    with jax.default_matmul_precision("highest"):
+        logits, state = d.apply(variables, x, y, train=False, mutable=["intermediates"])
+    phi = np.asarray(state["intermediates"]["features"][0], np.float64)
+    projected = phi @ p["projection"]["kernel"]
+    want = phi @ p["logit"]["kernel"][:, 0] + p["logit"]["bias"][0]
+    want = want + np.einsum("bk,bk->b", p["embed"]["embedding"][np.asarray(y)], projected)
+    np.testing.assert_allclose(np.asarray(logits), want, rtol=1e-5, atol=1e-5)
+
+
+def test_projection_dim_needs_a_projection_d():
+    x, y = jnp.zeros((2, 8, 8, 3)), jnp.zeros((2,), jnp.int32)
+    for d, match in ((DCGANDiscriminator(image_size=8, ndf=4, num_classes=2, projection_dim=4), "projection_dim=4"),
+                     (DCGANDiscriminator(image_size=8, ndf=4, num_classes=2, conditioning="projection",
+                                         projection_dim=-1), "projection_dim must be an int >= 0")):
+        with pytest.raises(ValueError, match=match):
+            jax.eval_shape(functools.partial(d.init, train=False), KEY, x, y)
+
+
 def test_acgan_head_sows_class_logits():
     d = DCGANDiscriminator(image_size=32, ndf=4, num_classes=3, conditioning="none", aux_classifier=True,
                            bn_axis_name=None)

@@ -52,10 +52,18 @@ def check_labels(labels: jax.Array | None, *, batch_size: int, num_classes: int,
             f"{labels.dtype}{list(labels.shape)}; pass class ids, not one-hot vectors.")
 
 
-def check_d_conditioning(*, num_classes: int, conditioning: str, aux_classifier: bool, pack: int, who: str) -> None:
+def check_d_conditioning(*, num_classes: int, conditioning: str, aux_classifier: bool, pack: int, who: str,
+                         projection_dim: int = 0) -> None:
     """Validates a discriminator's conditioning options together."""
     if conditioning not in D_CONDITIONINGS:
         raise ValueError(f"{who}: unknown conditioning {conditioning!r}; valid: {D_CONDITIONINGS}.")
+    if not isinstance(projection_dim, int) or projection_dim < 0:
+        raise ValueError(f"{who}: projection_dim must be an int >= 0 (0 = project onto phi itself), got "
+                         f"{projection_dim!r}.")
+    if projection_dim and not (num_classes > 0 and conditioning == "projection"):
+        raise ValueError(f"{who}: projection_dim={projection_dim} sizes the projection term's class embedding, "
+                         f"but this D has num_classes={num_classes}, conditioning={conditioning!r}; set "
+                         "projection_dim=0 or use conditioning='projection' with num_classes > 0.")
     if num_classes == 0 and aux_classifier:
         raise ValueError(f"{who}: aux_classifier=True needs num_classes > 0 (the classes it predicts).")
     if num_classes > 0 and conditioning == "none" and not aux_classifier:
@@ -144,7 +152,9 @@ class DiscriminatorOptions(nn.Module):
     `info_outputs` outputs per sample (`jaxgan.latent.LatentCodes.q_outputs`;
     Chen et al. 2016); minibatch std (Karras et al.
     2018) and minibatch discrimination (Salimans et al. 2016); PacGAN `pack`
-    (Lin et al. 2018); `bn_axis_name`, the cross-replica axis of BatchNorm and of
+    (Lin et al. 2018); `projection_dim` > 0 factorizes the projection term's
+    class embedding through a learned map of phi to that many features (for
+    thousands of classes); `bn_axis_name`, the cross-replica axis of BatchNorm and of
     spectral norm's power iterates in training (None outside a mapped axis).
     """
 
@@ -152,6 +162,7 @@ class DiscriminatorOptions(nn.Module):
     spectral_norm: bool = False
     num_classes: int = 0
     conditioning: str = "concat"
+    projection_dim: int = 0
     aux_classifier: bool = False
     info_outputs: int = 0
     minibatch_std: bool = False
@@ -180,7 +191,10 @@ def discriminator_head(module: DiscriminatorOptions, phi: jax.Array, labels: jax
     Sows phi as "features" (float32; for feature matching, Salimans et al. 2016), then:
     minibatch discrimination on phi if enabled (Salimans et al. 2016 sec. 3.2),
     a linear logit, the projection term <embed(y), phi> (Miyato & Koyama 2018,
-    eq. 3) when conditioning == "projection", the ACGAN class head on phi,
+    eq. 3) when conditioning == "projection" (with projection_dim > 0,
+    <embed(y), W phi>: their V = embed W of rank projection_dim, so that the
+    per-class table and its optimizer state are num_classes x projection_dim
+    rather than num_classes x |phi|), the ACGAN class head on phi,
     sown as "class_logits" (Odena et al. 2017), and InfoGAN's Q head, sown as
     "info_outputs" [B * pack, info_outputs] (one row per sample, also in a
     packed D): a hidden layer of 128 LeakyReLU(0.2) units, then a linear layer
@@ -196,10 +210,14 @@ def discriminator_head(module: DiscriminatorOptions, phi: jax.Array, labels: jax
                                           name="mbd"), h)
     logits = layer(nn.Dense(1, dtype=dtype, name="logit"), h)[:, 0].astype(jnp.float32)
     if num_classes and module.conditioning == "projection":
-        embed = nn.Embed(num_classes, phi.shape[-1], embedding_init=nn.initializers.xavier_uniform(), name="embed")
+        projected = phi
+        if module.projection_dim:
+            projected = layer(nn.Dense(module.projection_dim, use_bias=False, dtype=dtype, name="projection"), phi)
+        embed = nn.Embed(num_classes, projected.shape[-1], embedding_init=nn.initializers.xavier_uniform(),
+                         name="embed")
         # Spectral norm on the class embedding too, as in Miyato & Koyama's SNEmbedID.
         e = layer(embed, labels)
-        logits = logits + jnp.sum(e.astype(jnp.float32) * phi.astype(jnp.float32), axis=-1)
+        logits = logits + jnp.sum(e.astype(jnp.float32) * projected.astype(jnp.float32), axis=-1)
     if module.aux_classifier:
         class_logits = layer(nn.Dense(num_classes, dtype=dtype, name="classifier"), phi)
         module.sow("intermediates", "class_logits", class_logits.astype(jnp.float32))
@@ -217,7 +235,8 @@ def discriminator_input(module: DiscriminatorOptions, x: jax.Array, labels: jax.
     to [B // pack, ..., pack * C'] (each packed sample carries its own label maps)."""
     who = type(module).__name__
     check_d_conditioning(num_classes=module.num_classes, conditioning=module.conditioning,
-                         aux_classifier=module.aux_classifier, pack=module.pack, who=who)
+                         aux_classifier=module.aux_classifier, pack=module.pack, who=who,
+                         projection_dim=module.projection_dim)
     check_labels(labels, batch_size=x.shape[0], num_classes=module.num_classes, who=who)
     h = x.astype(module.dtype)
     if module.conditioning == "concat":
