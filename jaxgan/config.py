@@ -77,6 +77,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Projection D: > 0 maps phi to this many features before the class embedding's inner product (a rank-limited
     # projection; cheaper with thousands of classes, e.g. data.cluster_labels); 0 = onto phi itself.
     c.model.projection_dim = 0
+    # Spectral norm on the projection D's class embedding (Miyato & Koyama's SNEmbedID). It caps the rows' root
+    # mean square norm at sqrt(min(K, d) / K), so with thousands of classes (data.cluster_labels) turn it off.
+    c.model.projection_embed_sn = True
     c.model.aux_classifier = False  # ACGAN head on D (Odena et al. 2017)
     # Discriminator options.
     c.model.spectral_norm = False  # on every D layer (Miyato et al. 2018; the sngan_resnet preset turns it on)
@@ -326,7 +329,7 @@ def _d_options(config: ml_collections.ConfigDict, codes: latent.LatentCodes) -> 
     """Discriminator keyword arguments shared by the architectures (Q head sized for G's `codes`)."""
     m = config.model
     kwargs = dict(num_classes=m.num_classes, conditioning=m.conditioning, aux_classifier=m.aux_classifier,
-                  projection_dim=m.get("projection_dim", 0),
+                  projection_dim=m.get("projection_dim", 0), embed_spectral_norm=m.get("projection_embed_sn", True),
                   minibatch_std=m.minibatch_std, minibatch_discrimination=m.minibatch_discrimination, pack=m.pack,
                   info_outputs=codes.q_outputs)
     kwargs["spectral_norm"] = m.spectral_norm

@@ -259,11 +259,34 @@ def test_factorized_projection_matches_hand_computation():
     np.testing.assert_allclose(np.asarray(logits), want, rtol=1e-5, atol=1e-5)
 
 
-def test_projection_dim_needs_a_projection_d():
+def test_projection_embedding_spectral_norm_can_be_left_out():
+    # Two labels on the same image differ only in the projection term (E[y1] - E[y2]) . phi: with the
+    # embedding's spectral norm the rows are divided by its sigma, without it they are E's raw rows.
+    x, y1, y2 = jnp.asarray(_rand(3, 8, 8, 3)), jnp.array([0, 1, 4], jnp.int32), jnp.array([2, 3, 0], jnp.int32)
+    for embed_sn in (True, False):
+        d = DCGANDiscriminator(image_size=8, ndf=4, num_classes=5, conditioning="projection", spectral_norm=True,
+                               embed_spectral_norm=embed_sn, batch_norm=False, bn_axis_name=None)
+        variables = d.init(KEY, x, y1, train=False)
+        assert ("embed_sn" in variables["batch_stats"]) == embed_sn
+        with jax.default_matmul_precision("highest"):
+            l1, state = d.apply(variables, x, y1, train=False, mutable=["intermediates"])
+            l2 = d.apply(variables, x, y2, train=False)
+        phi = np.asarray(state["intermediates"]["features"][0], np.float64)
+        table = np.asarray(variables["params"]["embed"]["embedding"], np.float64)
+        if embed_sn:  # one power iteration from the stored u, in inference too
+            u = np.asarray(variables["batch_stats"]["embed_sn"]["embed/embedding/u"][0], np.float64)
+            table = table / _power_iterate(table, u, 1)[1]
+        want = np.einsum("bk,bk->b", table[np.asarray(y1)] - table[np.asarray(y2)], phi)
+        np.testing.assert_allclose(np.asarray(l1 - l2), want, rtol=1e-4, atol=1e-5)
+
+
+def test_projection_options_need_a_projection_d():
     x, y = jnp.zeros((2, 8, 8, 3)), jnp.zeros((2,), jnp.int32)
     for d, match in ((DCGANDiscriminator(image_size=8, ndf=4, num_classes=2, projection_dim=4), "projection_dim=4"),
                      (DCGANDiscriminator(image_size=8, ndf=4, num_classes=2, conditioning="projection",
-                                         projection_dim=-1), "projection_dim must be an int >= 0")):
+                                         projection_dim=-1), "projection_dim must be an int >= 0"),
+                     (DCGANDiscriminator(image_size=8, ndf=4, num_classes=2, conditioning="projection",
+                                         embed_spectral_norm=False), "embed_spectral_norm=False")):
         with pytest.raises(ValueError, match=match):
             jax.eval_shape(functools.partial(d.init, train=False), KEY, x, y)
 

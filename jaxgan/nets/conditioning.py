@@ -53,13 +53,18 @@ def check_labels(labels: jax.Array | None, *, batch_size: int, num_classes: int,
 
 
 def check_d_conditioning(*, num_classes: int, conditioning: str, aux_classifier: bool, pack: int, who: str,
-                         projection_dim: int = 0) -> None:
+                         projection_dim: int = 0, embed_spectral_norm: bool = True,
+                         spectral_norm: bool = False) -> None:
     """Validates a discriminator's conditioning options together."""
     if conditioning not in D_CONDITIONINGS:
         raise ValueError(f"{who}: unknown conditioning {conditioning!r}; valid: {D_CONDITIONINGS}.")
     if not isinstance(projection_dim, int) or projection_dim < 0:
         raise ValueError(f"{who}: projection_dim must be an int >= 0 (0 = project onto phi itself), got "
                          f"{projection_dim!r}.")
+    if not embed_spectral_norm and not (spectral_norm and num_classes > 0 and conditioning == "projection"):
+        raise ValueError(f"{who}: embed_spectral_norm=False exempts a spectrally normalized projection D's class "
+                         f"embedding, but this D has spectral_norm={spectral_norm}, num_classes={num_classes}, "
+                         f"conditioning={conditioning!r}; leave embed_spectral_norm=True.")
     if projection_dim and not (num_classes > 0 and conditioning == "projection"):
         raise ValueError(f"{who}: projection_dim={projection_dim} sizes the projection term's class embedding, "
                          f"but this D has num_classes={num_classes}, conditioning={conditioning!r}; set "
@@ -154,7 +159,9 @@ class DiscriminatorOptions(nn.Module):
     2018) and minibatch discrimination (Salimans et al. 2016); PacGAN `pack`
     (Lin et al. 2018); `projection_dim` > 0 factorizes the projection term's
     class embedding through a learned map of phi to that many features (for
-    thousands of classes); `bn_axis_name`, the cross-replica axis of BatchNorm and of
+    thousands of classes); `embed_spectral_norm=False` leaves the projection's
+    class embedding out of the spectral norm (see `discriminator_head`);
+    `bn_axis_name`, the cross-replica axis of BatchNorm and of
     spectral norm's power iterates in training (None outside a mapped axis).
     """
 
@@ -163,6 +170,7 @@ class DiscriminatorOptions(nn.Module):
     num_classes: int = 0
     conditioning: str = "concat"
     projection_dim: int = 0
+    embed_spectral_norm: bool = True
     aux_classifier: bool = False
     info_outputs: int = 0
     minibatch_std: bool = False
@@ -199,6 +207,11 @@ def discriminator_head(module: DiscriminatorOptions, phi: jax.Array, labels: jax
     "info_outputs" [B * pack, info_outputs] (one row per sample, also in a
     packed D): a hidden layer of 128 LeakyReLU(0.2) units, then a linear layer
     (Chen et al. 2016, appendix C, without its BatchNorm).
+
+    A spectrally normalized D normalizes the class embedding [K, d] as a whole
+    (SNEmbedID). That bounds its mean squared row norm by min(K, d) / K, so with
+    K >> d classes every class's term shrinks (d = 128, K = 10,000: root mean
+    square row norm <= 0.11); `embed_spectral_norm=False` keeps the raw rows.
     """
     layer = lambda lyr, x: d_layer(module, lyr, x, train)
     num_classes, dtype = module.num_classes, module.dtype
@@ -215,8 +228,8 @@ def discriminator_head(module: DiscriminatorOptions, phi: jax.Array, labels: jax
             projected = layer(nn.Dense(module.projection_dim, use_bias=False, dtype=dtype, name="projection"), phi)
         embed = nn.Embed(num_classes, projected.shape[-1], embedding_init=nn.initializers.xavier_uniform(),
                          name="embed")
-        # Spectral norm on the class embedding too, as in Miyato & Koyama's SNEmbedID.
-        e = layer(embed, labels)
+        # Spectral norm on the class embedding too, as in Miyato & Koyama's SNEmbedID, unless turned off.
+        e = layer(embed, labels) if module.embed_spectral_norm else embed(labels)
         logits = logits + jnp.sum(e.astype(jnp.float32) * projected.astype(jnp.float32), axis=-1)
     if module.aux_classifier:
         class_logits = layer(nn.Dense(num_classes, dtype=dtype, name="classifier"), phi)
@@ -236,7 +249,8 @@ def discriminator_input(module: DiscriminatorOptions, x: jax.Array, labels: jax.
     who = type(module).__name__
     check_d_conditioning(num_classes=module.num_classes, conditioning=module.conditioning,
                          aux_classifier=module.aux_classifier, pack=module.pack, who=who,
-                         projection_dim=module.projection_dim)
+                         projection_dim=module.projection_dim, embed_spectral_norm=module.embed_spectral_norm,
+                         spectral_norm=module.spectral_norm)
     check_labels(labels, batch_size=x.shape[0], num_classes=module.num_classes, who=who)
     h = x.astype(module.dtype)
     if module.conditioning == "concat":
