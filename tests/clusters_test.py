@@ -137,6 +137,8 @@ def test_cluster_labelled_run_keeps_its_clusters_and_samples_with_their_frequenc
     config = mode_collapse.train_config("stacked_digits", "kmeans_sn_hinge_ema_decay", train_steps=2)
     assert (config.model.num_classes, config.model.fake_labels, config.model.conditioning, config.model.pack,
             config.batch_size, config.data.image_size) == (3000, "real", "projection", 1, 256, 8)
+    assert (config.model.label_embed_dim, config.model.projection_dim, config.model.projection_embed_sn) == (
+        128, 128, True)
     config.data.image_size, config.data.num_examples = 8, 500
     config.data.cluster_labels = config.model.num_classes = 20
     config.model.g_width = config.model.d_width = 8
