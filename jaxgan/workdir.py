@@ -55,9 +55,11 @@ class TrainedGenerator:
     def num_classes(self) -> int:
         return int(getattr(self.generator, "num_classes", 0))
 
-    def sample(self, num: int, *, seed: int = 0, labels: Any = None, batch_size: int = 256) -> np.ndarray:
+    def sample(self, num: int, *, seed: int = 0, labels: Any = None, batch_size: int = 256,
+               truncation: float | None = None) -> np.ndarray:
         """`num` samples in the model's range (images in [-1, 1], points unbounded). A generator conditioned on
-        k-means clusters draws its labels with the clusters' frequencies (from `seed`) unless given them."""
+        k-means clusters draws its labels with the clusters' frequencies (from `seed`) unless given them.
+        `truncation`: BigGAN's truncation trick (`jaxgan.sampling.fixed_latents`); None = N(0, I) latents."""
         if self.num_classes and labels is None:
             if self.label_frequencies is None:
                 raise ValueError(f"This generator is conditional on {self.num_classes} classes; pass labels.")
@@ -69,7 +71,7 @@ class TrainedGenerator:
             if labels.min() < 0 or labels.max() >= self.num_classes:
                 raise ValueError(f"labels must lie in [0, {self.num_classes}), got {labels.min()}..{labels.max()}.")
         return sample_batched(self.generator, self.params, self.batch_stats, num=num, seed=seed,
-                              labels=labels, batch_size=batch_size)
+                              labels=labels, batch_size=batch_size, truncation=truncation)
 
     def sample_uint8(self, num: int, **kwargs: Any) -> np.ndarray:
         """`num` images as uint8 NHWC."""

@@ -308,8 +308,22 @@ def test_evaluators_sample_export_and_python_api(tmp_path):
     assert result.returncode == 0 and "(raw G)" in result.stdout, result.stderr[-3000:]
     with np.load(out) as f:
         np.testing.assert_array_equal(f["images"], raw.sample_uint8(10, seed=7))
+    truncated = gan.sample_uint8(10, seed=7, truncation=0.5)  # BigGAN's truncation trick (tests/sampling_test.py)
+    assert not np.array_equal(truncated, expected)
+    result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=10", "--seed=7",
+                             f"--out={out}", "--truncation=0.5"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and "truncated to +/-0.5" in result.stdout, result.stderr[-3000:]
+    with np.load(out) as f:
+        np.testing.assert_array_equal(f["images"], truncated)
+    result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=10",
+                             f"--out={tmp_path / 'bad.npz'}", "--truncation=0"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "--truncation" in result.stderr and not (tmp_path / "bad.npz").exists()
     with pytest.raises(ValueError, match="unconditional"):
         gan.sample(2, labels=[0, 1])
+    with pytest.raises(ValueError, match="truncation"):
+        gan.sample(2, truncation=-1.0)
     with pytest.raises(FileNotFoundError, match="not a jaxgan workdir"):
         workdir_lib.load_generator(str(tmp_path))
 

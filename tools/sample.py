@@ -4,6 +4,7 @@ Writes F.npz with `images` (uint8 NHWC) for image data, or `points` (float32)
 for low-dimensional data, plus `labels` for conditional models, and a PNG grid
 beside it (F.png, image data only). The same --seed always gives the same
 samples. --ema (default) uses the EMA of G's weights; --no_ema the raw G.
+--truncation=T draws the latents truncated to [-T, T] (BigGAN's truncation trick).
 
 From Python: `jaxgan.workdir.load_generator(DIR).sample_uint8(N, seed=S)`.
 """
@@ -24,6 +25,9 @@ flags.DEFINE_string("labels", None, "Conditional models: 'cycle' (0,1,..,K-1,0,.
                     "or a comma-separated list of N class ids. Default: 'cycle', or for a model conditioned on "
                     "k-means clusters (data.cluster_labels) ids drawn with the clusters' frequencies.")
 flags.DEFINE_integer("batch_size", 256, "Samples per compiled call.")
+flags.DEFINE_float("truncation", None, "BigGAN's truncation trick (Brock et al. 2019): latents drawn from N(0, 1) "
+                   "truncated to [-T, T] (more typical samples, less variety). Default: untruncated N(0, I), as every "
+                   "published metric protocol uses.")
 FLAGS = flags.FLAGS
 
 
@@ -56,10 +60,14 @@ def main(argv):
     from jaxgan import workdir as workdir_lib
     from jaxgan.common import to_uint8
     from jaxgan.data.clusters import draw_labels
-    from jaxgan.sampling import image_grid
+    from jaxgan.sampling import check_truncation, image_grid
 
     if FLAGS.num < 1:
         raise app.UsageError("--num must be >= 1.")
+    try:
+        check_truncation(FLAGS.truncation)
+    except ValueError as e:
+        raise app.UsageError(f"--truncation: {e}") from None
     if not FLAGS.out.endswith(".npz"):
         raise app.UsageError(f"--out must end in .npz, got {FLAGS.out!r}.")
     use_ema = FLAGS.ema and not FLAGS.no_ema
@@ -68,7 +76,8 @@ def main(argv):
         labels = draw_labels(gan.label_frequencies, FLAGS.num, seed=FLAGS.seed)
     else:
         labels = parse_labels(FLAGS.labels, FLAGS.num, gan.num_classes)
-    samples = gan.sample(FLAGS.num, seed=FLAGS.seed, labels=labels, batch_size=FLAGS.batch_size)
+    samples = gan.sample(FLAGS.num, seed=FLAGS.seed, labels=labels, batch_size=FLAGS.batch_size,
+                         truncation=FLAGS.truncation)
     arrays = {}
     is_image = samples.ndim == 4
     if is_image:
@@ -79,7 +88,8 @@ def main(argv):
         arrays["labels"] = labels.astype(np.int32)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
     np.savez(FLAGS.out, **arrays)
-    message = f"wrote {FLAGS.num} samples of step {gan.step} ({'EMA' if use_ema else 'raw'} G) to {FLAGS.out}"
+    truncated = f", latents truncated to +/-{FLAGS.truncation:g}" if FLAGS.truncation is not None else ""
+    message = f"wrote {FLAGS.num} samples of step {gan.step} ({'EMA' if use_ema else 'raw'} G{truncated}) to {FLAGS.out}"
     if is_image:
         grid = image_grid(arrays["images"][:256])
         png = FLAGS.out[:-len(".npz")] + ".png"
