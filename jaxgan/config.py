@@ -64,6 +64,9 @@ def base_config() -> ml_collections.ConfigDict:
     # DCGAN: 3x3 stride-1 conv layers added to G (before its output layer) and D (after its first conv), as the
     # n_extra_layers of Arjovsky et al.'s WGAN DCGAN; at 8 px G and D otherwise have one conv each.
     c.model.extra_layers = 0
+    # The same for one network only (-1 = model.extra_layers): e.g. a deeper G beside a shallow D.
+    c.model.g_extra_layers = -1
+    c.model.d_extra_layers = -1
     # Compute dtype of both networks: "float32", or "bfloat16" on accelerators (activations and
     # matmuls in bfloat16; params, optimizer states, EMA, BatchNorm statistics and losses stay float32;
     # bfloat16 has float32's exponent range, so no loss scaling is needed, unlike float16).
@@ -258,12 +261,14 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
             raise ValueError(f"config.model.upsample={config.model.upsample!r}; valid: {UPSAMPLE_FORMS}.")
         if config.model.get("downsample", "conv") not in DOWNSAMPLE_FORMS:
             raise ValueError(f"config.model.downsample={config.model.downsample!r}; valid: {DOWNSAMPLE_FORMS}.")
-    extra_layers = config.model.get("extra_layers", 0)
-    if not isinstance(extra_layers, int) or extra_layers < 0:
-        raise ValueError(f"config.model.extra_layers={extra_layers!r} must be an int >= 0.")
-    if extra_layers and config.model.name != "dcgan":
-        raise ValueError(f"config.model.extra_layers={extra_layers} is a DCGAN option; model.name is "
-                         f"{config.model.name!r}. Set it to 0 or use model.name='dcgan'.")
+    for field, lowest in (("extra_layers", 0), ("g_extra_layers", -1), ("d_extra_layers", -1)):
+        value = config.model.get(field, lowest)
+        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+            raise ValueError(f"config.model.{field}={value!r} must be an int >= {lowest}"
+                             + (" (-1: as model.extra_layers)." if lowest else "."))
+        if config.model.name != "dcgan" and value > 0:
+            raise ValueError(f"config.model.{field}={value} is a DCGAN option; model.name is "
+                             f"{config.model.name!r}. Set it to {lowest} or use model.name='dcgan'.")
     if config.critic_loop not in CRITIC_LOOPS:
         raise ValueError(f"config.critic_loop={config.critic_loop!r}; valid: {CRITIC_LOOPS}.")
     if not isinstance(config.n_critic, int) or config.n_critic < 1:
@@ -348,6 +353,13 @@ def compute_dtype(name: str) -> Any:
     return COMPUTE_DTYPES[name]
 
 
+def extra_layers(model: ml_collections.ConfigDict, net: str) -> int:
+    """DCGAN extra 3x3 conv layers of G (`net`="g") or D ("d"): model.g_/d_extra_layers, or model.extra_layers
+    where that is -1."""
+    own = model.get(f"{net}_extra_layers", -1)
+    return model.get("extra_layers", 0) if own == -1 else own
+
+
 def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
     """The generator and discriminator named by `config.model` for the data shape."""
     g_cls, d_cls = get_network_classes(config.model.name)
@@ -360,9 +372,9 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Mod
     if m.name == "dcgan":
         return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
                       ngf=m.g_width, upsample=m.upsample, num_classes=m.num_classes,
-                      label_embed_dim=m.label_embed_dim, extra_layers=m.get("extra_layers", 0)),
+                      label_embed_dim=m.label_embed_dim, extra_layers=extra_layers(m, "g")),
                 d_cls(image_size=data.image_size, ndf=m.d_width, batch_norm=m.d_batch_norm,
-                      downsample=m.get("downsample", "conv"), extra_layers=m.get("extra_layers", 0), **d_kwargs))
+                      downsample=m.get("downsample", "conv"), extra_layers=extra_layers(m, "d"), **d_kwargs))
     if m.name == "mlp":
         shape = data_shape(config)
         d_kwargs.setdefault("depth", m.get("d_depth", 0) or m.depth)

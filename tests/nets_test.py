@@ -166,10 +166,25 @@ def test_extra_layers_config_is_dcgan_only():
     config.model.name, config.model.extra_layers = "mlp", 1
     with pytest.raises(ValueError, match="extra_layers=1 is a DCGAN option"):
         config_lib.validate(config, 1)
-    config.model.name = "dcgan"
+    config.model.extra_layers, config.model.d_extra_layers = 0, 2
+    with pytest.raises(ValueError, match="d_extra_layers=2 is a DCGAN option"):
+        config_lib.validate(config, 1)
+    config.model.name, config.model.extra_layers, config.model.d_extra_layers = "dcgan", 1, -1
     config_lib.validate(config, 1)
     g, d = config_lib.build_networks(config)
     assert g.extra_layers == d.extra_layers == 1
+    # Per network: g_extra_layers / d_extra_layers override model.extra_layers; -1 keeps it.
+    config.model.g_extra_layers = 2
+    g, d = config_lib.build_networks(config)
+    assert (g.extra_layers, d.extra_layers) == (2, 1)
+    config.model.d_extra_layers = 0
+    g, d = config_lib.build_networks(config)
+    assert (g.extra_layers, d.extra_layers) == (2, 0)
+    for field, bad in (("g_extra_layers", -2), ("d_extra_layers", -3), ("extra_layers", -1)):
+        config.model[field] = bad
+        with pytest.raises(ValueError, match=f"model.{field}="):
+            config_lib.validate(config, 1)
+        config.model[field] = 0
 
 
 @pytest.mark.parametrize("size", [4, 28, 128])
