@@ -74,6 +74,8 @@ def base_config() -> ml_collections.ConfigDict:
     # Class conditioning (labels come from the data): 0 = unconditional.
     c.model.num_classes = 0
     c.model.label_embed_dim = 0  # G (MLP/DCGAN): 0 = one-hot next to z, else a learned embedding
+    # DCGAN G: class-conditional BatchNorm (per-class scale and shift; de Vries et al. 2017, Miyato & Koyama 2018)
+    c.model.g_conditional_bn = False
     # G's class ids in training: "uniform", or "real" (the real batch's: the data's class frequencies).
     c.model.fake_labels = "uniform"
     c.model.conditioning = "concat"  # D: "concat" (cGAN), "projection" (Miyato & Koyama 2018), "none" (ACGAN only)
@@ -269,6 +271,13 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
         if config.model.name != "dcgan" and value > 0:
             raise ValueError(f"config.model.{field}={value} is a DCGAN option; model.name is "
                              f"{config.model.name!r}. Set it to {lowest} or use model.name='dcgan'.")
+    if config.model.get("g_conditional_bn", False):
+        if config.model.name != "dcgan":
+            raise ValueError(f"config.model.g_conditional_bn=True is a DCGAN G option; model.name is "
+                             f"{config.model.name!r} (the ResNet G's BatchNorm is class-conditional already).")
+        if not config.model.num_classes:
+            raise ValueError("config.model.g_conditional_bn=True gives G per-class BatchNorm scales and shifts, so "
+                             "it needs model.num_classes > 0 (or data.cluster_labels); set it to False otherwise.")
     if config.critic_loop not in CRITIC_LOOPS:
         raise ValueError(f"config.critic_loop={config.critic_loop!r}; valid: {CRITIC_LOOPS}.")
     if not isinstance(config.n_critic, int) or config.n_critic < 1:
@@ -372,7 +381,8 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Mod
     if m.name == "dcgan":
         return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
                       ngf=m.g_width, upsample=m.upsample, num_classes=m.num_classes,
-                      label_embed_dim=m.label_embed_dim, extra_layers=extra_layers(m, "g")),
+                      label_embed_dim=m.label_embed_dim, extra_layers=extra_layers(m, "g"),
+                      conditional_batch_norm=m.get("g_conditional_bn", False)),
                 d_cls(image_size=data.image_size, ndf=m.d_width, batch_norm=m.d_batch_norm,
                       downsample=m.get("downsample", "conv"), extra_layers=extra_layers(m, "d"), **d_kwargs))
     if m.name == "mlp":

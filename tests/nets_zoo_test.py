@@ -611,3 +611,51 @@ def test_pack_with_projection_is_rejected():
     d = ResNetDiscriminator(num_classes=2, pack=2)
     with pytest.raises(ValueError, match="pack=2 joins samples of different classes"):
         jax.eval_shape(functools.partial(d.init, train=False), KEY, jnp.zeros((2, 32, 32, 3)), jnp.zeros((2,), jnp.int32))
+
+
+@pytest.mark.parametrize("size, mixed", [(8, True), (16, False)])
+def test_dcgan_generator_conditional_batchnorm_is_the_plain_g_with_each_class_scale_and_shift(size, mixed):
+    """G with conditional BN == the plain conditional G whose BatchNorm scale/bias are the sample's class's
+    gamma/beta. Batch statistics are the whole batch's, so with more than one BN layer (16 px) the two agree
+    only on a batch of one class; at 8 px (one BN layer) on the rows of each class in a mixed batch."""
+    k = 3
+    z = jnp.asarray(_rand(6, 8))
+    make = functools.partial(DCGANGenerator, latent_dim=8, image_size=size, channels=3, ngf=4, num_classes=k,
+                             label_embed_dim=5, bn_axis_name=None)
+    cbn, plain = make(conditional_batch_norm=True), make()
+    mixed_labels = jnp.asarray(np.array([0, 2, 1, 2, 0, 1], np.int32))
+    params = cbn.init(KEY, z, mixed_labels, train=False)["params"]
+    bn_names = sorted(n for n in params if n.startswith("ConditionalBatchNorm"))
+    assert len(bn_names) == {8: 1, 16: 2}[size]  # the 4x4 projection, then each hidden up-layer
+    tables = {n: {t: _rand(k, params[n][t]["embedding"].shape[1], seed=i + 10 * j) + (t == "gamma")
+                  for j, t in enumerate(("gamma", "beta"))} for i, n in enumerate(bn_names)}
+    params = {**params, **{n: {t: {"embedding": jnp.asarray(v)} for t, v in tb.items()} for n, tb in tables.items()}}
+    shared = {n: params[n] for n in params if not n.startswith("ConditionalBatchNorm")}
+    for c in range(k):
+        y = mixed_labels if mixed else jnp.full((6,), c, jnp.int32)
+        got, _ = cbn.apply({"params": params}, z, y, train=True, mutable=["batch_stats"])
+        plain_params = {**shared, **{f"BatchNorm_{i}": {"scale": jnp.asarray(tables[n]["gamma"][c]),
+                                                         "bias": jnp.asarray(tables[n]["beta"][c])}
+                                     for i, n in enumerate(bn_names)}}
+        want, _ = plain.apply({"params": plain_params}, z, y, train=True, mutable=["batch_stats"])
+        rows = np.asarray(y) == c
+        np.testing.assert_allclose(np.asarray(got)[rows], np.asarray(want)[rows], rtol=1e-5, atol=1e-6)
+        if mixed:  # the other classes' rows take their own gamma/beta
+            assert not np.allclose(np.asarray(got)[~rows], np.asarray(want)[~rows], atol=1e-3)
+    with pytest.raises(ValueError, match="conditional_batch_norm=True .* needs num_classes > 0"):
+        DCGANGenerator(latent_dim=8, image_size=8, conditional_batch_norm=True).init(KEY, z, train=False)
+
+
+def test_g_conditional_bn_config_needs_a_conditional_dcgan():
+    from jaxgan import config as config_lib
+
+    config = config_lib.base_config()
+    config.model.g_conditional_bn = True
+    with pytest.raises(ValueError, match="needs model.num_classes > 0"):
+        config_lib.validate(config, 1)
+    config.model.name, config.model.num_classes = "mlp", 4
+    with pytest.raises(ValueError, match="g_conditional_bn=True is a DCGAN G option"):
+        config_lib.validate(config, 1)
+    config.model.name = "dcgan"
+    config_lib.validate(config, 1)
+    assert config_lib.build_networks(config)[0].conditional_batch_norm

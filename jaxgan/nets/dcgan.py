@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from jaxgan import latent
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.conditioning import (DiscriminatorOptions, check_labels, concat_label_to_latent, d_layer,
+from jaxgan.nets.conditioning import (ConditionalBatchNorm, DiscriminatorOptions, check_labels, concat_label_to_latent, d_layer,
                                       generator_latent,
                                       discriminator_head, discriminator_input)
 from jaxgan.nets.layers import (PatchesConv, PatchesConvTranspose, PhaseConvTranspose, SpaceToDepthConv, SubPixelConvTranspose, minibatch_stddev,
@@ -96,7 +96,9 @@ class DCGANGenerator(nn.Module):
     `upsample` picks how the transposed convs are computed: "subpixel" (one conv
     + depth-to-space, fast on CPU) or "transpose" (lax.conv_transpose); the two
     have identical parameters and outputs. With `num_classes > 0` the label's
-    one-hot (label_embed_dim=0) or learned embedding is concatenated to z. With
+    one-hot (label_embed_dim=0) or learned embedding is concatenated to z, and with
+    `conditional_batch_norm` every BatchNorm of G takes a per-class scale and shift
+    (de Vries et al. 2017, as Miyato & Koyama 2018's generator). With
     `latent_codes`, the first coordinates of z become InfoGAN codes
     (`jaxgan.latent`; Chen et al. 2016). `extra_layers` 3x3 conv+BN+ReLU layers
     run at size/2, before the output layer (module docstring).
@@ -111,13 +113,23 @@ class DCGANGenerator(nn.Module):
     label_embed_dim: int = 0
     latent_codes: latent.LatentCodes = latent.LatentCodes()
     extra_layers: int = 0
+    conditional_batch_norm: bool = False
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
+
+    def _norm(self, h: jax.Array, labels: jax.Array | None, train: bool) -> jax.Array:
+        if self.conditional_batch_norm:
+            return ConditionalBatchNorm(self.num_classes, axis_name=self.bn_axis_name, dtype=self.dtype)(
+                h, labels, train=train)
+        return _batch_norm(train, self.bn_axis_name, self.dtype)(h)
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
         n_up = _num_resolution_steps(self.image_size)
         _check_extra_layers(self.extra_layers, "DCGANGenerator")
+        if self.conditional_batch_norm and not self.num_classes:
+            raise ValueError("DCGANGenerator: conditional_batch_norm=True takes per-class scales and shifts, so it "
+                             "needs num_classes > 0; turn it off for an unconditional G.")
         check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="DCGANGenerator")
         width = self.ngf * 2 ** (n_up - 1)
         z_in = generator_latent(z, self.latent_codes, latent_dim=self.latent_dim, who="DCGANGenerator")
@@ -125,14 +137,14 @@ class DCGANGenerator(nn.Module):
                                    embed_dim=self.label_embed_dim, dtype=self.dtype)
         h = nn.Dense(4 * 4 * width, use_bias=False, dtype=self.dtype)(h)
         h = h.reshape(z.shape[0], 4, 4, width)
-        h = nn.relu(_batch_norm(train, self.bn_axis_name, self.dtype)(h))
+        h = nn.relu(self._norm(h, labels, train))
         for i in range(n_up - 1):
             width //= 2
             h = _transposed_conv(self.upsample, width, False, self.dtype, f"up{i}")(h)
-            h = nn.relu(_batch_norm(train, self.bn_axis_name, self.dtype)(h))
+            h = nn.relu(self._norm(h, labels, train))
         for i in range(self.extra_layers):
             h = nn.Conv(width, (3, 3), padding="SAME", use_bias=False, dtype=self.dtype, name=f"extra{i}")(h)
-            h = nn.relu(_batch_norm(train, self.bn_axis_name, self.dtype)(h))
+            h = nn.relu(self._norm(h, labels, train))
         h = _transposed_conv(self.upsample, self.channels, True, self.dtype, "to_image")(h)
         return jnp.tanh(h).astype(jnp.float32)
 
