@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgan import latent
 from jaxgan.common import Params
 
 
@@ -61,6 +62,19 @@ def fixed_latents(seed: int, num: int, latent_dim: int, start: int = 0, *,
     return _latents(seed, num, latent_dim, start, None if truncation is None else float(truncation))
 
 
+def generator_latents(generator: nn.Module, seed: int, num: int, start: int = 0, *,
+                      truncation: float | None = None) -> jax.Array:
+    """`fixed_latents` for `generator`, truncating its noise only: the coordinates that carry InfoGAN codes
+    (`jaxgan.latent`) keep their N(0, 1) draws, so the codes keep their distribution (BigGAN truncates the
+    noise, never the class)."""
+    latent_dim = int(generator.latent_dim)
+    z = fixed_latents(seed, num, latent_dim, start, truncation=truncation)
+    num_codes = getattr(generator, "latent_codes", latent.LatentCodes()).num_coordinates
+    if truncation is not None and num_codes:
+        z = z.at[:, :num_codes].set(fixed_latents(seed, num, latent_dim, start)[:, :num_codes])
+    return z
+
+
 @functools.lru_cache(maxsize=32)
 def compiled_generate(generator: nn.Module):
     """`generate` jitted for `generator`, one per generator (Flax modules hash by their fields), so
@@ -89,12 +103,11 @@ def sample_batched(
     if labels is not None and len(labels) != num:
         raise ValueError(f"{len(labels)} labels for {num} samples; give one label per sample.")
     check_truncation(truncation)
-    latent_dim = int(generator.latent_dim)
     run = compiled_generate(generator)
     out = []
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
-        z = fixed_latents(seed, batch_size, latent_dim, start, truncation=truncation)
+        z = generator_latents(generator, seed, batch_size, start, truncation=truncation)
         y = None if labels is None else jnp.asarray(np.resize(np.asarray(labels[start:start + n]), batch_size),
                                                     jnp.int32)
         out.append(np.asarray(run(params, batch_stats, z, y))[:n])

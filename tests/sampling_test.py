@@ -37,3 +37,22 @@ def test_truncated_latent_i_does_not_depend_on_how_many_are_drawn():
 def test_bad_truncation_is_refused(bad):
     with pytest.raises(ValueError, match="truncation"):
         fixed_latents(0, 2, 3, truncation=bad)
+
+
+def test_truncation_leaves_infogan_code_coordinates_untruncated():
+    """BigGAN truncates the noise, not the class: an InfoGAN G's code coordinates keep their N(0, 1) draws,
+    so its codes stay uniform; the noise coordinates are the truncated draws."""
+    from jaxgan import latent
+    from jaxgan.nets import DCGANGenerator
+    from jaxgan.sampling import generator_latents
+
+    g = DCGANGenerator(latent_dim=12, image_size=8, latent_codes=latent.make_codes((10,), 2))
+    z = np.asarray(generator_latents(g, 4, 3000, truncation=0.5))
+    full = np.asarray(fixed_latents(4, 3000, 12))
+    np.testing.assert_array_equal(z[:, :3], full[:, :3])
+    np.testing.assert_array_equal(z[:, 3:], np.asarray(fixed_latents(4, 3000, 12, truncation=0.5))[:, 3:])
+    ids = np.asarray(latent.codes_from_latent(z, g.latent_codes)[0])[:, 0]
+    assert stats.chisquare(np.bincount(ids, minlength=10)).pvalue > 1e-3  # still uniform over the 10 values
+    plain = DCGANGenerator(latent_dim=12, image_size=8)
+    np.testing.assert_array_equal(np.asarray(generator_latents(plain, 4, 5, truncation=0.5)),
+                                  np.asarray(fixed_latents(4, 5, 12, truncation=0.5)))
