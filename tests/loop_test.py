@@ -316,6 +316,7 @@ def test_evaluators_sample_export_and_python_api(tmp_path):
     assert result.returncode == 0 and "truncated to +/-0.5" in result.stdout, result.stderr[-3000:]
     with np.load(out) as f:
         np.testing.assert_array_equal(f["images"], truncated)
+        assert float(f["truncation"]) == 0.5
     result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=10",
                              f"--out={tmp_path / 'bad.npz'}", "--truncation=0"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)

@@ -4,7 +4,8 @@ Writes F.npz with `images` (uint8 NHWC) for image data, or `points` (float32)
 for low-dimensional data, plus `labels` for conditional models, and a PNG grid
 beside it (F.png, image data only). The same --seed always gives the same
 samples. --ema (default) uses the EMA of G's weights; --no_ema the raw G.
---truncation=T draws the latents truncated to [-T, T] (BigGAN's truncation trick).
+--truncation=T draws G's noise truncated to [-T, T] (BigGAN's truncation trick; F.npz then
+holds `truncation` too).
 
 From Python: `jaxgan.workdir.load_generator(DIR).sample_uint8(N, seed=S)`.
 """
@@ -25,9 +26,9 @@ flags.DEFINE_string("labels", None, "Conditional models: 'cycle' (0,1,..,K-1,0,.
                     "or a comma-separated list of N class ids. Default: 'cycle', or for a model conditioned on "
                     "k-means clusters (data.cluster_labels) ids drawn with the clusters' frequencies.")
 flags.DEFINE_integer("batch_size", 256, "Samples per compiled call.")
-flags.DEFINE_float("truncation", None, "BigGAN's truncation trick (Brock et al. 2019): latents drawn from N(0, 1) "
-                   "truncated to [-T, T] (more typical samples, less variety). Default: untruncated N(0, I), as every "
-                   "published metric protocol uses.")
+flags.DEFINE_float("truncation", None, "BigGAN's truncation trick (Brock et al. 2019): G's noise drawn from N(0, 1) "
+                   "truncated to [-T, T] (more typical samples, less variety; InfoGAN codes untouched). Default: "
+                   "untruncated N(0, I), as every published metric protocol uses.")
 FLAGS = flags.FLAGS
 
 
@@ -86,6 +87,8 @@ def main(argv):
         arrays["points"] = samples.astype(np.float32)
     if labels is not None:
         arrays["labels"] = labels.astype(np.int32)
+    if FLAGS.truncation is not None:  # so truncated samples are never mistaken for the model's distribution
+        arrays["truncation"] = np.float32(FLAGS.truncation)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
     np.savez(FLAGS.out, **arrays)
     truncated = f", latents truncated to +/-{FLAGS.truncation:g}" if FLAGS.truncation is not None else ""
