@@ -102,7 +102,6 @@ def sample_batched(
         raise ValueError(f"num must be >= 1, got {num}.")
     if labels is not None and len(labels) != num:
         raise ValueError(f"{len(labels)} labels for {num} samples; give one label per sample.")
-    check_truncation(truncation)
     run = compiled_generate(generator)
     out = []
     for start in range(0, num, batch_size):

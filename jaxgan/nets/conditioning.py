@@ -148,6 +148,16 @@ class ConditionalBatchNorm(nn.Module):
         return h * gamma.reshape(shape).astype(h.dtype) + beta.reshape(shape).astype(h.dtype)
 
 
+def class_batch_norm(h: jax.Array, labels: jax.Array | None, *, num_classes: int, train: bool,
+                     axis_name: str | None, dtype: Any, name: str | None = None) -> jax.Array:
+    """Cross-replica BatchNorm (momentum 0.9, eps 1e-5); class-conditional (`ConditionalBatchNorm`) when
+    num_classes > 0. Call it inside a compact method."""
+    if num_classes:
+        return ConditionalBatchNorm(num_classes, axis_name=axis_name, dtype=dtype, name=name)(h, labels, train=train)
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                        axis_name=axis_name if train else None, dtype=dtype, name=name)(h)
+
+
 class DiscriminatorOptions(nn.Module):
     """The options every jaxgan discriminator shares; the architectures subclass it.
 

@@ -18,6 +18,7 @@ PacGAN packing (`jaxgan.nets.layers`).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -27,7 +28,7 @@ import jax.numpy as jnp
 
 from jaxgan import latent
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.conditioning import (ConditionalBatchNorm, DiscriminatorOptions, check_labels, concat_label_to_latent, d_layer,
+from jaxgan.nets.conditioning import (DiscriminatorOptions, class_batch_norm, check_labels, concat_label_to_latent, d_layer,
                                       generator_latent,
                                       discriminator_head, discriminator_input)
 from jaxgan.nets.layers import (PatchesConv, PatchesConvTranspose, PhaseConvTranspose, SpaceToDepthConv, SubPixelConvTranspose, minibatch_stddev,
@@ -117,12 +118,6 @@ class DCGANGenerator(nn.Module):
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
-    def _norm(self, h: jax.Array, labels: jax.Array | None, train: bool) -> jax.Array:
-        if self.conditional_batch_norm:
-            return ConditionalBatchNorm(self.num_classes, axis_name=self.bn_axis_name, dtype=self.dtype)(
-                h, labels, train=train)
-        return _batch_norm(train, self.bn_axis_name, self.dtype)(h)
-
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
         n_up = _num_resolution_steps(self.image_size)
@@ -131,20 +126,22 @@ class DCGANGenerator(nn.Module):
             raise ValueError("DCGANGenerator: conditional_batch_norm=True takes per-class scales and shifts, so it "
                              "needs num_classes > 0; turn it off for an unconditional G.")
         check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="DCGANGenerator")
+        norm = functools.partial(class_batch_norm, labels=labels, train=train, axis_name=self.bn_axis_name,
+                                 dtype=self.dtype, num_classes=self.num_classes if self.conditional_batch_norm else 0)
         width = self.ngf * 2 ** (n_up - 1)
         z_in = generator_latent(z, self.latent_codes, latent_dim=self.latent_dim, who="DCGANGenerator")
         h = concat_label_to_latent(z_in.astype(self.dtype), labels, num_classes=self.num_classes,
                                    embed_dim=self.label_embed_dim, dtype=self.dtype)
         h = nn.Dense(4 * 4 * width, use_bias=False, dtype=self.dtype)(h)
         h = h.reshape(z.shape[0], 4, 4, width)
-        h = nn.relu(self._norm(h, labels, train))
+        h = nn.relu(norm(h))
         for i in range(n_up - 1):
             width //= 2
             h = _transposed_conv(self.upsample, width, False, self.dtype, f"up{i}")(h)
-            h = nn.relu(self._norm(h, labels, train))
+            h = nn.relu(norm(h))
         for i in range(self.extra_layers):
             h = nn.Conv(width, (3, 3), padding="SAME", use_bias=False, dtype=self.dtype, name=f"extra{i}")(h)
-            h = nn.relu(self._norm(h, labels, train))
+            h = nn.relu(norm(h))
         h = _transposed_conv(self.upsample, self.channels, True, self.dtype, "to_image")(h)
         return jnp.tanh(h).astype(jnp.float32)
 

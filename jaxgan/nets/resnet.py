@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from jaxgan import latent
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.conditioning import (ConditionalBatchNorm, DiscriminatorOptions, check_labels,
+from jaxgan.nets.conditioning import (DiscriminatorOptions, check_labels, class_batch_norm,
                                       discriminator_head, discriminator_input, generator_latent)
 from jaxgan.nets.layers import apply_layer, avg_pool2, minibatch_stddev, scaled_width, upsample_nearest
 
@@ -57,15 +57,6 @@ def check_size(image_size: int, who: str) -> None:
             "resize the data or pick another architecture.")
 
 
-def _batch_norm(h: jax.Array, labels: jax.Array | None, *, num_classes: int, train: bool,
-                axis_name: str | None, dtype: Any, name: str) -> jax.Array:
-    """Cross-replica BatchNorm; class-conditional when num_classes > 0."""
-    if num_classes:
-        return ConditionalBatchNorm(num_classes, axis_name=axis_name, dtype=dtype, name=name)(h, labels, train=train)
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                        axis_name=axis_name if train else None, dtype=dtype, name=name)(h)
-
-
 class GBlock(nn.Module):
     """Residual up-block: BN-ReLU-up2-conv3-BN-ReLU-conv3 + conv1(up2(x)).
 
@@ -83,9 +74,9 @@ class GBlock(nn.Module):
         bn = dict(num_classes=self.num_classes, train=train, axis_name=self.bn_axis_name, dtype=self.dtype)
         conv = lambda k, init, name: nn.Conv(self.features, (k, k), padding="SAME", kernel_init=init,
                                              dtype=self.dtype, name=name)
-        h = nn.relu(_batch_norm(x, labels, name="bn0", **bn))
+        h = nn.relu(class_batch_norm(x, labels, name="bn0", **bn))
         h = conv(3, _RESIDUAL_INIT, "conv0")(upsample_nearest(h))
-        h = nn.relu(_batch_norm(h, labels, name="bn1", **bn))
+        h = nn.relu(class_batch_norm(h, labels, name="bn1", **bn))
         h = conv(3, _RESIDUAL_INIT, "conv1")(h)
         return h + upsample_nearest(conv(1, _INIT, "shortcut")(x))
 
@@ -156,8 +147,8 @@ class ResNetGenerator(nn.Module):
         for i, width in enumerate(widths[1:]):
             h = GBlock(width, num_classes=self.num_classes, bn_axis_name=self.bn_axis_name, dtype=self.dtype,
                        name=f"up{i}")(h, labels, train=train)
-        h = nn.relu(_batch_norm(h, None, num_classes=0, train=train, axis_name=self.bn_axis_name,
-                                dtype=self.dtype, name="bn_out"))
+        h = nn.relu(class_batch_norm(h, None, num_classes=0, train=train, axis_name=self.bn_axis_name,
+                                     dtype=self.dtype, name="bn_out"))
         h = nn.Conv(self.channels, (3, 3), padding="SAME", kernel_init=_INIT, dtype=self.dtype, name="to_image")(h)
         return jnp.tanh(h).astype(jnp.float32)
 
