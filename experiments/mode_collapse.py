@@ -78,6 +78,8 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "dragan": {"regularization.dragan": 10.0},  # Kodali et al. 2017
     "lecam": {"regularization.lecam": 0.1},  # Tseng et al. 2021
     "mode_seeking": {"regularization.mode_seeking": 1.0},  # Mao et al. 2019
+    # Sinha et al. 2020: G learns from the best-scored half of its fakes, k shrinking by 0.99 per epoch (-1).
+    "top_k": {"regularization.top_k_fraction": 0.5, "regularization.top_k_decay_steps": -1},
     "feature_matching": {"regularization.feature_matching": 1.0},  # Salimans et al. 2016
     "historical_averaging": {"regularization.historical_averaging": 1e-3},  # Salimans et al. 2016
     "replay": {"regularization.replay_capacity": 1000},  # Shrivastava et al. 2017
@@ -238,7 +240,7 @@ def train_config(data: str, name: str, preset: str = "fast", *, seed: int = 0, t
     steps = train_steps or (p["train_steps"][data] if isinstance(p["train_steps"], dict) else p["train_steps"])
     _set_schedule(c, name, steps, learning_rate=p["learning_rate"], b1=0.8, num_samples=2500, data=data)
     c.batch_size = 100 * c.model.pack  # 100 packed D inputs of `pack` samples each
-    return c
+    return _resolve_epochs(c)
 
 
 def _set_schedule(c, name: str, steps: int, *, learning_rate: float, b1: float, num_samples: int,
@@ -283,6 +285,13 @@ def _image_config(c, data: str, name: str, preset: str, train_steps: int):
     _set_schedule(c, name, train_steps or p["train_steps"], learning_rate=p["learning_rate"], b1=0.5,
                   num_samples=100, data=data)
     c.batch_size = CONFIGURATIONS[name].get("batch_size", 64 * c.model.pack)
+    return _resolve_epochs(c)
+
+
+def _resolve_epochs(c):
+    """top_k_decay_steps=-1: one epoch, num_examples // batch_size steps (2-D data: PacGAN's 1000 batches)."""
+    if c.regularization.top_k_decay_steps == -1:
+        c.regularization.top_k_decay_steps = max(1, c.data.num_examples // c.batch_size)
     return c
 
 

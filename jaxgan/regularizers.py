@@ -550,6 +550,54 @@ def replay_buffer_query(
 
 
 # ----------------------------------------------------------------------------
+# Top-k generator updates.
+
+
+def top_k_fraction(step: jax.Array | int, *, min_fraction: float, decay: float, decay_steps: int) -> jax.Array:
+    """k / B of the top-k G update at `step`: max(nu, gamma ** (step // decay_steps)).
+
+    Sinha et al. start with the whole batch (k = B) and multiply k by gamma
+    (0.99) every epoch down to nu B (`min_fraction`), so G first learns from
+    every sample and later only from its better ones.
+    """
+    if not 0.0 < min_fraction <= 1.0 or not 0.0 < decay <= 1.0 or decay_steps < 1:
+        raise ValueError(f"Need 0 < min_fraction <= 1, 0 < decay <= 1 and decay_steps >= 1, got "
+                         f"min_fraction={min_fraction!r}, decay={decay!r}, decay_steps={decay_steps!r}.")
+    epochs = (jnp.asarray(step) // decay_steps).astype(jnp.float32)
+    return jnp.maximum(jnp.float32(min_fraction), jnp.float32(decay) ** epochs)
+
+
+def top_k_mean(losses: jax.Array, scores: jax.Array, fraction: jax.Array | float, *,
+               axis_name: str | None = None) -> jax.Array:
+    """G's loss averaged over the k = max(1, floor(fraction N)) samples of the global batch (N) that D scores
+    most realistic; the other samples give no gradient.
+
+    `losses` and `scores` (D's logits on the fakes, higher = more real) are [B] per device. The k are chosen
+    over the GLOBAL batch (ties broken by position), so the update does not depend on the device count; the
+    returned value is this device's share, scaled so that its pmean over `axis_name` is the mean over the k
+    (as `jnp.mean` of a local batch, whose gradients the step pmeans).
+
+    References:
+      Sinha et al. 2020, "Top-k Training of GANs: Improving GAN Performance by Throwing Away Bad Samples",
+      NeurIPS, arXiv:2002.06224, alg. 1: gradients from the worst-scored fakes can push samples away from
+      their nearest mode.
+    """
+    if losses.shape != scores.shape or losses.ndim != 1:
+        raise ValueError(f"losses {losses.shape} and scores {scores.shape} must be equal vectors [B].")
+    scores = jax.lax.stop_gradient(scores)
+    local = scores.shape[0]
+    devices, offset = 1, 0
+    if axis_name is not None:
+        devices, offset = jax.lax.axis_size(axis_name), jax.lax.axis_index(axis_name) * local
+        scores = jax.lax.all_gather(scores, axis_name, tiled=True)
+    n = scores.shape[0]
+    k = jnp.clip(jnp.floor(jnp.asarray(fraction, jnp.float32) * n), 1, n)
+    rank = jnp.argsort(jnp.argsort(-scores, stable=True), stable=True)  # 0 = most realistic
+    keep = jax.lax.dynamic_slice_in_dim(rank, offset, local) < k
+    return jnp.sum(jnp.where(keep, losses, 0.0)) * (devices / k)
+
+
+# ----------------------------------------------------------------------------
 # Several discriminators, instance noise.
 
 AGGREGATIONS = ("mean", "max", "softmax")

@@ -339,6 +339,27 @@ def test_packed_r1_configuration_builds_a_batch_norm_free_step():
         assert step.pack == 4 and step.regularization.r1_gamma == 0.1
 
 
+def test_top_k_configuration_decays_k_once_per_epoch():
+    """`top_k`: Sinha et al.'s nu = 0.5 and gamma = 0.99 per epoch, an epoch being num_examples // batch_size
+    steps: 1000 batches of 100 points for 2-D data (PacGAN's epoch), 100,000 / 256 for clustered stacked digits."""
+    from experiments import mode_collapse
+    from jaxgan import config as config_lib
+
+    ring = mode_collapse.train_config("ring", "top_k", "full")
+    assert (ring.regularization.top_k_fraction, ring.regularization.top_k_decay) == (0.5, 0.99)
+    assert ring.regularization.top_k_decay_steps == 1000
+    step = config_lib.build_step(ring, *config_lib.build_networks(ring), *config_lib.build_optimizers(ring))
+    assert step.regularization.top_k_decay_steps == 1000
+    mode_collapse.CONFIGURATIONS["_test_top_k_clusters"] = {**mode_collapse.CONFIGURATIONS[
+        "kmeans_sn_hinge_ema_decay"], "regularization.top_k_fraction": 0.5, "regularization.top_k_decay_steps": -1}
+    try:
+        stacked = mode_collapse.train_config("stacked_digits", "_test_top_k_clusters")
+    finally:
+        del mode_collapse.CONFIGURATIONS["_test_top_k_clusters"]
+    assert stacked.batch_size == 256 and stacked.regularization.top_k_decay_steps == 100_000 // 256
+    assert mode_collapse.train_config("ring", "gan").regularization.top_k_fraction == 1.0  # off elsewhere
+
+
 def test_infogan_configurations_give_one_code_value_per_mode():
     """`infogan`: an 8-way code on the ring, 25-way on the grid, three 10-way codes (one per channel) on
     stacked digits, with D's Q head sized to match; a 2-D InfoGAN step runs."""

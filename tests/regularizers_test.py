@@ -439,3 +439,60 @@ def test_r1_param_gradient_under_shard_map_equals_one_device():
 
     got = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("data")), out_specs=P()))(w, x)
     np.testing.assert_allclose(got, jax.grad(loss)(w, x), rtol=1e-5, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------
+# Top-k G updates (Sinha et al. 2020).
+
+
+def test_top_k_schedule_is_sinhas():
+    """k / B = max(nu, gamma ** epoch): 1 at the start, gamma^e after e epochs, never under nu."""
+    sched = lambda step: float(reg.top_k_fraction(step, min_fraction=0.5, decay=0.99, decay_steps=390))
+    assert sched(0) == 1.0 and sched(389) == 1.0
+    np.testing.assert_allclose(sched(390), 0.99, rtol=1e-6)
+    np.testing.assert_allclose(sched(390 * 10 + 5), 0.99**10, rtol=1e-5)
+    assert sched(390 * 68) == pytest.approx(0.99**68) and 0.99**68 > 0.5
+    assert sched(390 * 69) == 0.5 and sched(10**7) == 0.5  # 0.99**69 < 0.5: clamped at nu
+    for bad in (dict(min_fraction=0.0), dict(min_fraction=1.5), dict(decay=0.0), dict(decay_steps=0)):
+        kwargs = dict(min_fraction=0.5, decay=0.99, decay_steps=390) | bad
+        with pytest.raises(ValueError, match="min_fraction"):
+            reg.top_k_fraction(0, **kwargs)
+
+
+@pytest.mark.parametrize("fraction, k", [(1.0, 16), (0.5, 8), (0.3, 4), (0.01, 1)])
+def test_top_k_mean_keeps_the_best_scored_samples(fraction, k):
+    """The value is the mean loss of the k highest scores (numpy), and only those k get gradient."""
+    rs = np.random.RandomState(19)
+    losses = jnp.asarray(rs.normal(size=16), jnp.float32)
+    scores = jnp.asarray(rs.permutation(16) - 3.5, jnp.float32)  # distinct, so the top k are unambiguous
+    best = np.argsort(-np.asarray(scores))[:k]
+    np.testing.assert_allclose(reg.top_k_mean(losses, scores, fraction), np.asarray(losses)[best].mean(), rtol=1e-6)
+    grad = np.asarray(jax.grad(lambda l: reg.top_k_mean(l, scores, fraction))(losses))
+    want = np.zeros(16)
+    want[best] = 1.0 / k
+    np.testing.assert_allclose(grad, want, rtol=1e-6)
+    assert not np.asarray(jax.grad(lambda s: reg.top_k_mean(losses, s, fraction))(scores)).any()  # scores: no grad
+    with pytest.raises(ValueError, match="equal vectors"):
+        reg.top_k_mean(losses, scores[:8], fraction)
+
+
+def test_top_k_mean_under_shard_map_chooses_over_the_global_batch():
+    """8 devices x 2 samples: the pmean of the shares and of the gradients equal one device with all 16, even
+    when the best-scored samples sit on a few devices."""
+    mesh = Mesh(np.asarray(jax.devices()[:8]), ("data",))
+    rs = np.random.RandomState(20)
+    w = jnp.asarray(rs.normal(size=3), jnp.float32)
+    x = jnp.asarray(rs.normal(size=(16, 3)), jnp.float32)
+    scores = jnp.asarray(np.r_[np.arange(4.0) + 10.0, rs.normal(size=12)], jnp.float32)  # top 4 on devices 0, 1
+    loss = lambda w, x, s, axis_name=None: reg.top_k_mean(jnp.tanh(x @ w) ** 2, s, 0.25, axis_name=axis_name)
+
+    def per_device(w, x, s):
+        value, grad = jax.value_and_grad(loss)(jax.lax.pcast(w, "data", to="varying"), x, s, axis_name="data")
+        return jax.lax.pmean(value, "data"), jax.lax.pmean(grad, "data")
+
+    got = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("data"), P("data")),
+                                out_specs=(P(), P())))(w, x, scores)
+    np.testing.assert_allclose(got[0], np.mean(np.tanh(np.asarray(x[:4]) @ np.asarray(w)) ** 2), rtol=1e-5)
+    want = jax.value_and_grad(loss)(w, x, scores)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-7)

@@ -65,7 +65,8 @@ def _assert_close(a, b, rtol=1e-5, atol=1e-6):
 ALL_ON = Regularization(gradient_penalty=1.0, dragan=1.0, r1_gamma=1.0, r2_gamma=1.0, lecam=0.1, bcr_real=1.0,
                         bcr_fake=1.0, diff_augment="color,translation,cutout", instance_noise=0.1,
                         instance_noise_anneal_steps=10, feature_matching=1.0, mode_seeking=0.1,
-                        historical_averaging=0.01, replay_capacity=16)
+                        historical_averaging=0.01, replay_capacity=16, top_k_fraction=0.5, top_k_decay=0.5,
+                        top_k_decay_steps=1)
 
 
 def test_every_stabilizer_at_once_is_independent_of_the_device_count():
@@ -84,6 +85,7 @@ def test_every_stabilizer_at_once_is_independent_of_the_device_count():
                  "g_feature_matching", "g_mode_seeking", "g_historical_average"):
         assert name in ref_metrics[-1] and np.isfinite(ref_metrics[-1][name]), name
     assert ref_metrics[-1]["d_r1"] > 0 and ref_metrics[-1]["d_bcr"] > 0
+    assert [m["g_top_k_fraction"] for m in ref_metrics] == [1.0, 0.5]  # k = B at step 0, then nu B
     assert int(ref.extras["replay"].count) == 16
     # The state moved.
     assert not np.allclose(ref.d.params["logit"]["kernel"], state.d.params["logit"]["kernel"])
@@ -250,6 +252,24 @@ def test_infogan_losses_equal_a_host_recomputation_from_the_steps_latents():
         np.testing.assert_allclose(metrics[0][name], expected, rtol=1e-5, err_msg=name)
 
 
+def test_top_k_g_loss_equals_a_host_recomputation_from_the_steps_latents():
+    """lr 0, step 3 of a schedule at max(0.25, 0.5^3): g_loss is the hinge G loss -D(G(z)) averaged over the
+    4 of the 16 fakes D scores highest (Sinha et al. 2020), for the z the step draws (as the InfoGAN test)."""
+    g, d = _nets()
+    step = _step(Regularization(top_k_fraction=0.25, top_k_decay=0.5, top_k_decay_steps=1), lr=0.0, nets=(g, d),
+                 n_critic=1)
+    state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    state = state.replace(step=jnp.asarray(3, state.step.dtype))
+    _, metrics = _run(step, state, [_batch(n_critic=1)], 2)
+    latent_key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(state.rng, 3), 1), 0)
+    z = jnp.stack([jax.random.normal(jax.random.fold_in(latent_key, i), (4,)) for i in range(BATCH)])
+    logits = np.asarray(d.apply({"params": state.d.params}, g.apply({"params": state.g.params}, z, train=True),
+                                train=True), np.float64)
+    assert metrics[0]["g_top_k_fraction"] == 0.25
+    np.testing.assert_allclose(metrics[0]["g_loss"], -np.sort(logits)[-4:].mean(), rtol=1e-5)
+    assert not np.isclose(metrics[0]["g_loss"], -logits.mean(), rtol=1e-3)
+
+
 def test_infogan_q_learns_the_codes():
     """With lr > 0, Q's cross-entropy on a 4-way code falls from ~log 4 (G makes the code visible, Q reads
     it); with info_weight 0 (the same nets, the term only measured) it stays near log 4."""
@@ -275,6 +295,9 @@ def test_infogan_q_learns_the_codes():
     (dict(reg=Regularization(gradient_penalty=10.0), nets=_nets(pack=2)), "packed D"),
     (dict(reg=Regularization(diff_augment="nope")), "Unknown DiffAugment"),
     (dict(reg=Regularization(r1_every=0)), "r1_every"),
+    (dict(reg=Regularization(top_k_fraction=0.0)), "top_k_fraction must lie in"),
+    (dict(reg=Regularization(top_k_decay=1.5)), "top_k_decay must lie in"),
+    (dict(reg=Regularization(top_k_decay_steps=0)), "top_k_decay_steps"),
     (dict(reg=Regularization(g_adversarial_weight=0.0)), "without a loss"),
     (dict(nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, num_classes=3), MLPDiscriminator())), "num_classes"),
     (dict(num_discriminators=0), "num_discriminators"),

@@ -111,6 +111,12 @@ class Regularization:
     replay_capacity: int = 0  # replay buffer of past fakes for D (0 = off; CycleGAN: 50)
     acgan_weight: float = 1.0  # class cross-entropy weight when D has an auxiliary classifier
     info_weight: float = 1.0  # InfoGAN's lambda on the codes' loss when G has latent codes (Chen et al. 2016: 1)
+    # Top-k G updates (Sinha et al. 2020): G's adversarial loss over the k fakes D scores best, k starting at the
+    # batch and shrinking by top_k_decay every top_k_decay_steps steps (their epoch; gamma 0.99) to
+    # top_k_fraction of it (their nu: 0.5). 1 = every fake (off).
+    top_k_fraction: float = 1.0
+    top_k_decay: float = 0.99
+    top_k_decay_steps: int = 1000
 
     def validate(self, *, loss: AdversarialLoss, pack: int, sample_ndim: int) -> None:
         """Raises ValueError naming conflicting or out-of-range options."""
@@ -119,7 +125,11 @@ class Regularization:
                      "mode_seeking", "historical_averaging", "acgan_weight", "info_weight"):
             if not float(getattr(self, name)) >= 0.0:
                 raise ValueError(f"regularization.{name} must be >= 0, got {getattr(self, name)!r}.")
-        for name in ("r1_every", "instance_noise_anneal_steps"):
+        for name in ("top_k_fraction", "top_k_decay"):
+            if not 0.0 < float(getattr(self, name)) <= 1.0:
+                raise ValueError(f"regularization.{name} must lie in (0, 1] (Sinha et al.: fraction 0.5, decay "
+                                 f"0.99; fraction 1 turns top-k off), got {getattr(self, name)!r}.")
+        for name in ("r1_every", "instance_noise_anneal_steps", "top_k_decay_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"regularization.{name} must be an int >= 1, got {getattr(self, name)!r}.")
         if not isinstance(self.replay_capacity, int) or self.replay_capacity < 0:
@@ -585,6 +595,8 @@ class GANStep:
         needs_real = self.loss.g_needs_real or bool(reg.feature_matching)
         real_in = self._d_inputs(real, fold_each(keys, 0), step) if needs_real else None
         g_average = extras.get("g_average")
+        top_k = regularizers.top_k_fraction(step, min_fraction=reg.top_k_fraction, decay=reg.top_k_decay,
+                                            decay_steps=reg.top_k_decay_steps)
 
         def d_on(params, stats, x, labels, capture):
             """D's outputs (stacked over K discriminators) and its new BatchNorm stats."""
@@ -601,7 +613,12 @@ class GANStep:
             if needs_real:
                 real_out, _ = d_on(d.params, d_stats, real_in, real_labels, self._capture)
                 real_out = jax.tree_util.tree_map(jax.lax.stop_gradient, real_out)
-            g_adv = lambda f, r: jnp.mean(self.loss.g(f, r, axis_name=self.axis_name))
+            def g_adv(fake_logits, real_logits):
+                per_example = self.loss.g(fake_logits, real_logits, axis_name=self.axis_name)
+                if reg.top_k_fraction == 1.0:
+                    return jnp.mean(per_example)
+                return regularizers.top_k_mean(per_example, fake_logits, top_k, axis_name=self.axis_name)
+
             if self.num_discriminators == 1:
                 adversarial = g_adv(fake_out.logits, None if real_out is None else real_out.logits)
             else:
@@ -642,6 +659,8 @@ class GANStep:
         d = d.replace(batch_stats=d_stats)
         metrics = jax.lax.pmean({"g_loss": adversarial, **terms}, self.axis_name)
         metrics["g_grad_norm"] = tree_l2_norm(grads)
+        if reg.top_k_fraction < 1.0:
+            metrics["g_top_k_fraction"] = top_k
         return g, d, metrics
 
     def check_batch(self, batch: Mapping[str, Any], num_devices: int) -> None:
