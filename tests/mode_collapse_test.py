@@ -322,7 +322,8 @@ def test_sn_hinge_configurations_build_a_batch_norm_free_spectrally_normalised_d
     assert mode_collapse.evaluates_ema("pacgan2_sn_hinge_ema_decay")
     recommended = mode_collapse.train_config("stacked_digits", mode_collapse.RECOMMENDED["stacked_digits"])
     assert (recommended.loss, recommended.model.spectral_norm, recommended.data.cluster_labels) == \
-        ("hinge", True, mode_collapse.CLUSTERS["stacked_digits"])
+        ("hinge", True, recommended.model.num_classes)
+    assert recommended.data.cluster_labels >= mode_collapse.CLUSTERS["stacked_digits"]
     assert set(mode_collapse.RECOMMENDED.values()) <= set(mode_collapse.DEFAULT_SWEEP)  # the table shows them
 
 
@@ -337,6 +338,30 @@ def test_packed_r1_configuration_builds_a_batch_norm_free_step():
         generator, discriminator = config_lib.build_networks(config)
         step = config_lib.build_step(config, generator, discriminator, *config_lib.build_optimizers(config))
         assert step.pack == 4 and step.regularization.r1_gamma == 0.1
+
+
+def test_ten_thousand_cluster_configuration_deepens_g_only():
+    """`kmeans10k_deep_g_sn_hinge_ema_decay`: 10,000 clusters, the class embedding outside D's spectral norm,
+    one extra 3x3 conv in G (at 4x4, 8 px) and none in D; otherwise `kmeans_sn_hinge_ema_decay`."""
+    import jax
+
+    from experiments import mode_collapse
+    from jaxgan import config as config_lib
+
+    config = mode_collapse.train_config("stacked_digits", "kmeans10k_deep_g_sn_hinge_ema_decay")
+    base = mode_collapse.train_config("stacked_digits", "kmeans_sn_hinge_ema_decay")
+    assert (config.data.cluster_labels, config.model.num_classes, config.model.projection_embed_sn) == \
+        (10_000, 10_000, False)
+    for key in ("batch_size", "loss", "lr_decay_steps", "train_steps"):
+        assert config[key] == base[key], key
+    config_lib.validate(config, 1)
+    generator, discriminator = config_lib.build_networks(config)
+    x, labels = np.zeros((2, 8, 8, 3), np.float32), np.zeros((2,), np.int32)
+    g_vars = jax.eval_shape(lambda: generator.init(jax.random.PRNGKey(0), np.zeros((2, 100), np.float32), labels))
+    d_vars = jax.eval_shape(lambda: discriminator.init(jax.random.PRNGKey(0), x, labels))
+    assert g_vars["params"]["extra0"]["kernel"].shape == (3, 3, 64, 64) and "extra1" not in g_vars["params"]
+    assert not any("extra" in jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(d_vars))
+    assert d_vars["params"]["embed"]["embedding"].shape == (10_000, 128)
 
 
 def test_top_k_configuration_decays_k_once_per_epoch():
