@@ -91,12 +91,16 @@ def test_every_stabilizer_at_once_is_independent_of_the_device_count():
     assert not np.allclose(ref.d.params["logit"]["kernel"], state.d.params["logit"]["kernel"])
 
 
-def test_two_identical_discriminators_equal_one():
-    """GMAN plumbing: K=2 copies of the same D, mean aggregation == a single D."""
-    one = _step(num_discriminators=1)
-    two = _step(num_discriminators=2)
+@pytest.mark.parametrize("reg", [Regularization(), Regularization(top_k_fraction=0.25, top_k_decay=0.5,
+                                                                   top_k_decay_steps=1)])
+def test_two_identical_discriminators_equal_one(reg):
+    """GMAN plumbing: K=2 copies of the same D, mean aggregation == a single D (also with top-k G updates, each
+    D choosing its own k at step 3)."""
+    one = _step(reg, num_discriminators=1)
+    two = _step(reg, num_discriminators=2)
     state1 = one.init_state(0, np.zeros((1, *SHAPE), np.float32))
     state2 = two.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    state1, state2 = (s.replace(step=jnp.asarray(3, s.step.dtype)) for s in (state1, state2))
     assert jax.tree_util.tree_leaves(state2.d.params)[0].shape[0] == 2
     stacked = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), state1.d)
     state2 = state2.replace(d=stacked, g=state1.g, g_ema_params=state1.g_ema_params)
