@@ -595,8 +595,8 @@ class GANStep:
         needs_real = self.loss.g_needs_real or bool(reg.feature_matching)
         real_in = self._d_inputs(real, fold_each(keys, 0), step) if needs_real else None
         g_average = extras.get("g_average")
-        top_k = regularizers.top_k_fraction(step, min_fraction=reg.top_k_fraction, decay=reg.top_k_decay,
-                                            decay_steps=reg.top_k_decay_steps)
+        top_k = None if reg.top_k_fraction == 1.0 else regularizers.top_k_fraction(
+            step, min_fraction=reg.top_k_fraction, decay=reg.top_k_decay, decay_steps=reg.top_k_decay_steps)
 
         def d_on(params, stats, x, labels, capture):
             """D's outputs (stacked over K discriminators) and its new BatchNorm stats."""
@@ -615,7 +615,7 @@ class GANStep:
                 real_out = jax.tree_util.tree_map(jax.lax.stop_gradient, real_out)
             def g_adv(fake_logits, real_logits):
                 per_example = self.loss.g(fake_logits, real_logits, axis_name=self.axis_name)
-                if reg.top_k_fraction == 1.0:
+                if top_k is None:
                     return jnp.mean(per_example)
                 return regularizers.top_k_mean(per_example, fake_logits, top_k, axis_name=self.axis_name)
 
@@ -659,7 +659,7 @@ class GANStep:
         d = d.replace(batch_stats=d_stats)
         metrics = jax.lax.pmean({"g_loss": adversarial, **terms}, self.axis_name)
         metrics["g_grad_norm"] = tree_l2_norm(grads)
-        if reg.top_k_fraction < 1.0:
+        if top_k is not None:
             metrics["g_top_k_fraction"] = top_k
         return g, d, metrics
 
