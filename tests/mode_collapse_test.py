@@ -342,7 +342,7 @@ def test_packed_r1_configuration_builds_a_batch_norm_free_step():
 
 def test_ten_thousand_cluster_configuration_deepens_g_only():
     """`kmeans10k_deep_g_sn_hinge_ema_decay`: 10,000 clusters, the class embedding outside D's spectral norm,
-    one extra 3x3 conv in G (at 4x4, 8 px) and none in D; otherwise `kmeans_sn_hinge_ema_decay`."""
+    one extra 3x3 conv in G (at 4x4, 8 px) and none in D, G twice as wide; otherwise `kmeans_sn_hinge_ema_decay`."""
     import jax
 
     from experiments import mode_collapse
@@ -359,7 +359,8 @@ def test_ten_thousand_cluster_configuration_deepens_g_only():
     x, labels = np.zeros((2, 8, 8, 3), np.float32), np.zeros((2,), np.int32)
     g_vars = jax.eval_shape(lambda: generator.init(jax.random.PRNGKey(0), np.zeros((2, 100), np.float32), labels))
     d_vars = jax.eval_shape(lambda: discriminator.init(jax.random.PRNGKey(0), x, labels))
-    assert g_vars["params"]["extra0"]["kernel"].shape == (3, 3, 64, 64) and "extra1" not in g_vars["params"]
+    assert (config.model.g_width, config.model.d_width) == (2 * base.model.g_width, base.model.d_width) == (128, 64)
+    assert g_vars["params"]["extra0"]["kernel"].shape == (3, 3, 128, 128) and "extra1" not in g_vars["params"]
     assert not any("extra" in jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(d_vars))
     assert d_vars["params"]["embed"]["embedding"].shape == (10_000, 128)
 
