@@ -365,7 +365,7 @@ def test_ten_thousand_cluster_configuration_deepens_g_only():
     assert d_vars["params"]["embed"]["embedding"].shape == (10_000, 128)
 
 
-def test_top_k_configuration_decays_k_once_per_epoch():
+def test_top_k_configuration_decays_k_once_per_epoch(monkeypatch):
     """`top_k`: Sinha et al.'s nu = 0.5 and gamma = 0.99 per epoch, an epoch being num_examples // batch_size
     steps: 1000 batches of 100 points for 2-D data (PacGAN's epoch), 100,000 / 256 for clustered stacked digits."""
     from experiments import mode_collapse
@@ -376,12 +376,10 @@ def test_top_k_configuration_decays_k_once_per_epoch():
     assert ring.regularization.top_k_decay_steps == 1000
     step = config_lib.build_step(ring, *config_lib.build_networks(ring), *config_lib.build_optimizers(ring))
     assert step.regularization.top_k_decay_steps == 1000
-    mode_collapse.CONFIGURATIONS["_test_top_k_clusters"] = {**mode_collapse.CONFIGURATIONS[
-        "kmeans_sn_hinge_ema_decay"], "regularization.top_k_fraction": 0.5, "regularization.top_k_decay_steps": -1}
-    try:
-        stacked = mode_collapse.train_config("stacked_digits", "_test_top_k_clusters")
-    finally:
-        del mode_collapse.CONFIGURATIONS["_test_top_k_clusters"]
+    monkeypatch.setitem(mode_collapse.CONFIGURATIONS, "_test_top_k_clusters", {
+        **mode_collapse.CONFIGURATIONS["kmeans_sn_hinge_ema_decay"], "regularization.top_k_fraction": 0.5,
+        "regularization.top_k_decay_steps": -1})
+    stacked = mode_collapse.train_config("stacked_digits", "_test_top_k_clusters")
     assert stacked.batch_size == 256 and stacked.regularization.top_k_decay_steps == 100_000 // 256
     assert mode_collapse.train_config("ring", "gan").regularization.top_k_fraction == 1.0  # off elsewhere
 
