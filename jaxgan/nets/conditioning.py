@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from jaxgan import latent
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.layers import MinibatchDiscrimination, apply_layer, pack_samples
+from jaxgan.nets.layers import MinibatchDiscrimination, apply_layer, batch_norm, pack_samples
 
 # How D uses the labels: concatenated to its input, through the projection term,
 # or not at all in the logit (an ACGAN D, whose labels feed only the class head).
@@ -154,8 +154,7 @@ def class_batch_norm(h: jax.Array, labels: jax.Array | None, *, num_classes: int
     num_classes > 0. Call it inside a compact method."""
     if num_classes:
         return ConditionalBatchNorm(num_classes, axis_name=axis_name, dtype=dtype, name=name)(h, labels, train=train)
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                        axis_name=axis_name if train else None, dtype=dtype, name=name)(h)
+    return batch_norm(train, axis_name, dtype, name)(h)
 
 
 class DiscriminatorOptions(nn.Module):

@@ -31,7 +31,7 @@ from jaxgan.common import DATA_AXIS
 from jaxgan.nets.conditioning import (DiscriminatorOptions, class_batch_norm, check_labels, concat_label_to_latent, d_layer,
                                       generator_latent,
                                       discriminator_head, discriminator_input)
-from jaxgan.nets.layers import (PatchesConv, PatchesConvTranspose, PhaseConvTranspose, SpaceToDepthConv, SubPixelConvTranspose, minibatch_stddev,
+from jaxgan.nets.layers import (PatchesConv, batch_norm, PatchesConvTranspose, PhaseConvTranspose, SpaceToDepthConv, SubPixelConvTranspose, minibatch_stddev,
                                 scaled_width)
 
 SUPPORTED_SIZES = (8, 16, 32, 64)
@@ -78,17 +78,6 @@ def _strided_conv(form: str, features: int, use_bias: bool, dtype: Any, name: st
     if form == "conv":
         return nn.Conv(features, (4, 4), strides=(2, 2), padding="SAME", use_bias=use_bias, dtype=dtype, name=name)
     raise ValueError(f"Unknown strided-conv form {form!r}; valid: {DOWNSAMPLE_FORMS}.")
-
-
-def _batch_norm(train: bool, axis_name: str | None, dtype: Any) -> nn.BatchNorm:
-    # PyTorch's BatchNorm2d defaults (momentum 0.1 there is 0.9 here, eps 1e-5).
-    return nn.BatchNorm(
-        use_running_average=not train,
-        momentum=0.9,
-        epsilon=1e-5,
-        axis_name=axis_name if train else None,
-        dtype=dtype,
-    )
 
 
 class DCGANGenerator(nn.Module):
@@ -199,13 +188,13 @@ class DCGANDiscriminator(DiscriminatorOptions):
                 h = minibatch_stddev(h, group_size=self.mbstd_group_size)
             h = layer(_strided_conv(self.downsample, width, i == 0 or not self.batch_norm, self.dtype, f"down{i}"), h)
             if i > 0 and self.batch_norm:
-                h = _batch_norm(train, self.bn_axis_name, self.dtype)(h)
+                h = batch_norm(train, self.bn_axis_name, self.dtype)(h)
             h = nn.leaky_relu(h, 0.2)
             for j in range(self.extra_layers if i == 0 else 0):
                 h = layer(nn.Conv(width, (3, 3), padding="SAME", use_bias=not self.batch_norm, dtype=self.dtype,
                                   name=f"extra{j}"), h)
                 if self.batch_norm:
-                    h = _batch_norm(train, self.bn_axis_name, self.dtype)(h)
+                    h = batch_norm(train, self.bn_axis_name, self.dtype)(h)
                 h = nn.leaky_relu(h, 0.2)
             width *= 2
         phi = h.reshape(h.shape[0], -1)  # 4x4 features -> one logit: DCGAN's final 4x4 valid conv

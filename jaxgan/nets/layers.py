@@ -10,6 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def batch_norm(train: bool, axis_name: str | None, dtype: Any, name: str | None = None) -> nn.BatchNorm:
+    """BatchNorm with PyTorch's defaults (its momentum 0.1 is Flax's 0.9; eps 1e-5): batch statistics in
+    training, cross-replica over `axis_name`, running ones otherwise. Create it inside a compact method."""
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                        axis_name=axis_name if train else None, dtype=dtype, name=name)
+
+
 def _same_padding_before(kernel: int, stride: int) -> int:
     # lax.conv_transpose's 'SAME' padding of the stride-dilated input (jax._src.lax.convolution).
     return kernel - 1 if stride > kernel - 1 else int(np.ceil((kernel + stride - 2) / 2))

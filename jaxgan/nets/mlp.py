@@ -25,7 +25,7 @@ from jaxgan.common import DATA_AXIS
 from jaxgan.nets.conditioning import (DiscriminatorOptions, check_labels, concat_label_to_latent, d_layer,
                                       generator_latent,
                                       discriminator_head, discriminator_input)
-from jaxgan.nets.layers import minibatch_stddev, scaled_width
+from jaxgan.nets.layers import batch_norm, minibatch_stddev, scaled_width
 
 
 class MLPGenerator(nn.Module):
@@ -68,9 +68,8 @@ class MLPGenerator(nn.Module):
                                    embed_dim=self.label_embed_dim, dtype=self.dtype)
         for _ in range(self.depth):
             h = nn.Dense(self.hidden, use_bias=not self.batch_norm, dtype=self.dtype)(h)
-            if self.batch_norm:  # PyTorch's defaults, as the DCGAN nets
-                h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                 axis_name=self.bn_axis_name if train else None, dtype=self.dtype)(h)
+            if self.batch_norm:
+                h = batch_norm(train, self.bn_axis_name, self.dtype)(h)
             h = nn.relu(h)
         h = nn.Dense(math.prod(self.out_shape), dtype=self.dtype)(h)
         if self.tanh_output:
