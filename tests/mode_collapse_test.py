@@ -365,6 +365,20 @@ def test_ten_thousand_cluster_configuration_deepens_g_only():
     assert d_vars["params"]["embed"]["embedding"].shape == (10_000, 128)
 
 
+def test_recommended_stacked_configuration_is_the_deep_g_on_twenty_thousand_clusters():
+    """`kmeans20k_deep_g_sn_hinge_ema_decay` (recommended for stacked digits) differs from the 10,000-cluster
+    version only in the number of clusters (and so of classes): the train configs are equal field by field
+    apart from those two."""
+    from experiments import mode_collapse
+
+    assert mode_collapse.RECOMMENDED["stacked_digits"] == "kmeans20k_deep_g_sn_hinge_ema_decay"
+    config = mode_collapse.train_config("stacked_digits", "kmeans20k_deep_g_sn_hinge_ema_decay").to_dict()
+    fewer = mode_collapse.train_config("stacked_digits", "kmeans10k_deep_g_sn_hinge_ema_decay").to_dict()
+    assert (config["data"].pop("cluster_labels"), config["model"].pop("num_classes")) == (20_000, 20_000)
+    assert (fewer["data"].pop("cluster_labels"), fewer["model"].pop("num_classes")) == (10_000, 10_000)
+    assert config == fewer
+
+
 def test_top_k_configuration_decays_k_once_per_epoch(monkeypatch):
     """`top_k`: Sinha et al.'s nu = 0.5 and gamma = 0.99 per epoch, an epoch being num_examples // batch_size
     steps: 1000 batches of 100 points for 2-D data (PacGAN's epoch), 100,000 / 256 for clustered stacked digits."""
