@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.layers import SubPixelConvTranspose
+from jaxgan.nets.layers import SubPixelConvTranspose, batch_norm
 
 _INIT = nn.initializers.normal(0.02)  # DCGAN / MoCoGAN weight init
 
@@ -74,8 +74,7 @@ class FrameGenerator(nn.Module):
     @nn.compact
     def __call__(self, z: jax.Array, *, train: bool = True) -> jax.Array:
         n_up = check_frame_size(self.frame_size)
-        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                  axis_name=self.bn_axis_name if train else None)
+        bn = lambda: batch_norm(train, self.bn_axis_name, None)
         width = self.width * 2 ** (n_up - 1)
         h = nn.Dense(4 * 4 * width, use_bias=False, kernel_init=_INIT)(z)
         h = nn.relu(bn()(h.reshape(z.shape[0], 4, 4, width)))
