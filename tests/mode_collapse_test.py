@@ -267,6 +267,12 @@ def test_summary_and_table_writer_on_given_numbers(tmp_path):
     md = open(md_path).read()
     assert "| ring | pacgan2 | 3 | 7.7 +/- 0.3 | 97.0 +/- 1.2 | 0.030 +/- 0.012 | 2/3 |" in md
     assert "7.9 / 95.6% / 0.07" in md  # the published PacGAN2 ring row beside it
+    stacked = mode_collapse.summarize("pacgan2", "stacked_digits", [
+        {"modes": 1000, "high_quality": float("nan"), "reverse_kl": 0.05}], num_modes=1000, steps=100)
+    mode_collapse.write_tables([stacked], str(tmp_path))
+    # PacGAN table 2 (Stacked MNIST): PacDCGAN2 1000 modes, KL 0.06; no high-quality column there.
+    assert ("| stacked_digits | pacgan2 | 1 | 1000.0 +/- 0.0 | n/a | 0.050 +/- 0.000 | 1/1 | 100 | "
+            "1000.0 modes / KL 0.06 (Stacked MNIST) |") in open(md_path).read()
     means = np.array([[1.0, 0.0], [-1.0, 0.0]])
     path = mode_collapse.samples_figure(np.zeros((2, 10, 2)) + [1.0, 0.0], means, str(tmp_path / "f.png"),
                                         titles=["a", "b"], panel=100)
