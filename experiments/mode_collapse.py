@@ -172,7 +172,8 @@ PUBLISHED = {
 }
 
 PRESETS = {
-    # "full" is PacGAN's protocol (400 epochs of 1000 batches). "fast" fits a few minutes per
+    # "full" is PacGAN's protocol (400 epochs of 1000 batches): 1.45 GFLOP per step, 2.5 h per seed on 2 CPU
+    # cores (tools/bench.py --only=ring_full), a job for an accelerator. "fast" fits a few minutes per
     # configuration on 2 CPU cores: narrower nets, fewer steps and a larger learning rate. "long": the
     # fast nets trained as long as the recommended configuration needed to meet the targets (README).
     "fast": dict(train_steps=2000, steps_per_call=500, g_width=128, d_width=64, learning_rate=5e-4),

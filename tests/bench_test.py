@@ -53,3 +53,32 @@ def test_op_time_breakdown_by_category_on_hand_made_events():
                                "reduce-window": {"ms": 1.0, "percent": 20.0}}
     assert b["top_ops"] == [["convolution.1", 4.0], ["wrapped_reduce-window.2", 1.0]]
     assert xla_profile.op_time_breakdown([("python", "x", 1.0)], steps=1) == {}
+
+
+def test_bench_ring_row_trains_seeds_as_the_sweep_and_counts_their_flops():
+    """The mode-collapse ring row: 2 seeds of the fast preset's step, 2 steps per scanned call."""
+    result = subprocess.run(
+        [sys.executable, "tools/bench.py", "--only=ring_fast", "--torch=off", "--steps=4", "--repeats=1",
+         "--steps_per_call=2", "--seeds=2", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, XLA_FLAGS=""))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {r["name"]: r for r in map(json.loads, filter(lambda l: l.startswith("{"), result.stdout.splitlines()))}
+    ring = rows["ring_fast"]
+    cores = len(os.sched_getaffinity(0))
+    assert ring["seeds"] == 2 and ring["devices"] == (2 if cores >= 2 else 1) and ring["steps_per_call"] == 2
+    assert ring["batch_size"] == 200  # 100 packed D inputs of 2 points (pacgan2)
+    assert abs(ring["images_per_s"] - ring["steps_per_s"] * 200 * 2) < 1e-6 * ring["images_per_s"]
+    assert abs(ring["protocol_minutes_per_seed"] * ring["steps_per_s"] * 60 - 400_000) < 1e-3
+    # FLOPs of one step of both seeds between hand bounds (MACs per sample of the fast preset's nets:
+    # G 2 -> 4 x 128 -> 2, D 4 -> 3 maxout layers of 64 x 5 pieces -> 1). Lower: the matmuls no step can skip:
+    # D update: G forward on 200 points, D forward and weight gradients on 100 real + 100 fake packed inputs;
+    # G update: G forward and weight gradients on 200 points, D forward and input gradients on 100 packed
+    # inputs. Upper: every matmul three times, G on 2 x 200 points and D on 300 packed inputs. One seed's
+    # count alone (the seeds left out) is below the lower bound.
+    g_macs = 2 * 128 + 3 * 128 * 128 + 128 * 2
+    d_macs = 4 * 320 + 2 * 64 * 320 + 64
+    lower = 2 * (3 * g_macs * 200 + 2 * d_macs * 200 + 2 * d_macs * 100)
+    upper = 2 * 3 * (2 * g_macs * 200 + d_macs * 300)
+    per_seed = ring["flops_per_step"] / 2
+    assert lower <= per_seed <= upper, (lower, per_seed, upper)
+    assert 0 < ring["percent_of_peak"] < 100

@@ -7,7 +7,14 @@
 Rows: `mlp` (MLP GAN 28x28x1), `dcgan32` (DCGAN 32x32x1), `dcgan64` (DCGAN
 64x64x3), `sngan32` (SNGAN ResNet 32x32x3, spectral norm, hinge, n_critic 5, as
 experiments/configs/sngan_resnet.py), all at batch 64 and ngf = ndf = 64, and
-`fid` (FID Inception feature extraction, uint8 32x32x3 -> 299 -> 2048-d, batch 50).
+`fid` (FID Inception feature extraction, uint8 32x32x3 -> 299 -> 2048-d, batch 50),
+and `ring_fast` / `ring_full`: the 2-D ring's recommended mode-collapse step
+(experiments/mode_collapse.py, `pacgan2_ema_decay`; `fast`: G 4 x 128, D 3 x 64
+maxout; `full`: PacGAN's G 4 x 400, D 3 x 200 x 5 maxout; 100 packed D inputs
+of 2 points) trained as its sweep trains it: --seeds seeds at once (split over
+one host device per CPU core), --steps_per_call steps in one `lax.scan` call
+(default 500). Their steps/s is each seed's, their FLOPs per step those of all
+seeds' steps, and they say how long one seed of PacGAN's 400,000 steps takes.
 A train step is the whole `GANStep`: n_critic D updates + one G update + the EMA.
 
 Protocol: each row runs in a fresh child process (so its peak resident memory
@@ -42,11 +49,14 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_string("only", "", "Comma-separated rows (mlp, dcgan32, dcgan64, sngan32, fid); empty = all.")
+flags.DEFINE_string("only", "", "Comma-separated rows (mlp, dcgan32, dcgan64, sngan32, fid, ring_fast, ring_full); "
+                    "empty = all.")
 flags.DEFINE_integer("batch_size", 64, "Global batch per D update (fid: images per extraction call = 50).")
 flags.DEFINE_integer("n_critic", 0, "D updates per step; 0 = the row's own (1; sngan32: 5).")
 flags.DEFINE_string("critic_loop", "auto", "scan, unroll or auto.")
-flags.DEFINE_integer("steps_per_call", 1, "Train steps per compiled call (jaxgan.multi_step); steps/s counts steps.")
+flags.DEFINE_integer("steps_per_call", 0, "Train steps per compiled call (jaxgan.multi_step; ring rows: the sweep's "
+                     "lax.scan); 0 = 1 (ring rows: 500); steps/s counts steps.")
+flags.DEFINE_integer("seeds", 1, "ring rows: seeds trained at once (the benchmark's sweep trains 10).")
 flags.DEFINE_string("step_loop", "auto", "With steps_per_call > 1: scan, unroll or auto.")
 flags.DEFINE_string("compiler_options", "auto",
                     "XLA options of the step: 'auto' (jaxgan's CPU choice), 'none' (XLA defaults) or k=v,k=v.")
@@ -63,7 +73,11 @@ FLAGS = flags.FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_ROWS = ("mlp", "dcgan32", "dcgan64", "sngan32")
-ALL_ROWS = (*TRAIN_ROWS, "fid")
+RING_ROWS = {"ring_fast": "fast", "ring_full": "full"}  # row -> experiments/mode_collapse.py preset
+RING_STEPS_PER_CALL = 500
+PROTOCOL_STEPS = 400_000  # PacGAN's 2-D runs: 400 epochs of 1000 batches
+ALL_ROWS = (*TRAIN_ROWS, "fid", *RING_ROWS)
+TORCH_ROWS = (*TRAIN_ROWS, "fid")  # the rows benchmarks/torch_reference.py has
 ROW_N_CRITIC = {"sngan32": 5}
 PEAK_MATMUL_SIZE = 2048
 
@@ -130,7 +144,7 @@ def bench_train_row(name: str) -> dict:
     import jaxgan
     n_critic = FLAGS.n_critic or ROW_N_CRITIC.get(name, 1)
     generator, discriminator, shape, step, g_tx, d_tx = _row_step(name, n_critic)
-    k = FLAGS.steps_per_call
+    k = FLAGS.steps_per_call or 1
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (n_critic, FLAGS.batch_size, *shape)).astype(np.float32)
     state = jaxgan.create_train_state(0, generator=generator, discriminator=discriminator,
@@ -185,6 +199,59 @@ def bench_train_row(name: str) -> dict:
                 step_temp_mb=None if temp is None else temp / 2**20,
                 state_copies=None if held is None else held / state_bytes, peak_rss_mb=peak_rss_mb(),
                 compiler_options=row_options or "xla defaults")
+
+
+def bench_ring_row(name: str) -> dict:
+    """The ring's recommended mode-collapse step as experiments/mode_collapse.py's sweep trains it:
+    `jaxgan.train.seeds.multi_seed_steps`, K steps of S seeds per call, the seeds split over the devices."""
+    import jax
+    import numpy as np
+
+    import jaxgan
+    from experiments import mode_collapse
+    from jaxgan import config as config_lib
+    from jaxgan.train.seeds import multi_seed_steps, seed_devices, tree_index
+
+    preset = RING_ROWS[name]
+    config = mode_collapse.train_config("ring", mode_collapse.RECOMMENDED["ring"], preset)
+    config_lib.validate(config, 1)
+    generator, discriminator = config_lib.build_networks(config)
+    step = config_lib.build_step(config, generator, discriminator, *config_lib.build_optimizers(config))
+    seeds = list(range(FLAGS.seeds))
+    states, data, batchers = mode_collapse.init_seeds(config, step, seeds)
+    devices = seed_devices(len(seeds))
+    run = multi_seed_steps(step, devices=devices)
+    k = FLAGS.steps_per_call or RING_STEPS_PER_CALL
+    indices = mode_collapse.batch_indices(batchers, 0, k, config.n_critic)
+
+    # FLOPs of one step of one seed: XLA's cost analysis of the plain step (a loop's body is counted once).
+    mesh = jaxgan.make_mesh(devices[:1])
+    one_step = jaxgan.shard_map_step(step, mesh)
+    one_batch = jaxgan.global_batch({"image": data["image"][0][indices[0, 0]]}, mesh)
+    cost = one_step.compiled.lower(jaxgan.replicate(tree_index(states, 0), mesh), one_batch).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", 0.0)) * len(seeds) if cost else 0.0
+
+    start = time.perf_counter()
+    states, metrics = run(states, data, indices)
+    jax.block_until_ready(metrics)
+    compile_s = time.perf_counter() - start
+    calls = max(1, FLAGS.steps // k)
+    times = []
+    for _ in range(FLAGS.repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            states, metrics = run(states, data, indices)
+        jax.block_until_ready(metrics)
+        times.append((time.perf_counter() - start) / (calls * k))
+    per_step = statistics.median(times)
+    if not np.isfinite(np.asarray(metrics["d_loss"])).all():
+        return dict(name=name, framework="jaxgan", error="the ring step diverged (non-finite d_loss)")
+    return dict(name=name, framework="jaxgan", backend=jax.default_backend(), devices=len(devices), seeds=len(seeds),
+                preset=preset, n_critic=config.n_critic, steps_per_call=k, batch_size=config.batch_size,
+                steps_per_s=1.0 / per_step, images_per_s=config.batch_size * config.n_critic * len(seeds) / per_step,
+                compile_plus_first_s=compile_s, flops_per_step=flops,
+                protocol_minutes_per_seed=PROTOCOL_STEPS * per_step / 60, peak_rss_mb=peak_rss_mb())
 
 
 def bench_fid() -> dict:
@@ -243,7 +310,7 @@ def bench_peak() -> dict:
 def run_child(name: str) -> dict:
     """Runs `tools/bench.py --child=NAME` with this run's flags; returns its JSON line."""
     flag_names = ("batch_size", "n_critic", "critic_loop", "steps_per_call", "step_loop", "compiler_options",
-                  "steps", "repeats", "fid_xla_defaults", "profile")
+                  "steps", "repeats", "fid_xla_defaults", "profile", "seeds")
     argv = [sys.executable, os.path.abspath(__file__), f"--child={name}"]
     argv += [f"--{f}={getattr(FLAGS, f)}" for f in flag_names]
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
@@ -289,9 +356,12 @@ def _fmt(value, spec: str, empty: str = "-") -> str:
 def main(argv):
     del argv
     if FLAGS.child:
+        if FLAGS.child in RING_ROWS:
+            from experiments import mode_collapse
+            mode_collapse.one_cpu_device_per_core()  # as its sweep: seeds in parallel on the cores
         import jax  # noqa: F401 - after flags, in the child only
-        row = {"peak": bench_peak, "fid": bench_fid}.get(FLAGS.child)
-        print(json.dumps(row() if row else bench_train_row(FLAGS.child)), flush=True)
+        row = {"peak": bench_peak, "fid": bench_fid, **{n: lambda n=n: bench_ring_row(n) for n in RING_ROWS}}
+        print(json.dumps(row[FLAGS.child]() if FLAGS.child in row else bench_train_row(FLAGS.child)), flush=True)
         return
     names = [n for n in FLAGS.only.split(",") if n] or list(ALL_ROWS)
     unknown = sorted(set(names) - set(ALL_ROWS))
@@ -311,7 +381,7 @@ def main(argv):
         row = run_child(name)
         if row.get("flops_per_step") and peak_gflops and row.get("steps_per_s"):
             row["percent_of_peak"] = 100 * row["flops_per_step"] * row["steps_per_s"] / (peak_gflops * 1e9)
-        references = torch_rows(name) if FLAGS.torch == "auto" else []
+        references = torch_rows(name) if FLAGS.torch == "auto" and name in TORCH_ROWS else []
         best = best_torch(references)
         if best and row.get("steps_per_s"):
             row["torch_best_variant"] = best.get("variant")
@@ -325,7 +395,8 @@ def main(argv):
             print(f"{name:8} error: {row['error']}", flush=True)
             continue
         torch_text = (f"{best['steps_per_s']:.2f} ({best.get('variant')})" if best else
-                      (references[0].get("error", "")[:22] if references else "off"))
+                      (references[0].get("error", "")[:22] if references else
+                       "off" if name in TORCH_ROWS else "no reference"))
         print(f"{name:8} {row['steps_per_s']:>8.2f} {row['images_per_s']:>7.0f} {row['compile_plus_first_s']:>9.1f} "
               f"{_fmt(row.get('flops_per_step') and row['flops_per_step'] / 1e9, '.2f'):>8} "
               f"{_fmt(row.get('percent_of_peak'), '.0f'):>6} {_fmt(row.get('state_mb'), '.1f'):>8} "
@@ -333,6 +404,10 @@ def main(argv):
               f"{row['peak_rss_mb']:>7.0f} | {torch_text:>22} "
               f"{_fmt(best and best.get('peak_rss_mb'), '.0f'):>7} {_fmt(row.get('ratio_to_torch_best'), '.2f'):>6}",
               flush=True)
+        if row.get("protocol_minutes_per_seed"):
+            print(f"{'':8} {row['seeds']} seed(s) on {row['devices']} device(s), {row['steps_per_call']} steps per "
+                  f"call: one seed of PacGAN's {PROTOCOL_STEPS:,} steps takes "
+                  f"{row['protocol_minutes_per_seed']:.0f} min", flush=True)
         if row.get("op_breakdown"):
             b = row["op_breakdown"]
             print(f"{'':8} XLA op time {b['op_ms_per_step']:.1f} ms/step (all threads): " + ", ".join(
