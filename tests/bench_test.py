@@ -1,22 +1,29 @@
-"""tools/bench.py stays runnable: one tiny row end to end, its JSON, and donation."""
+"""tools/bench.py stays runnable: two tiny rows end to end, their JSON, and donation."""
 
 import json
 import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_bench_mlp_row_reports_speed_flops_and_donated_state():
+@pytest.fixture(scope="module")
+def bench_rows():
+    """One bench run of the `mlp` row and the mode-collapse `ring_fast` row (2 seeds): {name: JSON row}."""
     result = subprocess.run(
-        [sys.executable, "tools/bench.py", "--only=mlp", "--torch=off", "--steps=2", "--repeats=1",
-         "--steps_per_call=2", "--json"],
+        [sys.executable, "tools/bench.py", "--only=mlp,ring_fast", "--torch=off", "--steps=2", "--repeats=1",
+         "--steps_per_call=2", "--seeds=2", "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, XLA_FLAGS=""))
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = {r["name"]: r for r in map(json.loads, filter(lambda l: l.startswith("{"), result.stdout.splitlines()))}
-    assert set(rows) == {"peak", "mlp"}
-    mlp = rows["mlp"]
+    return {r["name"]: r for r in map(json.loads, filter(lambda l: l.startswith("{"), result.stdout.splitlines()))}
+
+
+def test_bench_mlp_row_reports_speed_flops_and_donated_state(bench_rows):
+    assert set(bench_rows) == {"peak", "mlp", "ring_fast"}
+    mlp = bench_rows["mlp"]
     assert mlp["steps_per_s"] > 0 and mlp["steps_per_call"] == 2 and mlp["devices"] == 1
     assert mlp["images_per_s"] == mlp["steps_per_s"] * 64  # batch 64, n_critic 1
     # FLOPs of one step (XLA's count) between two hand bounds from the layer sizes (MACs per sample):
@@ -55,15 +62,9 @@ def test_op_time_breakdown_by_category_on_hand_made_events():
     assert xla_profile.op_time_breakdown([("python", "x", 1.0)], steps=1) == {}
 
 
-def test_bench_ring_row_trains_seeds_as_the_sweep_and_counts_their_flops():
+def test_bench_ring_row_trains_seeds_as_the_sweep_and_counts_their_flops(bench_rows):
     """The mode-collapse ring row: 2 seeds of the fast preset's step, 2 steps per scanned call."""
-    result = subprocess.run(
-        [sys.executable, "tools/bench.py", "--only=ring_fast", "--torch=off", "--steps=4", "--repeats=1",
-         "--steps_per_call=2", "--seeds=2", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, XLA_FLAGS=""))
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = {r["name"]: r for r in map(json.loads, filter(lambda l: l.startswith("{"), result.stdout.splitlines()))}
-    ring = rows["ring_fast"]
+    ring = bench_rows["ring_fast"]
     cores = len(os.sched_getaffinity(0))
     assert ring["seeds"] == 2 and ring["devices"] == (2 if cores >= 2 else 1) and ring["steps_per_call"] == 2
     assert ring["batch_size"] == 200  # 100 packed D inputs of 2 points (pacgan2)

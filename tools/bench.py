@@ -137,6 +137,24 @@ def _tree_bytes(tree) -> int:
     return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
 
 
+def _time_steps(call, state, *, calls: int, steps_per_call: int):
+    """Times `call(state) -> (state, metrics)`: the first call (compilation included) apart, then the median
+    over --repeats runs of `calls` calls, per step. Returns (first call s, s per step, state, metrics)."""
+    import jax
+    start = time.perf_counter()
+    state, metrics = call(state)
+    jax.block_until_ready(metrics)
+    compile_s = time.perf_counter() - start
+    times = []
+    for _ in range(FLAGS.repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            state, metrics = call(state)
+        jax.block_until_ready(metrics)
+        times.append((time.perf_counter() - start) / (calls * steps_per_call))
+    return compile_s, statistics.median(times), state, metrics
+
+
 def bench_train_row(name: str) -> dict:
     import jax
     import numpy as np
@@ -173,19 +191,8 @@ def bench_train_row(name: str) -> dict:
         held = memory.argument_size_in_bytes + memory.output_size_in_bytes - memory.alias_size_in_bytes
         temp = memory.temp_size_in_bytes
 
-    start = time.perf_counter()
-    state, metrics = train_step(state, batch)
-    jax.block_until_ready(metrics)
-    compile_s = time.perf_counter() - start
     calls = max(1, FLAGS.steps // k)
-    times = []
-    for _ in range(FLAGS.repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            state, metrics = train_step(state, batch)
-        jax.block_until_ready(metrics)
-        times.append((time.perf_counter() - start) / (calls * k))
-    per_step = statistics.median(times)
+    compile_s, per_step, state, _ = _time_steps(lambda s: train_step(s, batch), state, calls=calls, steps_per_call=k)
     breakdown = None
     if FLAGS.profile:
         sys.path.insert(0, ROOT)
@@ -232,19 +239,9 @@ def bench_ring_row(name: str) -> dict:
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float(cost.get("flops", 0.0)) * len(seeds) if cost else 0.0
 
-    start = time.perf_counter()
-    states, metrics = run(states, data, indices)
-    jax.block_until_ready(metrics)
-    compile_s = time.perf_counter() - start
     calls = max(1, FLAGS.steps // k)
-    times = []
-    for _ in range(FLAGS.repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            states, metrics = run(states, data, indices)
-        jax.block_until_ready(metrics)
-        times.append((time.perf_counter() - start) / (calls * k))
-    per_step = statistics.median(times)
+    compile_s, per_step, states, metrics = _time_steps(lambda s: run(s, data, indices), states, calls=calls,
+                                                       steps_per_call=k)
     if not np.isfinite(np.asarray(metrics["d_loss"])).all():
         return dict(name=name, framework="jaxgan", error="the ring step diverged (non-finite d_loss)")
     return dict(name=name, framework="jaxgan", backend=jax.default_backend(), devices=len(devices), seeds=len(seeds),
