@@ -83,3 +83,10 @@ def test_bench_ring_row_trains_seeds_as_the_sweep_and_counts_their_flops(bench_r
     per_seed = ring["flops_per_step"] / 2
     assert lower <= per_seed <= upper, (lower, per_seed, upper)
     assert 0 < ring["percent_of_peak"] < 100
+
+
+def test_bench_refuses_a_seed_count_below_one_before_running_a_row():
+    result = subprocess.run([sys.executable, "tools/bench.py", "--only=ring_fast", "--seeds=0", "--torch=off"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "--seeds=0: it must be >= 1" in result.stderr, result.stderr[-2000:]
+    assert "matmul peak" not in result.stdout  # refused before the first child process ran

@@ -51,8 +51,9 @@ from absl import app, flags
 
 flags.DEFINE_string("only", "", "Comma-separated rows (mlp, dcgan32, dcgan64, sngan32, fid, ring_fast, ring_full); "
                     "empty = all.")
-flags.DEFINE_integer("batch_size", 64, "Global batch per D update (fid: images per extraction call = 50).")
-flags.DEFINE_integer("n_critic", 0, "D updates per step; 0 = the row's own (1; sngan32: 5).")
+flags.DEFINE_integer("batch_size", 64, "Global batch per D update (fid: images per extraction call = 50; ring "
+                     "rows: their configuration's 200 points).")
+flags.DEFINE_integer("n_critic", 0, "D updates per step; 0 = the row's own (1; sngan32: 5; ring rows: always 1).")
 flags.DEFINE_string("critic_loop", "auto", "scan, unroll or auto.")
 flags.DEFINE_integer("steps_per_call", 0, "Train steps per compiled call (jaxgan.multi_step; ring rows: the sweep's "
                      "lax.scan); 0 = 1 (ring rows: 500); steps/s counts steps.")
@@ -364,6 +365,9 @@ def main(argv):
     unknown = sorted(set(names) - set(ALL_ROWS))
     if unknown:
         raise app.UsageError(f"Unknown rows {unknown}; valid: {list(ALL_ROWS)}.")
+    for flag, least in (("seeds", 1), ("steps_per_call", 0), ("steps", 1), ("repeats", 1)):
+        if getattr(FLAGS, flag) < least:
+            raise app.UsageError(f"--{flag}={getattr(FLAGS, flag)}: it must be >= {least}.")
     peak = run_child("peak")
     peak_gflops = peak.get("gflops")
     if FLAGS.json:
