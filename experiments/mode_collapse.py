@@ -457,14 +457,24 @@ def samples_figure(points: np.ndarray, means: np.ndarray, path: str, *, titles: 
     return path
 
 
-def run_configuration(data: str, name: str, *, preset: str, seeds: Sequence[int], workdir: str,
-                      train_steps: int = 0, steps_per_call: int = 0, eval_seed: int = 0,
-                      log=print) -> tuple[Row, list[dict[str, Any]]]:
-    """Trains `seeds` of one configuration at once and evaluates them; writes its figure."""
-    import jax
+@dataclasses.dataclass(frozen=True)
+class SeedRuns:
+    """`seeds` of one 2-D configuration, set up as the sweep trains them (`seed_runs`)."""
 
+    config: Any
+    generator: Any
+    step: Any  # the pure GANStep of one seed
+    states: Any  # the seeds' states, stacked on a leading axis
+    data: dict[str, np.ndarray]  # {"image": [S, N, 2]}
+    batchers: list  # each seed's batch order (`batch_indices`)
+    devices: list  # the devices the seeds are split over
+    run: Any  # multi_seed_steps: (states, data, indices) -> (states, metrics)
+
+
+def seed_runs(data: str, name: str, preset: str, seeds: Sequence[int], *, train_steps: int = 0) -> SeedRuns:
+    """Builds `seeds` of configuration `name` on 2-D `data`: K steps of all seeds per call, the seeds split
+    over one device each where there are enough (`seed_devices`). tools/bench.py times this same set-up."""
     from jaxgan import config as config_lib
-    from jaxgan.metrics import modes
     from jaxgan.train.seeds import multi_seed_steps, seed_devices
 
     config = train_config(data, name, preset, train_steps=train_steps)
@@ -472,7 +482,18 @@ def run_configuration(data: str, name: str, *, preset: str, seeds: Sequence[int]
     g, d = config_lib.build_networks(config)
     step = config_lib.build_step(config, g, d, *config_lib.build_optimizers(config))
     states, arrays, batchers = init_seeds(config, step, seeds)
-    run = multi_seed_steps(step, devices=seed_devices(len(seeds)))
+    devices = seed_devices(len(seeds))
+    return SeedRuns(config, g, step, states, arrays, batchers, devices, multi_seed_steps(step, devices=devices))
+
+
+def run_configuration(data: str, name: str, *, preset: str, seeds: Sequence[int], workdir: str,
+                      train_steps: int = 0, steps_per_call: int = 0, eval_seed: int = 0,
+                      log=print) -> tuple[Row, list[dict[str, Any]]]:
+    """Trains `seeds` of one configuration at once and evaluates them; writes its figure."""
+    from jaxgan.metrics import modes
+
+    runs = seed_runs(data, name, preset, seeds, train_steps=train_steps)
+    config, states, arrays, batchers, run = runs.config, runs.states, runs.data, runs.batchers, runs.run
     total = config.train_steps
     per_call = min(steps_per_call or PRESETS[preset]["steps_per_call"], total)
     done, t_train, first_call = 0, 0.0, None
@@ -492,7 +513,7 @@ def run_configuration(data: str, name: str, *, preset: str, seeds: Sequence[int]
             f"{k * len(seeds) / dt:.0f} seed-steps/s")
     timed_steps = total - min(per_call, total)
     speed = timed_steps / t_train if t_train > 0 else per_call / first_call
-    results, points = evaluate_seeds(g, states, ema=evaluates_ema(name), data=data, eval_seed=eval_seed)
+    results, points = evaluate_seeds(runs.generator, states, ema=evaluates_ema(name), data=data, eval_seed=eval_seed)
     mixture = modes.get_mixture(data)
     titles = [f"seed {s}: {r['modes']} modes, {100 * r['high_quality']:.1f}% HQ" for s, r in zip(seeds, results)]
     samples_figure(points, mixture.means, os.path.join(workdir, f"samples_{data}_{name}.png"), titles=titles)

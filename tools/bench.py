@@ -138,6 +138,13 @@ def _tree_bytes(tree) -> int:
     return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
 
 
+def _compiled_flops(compiled) -> float:
+    """XLA's FLOP count of a compiled function (0.0 where the backend gives none); a loop's body counts once."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", 0.0)) if cost else 0.0
+
+
 def _time_steps(call, state, *, calls: int, steps_per_call: int):
     """Times `call(state) -> (state, metrics)`: the first call (compilation included) apart, then the median
     over --repeats runs of `calls` calls, per step. Returns (first call s, s per step, state, metrics)."""
@@ -180,9 +187,7 @@ def bench_train_row(name: str) -> dict:
     state_bytes = _tree_bytes(state)
 
     compiled = train_step.compiled.lower(state, batch).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", 0.0)) if cost else 0.0
+    flops = _compiled_flops(compiled)
     if k > 1 and jaxgan.train.steps.resolve_step_loop(FLAGS.step_loop) == "unroll":
         flops /= k  # XLA counts a scan's body once, but every unrolled copy
     row_options = jaxgan.train.parallel.resolve_compiler_options(_compiler_options(), jax.local_devices(), step)
@@ -217,32 +222,25 @@ def bench_ring_row(name: str) -> dict:
 
     import jaxgan
     from experiments import mode_collapse
-    from jaxgan import config as config_lib
-    from jaxgan.train.seeds import multi_seed_steps, seed_devices, tree_index
+    from jaxgan.train.seeds import tree_index
 
     preset = RING_ROWS[name]
-    config = mode_collapse.train_config("ring", mode_collapse.RECOMMENDED["ring"], preset)
-    config_lib.validate(config, 1)
-    generator, discriminator = config_lib.build_networks(config)
-    step = config_lib.build_step(config, generator, discriminator, *config_lib.build_optimizers(config))
     seeds = list(range(FLAGS.seeds))
-    states, data, batchers = mode_collapse.init_seeds(config, step, seeds)
-    devices = seed_devices(len(seeds))
-    run = multi_seed_steps(step, devices=devices)
+    runs = mode_collapse.seed_runs("ring", mode_collapse.RECOMMENDED["ring"], preset, seeds)
+    config, step, data, devices = runs.config, runs.step, runs.data, runs.devices
     k = FLAGS.steps_per_call or RING_STEPS_PER_CALL
-    indices = mode_collapse.batch_indices(batchers, 0, k, config.n_critic)
+    indices = mode_collapse.batch_indices(runs.batchers, 0, k, config.n_critic)
 
     # FLOPs of one step of one seed: XLA's cost analysis of the plain step (a loop's body is counted once).
     mesh = jaxgan.make_mesh(devices[:1])
     one_step = jaxgan.shard_map_step(step, mesh)
     one_batch = jaxgan.global_batch({"image": data["image"][0][indices[0, 0]]}, mesh)
-    cost = one_step.compiled.lower(jaxgan.replicate(tree_index(states, 0), mesh), one_batch).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", 0.0)) * len(seeds) if cost else 0.0
+    one_state = jaxgan.replicate(tree_index(runs.states, 0), mesh)
+    flops = _compiled_flops(one_step.compiled.lower(one_state, one_batch).compile()) * len(seeds)
 
     calls = max(1, FLAGS.steps // k)
-    compile_s, per_step, states, metrics = _time_steps(lambda s: run(s, data, indices), states, calls=calls,
-                                                       steps_per_call=k)
+    compile_s, per_step, _, metrics = _time_steps(lambda s: runs.run(s, data, indices), runs.states, calls=calls,
+                                                  steps_per_call=k)
     if not np.isfinite(np.asarray(metrics["d_loss"])).all():
         return dict(name=name, framework="jaxgan", error="the ring step diverged (non-finite d_loss)")
     return dict(name=name, framework="jaxgan", backend=jax.default_backend(), devices=len(devices), seeds=len(seeds),
@@ -275,9 +273,7 @@ def bench_fid() -> dict:
     per_batch = statistics.median(times)
     flops = None
     try:
-        cost = extractor._fn.lower(extractor._variables, images).compile().cost_analysis()  # noqa: SLF001
-        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-        flops = float(cost["flops"])
+        flops = _compiled_flops(extractor._fn.lower(extractor._variables, images).compile()) or None  # noqa: SLF001
     except Exception:  # noqa: BLE001 - the % of peak column is then left empty
         pass
     return dict(name="fid", framework="jaxgan", backend=jax.default_backend(), devices=extractor.mesh.size,
@@ -357,9 +353,11 @@ def main(argv):
         if FLAGS.child in RING_ROWS:
             from experiments import mode_collapse
             mode_collapse.one_cpu_device_per_core()  # as its sweep: seeds in parallel on the cores
+            print(json.dumps(bench_ring_row(FLAGS.child)), flush=True)
+            return
         import jax  # noqa: F401 - after flags, in the child only
-        row = {"peak": bench_peak, "fid": bench_fid, **{n: lambda n=n: bench_ring_row(n) for n in RING_ROWS}}
-        print(json.dumps(row[FLAGS.child]() if FLAGS.child in row else bench_train_row(FLAGS.child)), flush=True)
+        row = {"peak": bench_peak, "fid": bench_fid}.get(FLAGS.child)
+        print(json.dumps(row() if row else bench_train_row(FLAGS.child)), flush=True)
         return
     names = [n for n in FLAGS.only.split(",") if n] or list(ALL_ROWS)
     unknown = sorted(set(names) - set(ALL_ROWS))
