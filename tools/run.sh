@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs a command inside jaxgan's virtual environment, creating it and installing
-# jaxgan with its test and bench extras (the bench extra is the PyTorch CPU
-# reference of tools/bench.py) first when needed (again whenever pyproject.toml
-# changes). JAXGAN_VENV picks the environment's directory (default: .venv).
+# jaxgan with its test extra first when needed (again whenever pyproject.toml
+# changes). PyTorch is NOT installed: it is only the `bench` extra (the PyTorch
+# reference of tools/bench.py and its tests, which skip without it); see
+# docs/install.md. JAXGAN_VENV picks the environment's directory (default: .venv).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${JAXGAN_VENV:-$root/.venv}"
@@ -26,7 +27,7 @@ stamp="$venv/.jaxgan-installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   echo "jaxgan: installing into $venv (about a minute, once)" >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e "$root[test,bench]"
+  "$venv/bin/python" -m pip install --quiet -e "$root[test]"
   touch "$stamp"
 fi
 cd "$root"
