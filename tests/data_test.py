@@ -130,7 +130,7 @@ def test_load_tfds_unknown_split_lists_available(digits_dir):
 
 
 def test_load_tfds_bad_channels(digits_dir):
-    with pytest.raises(ValueError, match="channels must be 1 or 3"):
+    with pytest.raises(ValueError, match=r"data\.channels=4: jaxgan trains on 1 \(grayscale\) or 3 \(RGB\)"):
         pipeline.load_tfds_images(
             "sklearn_digits", split="test", data_dir=digits_dir, image_size=8, channels=4
         )
@@ -228,7 +228,7 @@ def test_channel_conversion_matches_numpy():
 def test_channel_conversion_bad_combinations():
     with pytest.raises(ValueError, match="4 channels to 3"):
         pipeline.resize_and_convert(np.zeros((1, 4, 4, 4), np.uint8), image_size=4, channels=3)
-    with pytest.raises(ValueError, match="channels must be 1 or 3, got 2"):
+    with pytest.raises(ValueError, match=r"data\.channels=2: .* set --config\.data\.channels=1 or 3"):
         pipeline.resize_and_convert(np.zeros((1, 4, 4, 1), np.uint8), image_size=4, channels=2)
     with pytest.raises(ValueError, match="uint8"):
         pipeline.resize_and_convert(np.zeros((1, 4, 4, 1), np.float32), image_size=4, channels=1)
@@ -301,6 +301,104 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "readme.txt").write_text("x")
     with pytest.raises(ValueError, match="No PNG/JPEG files"):
         pipeline.load_image_folder(tmp_path, image_size=8, channels=1)
+
+
+# ----------------------------------------------------------------------------
+# Image modes in an image folder (references computed here with numpy).
+
+
+def _luma(rgb):
+    """ITU-R 601 luma of uint8 RGB, evaluated exactly and rounded half to even (as the loaders do)."""
+    r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
+    return np.round((299 * r + 587 * g + 114 * b) / 1000).astype(np.uint8)[..., None]
+
+
+def _load_one(tmp_path, name, image, size, channels, **save_kw):
+    """Saves `image` (a PIL image) alone in a fresh folder and loads it at `size`."""
+    folder = tmp_path / name.replace(".", "_")
+    folder.mkdir()
+    image.save(folder / name, **save_kw)
+    return pipeline.load_image_folder(folder, image_size=size, channels=channels)["image"][0]
+
+
+def test_image_folder_16bit_gray_png_is_scaled_linearly(tmp_path):
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)  # every 16-bit value once
+    image = Image.fromarray(values)
+    image.save(tmp_path / "g.png")
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.mode in ("I;16", "I") and np.asarray(im).max() == 65535  # really a 16-bit file
+    expected = np.round(values.astype(np.float64) * 255 / 65535).astype(np.uint8)[..., None]
+    out = pipeline.load_image_folder(tmp_path, image_size=256, channels=1)["image"][0]
+    np.testing.assert_array_equal(out, expected)
+    assert out[0, 0, 0] == 0 and out[128, 0, 0] == 128 and out[-1, -1, 0] == 255
+    rgb = pipeline.load_image_folder(tmp_path, image_size=256, channels=3)["image"][0]
+    np.testing.assert_array_equal(rgb, np.repeat(expected, 3, axis=-1))
+
+
+@pytest.mark.parametrize("channels_in", [2, 3, 4])  # gray+alpha, RGB, RGBA
+def test_image_folder_16bit_color_png_is_scaled_linearly(tmp_path, channels_in):
+    import tensorflow as tf  # PIL cannot write 16-bit colour PNGs; TF's encoder can.
+
+    values = np.random.default_rng(channels_in).integers(0, 65536, (16, 16, channels_in), dtype=np.uint16)
+    (tmp_path / "c.png").write_bytes(tf.io.encode_png(values).numpy())
+    scaled = np.round(values.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    color = scaled[..., :1] if channels_in == 2 else scaled[..., :3]  # alpha dropped
+    out = pipeline.load_image_folder(tmp_path, image_size=16, channels=color.shape[-1])["image"][0]
+    np.testing.assert_array_equal(out, color)
+
+
+def test_image_folder_palette_png(tmp_path):
+    palette = np.array([[10, 20, 30], [200, 100, 50], [0, 255, 0], [255, 255, 255]], np.uint8)
+    index = np.random.default_rng(3).integers(0, 4, (6, 6), dtype=np.uint8)
+    image = Image.fromarray(index, "P")
+    image.putpalette(palette.ravel().tolist())
+    image.info["transparency"] = 1  # a transparent palette entry: its colour is kept (transparency ignored)
+    rgb = _load_one(tmp_path, "p.png", image, 6, 3, transparency=1)
+    np.testing.assert_array_equal(rgb, palette[index])
+    gray = _load_one(tmp_path, "p2.png", image, 6, 1, transparency=1)
+    np.testing.assert_array_equal(gray, _luma(palette[index]))
+
+
+def test_image_folder_alpha_is_dropped(tmp_path):
+    rng = np.random.default_rng(4)
+    rgba = rng.integers(0, 256, (5, 5, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(_load_one(tmp_path, "rgba.png", Image.fromarray(rgba, "RGBA"), 5, 3),
+                                  rgba[..., :3])
+    la = rng.integers(0, 256, (5, 5, 2), dtype=np.uint8)
+    np.testing.assert_array_equal(_load_one(tmp_path, "la.png", Image.fromarray(la, "LA"), 5, 1), la[..., :1])
+
+
+def test_image_folder_bilevel_png(tmp_path):
+    bits = np.random.default_rng(5).integers(0, 2, (7, 7)).astype(bool)
+    image = Image.fromarray(bits)
+    assert image.mode == "1"
+    out = _load_one(tmp_path, "b.png", image, 7, 1)
+    np.testing.assert_array_equal(out, np.where(bits, 255, 0).astype(np.uint8)[..., None])
+
+
+def test_image_folder_cmyk_jpeg(tmp_path):
+    cmyk = np.random.default_rng(6).integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    out = _load_one(tmp_path, "c.jpg", Image.fromarray(cmyk, "CMYK"), 8, 3, quality=100)
+    with Image.open(tmp_path / "c_jpg" / "c.jpg") as im:  # the CMYK values the JPEG decodes to
+        assert im.mode == "CMYK"
+        decoded = np.asarray(im).astype(np.int64)
+    # Naive CMYK -> RGB (no ICC profile): R = (255 - C) * (255 - K) / 255, rounded (never a tie).
+    expected = np.round((255 - decoded[..., :3]) * (255 - decoded[..., 3:]) / 255).astype(np.uint8)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_image_mode_i_is_16bit_range_and_float_is_refused():
+    values = np.array([[0, 257, 32768, 65535]], np.int32)
+    image = Image.fromarray(values)
+    assert image.mode == "I"
+    out = pipeline._image_to_array(image, "x.png")
+    np.testing.assert_array_equal(out[..., 0], [[0, 1, 128, 255]])
+    with pytest.raises(ValueError, match=r"x\.png: PIL mode 'I'.*-1\.\.70000.*0\.\.65535") as e:
+        pipeline._image_to_array(Image.fromarray(np.array([[-1, 70000]], np.int32)), "x.png")
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match=r"y\.png: PIL mode 'F'.*uint8") as e:
+        pipeline._image_to_array(Image.fromarray(np.array([[0.5]], np.float32)), "y.png")
+    assert "\n" not in str(e.value)
 
 
 # ----------------------------------------------------------------------------

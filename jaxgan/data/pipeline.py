@@ -7,7 +7,9 @@ whole dataset into host memory and return a dict of numpy arrays:
 All go through `resize_and_convert`: bilinear antialiased resize to a square
 `image_size` (aspect ratio is not preserved for non-square inputs), channel
 conversion 1->3 (repeat) or 3->1 (ITU-R 601 luma 0.299R + 0.587G + 0.114B),
-then round and clip to uint8.
+then round and clip to uint8. Every loader checks `channels` (1 or 3) and
+`image_size` before it reads anything, and names the offending file, key or
+dataset name in a one-line ValueError.
 
 Nothing here ever downloads: TFDS datasets other than the embedded
 `sklearn_digits` must already be prepared in the data dir, otherwise
@@ -20,8 +22,12 @@ of a straight run. TensorFlow is imported lazily, only by the loaders.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import struct
+import zipfile
+import zlib
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -31,6 +37,7 @@ from jaxgan.common import process_batch_slice, to_model_range
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _CHUNK = 1024  # images per TF resize call
 _LUMA_X1000 = (299, 587, 114)  # ITU-R 601 luma weights, times 1000
+_NPZ_HOWTO = "write one with np.savez(path, images=<uint8 array [N, H, W, C]>)"
 
 
 # ----------------------------------------------------------------------------
@@ -43,6 +50,11 @@ def default_data_dir() -> str:
         if os.environ.get(var):
             return os.path.expanduser(os.environ[var])
     return os.path.expanduser(os.path.join("~", "tensorflow_datasets"))
+
+
+def _one_line(e: BaseException) -> str:
+    """'Type: message' of a third-party exception, on one line, to quote inside our own error."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}".rstrip(": ")
 
 
 _TF_READY = False
@@ -66,13 +78,23 @@ def _tf():
 # Resizing and channel conversion (one implementation for every source).
 
 
+def _check_target(channels: Any, image_size: Any = 1) -> None:
+    """The loaders' first check: the model's channels (1 or 3) and a positive int image_size."""
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels not in (1, 3):
+        raise ValueError(f"data.channels={channels!r}: jaxgan trains on 1 (grayscale) or 3 (RGB) channels; set "
+                         "--config.data.channels=1 or 3.")
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size <= 0:
+        raise ValueError(f"data.image_size={image_size!r}: image_size must be a positive int (the side of the "
+                         "square training images); set --config.data.image_size, e.g. to 32.")
+
+
 def _check_channels(in_channels: int | None, channels: int) -> None:
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}.")
+    _check_target(channels)
     if in_channels not in (1, 3):
         raise ValueError(
             f"Cannot convert images with {in_channels} channels to {channels}: "
-            "only 1->1, 3->3, 1->3 (repeat) and 3->1 (luma) are supported."
+            "only 1->1, 3->3, 1->3 (repeat) and 3->1 (luma) are supported; give the "
+            "source 1 (grayscale) or 3 (RGB) channels (e.g. drop alpha with images[..., :3])."
         )
 
 
@@ -97,12 +119,11 @@ def _resize_convert_tf(images, image_size: int, channels: int):
 def resize_and_convert(images: np.ndarray, *, image_size: int, channels: int) -> np.ndarray:
     """uint8 [N, H, W, C] -> uint8 [N, image_size, image_size, channels]."""
     images = np.asarray(images)
+    _check_target(channels, image_size)
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(
             f"Expected uint8 images [N, H, W, C], got {images.dtype} {images.shape}."
         )
-    if image_size <= 0:
-        raise ValueError(f"image_size must be positive, got {image_size}.")
     _check_channels(images.shape[-1], channels)
     if images.shape[1:] == (image_size, image_size, channels):
         return images.copy()
@@ -161,10 +182,43 @@ def _tfds_builder(name: str, data_dir: str):
         return build_digits(data_dir)
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-    builder = tfds.builder(name, data_dir=data_dir)
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as e:
+        raise ValueError(_unknown_dataset_message(tfds, name, data_dir)) from e
+    except (ValueError, AssertionError) as e:  # a bad /config or :version, or a malformed name
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = re.sub(r'^Failed to construct dataset .*?}": ', "", first)  # TFDS' repeat of name and data_dir
+        first = re.sub(r"\s*Here are \d+ BuilderConfigs.*$", "", first)  # the list itself is on later lines
+        first = first.rstrip(" :.") + "."
+        raise ValueError(
+            f"TFDS cannot open dataset '{name}': {first} Fix the name (dataset[/config][:version]); the TFDS "
+            f"catalog page of '{_base_name(name)}' lists its configs and versions."
+        ) from e
     if not _is_prepared(builder):
         raise _not_prepared_error(name, builder, data_dir)
     return builder
+
+
+def _base_name(name: str) -> str:
+    return re.split(r"[/:]", name, maxsplit=1)[0]
+
+
+def _unknown_dataset_message(tfds, name: str, data_dir: str) -> str:
+    """One line for a name TFDS does not know, with close matches among its registered datasets
+    (the same list and difflib matcher as TFDS' own 'Did you mean' hint)."""
+    try:
+        names = tfds.list_builders(with_community_datasets=False)
+    except Exception:  # pylint: disable=broad-except  # the hint is optional
+        names = []
+    close = difflib.get_close_matches(_base_name(name), names, n=3)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return (
+        f"Unknown TFDS dataset '{name}': TFDS has no dataset of that name and none is prepared in data_dir "
+        f"'{data_dir}'; {hint}Check the name against tfds.list_builders() or "
+        "https://www.tensorflow.org/datasets/catalog (prepare it with `tfds build NAME`), or use "
+        "data.source='npz' or 'folder' for your own images."
+    )
 
 
 def load_tfds_images(
@@ -181,9 +235,11 @@ def load_tfds_images(
     `name` must be prepared in `data_dir` (default: `default_data_dir()`),
     except `sklearn_digits`, which is built offline on first use. Raises
     FileNotFoundError for an unprepared dataset (never downloads) and
-    ValueError for an unknown split, a missing 'image'/'label' feature or an
-    image format that cannot be converted.
+    ValueError for channels not 1 or 3, an unknown dataset name (with close
+    matches), an unknown split, a missing 'image'/'label' feature or an image
+    format that cannot be converted.
     """
+    _check_target(channels, image_size)
     tf = _tf()
     data_dir = os.fspath(data_dir) if data_dir else default_data_dir()
     builder = _tfds_builder(name, data_dir)
@@ -243,14 +299,53 @@ def _materialize(ds, keys, fixed_shape: bool, image_size: int, channels: int):
 def _as_nhwc_uint8(images: np.ndarray, source: str) -> np.ndarray:
     images = np.asarray(images)
     if images.dtype != np.uint8:
-        raise ValueError(f"{source}: 'images' must be uint8, got {images.dtype}.")
+        raise ValueError(f"{source}: 'images' must be uint8, got {images.dtype}; scale the pixels to 0..255 and "
+                         "save images.astype(np.uint8).")
+    if images.ndim == 3 and images.shape[-1] in (3, 4) and images.shape[1] > images.shape[-1]:
+        # [N, H, W] with W = 3 or 4 is no plausible training set; it is one colour image.
+        raise ValueError(f"{source}: 'images' has shape {images.shape}, which looks like one [H, W, C] image; "
+                         "save a batch [N, H, W, C] (images[None] for a single image).")
+    if images.size == 0:
+        raise ValueError(f"{source}: 'images' holds no images (shape {images.shape}); {_NPZ_HOWTO}.")
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4:
         raise ValueError(
             f"{source}: 'images' must be [N, H, W] or [N, H, W, C], got shape {images.shape}."
         )
+    if images.shape[-1] not in (1, 3):
+        raise ValueError(f"{source}: 'images' has {images.shape[-1]} channels (shape {images.shape}); jaxgan "
+                         "reads 1 (grayscale) or 3 (RGB): drop alpha with images[..., :3] before saving.")
     return images
+
+
+def _open_npz(path: str):
+    """np.load of an .npz (never unpickling), or a one-line ValueError saying what the file is instead."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head.startswith(b"\x93NUMPY"):
+        raise ValueError(f"{path}: a .npy array file, not an .npz archive; {_NPZ_HOWTO}.")
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):  # a zip archive's first bytes
+        what = "the file is empty" if not head else "it is not a zip file"
+        raise ValueError(f"{path}: not a numpy .npz archive ({what}); {_NPZ_HOWTO}.")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise ValueError(f"{path}: damaged .npz archive ({_one_line(e)}); {_NPZ_HOWTO}.") from e
+
+
+def _npz_array(z, key: str, path: str) -> np.ndarray:
+    """z[key], with a one-line ValueError for object (pickled) arrays and damaged members."""
+    try:
+        return z[key]
+    except ValueError as e:
+        if "allow_pickle" in str(e):  # numpy refuses object arrays when allow_pickle=False
+            raise ValueError(f"{path}: '{key}' holds pickled Python objects, which jaxgan never loads; save a "
+                             f"numeric array: {_NPZ_HOWTO}.") from e
+        raise ValueError(f"{path}: cannot read '{key}' ({_one_line(e)}); {_NPZ_HOWTO}.") from e
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"{path}: damaged .npz archive, '{key}' is unreadable ({_one_line(e)}); "
+                         f"{_NPZ_HOWTO}.") from e
 
 
 def load_npz_images(
@@ -260,18 +355,21 @@ def load_npz_images(
     channels: int,
     with_labels: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Loads `images` (uint8 NHWC or NHW) and optional `labels` from a .npz file."""
+    """Loads `images` (uint8 NHWC or NHW) and optional `labels` from a .npz file.
+
+    Pickled (object) arrays are never loaded. Raises ValueError naming the path
+    for a file that is not an .npz archive, a missing key, or a wrong dtype or
+    shape (including C not 1 or 3, and a single [H, W, C] image).
+    """
+    _check_target(channels, image_size)
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such .npz file: {path}")
-    z = np.load(path, allow_pickle=False)
-    if not hasattr(z, "files"):
-        raise ValueError(f"{path} is not an .npz archive (write it with np.savez).")
-    with z:
+    with _open_npz(path) as z:
         if "images" not in z.files:
-            raise ValueError(f"{path} has no 'images' array; its keys are {z.files}.")
-        images = _as_nhwc_uint8(z["images"], path)
-        labels = z["labels"] if "labels" in z.files else None
+            raise ValueError(f"{path}: has no 'images' array; its keys are {z.files}; {_NPZ_HOWTO}.")
+        images = _as_nhwc_uint8(_npz_array(z, "images", path), path)
+        labels = _npz_array(z, "labels", path) if "labels" in z.files else None
     out = {"image": resize_and_convert(images, image_size=image_size, channels=channels)}
     if with_labels:
         if labels is None:
@@ -285,20 +383,112 @@ def load_npz_images(
     return out
 
 
+_GRAY16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")  # PIL's 16-bit grayscale modes
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _scale_16_to_8(values: np.ndarray) -> np.ndarray:
+    """16-bit samples -> uint8 by linear scaling, round(v * 255 / 65535) (= round(v / 257), never a tie).
+
+    This is the linear depth reduction of ImageMagick (-depth 8) and libpng's png_set_scale_16; PIL's
+    convert("L") would instead clip every value above 255 to white.
+    """
+    v = values.astype(np.int64)
+    return ((v * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _image_to_array(im, path: str) -> np.ndarray:
+    """A decoded PIL image -> uint8 [H, W, 1] (grayscale modes) or [H, W, 3] (colour modes).
+
+    The rules per PIL mode are listed in `load_image_folder`; modes without a
+    faithful 8-bit gray/RGB reading raise a one-line ValueError naming `path`.
+    """
+    mode = im.mode
+    if mode in ("1", "L", "LA"):  # "1" reads as 0/255; LA drops alpha.
+        return np.asarray(im.convert("L"), np.uint8)[..., None]
+    if mode in _GRAY16_MODES:
+        return _scale_16_to_8(np.asarray(im))[..., None]
+    if mode == "I":  # 32-bit ints, as PIL may open 16-bit grayscale: must hold 16-bit values.
+        v = np.asarray(im)
+        lo, hi = int(v.min()), int(v.max())
+        if lo < 0 or hi > 65535:
+            raise ValueError(f"{path}: PIL mode 'I' (32-bit integer) values span {lo}..{hi}, outside the 16-bit "
+                             "range 0..65535 that jaxgan scales to 8 bits; save it as an 8- or 16-bit PNG.")
+        return _scale_16_to_8(v)[..., None]
+    if mode == "F":
+        raise ValueError(f"{path}: PIL mode 'F' (32-bit float) pixels have no agreed 0..255 scale, so jaxgan does "
+                         "not guess one; save it as a uint8 (or 16-bit) PNG, e.g. np.round(x * 255).astype(np.uint8) "
+                         "for values in [0, 1].")
+    if mode in ("P", "PA"):  # Palette lookup; the palette's transparency is dropped like alpha.
+        return np.asarray(im.convert("RGBA"), np.uint8)[..., :3]
+    if mode in ("CMYK", "YCbCr"):  # PIL's conversion; CMYK naively (no ICC profile).
+        return np.asarray(im.convert("RGB"), np.uint8)
+    if mode in ("RGB", "RGBA", "RGBX"):
+        return np.asarray(im, np.uint8)[..., :3]
+    raise ValueError(f"{path}: PIL mode {mode!r} has no faithful 8-bit grayscale or RGB reading in jaxgan; save it "
+                     "as an 8- or 16-bit grayscale, RGB or RGBA PNG.")
+
+
+def _png_bit_depth(path: str) -> int | None:
+    """The bit depth in a PNG's IHDR header (fixed at byte 24 by the PNG spec), None for other files."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return head[24] if len(head) == 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" else None
+
+
+def _read_png16(path: str) -> np.ndarray:
+    """A 16-bit colour or gray+alpha PNG, which PIL reduces to 8 bits by dropping the low byte: decoded at
+    16 bits by TF and scaled like 16-bit grayscale; alpha dropped."""
+    tf = _tf()
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        v = tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
+    except tf.errors.OpError as e:
+        raise ValueError(f"{path}: cannot decode this 16-bit PNG ({_one_line(e)}); re-save it or remove it "
+                         "from the folder.") from e
+    return _scale_16_to_8(v[..., :1] if v.shape[-1] in (1, 2) else v[..., :3])
+
+
 def _read_image(path: str) -> np.ndarray:
-    """Decodes one file to uint8 [H, W, 1] (grayscale) or [H, W, 3] (otherwise)."""
+    """Decodes one file to uint8 [H, W, 1] (grayscale) or [H, W, 3] (colour); see `load_image_folder`."""
     from PIL import Image  # pylint: disable=g-import-not-at-top
 
-    with Image.open(path) as im:
-        gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-        arr = np.asarray(im.convert("L" if gray else "RGB"), np.uint8)
-    return arr[..., None] if gray else arr
+    im = None
+    try:
+        im = Image.open(path)
+        im.load()  # Decodes now, so a truncated or corrupt file fails here, with its name.
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, Image.DecompressionBombError) as e:
+        if im is not None:
+            im.close()
+        raise ValueError(f"Cannot decode image {path} ({_one_line(e)}); the file may be truncated or corrupt: "
+                         "re-save it or remove it from the folder.") from e
+    with im:
+        if im.format == "PNG" and im.mode not in _GRAY16_MODES + ("I",) and _png_bit_depth(path) == 16:
+            return _read_png16(path)
+        return _image_to_array(im, path)
 
 
 def load_image_folder(
     path: str | os.PathLike[str], *, image_size: int, channels: int
 ) -> dict[str, np.ndarray]:
-    """Loads every PNG/JPEG directly in `path` (sorted by file name)."""
+    """Loads every PNG/JPEG directly in `path` (sorted by file name) as {'image': uint8}.
+
+    Each file is read as grayscale or RGB by its PIL mode, then converted to
+    `channels` like every source (see the module doc):
+      L, 1 (bilevel: 0 / 255): grayscale.
+      16-bit grayscale (I;16*, or I holding values 0..65535): scaled linearly,
+        round(v * 255 / 65535); 16-bit colour PNGs likewise.
+      RGB, YCbCr: RGB. CMYK (JPEG): PIL's naive conversion, no ICC profile:
+        R = round((255 - C) * (255 - K) / 255), and so on.
+      P (palette): the palette's colours.
+      LA, RGBA, PA and palette transparency: alpha is dropped (not composited),
+        so the stored colour of transparent pixels is what trains.
+      F (float) and other modes: refused with a ValueError naming the file.
+    A file that cannot be decoded (truncated, corrupt, not an image) raises a
+    ValueError naming it. `channels` and `image_size` are checked first.
+    """
+    _check_target(channels, image_size)
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"No such image folder: {path}")
