@@ -96,6 +96,30 @@ def test_frechet_distance_matches_pytorch_fid_sqrtm(d, n1, n2):
     assert got == pytest.approx(want, rel=1e-6)
 
 
+def _inception_like_features(rng, n, load, *, shift, scale=0.4):
+    """Non-negative, heavy-tailed, correlated float32 [n, d] features, like Inception pool features:
+    relu of a low-rank Gaussian (decaying loadings, a per-image gamma scale) plus a little noise."""
+    z = rng.normal(size=(n, load.shape[0]))
+    z[:, 0] += shift
+    gain = rng.gamma(4.0, 0.25, size=(n, 1))
+    x = gain * (z @ load) + 0.01 * rng.normal(size=(n, load.shape[1])) - 0.1
+    return (scale * np.maximum(x, 0.0)).astype(np.float32)
+
+
+def test_frechet_distance_matches_pytorch_fid_sqrtm_at_2048d_near_singular():
+    # N just above d = 2048: the covariances are near-singular and S1 S2 has many tiny eigenvalues, whose
+    # square roots pytorch-fid's sqrtm keeps; an eigenvalue cut-off drops them and raises FID past rounding.
+    rng = np.random.default_rng(0)
+    d, k = 2048, 32
+    load = rng.normal(size=(k, d)) / np.arange(1, k + 1)[:, None]
+    real = stats.feature_stats(_inception_like_features(rng, 2100, load, shift=0.0))
+    fake = stats.feature_stats(_inception_like_features(rng, 2300, load, shift=0.05))
+    want = _pytorch_fid_reference(real.mean, real.cov, fake.mean, fake.cov)
+    assert 1.0 < want < 10.0, want
+    got = stats.frechet_distance(real.mean, real.cov, fake.mean, fake.cov)
+    assert abs(got - want) <= 1e-4 * want + 1e-3, (got, want)
+
+
 def test_frechet_distance_closed_forms():
     rng = np.random.default_rng(1)
     d = 16
@@ -107,11 +131,15 @@ def test_frechet_distance_closed_forms():
     a, b = rng.uniform(0, 3, size=d), rng.uniform(0, 3, size=d)
     want = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
     assert stats.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(want, rel=1e-12)
-    # A rank-1 x rank-1 case by hand: S1 = u u^T, S2 = v v^T -> tr sqrt(S1 S2) = |u.v|.
+    # A rank-1 x rank-1 case by hand: S1 = u u^T, S2 = v v^T -> tr sqrt(S1 S2) = |u.v|. The product is
+    # singular: sqrtm (pytorch-fid's) and eigh (ours) both take roots of its 15 zero eigenvalues as computed,
+    # i.e. of rounding noise (each ~sqrt(eps * |S1 S2|)), hence rel=1e-7 to the exact value and to pytorch-fid.
     u, v = rng.normal(size=d), rng.normal(size=d)
     want = u @ u + v @ v - 2 * abs(u @ v)
     got = stats.frechet_distance(np.zeros(d), np.outer(u, u), np.zeros(d), np.outer(v, v))
-    assert got == pytest.approx(want, rel=1e-9)
+    assert got == pytest.approx(want, rel=1e-7)
+    assert got == pytest.approx(_pytorch_fid_reference(np.zeros(d), np.outer(u, u), np.zeros(d), np.outer(v, v)),
+                                rel=1e-7)
 
 
 def test_frechet_distance_errors():
@@ -131,7 +159,7 @@ def test_frechet_distance_errors():
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from jaxgan.metrics import fid, inception, resize  # noqa: E402
+from jaxgan.metrics import fid, inception, resize, weights  # noqa: E402
 from tests.helpers import random_inception_variables  # noqa: E402
 
 
@@ -284,6 +312,21 @@ def test_reference_stats_cache_is_keyed_and_skips_the_images(cheap_extractor, tm
         p.write_bytes(b"garbage")
     fid.reference_stats(cheap_extractor, source, n=5, **spec)
     assert len(calls) == 3
+
+
+def test_user_weights_file_is_reported_unverified_in_the_fid_protocol(tmp_path):
+    path = weights.save_params(random_inception_variables(2, feature_dim=2048), tmp_path / "user.npz",
+                               source="user", source_hash="-")
+    ex = fid.InceptionFeatures(weights_path=path, feature_dim=64)
+    trunk = weights.load_params_file(path)[1]["trunk_sha256"]
+    assert trunk != weights.DEFAULT_TRUNK_SHA256
+    s = stats.FeatureStats(10, np.zeros(64), np.eye(64))
+    p = fid.fid_from_stats(s, s, extractor=ex, reference="r").as_dict()
+    assert p["weights_id"] == f"unverified:{trunk[:16]}" != weights.WEIGHTS_ID and p["weights_sha256"] == trunk[:16]
+    # Metadata passed by hand that claims the known id for another trunk is not believed either.
+    ex = fid.InceptionFeatures(random_inception_variables(), feature_dim=64,
+                               weights_meta={"weights_id": weights.WEIGHTS_ID, "trunk_sha256": "ab" * 32})
+    assert ex.weights_id == "unverified:" + "ab" * 8
 
 
 def test_fid_input_errors(cheap_extractor):

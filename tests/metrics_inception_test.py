@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from jaxgan.metrics import inception, weights
-from tests.helpers import golden_elefant, real_inception_trunk
+from tests.helpers import golden_elefant, random_inception_variables, real_inception_trunk
 
 
 # ---------------------------------------------------------------- golden test, real weights
@@ -320,3 +320,78 @@ def test_missing_corrupt_and_wrong_weights_files_say_how_to_fetch(tmp_path):
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(weights.WeightsError, match="corrupt.*fetch_inception"):
         weights.load_params_file(path)
+
+
+# ---------------------------------------------------------------- hostile tensor geometry and storage calls
+
+
+@pytest.mark.parametrize("writer", [_torch_save_zip, _torch_save_legacy], ids=["zip", "legacy"])
+@pytest.mark.parametrize("storage_len, offset, size, stride", [
+    pytest.param(1, 0, (10000, 10000), (0, 0), id="stride0-1e8-elements-from-1"),  # a <1 kB file -> 400 MB
+    pytest.param(4, 0, (5, 4), (0, 1), id="rows-broadcast-past-the-storage"),
+    pytest.param(6, 0, (2, 3), (3, 1, 1), id="more-strides-than-dims"),
+    pytest.param(6, 0, (2, -3), (3, 1), id="negative-size"),
+    pytest.param(6, 0, (3, 2), (-2, 1), id="negative-stride"),
+    pytest.param(6, 5, (2,), (1,), id="offset-window-past-the-end"),
+    pytest.param(6, -1, (2,), (1,), id="negative-offset"),
+])
+def test_reader_refuses_tensors_larger_than_their_storage(writer, storage_len, offset, size, stride):
+    obj = collections.OrderedDict(w=_Tensor(_Storage("0", np.ones(storage_len, np.float32)), offset, size, stride))
+    with pytest.raises(weights.WeightsError, match=r"Tensor 'w' \(size .*stride .*storage of \d+ elements") as e:
+        weights.read_torch_file(writer(obj))
+    assert "\n" not in str(e.value)
+    # A view inside its storage still loads: broadcast rows within the element count are real data.
+    ok = collections.OrderedDict(w=_Tensor(_Storage("0", np.arange(6, dtype=np.float32)), 2, (2, 2), (0, 1)))
+    np.testing.assert_array_equal(weights.read_torch_file(writer(ok))["w"], [[2, 3], [2, 3]])
+
+
+def _pickle_calling_float_storage() -> bytes:
+    """Hand-written protocol-2 opcodes for `torch.FloatStorage(5)`: the storage class CALLED (REDUCE),
+    where torch.save only ever names it inside a persistent id."""
+    return b"\x80\x02" + b"ctorch\nFloatStorage\n" + b"K\x05" + b"\x85" + b"R" + b"."
+
+
+@pytest.mark.parametrize("layout", ["zip", "legacy"])
+def test_reader_refuses_a_called_storage_class_as_weights_error(layout):
+    data = _pickle_calling_float_storage()
+    if layout == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("archive/data.pkl", data)
+        data = buf.getvalue()
+    with pytest.raises(weights.WeightsError, match=r"calls torch\.FloatStorage\(\.\.\.\).*not a torch weights file"):
+        weights.read_torch_file(data)
+
+
+# ---------------------------------------------------------------- user-given weights are reported as unverified
+
+
+def test_user_weights_with_another_trunk_hash_are_reported_unverified(tmp_path):
+    variables = random_inception_variables(3, feature_dim=2048)
+    path = weights.save_params(variables, tmp_path / "user.npz", source="user", source_hash="-")
+    trunk = hashlib.sha256()  # the trunk digest re-derived here: sorted (name|dtype|shape|) + bytes, no fc/
+    flat = {f"{col}/{k}": v for col in ("params", "batch_stats") for k, v in _flat(variables[col]).items()}
+    for key in sorted(flat):
+        a = np.ascontiguousarray(flat[key])
+        trunk.update(f"{key}|{a.dtype.str}|{a.shape}|".encode() + a.tobytes())
+    _, meta = weights.load_inception_params(path)
+    assert meta["trunk_sha256"] == trunk.hexdigest() != weights.DEFAULT_TRUNK_SHA256
+    assert meta["weights_id"] == f"unverified:{trunk.hexdigest()[:16]}" and meta["verified"] is False
+    # A file whose metadata claims the known trunk hash (and id), with a consistent file checksum, is
+    # judged by its arrays, not by its claims.
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    forged = json.loads(arrays.pop("__meta__").tobytes().decode())
+    forged.update(trunk_sha256=weights.DEFAULT_TRUNK_SHA256, weights_id=weights.WEIGHTS_ID)
+    np.savez(tmp_path / "forged.npz", __meta__=np.frombuffer(json.dumps(forged).encode(), np.uint8), **arrays)
+    _, meta = weights.load_inception_params(tmp_path / "forged.npz")
+    assert meta["weights_id"] == f"unverified:{trunk.hexdigest()[:16]}" and meta["verified"] is False
+    assert meta["trunk_sha256"] == trunk.hexdigest()
+
+
+def _flat(tree, prefix=""):
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}/{k}" if prefix else k
+        out.update(_flat(v, key) if isinstance(v, dict) else {key: np.asarray(v)})
+    return out

@@ -65,7 +65,7 @@ Images = Any  # uint8 [N, H, W, 3|1] array, or an iterable of such batches, or a
 class FIDProtocol:
     """Everything a FID number depends on; report it with the number."""
 
-    weights_id: str  # e.g. "tf-inception-2015-12-05"
+    weights_id: str  # "tf-inception-2015-12-05" (the known trunk hash), else e.g. "unverified:<16 hex>"
     weights_sha256: str  # trunk content hash (first 16 hex digits)
     resize: str  # "pytorch_fid" (torch bilinear) or "clean" (PIL bicubic, antialiased)
     feature_dim: int
@@ -189,7 +189,11 @@ class InceptionFeatures:
 
     @property
     def weights_id(self) -> str:
-        return self.weights_meta.get("weights_id", "unknown")
+        """The metadata's id, except that the known id is only reported for the known trunk hash."""
+        wid = str(self.weights_meta.get("weights_id", "unknown"))
+        if wid == weights.WEIGHTS_ID:
+            return weights.weights_id_for(str(self.weights_meta.get("trunk_sha256", "unknown")))
+        return wid
 
     @property
     def weights_sha256(self) -> str:

@@ -170,38 +170,29 @@ def _check_gaussian(mu: object, sigma: object, name: str) -> tuple[np.ndarray, n
     return mu, sigma
 
 
-def _clip_rounding(w: np.ndarray) -> np.ndarray:
-    """Eigenvalues of a symmetric PSD matrix with those below eigh's rounding level set to 0.
-
-    eigh's absolute error is about d * eps * max|w|, so smaller eigenvalues
-    (negative ones included) are indistinguishable from 0; left in, their square
-    roots (~1e-8 relative each) would bias tr sqrt for singular (N < d) covariances.
-    """
-    tol = w.shape[0] * np.finfo(np.float64).eps * float(np.max(np.abs(w), initial=0.0))
-    return np.where(w > tol, w, 0.0)
-
-
 def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
-    """Symmetric PSD square root via eigh, rounding-level eigenvalues set to 0."""
+    """Symmetric PSD square root via eigh; negative (rounding) eigenvalues count as 0."""
     w, v = np.linalg.eigh(0.5 * (sigma + sigma.T))
-    return (v * np.sqrt(_clip_rounding(w))) @ v.T
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
 def trace_sqrt_product(sigma1: object, sigma2: object) -> float:
-    """tr((S1 S2)^(1/2)) for symmetric PSD S1, S2.
+    """tr((S1 S2)^(1/2)) for symmetric PSD S1, S2, as pytorch-fid's scipy.linalg.sqrtm computes it.
 
     S1 S2 is similar to the symmetric PSD matrix S1^(1/2) S2 S1^(1/2), so both
-    have the same eigenvalues, all >= 0; the trace of the square root is the sum
-    of their square roots. Two symmetric eigendecompositions replace the
-    non-symmetric Schur-based sqrtm that pytorch-fid uses: faster at d = 2048,
-    never complex, and exact for singular (N < d) covariances.
+    have the same eigenvalues; the trace of the square root is the sum of their
+    square roots. Two symmetric eigendecompositions replace the non-symmetric
+    Schur-based sqrtm (faster at d = 2048, never complex). Negative eigenvalues
+    (rounding) count as 0, as in the real part sqrtm gives them; every positive
+    one counts, however small, as in sqrtm: at N ~ d the many tiny ones add up,
+    so a cut-off at eigh's rounding level moves FID by more than rounding.
     """
     s1 = np.asarray(sigma1, np.float64)
     s2 = np.asarray(sigma2, np.float64)
     root = _psd_sqrt(s1)
     m = root @ (0.5 * (s2 + s2.T)) @ root
     w = np.linalg.eigvalsh(0.5 * (m + m.T))
-    return float(np.sum(np.sqrt(_clip_rounding(w))))
+    return float(np.sum(np.sqrt(np.clip(w, 0.0, None))))
 
 
 def frechet_distance(mu1: object, sigma1: object, mu2: object, sigma2: object) -> float:
@@ -210,8 +201,9 @@ def frechet_distance(mu1: object, sigma1: object, mu2: object, sigma2: object) -
     The Frechet (2-Wasserstein) distance between two Gaussians (Dowson & Landau
     1982), which FID evaluates on Inception features (Heusel et al. 2017,
     arXiv:1706.08500). Matches pytorch-fid's `calculate_frechet_distance` (which
-    uses scipy.linalg.sqrtm) to rounding. Not clipped at 0: identical inputs can
-    give a tiny negative number from rounding.
+    uses scipy.linalg.sqrtm) to rounding, near-singular covariances (N ~ d)
+    included (`trace_sqrt_product`). Not clipped at 0: identical inputs can give
+    a tiny negative number from rounding.
     """
     mu1, sigma1 = _check_gaussian(mu1, sigma1, "first Gaussian")
     mu2, sigma2 = _check_gaussian(mu2, sigma2, "second Gaussian")

@@ -74,7 +74,7 @@ PYTORCH_FID_SHA256_PREFIX = "6726825d"  # torch.hub convention: the name carries
 FORMAT_VERSION = 1
 # sha256 over the converted trunk arrays (see `_content_digest`) of the default weights:
 # the id of "the" FID Inception. A converted file whose trunk hashes differently is refused
-# as the default and labelled by its own digest.
+# as the default and labelled by its own digest ("unverified:<16 hex>", `weights_id_for`).
 DEFAULT_TRUNK_SHA256 = "3bbb16f72a9f164e38fba150ac0b3adf1a7a3793b890293d5b2d62a07a927e41"
 WEIGHTS_ID = "tf-inception-2015-12-05"
 
@@ -115,6 +115,13 @@ class _StorageType:
         self.name = name
         self.dtype = np.dtype(_STORAGE_DTYPES[name])
 
+    def __call__(self, *args, **kwargs):
+        # torch.save only names a storage class inside a persistent id; a pickle that calls it
+        # (a REDUCE) is not a weights file, and must fail as one rather than with a TypeError.
+        raise pickle.UnpicklingError(
+            f"The pickle calls torch.{self.name}(...); torch.save files only reference storages by persistent "
+            "id, so this is not a torch weights file (corrupt or crafted).")
+
 
 class _StorageRef:
     def __init__(self, key: str, dtype: np.dtype, numel: int, view: Any = None):
@@ -127,18 +134,32 @@ class _TensorRef:
     def __init__(self, storage: _StorageRef, offset: int, size: tuple, stride: tuple):
         if not isinstance(storage, _StorageRef):
             raise pickle.UnpicklingError("A tensor's storage is not a storage reference; not a torch weights file.")
-        self.storage, self.offset, self.size, self.stride = storage, int(offset), tuple(size), tuple(stride)
+        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
 
-    def resolve(self, data: np.ndarray) -> np.ndarray:
-        n = int(np.prod(self.size)) if self.size else 1
-        last = self.offset + sum((s - 1) * st for s, st in zip(self.size, self.stride)) if n else self.offset
-        if n and (self.offset < 0 or last >= data.size or min(self.stride, default=0) < 0):
-            raise WeightsError(f"Tensor of size {self.size} overruns its storage of {data.size} elements.")
+    def resolve(self, data: np.ndarray, name: str = "?") -> np.ndarray:
+        """The tensor as a new array, refused (WeightsError) unless it lies within `data`, its storage.
+
+        The materialized array may hold at most as many elements as the storage: a stride-0 tensor
+        over a 1-element storage would otherwise turn a tiny file into gigabytes. Every index must
+        also fall inside the storage (non-negative sizes, strides and offset; last element in range).
+        """
+        size, stride, offset = self.size, self.stride, self.offset
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, *size, *stride))
+        n = 1
+        for s in size if ints else ():
+            n *= s
+        last = offset + sum((s - 1) * st for s, st in zip(size, stride)) if ints else -1
+        if (not ints or len(size) != len(stride) or offset < 0 or min(size, default=0) < 0
+                or min(stride, default=0) < 0 or n > data.size or (n and last >= data.size)):
+            raise WeightsError(
+                f"Tensor {name!r} (size {size}, stride {stride}, offset {offset}: {n if ints else '?'} elements) "
+                f"does not fit its storage of {data.size} elements; refusing a corrupt or crafted file (use the "
+                "genuine weights, or re-save them with torch.save).")
         if n == 0:
-            return np.zeros(self.size, data.dtype)
+            return np.zeros(size, data.dtype)
         item = data.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(
-            data[self.offset:], shape=self.size, strides=tuple(s * item for s in self.stride), writeable=False)
+            data[offset:], shape=size, strides=tuple(s * item for s in stride), writeable=False)
         return np.array(view)
 
 
@@ -207,24 +228,28 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return _StorageRef(str(pid[2]), pid[1].dtype, pid[4], view)
 
 
-def _resolve(obj: Any, storages: dict[str, np.ndarray]) -> Any:
-    """Replace every _TensorRef in a nested structure with its numpy array."""
+def _resolve(obj: Any, storages: dict[str, np.ndarray], name: str = "") -> Any:
+    """Replace every _TensorRef in a nested structure with its numpy array; `name`: its dotted path (errors)."""
     if isinstance(obj, _TensorRef):
         data = storages[obj.storage.key]
         if obj.storage.view is not None:  # legacy storage views: (view_key, offset, size)
             _, off, n = obj.storage.view
+            if not (isinstance(off, int) and isinstance(n, int) and 0 <= off and 0 <= n <= data.size - off):
+                raise WeightsError(f"Tensor {name!r}: storage view {obj.storage.view!r} lies outside its storage of "
+                                   f"{data.size} elements; the file is corrupt or crafted.")
             data = data[off:off + n]
-        return obj.resolve(data)
+        return obj.resolve(data, name)
+    join = (lambda k: f"{name}.{k}" if name else str(k))
     if isinstance(obj, dict):
         out = type(obj)() if isinstance(obj, collections.OrderedDict) else {}
         for k, v in obj.items():
-            out[k] = _resolve(v, storages)
+            out[k] = _resolve(v, storages, join(k))
         return out
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_resolve(v, storages) for v in obj)
+        return type(obj)(_resolve(v, storages, join(i)) for i, v in enumerate(obj))
     if isinstance(obj, _ScriptObject):
         for k, v in list(vars(obj).items()):
-            setattr(obj, k, _resolve(v, storages))
+            setattr(obj, k, _resolve(v, storages, join(k)))
     return obj
 
 
@@ -315,7 +340,9 @@ def read_torch_file(source: str | os.PathLike | bytes) -> Any:
                 return _read_zip(zf)
         buf.seek(0)
         return _read_legacy(buf)
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, KeyError, ValueError, struct.error) as e:
+    # TypeError/AttributeError/IndexError: a pickle that calls an allowed stand-in with the wrong arguments.
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, KeyError, ValueError, struct.error, TypeError,
+            AttributeError, IndexError) as e:
         raise WeightsError(f"Cannot read torch file: {e}") from e
 
 
@@ -487,13 +514,19 @@ def default_weights_path(directory: str | os.PathLike | None = None) -> pathlib.
     return cache_dir(directory) / "fid_inception_default_1.npz"
 
 
+def weights_id_for(trunk_sha256: str) -> str:
+    """WEIGHTS_ID for the known trunk hash; any other trunk is "unverified:<its first 16 hex digits>"."""
+    return WEIGHTS_ID if trunk_sha256 == DEFAULT_TRUNK_SHA256 else f"unverified:{str(trunk_sha256)[:16]}"
+
+
 def save_params(variables: dict, path: str | os.PathLike, *, source: str, source_hash: str) -> pathlib.Path:
     """Write the variables as a flat .npz with JSON metadata (atomically: temp file + rename)."""
     path = pathlib.Path(path)
     flat = _flatten(variables)
-    meta = {"format_version": FORMAT_VERSION, "weights_id": WEIGHTS_ID, "source": source,
+    trunk = _content_digest(flat, trunk_only=True)
+    meta = {"format_version": FORMAT_VERSION, "weights_id": weights_id_for(trunk), "source": source,
             "source_hash": source_hash, "content_sha256": _content_digest(flat),
-            "trunk_sha256": _content_digest(flat, trunk_only=True), "has_fc": "fc/kernel" in flat}
+            "trunk_sha256": trunk, "has_fc": "fc/kernel" in flat}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as f:
@@ -524,8 +557,14 @@ def load_params_file(path: str | os.PathLike) -> tuple[dict, dict]:
             p, s = p[part], s[part]
         convs[name] = {**p, **s}
     variables = variables_from_convs(convs, fc)  # re-checks names and shapes against the network
-    # True when the trunk is bit-identical to the known-good default conversion.
-    meta["verified"] = meta.get("trunk_sha256") == DEFAULT_TRUNK_SHA256
+    # The id and trunk hash come from the arrays, never from the file's own claims: only a trunk
+    # bit-identical to the known-good default conversion is WEIGHTS_ID (verified).
+    trunk = _content_digest(_flatten(variables), trunk_only=True)
+    if meta.get("trunk_sha256") != trunk or meta.get("weights_id") != weights_id_for(trunk):
+        log.warning("Inception weights %s: metadata claims id %r / trunk %s, but the arrays hash to %s; "
+                    "reporting them as %s.", path, meta.get("weights_id"), str(meta.get("trunk_sha256"))[:16],
+                    trunk[:16], weights_id_for(trunk))
+    meta.update(trunk_sha256=trunk, weights_id=weights_id_for(trunk), verified=trunk == DEFAULT_TRUNK_SHA256)
     meta["path"] = str(path)
     return variables, meta
 
