@@ -304,7 +304,9 @@ def test_tool_fid_and_prdc_match_in_process_computation(tool_files):
     assert out["fid"] == pytest.approx(_frechet_sqrtm(f_b, f_a), rel=1e-4)
     p = out["protocol"]
     assert (p["n_real"], p["n_fake"], p["feature_dim"], p["resize"]) == (18, 18, 64, "pytorch_fid")
-    assert p["weights_sha256"] == weights.load_params_file(wpath)[1]["trunk_sha256"][:16]
+    trunk = weights.load_params_file(wpath)[1]["trunk_sha256"]
+    assert p["weights_sha256"] == trunk[:16] and trunk != weights.DEFAULT_TRUNK_SHA256
+    assert p["weights_id"] == f"unverified:{trunk[:16]}"  # a user file with another trunk: never the known id
     # The reference as a folder of gray PNGs: the same images, so the same values as from b.npz.
     from PIL import Image
 
