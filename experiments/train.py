@@ -17,6 +17,7 @@ auto-detection) or from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCES
 import datetime
 import os
 import signal
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -26,6 +27,8 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf
 config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Experiment config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, samples and TensorBoard events.")
 flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (one process per host).")
+flags.DEFINE_bool("restart_from_scratch", False, "Start at step 0 in a workdir that holds a previous run, after "
+                  "moving its checkpoints, samples, metrics and events into WORKDIR/before-restart-<time>/.")
 flags.DEFINE_bool("dry_run", False, "Validate the config, build the state abstractly, print parameter counts "
                   "and the resolved config; train nothing, write nothing.")
 FLAGS = flags.FLAGS
@@ -71,7 +74,15 @@ def main(argv):
     workdir = os.path.abspath(FLAGS.workdir or _default_workdir(FLAGS["config"].config_filename))
     logging.info("JAX process %d/%d, local devices %s", jax.process_index(), jax.process_count(), jax.local_devices())
     print(f"jaxgan: writing to workdir {workdir}", flush=True)
-    state = loop.train_and_evaluate(FLAGS.config, workdir)
+    from jaxgan.checkpoint import CheckpointUnreadableError, NoUsableCheckpointError
+    from jaxgan.lock import WorkdirLockedError
+
+    try:
+        state = loop.train_and_evaluate(FLAGS.config, workdir, restart_from_scratch=FLAGS.restart_from_scratch)
+    except (WorkdirLockedError, CheckpointUnreadableError, NoUsableCheckpointError, NotADirectoryError,
+            PermissionError) as e:  # the workdir's state, not a bug: one line, no traceback
+        print(f"jaxgan: {e}", file=sys.stderr, flush=True)
+        return 1
     if int(state.step) < loop.resolve_schedule(FLAGS.config).train_steps:
         return 128 + signal.SIGTERM  # stopped by SIGTERM after saving: tell the scheduler it did not finish
     print(f"jaxgan: done. Samples in {os.path.join(workdir, 'samples')}, checkpoints in "

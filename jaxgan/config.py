@@ -228,6 +228,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
         if config.model.name != "mlp":
             raise ValueError(f"2-D mixture data needs model.name='mlp'; {config.model.name!r} makes images.")
     else:
+        if config.data.channels not in (1, 3):
+            raise ValueError(f"config.data.channels={config.data.channels!r}: jaxgan trains on 1 (grayscale) or 3 (RGB) "
+                             "channels; set --config.data.channels=1 or 3.")
         check_image_size(config.model.name, config.data.image_size, channels=config.data.channels)
     if config.data.source == "stacked_digits" and config.data.channels != 3:
         raise ValueError(f"config.data.source='stacked_digits' stacks 3 digits as channels; set "
@@ -278,6 +281,15 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
         if not config.model.num_classes:
             raise ValueError("config.model.g_conditional_bn=True gives G per-class BatchNorm scales and shifts, so "
                              "it needs model.num_classes > 0 (or data.cluster_labels); set it to False otherwise.")
+    for name in ("g_optimizer", "d_optimizer"):
+        opt = config[name]
+        lr = opt.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"config.{name}.learning_rate={lr!r} must be a finite number > 0 (e.g. 2e-4).")
+        for beta in ("b1", "b2"):
+            b = opt.get(beta, 0.0)
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1:
+                raise ValueError(f"config.{name}.{beta}={b!r} must lie in [0, 1) (Adam's decay rate).")
     if config.critic_loop not in CRITIC_LOOPS:
         raise ValueError(f"config.critic_loop={config.critic_loop!r}; valid: {CRITIC_LOOPS}.")
     if not isinstance(config.n_critic, int) or config.n_critic < 1:

@@ -30,7 +30,7 @@ from jaxgan.data import clusters as clusters_lib
 from jaxgan.common import to_uint8
 from jaxgan.config import (DATA_SOURCES, build_networks, build_optimizers, build_step, data_shape, eval_metric_names,
                            resolve_schedule, validate)
-from jaxgan.runner import RunHooks, run_training, write_run_info
+from jaxgan.runner import RunHooks, check_workdir, run_training
 from jaxgan.sampling import compiled_generate, fixed_latents, image_grid, sample_batched, scatter_image
 from jaxgan.state import GANTrainState
 from jaxgan.train import (GANStep, global_batch, make_mesh, multi_global_batch, prefetch_to_mesh, replicate,
@@ -126,17 +126,22 @@ def evaluation_labels(num: int, *, seed: int, num_classes: int, frequencies: np.
     return clusters_lib.draw_labels(frequencies, num, seed=seed)
 
 
-def run_cluster_labels(workdir: str, images: np.ndarray, num_clusters: int, *, seed: int) -> np.ndarray:
+def run_cluster_labels(workdir: str, images: np.ndarray, num_clusters: int, *,
+                       seed: int) -> tuple[np.ndarray, Callable[[], None] | None]:
     """The run's k-means cluster labels (`jaxgan.data.clusters`): read from WORKDIR/cluster_labels.npz, so a
-    resumed run keeps its clusters, or computed and written there (by process 0)."""
+    resumed run keeps its clusters, or computed. Returns (labels, a function that writes newly computed
+    labels there, by process 0, or None): the run calls it once it holds the workdir."""
     path = os.path.join(workdir, clusters_lib.LABELS_FILE)
     labels = clusters_lib.load_labels(path, num_clusters=num_clusters, seed=seed, num_examples=len(images))
-    if labels is None:
-        labels = clusters_lib.kmeans_labels(images, num_clusters, seed=seed)
+    if labels is not None:
+        return labels, None
+    labels = clusters_lib.kmeans_labels(images, num_clusters, seed=seed)
+
+    def write() -> None:
         if jax.process_index() == 0:
             os.makedirs(workdir, exist_ok=True)
             clusters_lib.save_labels(path, labels, num_clusters=num_clusters, seed=seed)
-    return labels
+    return labels, write
 
 
 def dry_run(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -190,25 +195,30 @@ def sample_picture(x: jax.Array) -> np.ndarray:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       evaluators: Sequence[Evaluator] | None = None) -> GANTrainState:
+                       evaluators: Sequence[Evaluator] | None = None,
+                       restart_from_scratch: bool = False) -> GANTrainState:
     """Trains (or resumes) the GAN described by `config`, writing into `workdir`.
 
     `evaluators` default to those `config.eval_metrics` names (when
     `eval_every_steps` or `eval_every_images` is set). Returns the final
     state; its `step` is below the schedule's end only when the run was stopped
-    by SIGTERM (after saving a checkpoint).
+    by SIGTERM (after saving a checkpoint). Nothing is written into `workdir`
+    until the config is validated, the data opened and the checkpoint there
+    checked (`jaxgan.runner.run_training`). `restart_from_scratch`: see there.
     """
+    workdir = check_workdir(workdir)
     validate(config, jax.device_count())
     schedule = resolve_schedule(config)
-    write_run_info(config, workdir)
 
     generator, discriminator = build_networks(config)
     g_tx, d_tx = build_optimizers(config)
     step = build_step(config, generator, discriminator, g_tx, d_tx)
     clusters = config.data.get("cluster_labels", 0)
     arrays = load_training_arrays(config.data, with_labels=bool(step.num_classes) and not clusters, seed=config.seed)
+    write_labels = None
     if clusters:
-        arrays = dict(arrays, label=run_cluster_labels(workdir, arrays["image"], clusters, seed=config.seed))
+        labels, write_labels = run_cluster_labels(workdir, arrays["image"], clusters, seed=config.seed)
+        arrays = dict(arrays, label=labels)
     check_labels_fit(arrays, step.num_classes)
     frequencies = clusters_lib.label_frequencies(arrays["label"], clusters) if clusters else None
     eval_labels = functools.partial(evaluation_labels, num_classes=step.num_classes, frequencies=frequencies)
@@ -251,7 +261,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                 place=_place_call_batch(len(step.sample_shape)))
 
     hooks = RunHooks(overview={"Generator": lambda s: s.g.params, "Discriminator": lambda s: s.d.params},
-                     samples=samples, evaluate=evaluate if evaluators else None)
+                     samples=samples, evaluate=evaluate if evaluators else None, prepare=write_labels)
     return run_training(workdir=workdir, init_state=state, train_fns=train_fns, batches=batches,
                         schedule=schedule, mesh=mesh, keep_checkpoints=config.keep_checkpoints, hooks=hooks,
-                        progress_bar=bool(config.get("progress_bar", True)))
+                        progress_bar=bool(config.get("progress_bar", True)), run_info=config,
+                        restart_from_scratch=restart_from_scratch)

@@ -10,18 +10,28 @@ bar, SIGTERM (preemption) saves, and the non-finite guard.
 Nothing here reads a config: the orchestrators resolve their configs into the
 explicit arguments below (a `Schedule` for every period).
 
-Safety: metrics leave the devices only when logged or before a save; a state
-with a non-finite metric or parameter is never saved and stops the run naming
-the step and the last good checkpoint. SIGTERM saves the current step and
-returns early; relaunching resumes exactly, because batch s is a pure function
-of (seed, s) in every caller and every random draw of step s of (rng, s).
+Safety:
+- Nothing is written into the workdir before the checkpoint there is known to
+  be readable and to fit the state; the first write is the workdir lock (one run
+  per workdir, `jaxgan.lock`); a run never restarts from step 0 over checkpoints
+  it cannot use unless told to (`restart_from_scratch` moves the old run aside).
+- Metrics leave the devices only at a host sync (log, samples, evaluation,
+  save); there every step's metrics since the last sync are checked, so a
+  non-finite value stops the run naming the FIRST step that had it, before any
+  sample, evaluation or checkpoint of that state is written.
+- SIGTERM saves the current step and returns early; relaunching resumes exactly,
+  because batch s is a pure function of (seed, s) in every caller and every
+  random draw of step s of (rng, s). Rows of `metrics.jsonl` past the resumed
+  step are dropped on resume, so it keeps one row per step: the re-run's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import json
+import math
 import os
 import platform
 import signal
@@ -42,6 +52,7 @@ from PIL import Image
 import jaxgan
 from jaxgan import checkpoint
 from jaxgan.config import Schedule
+from jaxgan.lock import WorkdirLock
 from jaxgan.train import replicate
 
 TrainFn = Callable[[Any, Any], tuple[Any, Mapping[str, jax.Array]]]
@@ -125,17 +136,46 @@ def _tree_all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
-def check_finite(step: int, metrics: Mapping[str, float], state: Any, last_checkpoint: int | None) -> None:
+def check_finite(step: int, metrics: Mapping[str, float], state: Any, last_checkpoint: int | None, *,
+                 first_bad_step: int | None = None) -> None:
     """Raises FloatingPointError naming the step and the last good checkpoint if a metric
-    or any floating-point leaf of the state (params, optimizer, EMA) is NaN or Inf."""
+    or any floating-point leaf of the state (params, optimizer, EMA) is NaN or Inf.
+
+    first_bad_step: the first step whose metrics were non-finite, when known (`PendingMetrics`)."""
     bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
     if bad or not bool(_tree_all_finite(state)):
         what = f"metrics {bad}" if bad else "parameters or optimizer state"
+        where = f"first at step {first_bad_step}" if first_bad_step is not None else f"at step {step}"
         raise FloatingPointError(
-            f"Non-finite {what} at step {step}. Last good checkpoint: "
-            f"{'none' if last_checkpoint is None else f'step {last_checkpoint}'}; this state was not saved. "
-            "Lower the learning rates, add a regularizer, or check the data."
+            f"Non-finite {what} {where}. Last good checkpoint: "
+            f"{'none' if last_checkpoint is None else f'step {last_checkpoint}'}; this state was not saved, and no "
+            "samples or evaluations of it were written. Lower the learning rates, add a regularizer, or check the data."
         )
+
+
+class PendingMetrics:
+    """The metrics of the calls since the last host sync, kept on the devices (no sync per step).
+
+    At a sync, `check` fetches them all and raises, naming the first non-finite step, before anything
+    of the current state is written."""
+
+    def __init__(self) -> None:
+        self._calls: list[tuple[int, int, Mapping[str, Any]]] = []  # (steps done before the call, size, metrics)
+
+    def add(self, done_before: int, size: int, metrics: Mapping[str, Any]) -> None:
+        self._calls.append((done_before, size, metrics))
+
+    def check(self, done: int, state: Any, last_checkpoint: int | None) -> dict[str, float]:
+        """The last step's metrics as host floats, after checking every pending step and the state."""
+        calls, self._calls = jax.device_get(self._calls), []
+        for before, size, metrics in calls:
+            for i in range(size):
+                values = {k: float(np.asarray(v, np.float64).reshape(size)[i]) for k, v in metrics.items()}
+                if not all(math.isfinite(v) for v in values.values()):
+                    check_finite(done, values, state, last_checkpoint, first_bad_step=before + i + 1)
+        values = last_step_metrics(calls[-1][2], calls[-1][1]) if calls else {}
+        check_finite(done, values, state, last_checkpoint)
+        return values
 
 
 def last_step_metrics(metrics: Mapping[str, Any], size: int) -> dict[str, float]:
@@ -196,6 +236,90 @@ def _append_jsonl(path: str, record: Mapping[str, Any]) -> None:
             f.write(json.dumps(record) + "\n")
 
 
+def drop_jsonl_rows_after(path: str, step: int) -> int:
+    """Removes the rows of a metrics.jsonl logged after `step` (a resumed run logs them again, so each
+    step keeps one row: the re-run's). Rewrites the file atomically; returns how many rows went."""
+    if jax.process_index() != 0 or not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        lines = f.read().splitlines()
+    keep = []
+    for line in lines:
+        try:
+            row_step = json.loads(line).get("step")
+        except ValueError:  # a row cut short by a kill: dropped with the rows after the resume point
+            continue
+        if not isinstance(row_step, int) or row_step <= step:
+            keep.append(line)
+    if len(keep) == len(lines):
+        return 0
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
+    return len(lines) - len(keep)
+
+
+def check_workdir(workdir: str) -> str:
+    """The absolute workdir, or a one-line error when it cannot be one (a file; not writable).
+
+    Call it first, before building or compiling anything: it writes nothing."""
+    workdir = os.path.abspath(workdir)
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise NotADirectoryError(f"--workdir={workdir} is a file, not a directory; pass a new directory or a "
+                                 "previous run's workdir.")
+    existing = workdir
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is" if existing == workdir else f"cannot be created: {existing} is"
+        raise PermissionError(f"--workdir={workdir} {what} not writable by this user; pass a directory you can "
+                              "write to.")
+    return workdir
+
+
+def _check_writable(directory: str) -> None:
+    """Creates and removes a file in `directory`: a save that would fail fails now, with the OS error."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        probe = os.path.join(directory, f".jaxgan-write-test-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise PermissionError(f"Cannot write checkpoints into {directory}: {e.strerror or e}; fix its permissions "
+                              "or free space, or use another --workdir.") from e
+
+
+RUN_OUTPUTS = ("checkpoints", "samples", "metrics.jsonl", "events.out.tfevents.*")
+
+
+def move_run_aside(workdir: str) -> str | None:
+    """Moves a previous run's outputs (checkpoints, samples, metrics, TensorBoard events) into
+    WORKDIR/before-restart-<time>/ (never deletes them); returns that folder, or None if there was none."""
+    found = [p for pattern in RUN_OUTPUTS for p in sorted(glob.glob(os.path.join(workdir, pattern)))]
+    if not found or jax.process_index() != 0:
+        return None
+    target = os.path.join(workdir, f"before-restart-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while os.path.exists(target):
+        target, n = f"{target.rsplit('.', 1)[0]}.{n}", n + 1
+    os.makedirs(target)
+    for path in found:
+        os.rename(path, os.path.join(target, os.path.basename(path)))
+    return target
+
+
+@contextlib.contextmanager
+def _workdir_lock(workdir: str):
+    if jax.process_index() != 0:  # the run is one lock holder: process 0
+        yield None
+        return
+    os.makedirs(workdir, exist_ok=True)
+    with WorkdirLock(workdir) as lock:
+        yield lock
+
+
 @dataclasses.dataclass(frozen=True)
 class RunHooks:
     """What a run does besides training; every hook takes the step and the (replicated) state.
@@ -204,6 +328,7 @@ class RunHooks:
     samples: returns uint8 pictures {name: [H, W, C]} for `samples/` and TensorBoard.
     evaluate: returns scalars written as `eval/<name>`.
     sample_at_start: also draw samples before the first step of a fresh run.
+    prepare: writes the caller's own files into the workdir, once the run holds it (its lock).
     """
 
     overview: Mapping[str, Callable[[Any], Any]] = dataclasses.field(default_factory=dict)
@@ -211,77 +336,128 @@ class RunHooks:
     evaluate: Callable[[int, Any], Mapping[str, float]] | None = None
     sample_at_start: bool = False
     postfix: Sequence[str] = ("d_loss", "g_loss")
+    prepare: Callable[[], None] | None = None
 
 
 def run_training(*, workdir: str, init_state: Any, train_fns: Mapping[int, TrainFn],
                  batches: Callable[[int, Sequence[int]], Iterator[Any]], schedule: Schedule, mesh: Mesh,
                  keep_checkpoints: int = 3, hooks: RunHooks = RunHooks(), stop_at: int | None = None,
-                 progress_bar: bool = True) -> Any:
+                 progress_bar: bool = True, run_info: Any = None, restart_from_scratch: bool = False) -> Any:
     """Restores the latest checkpoint in WORKDIR/checkpoints (else starts from `init_state`) and
     trains to `schedule.train_steps`, or to `stop_at` (a checkpointed early stop, as a preemption).
 
     train_fns: steps per call -> compiled `(state, batch) -> (state, metrics)` on `mesh`
       (metrics stacked [K] for K steps per call); the largest key is used between periodic actions.
     batches(start, calls): the device-placed batches of those calls, from step `start` on.
+    run_info: the resolved config, written as WORKDIR/config.json (with version.json) once the
+      checkpoint there is known to fit; nothing is written before.
+    restart_from_scratch: start at step 0 even though WORKDIR holds a previous run, after moving its
+      outputs into WORKDIR/before-restart-<time>/. Without it, a workdir whose checkpoints all turn
+      out damaged stops with NoUsableCheckpointError instead of starting over.
     Returns the final state (below the end only when stopped by SIGTERM or `stop_at`).
     """
-    workdir = os.path.abspath(workdir)
-    os.makedirs(workdir, exist_ok=True)
+    workdir = check_workdir(workdir)
+    checkpoint_dir = os.path.join(workdir, "checkpoints")
+    if not restart_from_scratch:
+        checkpoint.check_fits(checkpoint_dir, init_state)  # unreadable or not fitting: stop, nothing written
     end = schedule.train_steps if stop_at is None else min(schedule.train_steps, stop_at)
     run_schedule = dataclasses.replace(schedule, train_steps=end)
     steps_per_call = max(train_fns)
-    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-    with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"),
-                                       max_to_keep=keep_checkpoints) as manager, PreemptionWatcher() as preemption:
-        state, restored = checkpoint.restore_latest(manager, init_state)
-        if restored is None:
-            for name, params_of in hooks.overview.items():
-                parameter_overview.log_parameter_overview(params_of(state), msg=f"{name} parameters")
-        else:
-            logging.info("Resumed from the checkpoint at step %d in %s", restored, workdir)
-        state = replicate(state, mesh)
-        start = int(state.step)
-        if restored is None and hooks.sample_at_start and hooks.samples is not None:
-            save_pictures(writer, workdir, start, hooks.samples(start, state))
-        calls = list(run_schedule.call_sizes(start, steps_per_call, with_eval=hooks.evaluate is not None))
-        feed = batches(start, calls)
-        progress = periodic_actions.ReportProgress(num_train_steps=schedule.train_steps, writer=writer)
-        last_checkpoint, done = restored, start
-        with _progress_bar(progress_bar, schedule.train_steps, start) as bar:
-            for size in calls:
-                state, metrics = train_fns[size](state, next(feed))
-                done += size
-                progress(done)
+    with _workdir_lock(workdir):
+        if restart_from_scratch:
+            moved = move_run_aside(workdir)
+            if moved:
+                print(f"jaxgan: restarting from scratch; the previous run's outputs are in {moved}", flush=True)
+        if run_info is not None:
+            write_run_info(run_info, workdir)
+        if hooks.prepare is not None:
+            hooks.prepare()
+        if jax.process_index() == 0:
+            _check_writable(checkpoint_dir)
+        writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+        with checkpoint.checkpoint_manager(checkpoint_dir, max_to_keep=keep_checkpoints) as manager, \
+                PreemptionWatcher() as preemption:
+            state, restored = checkpoint.restore_latest(manager, init_state, move_damaged=True)
+            if restored is None and checkpoint.moved_aside(checkpoint_dir) and not restart_from_scratch:
+                raise checkpoint.NoUsableCheckpointError(
+                    f"No usable checkpoint is left in {checkpoint_dir} (damaged ones were moved aside: "
+                    f"{', '.join(checkpoint.moved_aside(checkpoint_dir))}), and jaxgan does not start a run over from "
+                    "step 0 on its own; relaunch with --restart_from_scratch to do so (the old outputs are moved "
+                    "into WORKDIR/before-restart-<time>/, not deleted).")
+            state = _train(state, restored, workdir=workdir, train_fns=train_fns, batches=batches, schedule=schedule,
+                           run_schedule=run_schedule, steps_per_call=steps_per_call, mesh=mesh, hooks=hooks,
+                           writer=writer, manager=manager, preemption=preemption, progress_bar=progress_bar)
+            manager.wait_until_finished()
+            _raise_save_errors(manager)
+        writer.flush()
+    return state
+
+
+def _raise_save_errors(manager: Any) -> None:
+    """Re-raises a failed asynchronous save (Orbax reports it on the next call into the manager)."""
+    manager.check_for_errors()
+
+
+def _train(state: Any, restored: int | None, *, workdir: str, train_fns: Mapping[int, TrainFn],
+           batches: Callable[[int, Sequence[int]], Iterator[Any]], schedule: Schedule, run_schedule: Schedule,
+           steps_per_call: int, mesh: Mesh, hooks: RunHooks, writer: Any, manager: Any, preemption: Any,
+           progress_bar: bool) -> Any:
+    """The loop of `run_training`, from the restored (or initial) state to the end."""
+    if restored is None:
+        for name, params_of in hooks.overview.items():
+            parameter_overview.log_parameter_overview(params_of(state), msg=f"{name} parameters")
+    else:
+        logging.info("Resumed from the checkpoint at step %d in %s", restored, workdir)
+    state = replicate(state, mesh)
+    start = int(state.step)
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    dropped = drop_jsonl_rows_after(metrics_path, start)
+    if dropped:
+        logging.info("Dropped %d rows of %s logged after step %d; the re-run logs them again.", dropped,
+                     metrics_path, start)
+    if restored is None and hooks.sample_at_start and hooks.samples is not None:
+        save_pictures(writer, workdir, start, hooks.samples(start, state))
+    calls = list(run_schedule.call_sizes(start, steps_per_call, with_eval=hooks.evaluate is not None))
+    feed = batches(start, calls)
+    progress = periodic_actions.ReportProgress(num_train_steps=schedule.train_steps, writer=writer)
+    last_checkpoint, done = restored, start
+    pending = PendingMetrics()
+    with _progress_bar(progress_bar, schedule.train_steps, start) as bar:
+        for size in calls:
+            state, metrics = train_fns[size](state, next(feed))
+            pending.add(done, size, metrics)
+            done += size
+            progress(done)
+            if bar is not None:
+                bar.update(size)
+            stop = preemption.should_stop(done)
+            log_now = run_schedule.due(run_schedule.log_every, done)
+            save_now = run_schedule.due(run_schedule.checkpoint_every, done) or stop
+            sample_now = hooks.samples is not None and run_schedule.due(run_schedule.sample_every, done)
+            eval_now = hooks.evaluate is not None and run_schedule.eval_every and \
+                run_schedule.due(run_schedule.eval_every, done)
+            if log_now or save_now or sample_now or eval_now:  # the only host syncs: nothing non-finite is written
+                values = pending.check(done, state, last_checkpoint)
+            if log_now:
+                writer.write_scalars(done, {f"train/{k}": v for k, v in values.items()})
+                _append_jsonl(metrics_path, {"step": done, **{f"train/{k}": v for k, v in values.items()}})
                 if bar is not None:
-                    bar.update(size)
-                stop = preemption.should_stop(done)
-                log_now = run_schedule.due(run_schedule.log_every, done)
-                save_now = run_schedule.due(run_schedule.checkpoint_every, done) or stop
-                if log_now or save_now:  # the only host syncs: never save a non-finite state
-                    values = last_step_metrics(jax.device_get(metrics), size)
-                    check_finite(done, values, state, last_checkpoint)
-                if log_now:
-                    writer.write_scalars(done, {f"train/{k}": v for k, v in values.items()})
-                    _append_jsonl(os.path.join(workdir, "metrics.jsonl"),
-                                  {"step": done, **{f"train/{k}": v for k, v in values.items()}})
-                    if bar is not None:
-                        bar.set_postfix({k: f"{values[k]:.3f}" for k in hooks.postfix if k in values})
-                if hooks.samples is not None and run_schedule.due(run_schedule.sample_every, done):
-                    save_pictures(writer, workdir, done, hooks.samples(done, state))
-                if hooks.evaluate is not None and run_schedule.eval_every and \
-                        run_schedule.due(run_schedule.eval_every, done):
-                    scores = {f"eval/{k}": float(v) for k, v in hooks.evaluate(done, state).items()}
-                    writer.write_scalars(done, scores)
-                    _append_jsonl(os.path.join(workdir, "metrics.jsonl"), {"step": done, **scores})
-                if save_now:
-                    checkpoint.save(manager, done, state)
-                    last_checkpoint = done
-                if stop:
-                    manager.wait_until_finished()
-                    logging.warning("SIGTERM: saved the checkpoint at step %d; stopping.", done)
-                    print(f"jaxgan: preempted (SIGTERM); checkpoint saved at step {done}. "
-                          "Relaunch the same command to resume.", flush=True)
-                    break
-        manager.wait_until_finished()
-    writer.flush()
+                    bar.set_postfix({k: f"{values[k]:.3f}" for k in hooks.postfix if k in values})
+            if sample_now:
+                save_pictures(writer, workdir, done, hooks.samples(done, state))
+            if eval_now:
+                scores = {f"eval/{k}": float(v) for k, v in hooks.evaluate(done, state).items()}
+                writer.write_scalars(done, scores)
+                _append_jsonl(metrics_path, {"step": done, **scores})
+            if save_now:
+                _raise_save_errors(manager)  # a previous async save that failed stops the run now
+                checkpoint.save(manager, done, state)
+                last_checkpoint = done
+            if stop:
+                manager.wait_until_finished()
+                _raise_save_errors(manager)
+                logging.warning("SIGTERM: saved the checkpoint at step %d; stopping.", done)
+                print(f"jaxgan: preempted (SIGTERM); checkpoint saved at step {done}. "
+                      "Relaunch the same command to resume.", flush=True)
+                break
     return state

@@ -88,7 +88,7 @@ def load_generator(workdir: str, *, ema: bool = True) -> TrainedGenerator:
     abstract = jax.eval_shape(lambda: step.init_state(0, np.zeros((1, *data_shape(config)), np.float32)))
     abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract)
     directory = os.path.join(workdir, "checkpoints")
-    with checkpoint.checkpoint_manager(directory, async_save=False) as manager:
+    with checkpoint.checkpoint_manager(directory, read_only=True) as manager:  # a reader: moves nothing
         state, step = checkpoint.restore_latest(manager, abstract)
     if step is None:
         raise FileNotFoundError(f"No checkpoint in {directory}; train first (experiments/train.py --workdir=...).")

@@ -153,6 +153,9 @@ def test_sigkill_between_checkpoints_then_relaunch_is_bit_exact(tmp_path):
     assert step == end
     for a, b in zip(_leaves(straight), resumed):
         np.testing.assert_array_equal(a, b)
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        logged = [json.loads(line)["step"] for line in f]
+    assert logged == sorted(set(logged)) and logged[-1] == end  # one row per step, though steps were re-run
     for name in ("g", "ema"):
         png = f"samples/{name}_{end:06d}.png"
         np.testing.assert_array_equal(np.asarray(Image.open(os.path.join(workdir, png))),
@@ -186,21 +189,12 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caps
             f.truncate(16)
     resumed = loop.train_and_evaluate(_config(6, data_dir=data_dir), workdir)
 
-    assert "checkpoint 6 is unreadable" in capsys.readouterr().out
-    moved = [n for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.startswith("6.unreadable-")]
+    assert "checkpoint 6 is damaged (Orbax cannot parse it" in capsys.readouterr().out
+    moved = [n for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.startswith("6.damaged-")]
     assert len(moved) == 1  # kept for inspection, not deleted
     assert _finished_steps(workdir) == [3, 6]  # steps 4..6 were retrained from 3 and saved again
     for a, b in zip(_leaves(straight), _leaves(resumed)):
         np.testing.assert_array_equal(a, b)
-
-
-def test_non_finite_training_stops_before_saving(tmp_path):
-    config = _config(6, data_dir=str(tmp_path / "tfds"))
-    config.d_optimizer.learning_rate = float("inf")  # the first D update makes D's params non-finite
-    workdir = str(tmp_path / "nan")
-    with pytest.raises(FloatingPointError, match=r"at step 2\. Last good checkpoint: none; this state was not saved"):
-        loop.train_and_evaluate(config, workdir)
-    assert _finished_steps(workdir) == []
 
 
 def test_check_finite_looks_at_the_parameters_too():

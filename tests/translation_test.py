@@ -503,3 +503,13 @@ def test_pix2pix_trains_and_refuses_bad_configs(tmp_path):
     config.data.crop_size, config.batch_size = CROP, 3
     with pytest.raises(ValueError, match="multiple of the device count 2"):
         loop.validate(config, 2)
+
+
+def test_read_image_scales_16_bit_grayscale_instead_of_clipping(tmp_path):
+    values = np.arange(0, 65536, 257, dtype=np.uint16).reshape(16, 16)  # 0, 257, ..., 65535: exact in 8 bits
+    Image.fromarray(values).save(tmp_path / "a.png")  # PIL mode I;16
+    got = tdata.read_image(str(tmp_path / "a.png"), channels=1)
+    np.testing.assert_array_equal(got[..., 0], (values // 257).astype(np.uint8))  # round(v * 255 / 65535)
+    Image.fromarray(np.full((4, 4), 0.5, np.float32)).save(tmp_path / "f.tiff")  # PIL mode F
+    with pytest.raises(ValueError, match="f.tiff: PIL mode 'F'"):
+        tdata.read_image(str(tmp_path / "f.tiff"), channels=1)

@@ -13,6 +13,7 @@ From Python: `jaxgan.workdir.load_generator(DIR).sample_uint8(N, seed=S)`.
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags
 
@@ -72,7 +73,11 @@ def main(argv):
     if not FLAGS.out.endswith(".npz"):
         raise app.UsageError(f"--out must end in .npz, got {FLAGS.out!r}.")
     use_ema = FLAGS.ema and not FLAGS.no_ema
-    gan = workdir_lib.load_generator(FLAGS.workdir, ema=use_ema)
+    try:
+        gan = workdir_lib.load_generator(FLAGS.workdir, ema=use_ema)
+    except (OSError, ValueError) as e:  # no workdir, no readable checkpoint, a config that does not fit
+        print(f"jaxgan sample: {e}", file=sys.stderr, flush=True)
+        return 1
     if FLAGS.labels is None and gan.label_frequencies is not None:  # k-means clusters: their frequencies
         labels = draw_labels(gan.label_frequencies, FLAGS.num, seed=FLAGS.seed)
     else:

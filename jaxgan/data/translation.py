@@ -32,9 +32,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from jaxgan.common import process_batch_slice, to_model_range
-from jaxgan.data.pipeline import ArrayBatcher, _IMAGE_SUFFIXES, _tfds_builder, default_data_dir
+from jaxgan.data.pipeline import ArrayBatcher, _IMAGE_SUFFIXES, _image_to_array, _tfds_builder, default_data_dir
 
-_CHANNELS_OF_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "RGB": 3, "YCbCr": 3, "RGBA": 4, "CMYK": 4}
+_CHANNELS_OF_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "I;16L": 1, "I;16B": 1, "I;16N": 1, "F": 1, "LA": 2, "RGB": 3, "YCbCr": 3, "RGBA": 4, "CMYK": 4}
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601
 
 
@@ -73,6 +73,9 @@ def read_image(path: str, *, channels: int, fix: str | None = None) -> np.ndarra
                     f"{path}: the image has {found if found else 'an unsupported number of'} channel(s) (PIL mode "
                     f"{im.mode}), expected {channels}. {convert}" + (
                         fix or f", or set the domain's channels to {found} if the whole domain is like this."))
+            if mode in ("I", "F") or mode.startswith("I;16"):  # 16-bit gray scaled, not clipped; float refused
+                im.load()
+                return _image_to_array(im, path)
             arr = np.asarray(im.convert("L" if channels == 1 else "RGB"), np.uint8)
     except OSError as e:
         raise ValueError(f"{path}: not a readable image ({e}).") from e

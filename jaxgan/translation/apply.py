@@ -69,9 +69,14 @@ def load_translator(workdir: str) -> Translator:
                                 "or experiments/pix2pix.py.")
     with open(path) as f:
         config = ml_collections.ConfigDict(json.load(f))
+    model = config.get("model")
+    if not isinstance(model, str):  # the GAN zoo's config has model.name; translation's has model: "cyclegan"
+        name = model.get("name", "?") if hasattr(model, "get") else model
+        raise ValueError(f"{workdir} is a GAN-zoo run (model.name={name!r}, written by experiments/train.py), not an "
+                         "image-translation run; sample it with tools/sample.py --workdir=... instead.")
     step = loop.build_step(config)
     target = step.abstract_state()
-    with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"), async_save=False) as manager:
+    with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"), read_only=True) as manager:
         state, restored = checkpoint.restore_latest(manager, target)
     if restored is None:
         raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'checkpoints')}; train first (or wait for "

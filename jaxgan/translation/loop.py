@@ -26,7 +26,7 @@ from jax.sharding import Mesh
 from jaxgan.common import to_model_range, to_uint8
 from jaxgan.config import Schedule
 from jaxgan.data import translation as tdata
-from jaxgan.runner import RunHooks, run_training, write_run_info
+from jaxgan.runner import RunHooks, check_workdir, run_training
 from jaxgan.sampling import image_grid
 from jaxgan.train import make_mesh, prefetch_to_mesh, replicate
 from jaxgan.translation.nets import PatchDiscriminator, ResnetGenerator, UNetGenerator, check_image_size, size_multiple
@@ -139,10 +139,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     `stop_at` ends the run early at that step, after a checkpoint (as a preemption
     would); relaunching continues it exactly. `mesh` defaults to all devices. Returns the final state.
     """
+    workdir = check_workdir(workdir)
     mesh = mesh or make_mesh()
     validate(config, mesh.size)
     a, b = load_data(config)  # bad data fails before the workdir is touched or anything compiles
-    write_run_info(config, workdir)
     step, train_fn, init_fn, grid_fn = compiled_step(config, mesh)
 
     batcher = tdata.TranslationBatcher(a, b, batch_size=config.batch_size, crop_size=config.data.crop_size,
@@ -164,4 +164,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     return run_training(workdir=workdir, init_state=init_fn(config.seed), train_fns={1: train_fn},
                         batches=batches, schedule=schedule_of(config), mesh=mesh,
                         keep_checkpoints=config.keep_checkpoints, hooks=hooks, stop_at=stop_at,
-                        progress_bar=bool(config.get("progress_bar", True)))
+                        progress_bar=bool(config.get("progress_bar", True)), run_info=config)

@@ -36,7 +36,7 @@ from jaxgan.common import DATA_AXIS, to_uint8
 from jaxgan.config import Schedule
 from jaxgan.data import video as vdata
 from jaxgan.optim import adam
-from jaxgan.runner import RunHooks, run_training, write_run_info
+from jaxgan.runner import RunHooks, check_workdir, run_training
 from jaxgan.sampling import image_grid
 from jaxgan.train import make_mesh, prefetch_to_mesh
 from jaxgan.train.parallel import CPU_CONV_STEP_COMPILER_OPTIONS
@@ -258,10 +258,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     preemption would); relaunching continues it exactly. `mesh` defaults to all
     devices. Returns the final state.
     """
+    workdir = check_workdir(workdir)
     mesh = mesh or make_mesh()
     validate(config, mesh.size)
-    workdir = os.path.abspath(workdir)
-    write_run_info(config, workdir)
     compiled = compiled_step(config, mesh)
     batcher = load_batcher(config)
     sharding = NamedSharding(mesh, P(DATA_AXIS))
@@ -280,4 +279,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     return run_training(workdir=workdir, init_state=compiled.init(config.seed), train_fns={1: compiled.train},
                         batches=batches, schedule=schedule_of(config), mesh=mesh,
                         keep_checkpoints=config.keep_checkpoints, hooks=hooks, stop_at=stop_at,
-                        progress_bar=bool(config.progress_bar))
+                        progress_bar=bool(config.progress_bar), run_info=config)
