@@ -115,8 +115,8 @@ class GANStep:
         self.g, self.d, self.reals, self.latent_dim = g.train(), d.train(), reals, latent_dim
         self.d_losses, self.g_loss, self.channels_last, self.ema_decay = d_losses, g_loss, channels_last, ema_decay
         self.g_params = list(g.parameters())
-        # fused=True: PyTorch's fastest CPU Adam (one kernel over all params; since 2.4). DCGAN 32 params,
-        # 1 thread: 3.3-5.6 ms per update vs 13-25 (default per-tensor loop) and 16-19 (foreach), 2026-11-23.
+        # fused=True: PyTorch's fastest CPU Adam (one kernel over all params; since 2.4); timings against the
+        # per-tensor loop and foreach: benchmarks/README.md.
         self.g_opt = torch.optim.Adam(self.g_params, eps=1e-8, fused=True, **adam)
         self.d_opt = torch.optim.Adam(d.parameters(), eps=1e-8, fused=True, **adam)
         self.ema = [p.detach().clone() for p in self.g_params]

@@ -1,6 +1,6 @@
 """GAN data augmentation for a classifier: does adding conditional-GAN samples to a small labeled set help?
 
-    python experiments/augment_classifier.py --workdir=DIR            # fast preset (about 10 CPU minutes)
+    python experiments/augment_classifier.py --workdir=DIR            # fast preset (results/augment_classifier_fast)
     python experiments/augment_classifier.py --workdir=DIR \
         --config=experiments/configs/augment_classifier_full.py       # the README table
     python experiments/augment_classifier.py --workdir=DIR --config.data.name=mnist --config.data.image_size=28

@@ -111,25 +111,27 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     # once on pixels; jaxgan.data.clusters): CLUSTERS[data] clusters, a projection D (Miyato & Koyama 2018),
     # G drawing the real batch's cluster ids. Unpacked (a packed D has no per-sample projection term), with
     # 256 real and 256 fake images per step as pacgan4's 64 packed inputs (stacked digits only). G reads a
-    # 128-d label embedding and D projects phi to 128 features before the class embedding: the same KL as
-    # one-hot labels and a 1024-d projection, 4.7x faster per step with 3000 clusters (README).
+    # 128-d label embedding and D projects phi to 128 features before the class embedding: as good as one-hot
+    # labels and a 1024-d projection, and far cheaper per step. Results:
+    # experiments/results/mode_collapse_stacked_clusters/README.md.
     "kmeans_sn_hinge_ema_decay": {"_clusters": True, **SN_HINGE, "batch_size": 256, "_ema": True,
                                   "lr_decay_steps": -1, "model.label_embed_dim": 128, "model.projection_dim": 128},
 }
-# The same with 10,000 clusters (~10 images, 3.9 modes each: G's within-cluster bias to the cluster's commonest
-# mode matters less), the class embedding outside the spectral norm (normalised, its rows are too short at this K)
-# and a deeper, wider G: one more 3x3 conv layer and twice the width, D unchanged (README).
+# The same with 10,000 clusters (about 10 images each, fewer modes per cluster: G's within-cluster bias to the
+# cluster's commonest mode matters less), the class embedding outside the spectral norm (normalised, its rows are
+# too short at this K) and a deeper, wider G: one more 3x3 conv layer and twice the width, D unchanged.
+# Results: experiments/results/mode_collapse_stacked_clusters/README.md.
 CONFIGURATIONS["kmeans10k_deep_g_sn_hinge_ema_decay"] = {
     **CONFIGURATIONS["kmeans_sn_hinge_ema_decay"], "data.cluster_labels": 10_000, "model.num_classes": 10_000,
     "model.projection_embed_sn": False, "model.g_extra_layers": 1, "model.g_width": 128}
-# The same on 20,000 clusters (5 images each; seeds 0-2: 1000 modes, KL 0.034, 0.039, 0.041 against 0.047, 0.046,
-# 0.052 with 10,000; README).
+# The same on 20,000 clusters (about 5 images each), better than 10,000 in every seed. Results:
+# experiments/results/mode_collapse_stacked_kmeans20k_fast/README.md.
 CONFIGURATIONS["kmeans20k_deep_g_sn_hinge_ema_decay"] = {
     **CONFIGURATIONS["kmeans10k_deep_g_sn_hinge_ema_decay"], "data.cluster_labels": 20_000,
     "model.num_classes": 20_000}
 # k-means clusters per data set for the "_clusters" configurations (image data only: the 2-D sweep trains
-# its seeds outside the loop, which is where the clusters are made). More clusters than modes measured better
-# (stacked digits, 8 px, 10,000 steps, seed 0: K = 100 KL 0.20, 1000 0.13, 3000 0.08; README), ~33 images each.
+# its seeds outside the loop, which is where the clusters are made). More clusters than modes scored better
+# (about 33 images each; results: experiments/results/mode_collapse_stacked_clusters/README.md).
 # K = 10,000 and more need model.projection_embed_sn=False (the kmeans10k/20k configurations set it).
 CLUSTERS = {"stacked_digits": 3000}
 # InfoGAN's categorical codes per data set: one code with a value per mode (as their 10-way code on MNIST), and
@@ -140,14 +142,12 @@ INFO_CODES = {"ring": "8", "grid": "25", "stacked_digits": "10,10,10"}
 DEFAULT_SWEEP = ("gan", "pacgan2", "pacgan3", "pacgan4", "ema", "pacgan2_ema", "pacgan4_ema", "pacgan2_ema_decay",
                  "pacgan4_ema_decay", "pacgan4_sn_hinge_ema_decay", "kmeans_sn_hinge_ema_decay",
                  "kmeans20k_deep_g_sn_hinge_ema_decay")
-# The best measured (README; ring and grid with preset "long"). On the grid a packed D of 4 stayed at chance
-# with the fast and the full widths, so pack 2. Stacked digits (README): at 32 px (fast32) a BatchNorm D wins
-# (pacgan2_ema_decay 774 modes, KL 1.43); Miyato's SN D with the hinge loss stays balanced: pack 2 979 / 0.65,
-# pack 4 993 / 0.39 (seeds 0-2: 989 +/- 2 modes, KL 0.46 +/- 0.04), pack 8 1000 / 0.49, unpacked 76 / 6.0. At
-# 8 px the unconditional pack-4 D reaches 997 / 0.34 in 30,000 steps; conditioning on 3000 k-means clusters
-# instead 1000 / 0.08 in 10,000 (seeds 0-2 with preset full: 1000 modes each, KL 0.071 +/- 0.002); on 10,000
-# clusters with one more layer in G and twice its width 1000 / 0.047, 0.046, 0.052 (seeds 0-2, preset fast); the
-# same on 20,000 clusters 1000 / 0.034, 0.039, 0.041 (seeds 0-2, preset fast: mean 0.038 +/- 0.002).
+# The best measured per data set (ring and grid with preset "long"). On the grid a packed D of 4 stayed at chance
+# with the fast and the full widths, so pack 2. On stacked digits a BatchNorm D wins early and G loses modes;
+# Miyato's SN D with the hinge loss stays balanced but needs packing when unconditional; conditioning on k-means
+# clusters beats packing, and 20,000 clusters with a deeper, wider G beat 3000 and 10,000. Results, under
+# experiments/results/: mode_collapse_grid/, mode_collapse_stacked_unconditional/, mode_collapse_stacked_clusters/,
+# mode_collapse_stacked_kmeans_full/ and mode_collapse_stacked_kmeans20k_fast/ (README.md in each).
 RECOMMENDED = {"ring": "pacgan2_ema_decay", "grid": "pacgan2_ema_decay",
                "stacked_digits": "kmeans20k_deep_g_sn_hinge_ema_decay"}
 # Image data: Stacked MNIST's analogue from the offline digits (1000 modes; jaxgan.metrics.digits_classifier).
@@ -172,10 +172,11 @@ PUBLISHED = {
 }
 
 PRESETS = {
-    # "full" is PacGAN's protocol (400 epochs of 1000 batches): 1.45 GFLOP per step, 2.5 h per seed on 2 CPU
-    # cores (tools/bench.py --only=ring_full), a job for an accelerator. "fast" fits a few minutes per
-    # configuration on 2 CPU cores: narrower nets, fewer steps and a larger learning rate. "long": the
-    # fast nets trained as long as the recommended configuration needed to meet the targets (README).
+    # "full" is PacGAN's protocol (400 epochs of 1000 batches): hours per seed on a CPU, a job for an
+    # accelerator (tools/bench.py --only=ring_full; experiments/results/mode_collapse_speed/README.md). "fast"
+    # is sized for a CPU: narrower nets, fewer steps and a larger learning rate. "long": the fast nets trained
+    # as long as the recommended configuration needed to meet the targets (experiments/results/mode_collapse_10k/
+    # for the ring, mode_collapse_grid/ for the grid).
     "fast": dict(train_steps=2000, steps_per_call=500, g_width=128, d_width=64, learning_rate=5e-4),
     "long": dict(train_steps={"ring": 40_000, "grid": 160_000}, steps_per_call=4000, g_width=128, d_width=64,
                  learning_rate=5e-4),
@@ -183,8 +184,9 @@ PRESETS = {
 }
 # Stacked digits: jaxgan's DCGAN (not the published nets: see README), Adam 2e-4 beta1 0.5, batch 64 (packed
 # D inputs), 100,000 stacked training images drawn once per seed from the digits' train split. "fast" and
-# "full" train at the digits' native 8x8 (15-40x faster than 32x32; the classifier reads the samples through the
-# same upsampling as the real digits); "fast32" / "full32" at 32x32, Stacked MNIST's scale (README's table).
+# "full" train at the digits' native 8x8 (far faster than 32x32; the classifier reads the samples through the
+# same upsampling as the real digits); "fast32" / "full32" at 32x32, Stacked MNIST's scale. Results:
+# experiments/results/mode_collapse_stacked_unconditional/README.md.
 IMAGE_PRESETS = {
     "fast": dict(image_size=8, train_steps=10_000, g_width=64, d_width=64, learning_rate=2e-4),
     "full": dict(image_size=8, train_steps=30_000, g_width=64, d_width=64, learning_rate=2e-4),
@@ -662,7 +664,7 @@ def single_seed(exp, workdir: str, log=print) -> dict[str, Any]:
 def one_cpu_device_per_core() -> None:
     """Asks XLA (before JAX starts its backend) for one host device per CPU core, unless XLA_FLAGS
     already sets a count: the sweep then splits its seeds over the cores (`seed_devices`). A 2-D step's
-    ops are too small to use two cores each; 4 grid seeds on 2 cores ran 250 -> 570 seed-steps/s."""
+    ops are too small to use two cores each (figures: experiments/results/mode_collapse_speed/README.md)."""
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -127,9 +127,10 @@ def create_train_state(
             g_ema_params=jax.tree_util.tree_map(jnp.copy, g.params),
         )
 
-    # One compiled initialization, with LLVM's optimizations off: it runs once, and
-    # compiling it takes ~1 s instead of ~11 s per network on CPU (eagerly, Flax's init
-    # compiles every op on its own: 134 compilations for the tiny test DCGAN).
+    # One compiled initialization, with LLVM's optimizations off: it runs once, so its
+    # compile time is what counts, and that is far shorter than optimized or eager
+    # (Flax's eager init compiles every op on its own); timings:
+    # experiments/results/init_compile_time/README.md.
     if isinstance(g_key, jax.core.Tracer):  # inside a trace (eval_shape, jit): options belong to the outer jit
         return build(g_key, d_key, train_key)
     options = INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None

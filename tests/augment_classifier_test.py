@@ -1,8 +1,8 @@
 """GAN data augmentation for a classifier (issue 8): jaxgan.classify and experiments/augment_classifier.py.
 
-References are independent: numpy rot90/shifts, scipy's gaussian_filter, flax's nn.Conv and nn.max_pool, the
-closed-form softmax cross-entropy gradient of a linear model, scikit-learn's own digits array, brute-force
-sorting, and hand-computed means and standard deviations.
+References are independent: numpy rot90/shifts, scipy.ndimage's gaussian_filter, rotate and map_coordinates,
+flax's nn.Conv and nn.max_pool, the closed-form softmax cross-entropy gradient of a linear model, scikit-learn's
+own digits array, brute-force sorting, and hand-computed means and standard deviations.
 """
 
 from __future__ import annotations
@@ -39,6 +39,48 @@ def test_integer_shift_moves_content_and_fills_background():
     want = np.full_like(x, -1.0)
     want[2:, :-1] = x[:-2, 1:]  # down by 2, left by 1
     np.testing.assert_allclose(np.asarray(augment.warp(jnp.asarray(x), q, fill=-1.0)), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("degrees", [30.0, -7.0])
+def test_rotation_at_other_angles_is_scipy_rotate(degrees):
+    from scipy import ndimage
+
+    x = np.random.default_rng(6).normal(size=(7, 9, 2)).astype(np.float32)  # not square: the centre convention
+    q = augment.rotation_shift_coordinates(7, 9, angle=np.radians(degrees), shift=(0.0, 0.0))
+    got = np.asarray(augment.warp(jnp.asarray(x), q, fill=-1.0))
+    # scipy turns counter-clockwise for a positive angle (rows down), ours clockwise; 'grid-constant' blends
+    # the border with the fill, as ours does.
+    want = ndimage.rotate(x.astype(np.float64), -degrees, reshape=False, order=1, mode="grid-constant", cval=-1.0)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_warp_is_scipy_map_coordinates_inside_and_outside_the_image():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(6, 5, 1)).astype(np.float32)
+    coords = rng.uniform(-1.5, 6.5, size=(2, 6, 5)).astype(np.float32)  # inside, near the border and beyond
+    got = np.asarray(augment.warp(jnp.asarray(x), jnp.asarray(coords), fill=-1.0))[..., 0]
+    want = ndimage.map_coordinates(x[..., 0].astype(np.float64), coords.astype(np.float64), order=1,
+                                   mode="grid-constant", cval=-1.0)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_elastic_deformation_is_scipy_gaussian_filter_then_map_coordinates():
+    from scipy import ndimage
+
+    x = np.random.default_rng(8).normal(size=(8, 8, 1)).astype(np.float32)
+    key, alpha, sigma = jax.random.key(3), 2.0, 1.0
+    u = np.asarray(jax.random.uniform(key, (2, 8, 8), minval=-1.0, maxval=1.0), np.float64)  # the field's draw
+    grid = np.stack(np.meshgrid(np.arange(8.0), np.arange(8.0), indexing="ij"))
+    field = alpha * np.stack([ndimage.gaussian_filter(f, sigma, mode="constant", cval=0.0) for f in u])
+    want = ndimage.map_coordinates(x[..., 0].astype(np.float64), grid + field, order=1, mode="grid-constant",
+                                   cval=-1.0)
+    q = augment.rotation_shift_coordinates(8, 8, angle=0.0, shift=(0.0, 0.0))
+    d = augment.elastic_displacement(key, 8, 8, alpha=alpha, sigma=sigma)
+    np.testing.assert_allclose(np.asarray(augment.warp(jnp.asarray(x), q + d, fill=-1.0))[..., 0], want, atol=1e-5)
+    zero = augment.elastic_displacement(key, 8, 8, alpha=0.0, sigma=sigma)  # alpha 0: the identity
+    np.testing.assert_array_equal(np.asarray(augment.warp(jnp.asarray(x), q + zero, fill=-1.0)), x)
 
 
 @pytest.mark.parametrize("sigma", [0.7, 1.0, 2.0])  # 2.0 on 6x6: the kernel (17 taps) is longer than the image

@@ -16,6 +16,10 @@ adding their displacements, so one `warp` applies all of them at once.
   on 28x28 MNIST).
 
 All functions are pure JAX (jit/vmap-able) and take explicit keyword arguments.
+
+Hand-written rather than dm-pix's `rotate` / `elastic_deformation`: dm-pix fills every coordinate outside
+[0, n - 1] (blacking out the border of 8x8 digits), resamples each transform separately and is slower on
+CPU; figures: experiments/results/classic_augment_dm_pix/README.md.
 """
 
 from __future__ import annotations
@@ -70,7 +74,8 @@ def elastic_displacement(key: jax.Array, height: int, width: int, *, alpha: floa
 
 
 def warp(image: jax.Array, coordinates: jax.Array, *, fill: float = -1.0) -> jax.Array:
-    """image [H, W, C] resampled at `coordinates` [2, H, W] (bilinear; `fill` outside)."""
+    """image [H, W, C] resampled at `coordinates` [2, H, W]: bilinear, `fill` outside, blended with the
+    border within one pixel of it (scipy.ndimage's mode='grid-constant')."""
     sample = lambda channel: jax.scipy.ndimage.map_coordinates(channel, list(coordinates), order=1,
                                                                mode="constant", cval=fill)
     return jax.vmap(sample, in_axes=2, out_axes=2)(image)

@@ -3,11 +3,10 @@
 Its 3x3 convolutions are computed as im2col patches times the kernel matrix
 (`PatchConv`), with the same parameters and outputs as `nn.Conv(features, (3, 3))`:
 the classifier trains many short runs as `lax.scan`s, and XLA:CPU (jax 0.10.2)
-ran a convolution's training step inside a scan ~13-25x slower than the same
-step outside one (measured 2026-11-23 on 2 busy cores: 285-335 ms vs 11-15 ms
-per step), while the patch form runs in the scan at outside-the-scan speed
-(23 ms for widths (32, 64) on the same busy cores). Max-pooling is a reshape
-and max, for the same reason.
+ran a convolution's training step inside a scan many times slower than the same
+step outside one, while the patch form runs in the scan at outside-the-scan
+speed (timings: experiments/results/classify_conv_in_scan/README.md).
+Max-pooling is a reshape and max, for the same reason.
 """
 
 from __future__ import annotations

@@ -142,9 +142,9 @@ class DigitsCNN(nn.Module):
     Three 3x3 conv + ReLU stages with 2x2 max-pooling between them, global
     average pooling (the analogue of Inception's pool3), a 64-unit ReLU layer
     whose output is the feature vector used for the Frechet distance, and a
-    linear classifier. (In the shipped weights 36 of the 64 feature units are
-    active on real digits and 28 are always 0, so feature covariances are
-    singular; `stats.frechet_distance` handles that exactly.)
+    linear classifier. (In the shipped weights some feature units are 0 on every
+    real digit, so feature covariances are singular; `stats.frechet_distance`
+    handles that exactly. Counts: experiments/results/digits_classifier_reference/.)
     """
 
     widths: tuple[int, ...] = (16, 32, 64)
@@ -288,10 +288,9 @@ def stacked_digits_modes(images: Any, *, params: Any = None, expect_protocol_siz
     over all N samples; the protocol uses N = 26,000 (`expect_protocol_size=True`
     enforces it). Also returns `counts` [1000] and `num_samples`.
 
-    Reference points with the shipped classifier (26,000 real stacked samples
-    from `make_stacked_digits`, seed 0): 1000 modes, KL 0.019 from train
-    digits and 0.021 from held-out digits (multinomial noise plus ~1%
-    per-digit misclassification); ~10 s on 2 CPU cores.
+    Real stacked samples (`make_stacked_digits`) score all modes and a small
+    KL above 0 (multinomial noise plus the classifier's errors): the floor of
+    the protocol, in experiments/results/digits_classifier_reference/README.md.
     """
     channels = _channels(images, "images")
     n = len(channels[0])

@@ -23,9 +23,10 @@ rows dropped. Statistics stream batch by batch in float64 (`stats.StreamingStats
 
 On CPU the function is compiled with `CPU_COMPILER_OPTIONS`: XLA's YNNPACK
 fusions (on by default in jax 0.10) run several of this network's convolutions
-at a fraction of the speed of XLA's own (Eigen) convolutions; e.g. the unpadded
-3x3 Conv2d_4a at ~16 vs ~150 GFLOP/s. Turning them off makes extraction ~1.7x
-faster per CPU-second with features equal to 3e-6 (tools/bench.py --only=fid).
+at a fraction of the speed of XLA's own (Eigen) convolutions. Turning them off
+makes extraction faster per CPU-second with the same features to float
+rounding (tools/bench.py --only=fid; figures:
+experiments/results/fid_inception_cpu/README.md).
 
 Reference statistics are cached as .npz under a sha256 of everything that
 determines them (dataset, split, resolution, resize mode, n, feature dim,

@@ -23,7 +23,8 @@ The module is pure: it owns no weights. Pass the variables returned by
 Inputs are float NHWC, already resized (FID uses 299x299) and scaled to [-1, 1].
 Outputs are the spatially averaged features of the chosen depth: 64, 192, 768
 or 2048 (pytorch-fid's `dims`), shape [N, feature_dim]. Convolutions run at
-HIGHEST precision so the port matches the reference to ~1e-6.
+HIGHEST precision so the port matches the reference to float32 rounding
+(tests/metrics_inception_test.py; figures: experiments/results/fid_inception_cpu/).
 """
 
 from __future__ import annotations

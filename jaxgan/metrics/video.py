@@ -6,7 +6,8 @@ generated and of the real clips, as MoCoGAN and TGAN report per-frame image
 quality alongside video scores. Features: the shipped digits classifier's 64-d
 penultimate layer (`jaxgan.metrics.digits_classifier`, fast, for moving
 digits) or the FID Inception's 2048-d pool features (`jaxgan.metrics.fid`,
-for real video; ~10 frames/s on 2 CPU cores), or any callable.
+for real video; slow on a CPU: experiments/results/fid_inception_cpu/), or any
+callable.
 
 Temporal score: the per-clip motion m = mean over t, pixels, channels of
 |x_{t+1} - x_t| / 255 (uint8 frames), summarized over clips by its mean and its
