@@ -120,6 +120,21 @@ def test_frechet_distance_matches_pytorch_fid_sqrtm_at_2048d_near_singular():
     assert abs(got - want) <= 1e-4 * want + 1e-3, (got, want)
 
 
+def test_frechet_distance_with_dead_features_matches_pytorch_fid_sqrtm():
+    # Features constant in both sets (ReLU units that never fire) give exactly zero rows and columns in both
+    # covariances; they change only the mean term. Rank-deficient like this, the result still equals sqrtm's.
+    rng = np.random.default_rng(3)
+    live = np.maximum(rng.normal(size=(300, 20)) @ rng.normal(size=(20, 20)), 0)
+    a = np.concatenate([live, np.zeros((300, 12))], axis=1)
+    b = np.concatenate([np.maximum(rng.normal(size=(250, 20)) @ rng.normal(size=(20, 20)) + 0.1, 0),
+                        np.full((250, 12), 0.5)], axis=1)  # dead too, at another constant: only the mean differs
+    mu1, s1, mu2, s2 = a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
+    got = stats.frechet_distance(mu1, s1, mu2, s2)
+    assert got == pytest.approx(_pytorch_fid_reference(mu1, s1, mu2, s2), rel=1e-9)
+    want_live = stats.frechet_distance(mu1[:20], s1[:20, :20], mu2[:20], s2[:20, :20])
+    assert got == pytest.approx(want_live + 12 * 0.5 ** 2, rel=1e-12)  # the dead units' mean term, by hand
+
+
 def test_frechet_distance_closed_forms():
     rng = np.random.default_rng(1)
     d = 16

@@ -186,9 +186,16 @@ def trace_sqrt_product(sigma1: object, sigma2: object) -> float:
     (rounding) count as 0, as in the real part sqrtm gives them; every positive
     one counts, however small, as in sqrtm: at N ~ d the many tiny ones add up,
     so a cut-off at eigh's rounding level moves FID by more than rounding.
+    Dead features (zero variance in both sets) are dropped first: exact, and it
+    keeps their rounding noise out of the sum.
     """
     s1 = np.asarray(sigma1, np.float64)
     s2 = np.asarray(sigma2, np.float64)
+    # A feature constant in both sets (a dead unit) has an exactly zero row and column in both covariances:
+    # it adds nothing to the trace, so it is left out rather than leaving rounding noise to be square-rooted.
+    live = (np.diagonal(s1) > 0) | (np.diagonal(s2) > 0)
+    if not live.all():
+        s1, s2 = s1[np.ix_(live, live)], s2[np.ix_(live, live)]
     root = _psd_sqrt(s1)
     m = root @ (0.5 * (s2 + s2.T)) @ root
     w = np.linalg.eigvalsh(0.5 * (m + m.T))
