@@ -22,14 +22,6 @@ Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
 
-def tree_l2_norm(tree: Any) -> jax.Array:
-    """Global L2 norm of all leaves of a pytree (float32 scalar)."""
-    leaves = jax.tree_util.tree_leaves(tree)
-    if not leaves:
-        return jnp.zeros((), jnp.float32)
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
-
-
 def to_model_range(images: Any) -> Any:
     """uint8 [0, 255] -> float32 [-1, 1] as x / 127.5 - 1, the range every jaxgan G
     emits. Works on numpy and jax arrays alike (numpy in, numpy out)."""

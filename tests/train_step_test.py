@@ -377,7 +377,7 @@ def frozen_mlp():
 
 def test_step_draws_documented_latents_for_d_and_g(frozen_mlp):
     """With lr 0 the metrics are pure functions of the latents; recompute them on the host
-    from the documented key schedule (module docstring of jaxgan.train.steps)."""
+    from the documented key schedule (module docstring of jaxgan.train.keys)."""
     generator, discriminator, step, state, mesh, run, batch = frozen_mlp
     s = jaxgan.replicate(state, mesh)
     g, d = _host_d_g(generator, discriminator, state)

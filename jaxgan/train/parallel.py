@@ -24,7 +24,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxgan.common import DATA_AXIS, Metrics, process_batch_slice  # noqa: F401 (re-exported)
 from jaxgan.state import GANTrainState
-from jaxgan.train.steps import GANStep, multi_step
+from jaxgan.train.multi import multi_step
+from jaxgan.train.steps import GANStep
 
 CompiledStep = Callable[[GANTrainState, Mapping[str, Any]], tuple[GANTrainState, Metrics]]
 
@@ -33,11 +34,9 @@ BATCH_SPEC = P(None, DATA_AXIS)
 # With K steps per call (`multi_step`), leaves are [K, n_critic, B, ...].
 MULTI_BATCH_SPEC = P(None, None, DATA_AXIS)
 
-# Per-compilation XLA options for a train step with convolutions on CPU devices ("auto").
-# Measured with tools/bench.py on 2 AMD EPYC cores, jax 0.10.2 (2026-11-23): XLA's
-# YNNPACK fusions ran DCGAN 64x64 at 0.31 steps/s, 0.42 without (DCGAN 32x32: 2.24
-# either way; FID's Inception ~1.7x faster without). For convolution-free (MLP) steps
-# the measurements were within noise, so those keep XLA's defaults.
+# Per-compilation XLA options for a train step with convolutions on CPU devices ("auto"): XLA's YNNPACK
+# fusions made conv steps slower there, and made no difference to convolution-free (MLP) steps, which keep
+# XLA's defaults (measurements: experiments/results/step_loop_cpu/README.md).
 CPU_CONV_STEP_COMPILER_OPTIONS: dict[str, Any] = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
@@ -189,7 +188,7 @@ def shard_map_step(step: GANStep, mesh: Mesh, *, steps_per_call: int = 1, step_l
     method, whose batch leaves are sharded as `batch_spec` (e.g. `P(DATA_AXIS)`
     for [B, ...] leaves, the translation steps).
 
-    `steps_per_call` K > 1 runs K steps per call (`jaxgan.train.steps.multi_step`,
+    `steps_per_call` K > 1 runs K steps per call (`jaxgan.train.multi.multi_step`,
     a `lax.scan` or unrolled per `step_loop`): batch leaves `[K, n_critic, B, ...]`
     (`MULTI_BATCH_SPEC`), metrics stacked `[K]`, the same state as K single calls.
     `compiler_options`: per-compilation XLA options ("auto": `resolve_compiler_options`).
@@ -222,27 +221,32 @@ def shard_map_step(step: GANStep, mesh: Mesh, *, steps_per_call: int = 1, step_l
     return run
 
 
-def pmap_step(step: GANStep, devices: Sequence[jax.Device] | None = None) -> CompiledStep:
+def pmap_step(step: Any, devices: Sequence[jax.Device] | None = None, *, batch_spec: P = BATCH_SPEC) -> CompiledStep:
     """The same step under `jax.pmap` with the same axis name.
 
     The state goes in and comes out unreplicated (in_axes/out_axes None: pmap
-    broadcasts it, and the step keeps it identical on every device); the batch
-    `[n_critic, B, ...]` is split on its B axis.
+    broadcasts it, and the step keeps it identical on every device); the batch is
+    split on the axis that `batch_spec` shards (`BATCH_SPEC`: B of `[n_critic, B, ...]`;
+    `P(DATA_AXIS)`: B of `[B, ...]`, the translation and video steps). `step` is a
+    `GANStep` or any step `shard_map_step` takes.
     """
+    axis = tuple(batch_spec).index(DATA_AXIS)
     devices = list(jax.local_devices() if devices is None else devices)
-    mapped = jax.pmap(step, axis_name=DATA_AXIS, in_axes=(None, 1), out_axes=(None, None), devices=devices)
+    mapped = jax.pmap(step, axis_name=DATA_AXIS, in_axes=(None, axis), out_axes=(None, None), devices=devices)
     num_devices = len(devices)
     # pmap returns the state replicated over `devices`; placing every input state
     # the same way keeps a host or single-device first state from compiling twice.
     replicated = NamedSharding(Mesh(np.asarray(devices), (DATA_AXIS,)), P())
+    layout = (lambda b: _with_critic_axis(b, step)) if isinstance(step, GANStep) else dict
 
-    def run(state: GANTrainState, batch: Mapping[str, Any]) -> tuple[GANTrainState, Metrics]:
+    def split(v: Any) -> np.ndarray:
+        v = np.asarray(v)
+        return v.reshape(*v.shape[:axis], num_devices, v.shape[axis] // num_devices, *v.shape[axis + 1:])
+
+    def run(state: Any, batch: Mapping[str, Any]) -> tuple[Any, Metrics]:
         step.check_batch(batch, num_devices)
         state = jax.device_put(state, replicated)
-        batch = _with_critic_axis(batch, step)
-        split = {k: np.asarray(v).reshape(v.shape[0], num_devices, v.shape[1] // num_devices, *v.shape[2:])
-                 for k, v in batch.items()}
-        return mapped(state, split)
+        return mapped(state, {k: split(v) for k, v in layout(batch).items()})
 
     run.compiled = mapped
     return run

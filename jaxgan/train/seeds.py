@@ -72,8 +72,9 @@ def multi_seed_steps(step: GANStep, *, devices: Sequence[jax.Device] | None = No
         unrolling trades compile time for that speed.
       seed_loop: "vmap" (the seeds batched into each op: fast on accelerators),
         "map" (`lax.map`, one seed after the other inside the call: on XLA:CPU
-        the vmapped MLP step measured 2x slower per seed than one seed at a
-        time) or "auto" (map on CPU, vmap elsewhere). Same results.
+        the vmapped MLP step is slower per seed than one seed at a time; see
+        experiments/results/step_loop_cpu/README.md) or "auto" (map on CPU,
+        vmap elsewhere). Same results.
 
     The returned function takes
       states: S states stacked on a leading axis (`stack_trees`), donated;

@@ -29,13 +29,14 @@ from flax import struct
 from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxgan import losses, regularizers
-from jaxgan import state as state_lib
 from jaxgan.common import DATA_AXIS, Metrics, Params
 from jaxgan.losses import AdversarialLoss
 from jaxgan.optim import linear_decay_schedule  # noqa: F401 (re-exported: jaxgan.translation.linear_decay_schedule)
 from jaxgan.state import NetState
 from jaxgan.train import parallel
-from jaxgan.train.steps import apply_gradients, as_varying, example_keys, global_example_indices
+from jaxgan.train.keys import example_keys, global_example_indices
+# compile_init and INIT_COMPILER_OPTIONS live in jaxgan.train.kit; re-exported here for the loops and tests.
+from jaxgan.train.kit import INIT_COMPILER_OPTIONS, compile_init, update_net  # noqa: F401
 from jaxgan.translation.nets import check_image_size, size_multiple
 
 
@@ -109,33 +110,8 @@ def _check_objective(objective: PatchObjective) -> None:
 
 
 # ----------------------------------------------------------------------------
-# Shared pieces.
-
-
-def _update(net: NetState, tx: optax.GradientTransformation,
-            loss_fn: Callable[[Params], tuple[jax.Array, Any]]) -> tuple[NetState, tuple[jax.Array, Any]]:
-    """One optimizer step of `net` on `loss_fn(params) -> (loss, aux)`; returns (net, (loss, aux)).
-
-    Each device differentiates its local loss (`as_varying`), the gradients are
-    averaged over devices and applied through `jaxgan.train.steps.apply_gradients`,
-    as in the GAN step's D and G updates.
-    """
-    out, grads = jax.value_and_grad(loss_fn, has_aux=True)(as_varying(net.params, DATA_AXIS))
-    return apply_gradients(net, jax.lax.pmean(grads, DATA_AXIS), tx, net.batch_stats), out
-
-
-# XLA's optimizing CPU backend spends seconds per threefry normal draw (measured 3.3 s vs
-# 0.6 s unoptimized for one 4x4x64x128 kernel on 2 busy CPU cores, jax 0.10.2):
-# initialization runs once, so on CPU it is compiled without the expensive passes
-# (jaxgan.state.INIT_COMPILER_OPTIONS, plus LLVM's expensive passes off).
-INIT_COMPILER_OPTIONS = {**state_lib.INIT_COMPILER_OPTIONS, "xla_llvm_disable_expensive_passes": True}
-
-
-def compile_init(init: Callable[[jax.Array], Any]) -> Callable[[int | jax.Array], Any]:
-    """`init` compiled once, cheaply; the returned function takes a seed or a PRNGKey."""
-    options = INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-    compiled = jax.jit(init).lower(jax.random.PRNGKey(0)).compile(options)
-    return lambda seed: compiled(jax.random.PRNGKey(seed) if isinstance(seed, int) else seed)
+# Shared pieces. Each update is `jaxgan.train.kit.update_net` (local gradients, pmean, Optax), as the GAN
+# step's D and G updates.
 
 
 def adam(learning_rate: float, *, total_steps: int, decay_steps: int, b1: float = 0.5,
@@ -287,7 +263,7 @@ class CycleGANStep(_TranslationStep):
 
     def _updates(self, state: TranslationState, a: jax.Array, b: jax.Array,
                  key: jax.Array) -> tuple[TranslationState, Metrics]:
-        g, (g_loss, (parts, fake_a, fake_b)) = _update(
+        g, (g_loss, (parts, fake_a, fake_b)), _ = update_net(
             state.g, self.g_tx, lambda p: self.generator_losses(p, state.d.params, a, b))
         pools = state.pools
         if self.pool_size:
@@ -297,7 +273,7 @@ class CycleGANStep(_TranslationStep):
                                                               axis_name=DATA_AXIS)
             pools = {"a": pool_a, "b": pool_b}
         fake_a, fake_b = jax.lax.stop_gradient(fake_a), jax.lax.stop_gradient(fake_b)
-        d, (_, (d_a_loss, d_b_loss)) = _update(
+        d, (_, (d_a_loss, d_b_loss)), _ = update_net(
             state.d, self.d_tx, lambda p: self.discriminator_losses(p, a, b, fake_a, fake_b))
         metrics = {"g_loss": g_loss, "d_a_loss": d_a_loss, "d_b_loss": d_b_loss, **parts}
         return state.replace(g=g, d=d, pools=pools), metrics
@@ -377,8 +353,8 @@ class Pix2PixStep(_TranslationStep):
                  key: jax.Array) -> tuple[TranslationState, Metrics]:
         keys = example_keys(key, global_example_indices(a.shape[0], DATA_AXIS))
         fake = jax.lax.stop_gradient(self.generate(state.g.params, a, keys))
-        d, (d_loss, _) = _update(state.d, self.d_tx, lambda p: (self.discriminator_loss(p, a, b, fake), None))
-        g, (g_loss, (g_adv, l1)) = _update(
+        d, (d_loss, _), _ = update_net(state.d, self.d_tx, lambda p: (self.discriminator_loss(p, a, b, fake), None))
+        g, (g_loss, (g_adv, l1)), _ = update_net(
             state.g, self.g_tx, lambda p: self.generator_losses(p, d.params, a, b, keys))
         return state.replace(g=g, d=d), {"g_loss": g_loss, "g_adv": g_adv, "l1": l1, "d_loss": d_loss}
 

@@ -35,13 +35,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxgan import losses
 from jaxgan.common import DATA_AXIS, Metrics, Params
 from jaxgan.state import NetState
-from jaxgan.train.steps import (apply_gradients, ema_decay_with_warmup, ema_update, example_keys,
-                                global_example_indices)
+from jaxgan.train import parallel
+from jaxgan.train.ema import ema_decay_with_warmup, ema_update
+from jaxgan.train.keys import example_keys, global_example_indices
+from jaxgan.train.kit import compile_init, update_net
 from jaxgan.video.nets import ImageDiscriminator, VideoDiscriminator, VideoGenerator
 
 # Sub-keys of fold_in(rng, step): each phase draws from its own.
@@ -62,16 +64,6 @@ class VideoGANState(struct.PyTreeNode):
     g: NetState
     d: NetState
     g_ema_params: Params
-
-
-def _local(tree: Any) -> Any:
-    """Params marked device-varying: their gradient is then each device's LOCAL one (see
-    jaxgan.train.steps._as_varying); `_update` averages them with pmean."""
-    return jax.lax.pcast(tree, DATA_AXIS, to="varying")
-
-
-def _update(net: NetState, grads: Params, tx: optax.GradientTransformation, batch_stats: Params) -> NetState:
-    return apply_gradients(net, jax.lax.pmean(grads, DATA_AXIS), tx, batch_stats)
 
 
 def video_latents(key: jax.Array, indices: jax.Array, *, content_dim: int, motion_dim: int,
@@ -150,13 +142,16 @@ class VideoGANStep:
 
     def init_state(self, seed: int | jax.Array) -> VideoGANState:
         """Fresh params (N(0, 0.02) convs), Adam states, the EMA copy of G, step 0 (one compiled call)."""
-        from jaxgan.translation.steps import compile_init  # pylint: disable=g-import-not-at-top
-
         return compile_init(self._init)(seed)
 
     def abstract_state(self) -> VideoGANState:
         """The state's shapes and dtypes, allocating nothing (restore targets)."""
         return jax.eval_shape(self._init, jax.random.PRNGKey(0))
+
+    def uses_convolution(self) -> bool:
+        """Whether the networks convolve (read from the traced init): picks the CPU compiler options of
+        `jaxgan.train.shard_map_step` (compiler_options="auto")."""
+        return "conv_general_dilated" in str(jax.make_jaxpr(self._init)(jax.random.PRNGKey(0)))
 
     # -- forward passes ------------------------------------------------------
 
@@ -202,8 +197,7 @@ class VideoGANStep:
                    "d_real_video": mean(real_v), "d_fake_video": mean(fake_v)}
             return video_loss + self.image_weight * image_loss, aux
 
-        (d_loss, d_aux), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(_local(state.d.params))
-        d = _update(state.d, d_grads, self.d_tx, {})
+        d, (d_loss, d_aux), _ = update_net(state.d, self.d_tx, d_loss_fn)  # D_V and D_I have no BatchNorm
 
         # 2. G update against the new Ds, with fresh latents.
         g_latents = self.latents(phase(_G_LATENTS), indices)
@@ -220,8 +214,7 @@ class VideoGANStep:
             aux = {"g_video_loss": video_loss, "g_image_loss": image_loss}
             return video_loss + self.image_weight * image_loss, (aux, stats)
 
-        (g_loss, (g_aux, g_stats)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(_local(state.g.params))
-        g = _update(state.g, g_grads, self.g_tx, g_stats)
+        g, (g_loss, (g_aux, g_stats)), _ = update_net(state.g, self.g_tx, g_loss_fn, batch_stats=lambda aux: aux[1])
 
         # 3. EMA of G (tf.train.ExponentialMovingAverage's warm-up, as jaxgan.train).
         decay = ema_decay_with_warmup(self.ema_decay)(state.step.astype(jnp.float32))
@@ -236,8 +229,9 @@ class VideoGANStep:
             raise ValueError(f"The batch needs a 'video' entry [B, T, S, S, C]; it has {sorted(batch)}.")
         x = batch["video"]
         if len(x.shape) != 5 or tuple(x.shape[1:]) != self.video_shape:
-            raise ValueError(f"batch['video'] has shape {tuple(x.shape)}, expected [B, {', '.join(map(str, self.video_shape))}]"
-                             " (config.data.num_frames, frame_size and channels).")
+            raise ValueError(f"batch['video'] has shape {tuple(x.shape)}, expected "
+                             f"[B, {', '.join(map(str, self.video_shape))}] (config.data.num_frames, frame_size "
+                             "and channels).")
         if np.dtype(x.dtype) != np.float32:
             raise ValueError(f"batch['video'] has dtype {x.dtype}, expected float32 in [-1, 1] "
                              "(jaxgan.common.to_model_range converts uint8).")
@@ -259,38 +253,17 @@ BATCH_SPEC = P(DATA_AXIS)
 
 
 def shard_map_video_step(step: VideoGANStep, mesh: Mesh, *,
-                         compiler_options: Mapping[str, Any] | None = None) -> Callable:
-    """The step under `jax.shard_map` + `jax.jit` over a 1-D `mesh`, state replicated and donated.
+                         compiler_options: Mapping[str, Any] | str | None = None) -> Callable:
+    """`jaxgan.train.shard_map_step` with the video batch layout (`BATCH_SPEC`, [B, T, S, S, C] split on B).
 
-    Takes this process's rows of the batch as numpy (checked before compilation)
-    or global arrays sharded on B; returns the new state and scalar metrics.
+    The step under `jax.shard_map` + `jax.jit` over a 1-D `mesh`, state replicated and donated; takes this
+    process's rows of the batch as numpy (checked before compilation) or global arrays sharded on B, and
+    returns the new state and scalar metrics. `compiler_options`: XLA's defaults (None), a dict, or "auto"
+    (the GAN step's per-backend choice, `jaxgan.train.parallel.resolve_compiler_options`).
     """
-    if mesh.axis_names != (DATA_AXIS,):
-        raise ValueError(f"The mesh must be 1-D with axis {DATA_AXIS!r} (jaxgan.make_mesh()), got {mesh.axis_names}.")
-    compiled = jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), BATCH_SPEC), out_specs=(P(), P())),
-                       donate_argnums=0, compiler_options=compiler_options)
-    sharding = NamedSharding(mesh, BATCH_SPEC)
-
-    def run(state: VideoGANState, batch: Mapping[str, Any]) -> tuple[VideoGANState, Metrics]:
-        if all(isinstance(v, jax.Array) for v in batch.values()):
-            step.check_batch(batch, mesh.size)
-            return compiled(state, dict(batch))
-        step.check_batch(batch, len(mesh.local_devices))
-        return compiled(state, {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-                                for k, v in batch.items()})
-
-    run.compiled = compiled
-    return run
+    return parallel.shard_map_step(step, mesh, batch_spec=BATCH_SPEC, compiler_options=compiler_options)
 
 
 def pmap_video_step(step: VideoGANStep, devices: list | None = None) -> Callable:
-    """The same step under `jax.pmap` (same axis name): state unreplicated in and out, batch split on B."""
-    devices = list(jax.local_devices() if devices is None else devices)
-    mapped = jax.pmap(step, axis_name=DATA_AXIS, in_axes=(None, 0), out_axes=(None, None), devices=devices)
-    n = len(devices)
-
-    def run(state: VideoGANState, batch: Mapping[str, Any]) -> tuple[VideoGANState, Metrics]:
-        step.check_batch(batch, n)
-        return mapped(state, {k: np.asarray(v).reshape(n, v.shape[0] // n, *v.shape[1:]) for k, v in batch.items()})
-
-    return run
+    """`jaxgan.train.pmap_step` with the video batch layout: state unreplicated in and out, batch split on B."""
+    return parallel.pmap_step(step, devices, batch_spec=BATCH_SPEC)
