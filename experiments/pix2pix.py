@@ -9,4 +9,4 @@ from the latest one, exactly. Apply the trained generator to new images with
 from launcher import launch, translation_outputs
 
 if __name__ == "__main__":
-    launch("pix2pix", "jaxgan.translation.loop", translation_outputs)
+    launch("pix2pix", "jaxgan.translation.orchestrate", translation_outputs)

@@ -66,10 +66,11 @@ def main(argv):
 
     if FLAGS.multihost:
         jax.distributed.initialize()
-    from jaxgan import loop
+    from jaxgan import orchestrate
+    from jaxgan.config import resolve_schedule
 
     if FLAGS.dry_run:
-        _print_dry_run(loop.dry_run(FLAGS.config))
+        _print_dry_run(orchestrate.dry_run(FLAGS.config))
         return 0
     workdir = os.path.abspath(FLAGS.workdir or _default_workdir(FLAGS["config"].config_filename))
     logging.info("JAX process %d/%d, local devices %s", jax.process_index(), jax.process_count(), jax.local_devices())
@@ -78,12 +79,13 @@ def main(argv):
     from jaxgan.lock import WorkdirLockedError
 
     try:
-        state = loop.train_and_evaluate(FLAGS.config, workdir, restart_from_scratch=FLAGS.restart_from_scratch)
+        state = orchestrate.train_and_evaluate(FLAGS.config, workdir,
+                                               restart_from_scratch=FLAGS.restart_from_scratch)
     except (WorkdirLockedError, CheckpointUnreadableError, NoUsableCheckpointError, NotADirectoryError,
             PermissionError) as e:  # the workdir's state, not a bug: one line, no traceback
         print(f"jaxgan: {e}", file=sys.stderr, flush=True)
         return 1
-    if int(state.step) < loop.resolve_schedule(FLAGS.config).train_steps:
+    if int(state.step) < resolve_schedule(FLAGS.config).train_steps:
         return 128 + signal.SIGTERM  # stopped by SIGTERM after saving: tell the scheduler it did not finish
     print(f"jaxgan: done. Samples in {os.path.join(workdir, 'samples')}, checkpoints in "
           f"{os.path.join(workdir, 'checkpoints')}; TensorBoard: tensorboard --logdir {workdir}", flush=True)

@@ -18,4 +18,4 @@ def video_outputs(workdir: str) -> str:
 
 
 if __name__ == "__main__":
-    launch("video_gan", "jaxgan.video.loop", video_outputs)
+    launch("video_gan", "jaxgan.video.orchestrate", video_outputs)

@@ -1,35 +1,45 @@
-"""Experiment configuration: the one place (with the loop) that reads a ConfigDict.
+"""The GAN zoo's experiment config: its fields (`base_config`) and their checks (`validate`).
 
 `base_config()` lists every field with a comment; experiment files in
-`experiments/configs/` start from it. `validate()` raises clear errors before
-anything compiles. `build_*` turn the config into the explicit keyword
-arguments the library takes.
+`experiments/configs/` start from it. `validate()` raises one-line errors naming
+the field, its value and the fix, before anything compiles. Turning a config
+into networks, optimizers and the train step is `jaxgan.build`'s job.
+
+This module imports no network, loss or train step: loading a config (an
+experiment file, a workdir's config.json) stays light. The old builder names
+(`jaxgan.config.build_networks`, ...) still resolve, from `jaxgan.build`, on
+first use.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from typing import Any, Iterator
+from typing import Any
 
-import flax.linen as nn
-import jax.numpy as jnp
 import ml_collections
-import optax
 
-from jaxgan import latent, optim
-from jaxgan.losses import LOSSES, get_loss
-from jaxgan.nets import NETWORKS, check_image_size, d_capacity_kwargs, get_network_classes
-from jaxgan.train.steps import (CRITIC_LOOPS, FAKE_LABELS, GANStep, Regularization, ema_decay_from_half_life,
-                                ema_decay_with_warmup, make_train_step)
-
+from jaxgan.run_config import Schedule, check_schedule, schedule_from_config
 
 DATA_SOURCES = ("tfds", "npz", "folder", "mixture", "stacked_digits")
+
+# Old names of jaxgan.build's builders, resolved on first use (module __getattr__), so code written against
+# the config module keeps working without this module importing the networks.
+_BUILD_NAMES = ("build_networks", "build_optimizers", "build_step", "latent_codes", "compute_dtype",
+                "COMPUTE_DTYPES", "extra_layers")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BUILD_NAMES:
+        from jaxgan import build  # pylint: disable=g-import-not-at-top
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def base_config() -> ml_collections.ConfigDict:
     """Every field a jaxgan experiment has; the default is DCGAN on the offline digits."""
+    from jaxgan.train import Regularization  # its defaults, where the step defines them
+
     c = ml_collections.ConfigDict()
     c.seed = 0  # drives init, every latent draw and the data order
 
@@ -147,62 +157,15 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
-@dataclasses.dataclass(frozen=True)
-class Schedule:
-    """Every duration of a run, in train steps (0 = never)."""
-
-    train_steps: int
-    log_every: int
-    sample_every: int
-    checkpoint_every: int
-    eval_every: int
-    images_per_step: int
-
-    def due(self, every: int, step: int) -> bool:
-        """Whether a periodic action with period `every` runs after step `step` (always at the end)."""
-        return step == self.train_steps or (every > 0 and step % every == 0)
-
-    def call_sizes(self, start: int, steps_per_call: int, *, with_eval: bool = True) -> Iterator[int]:
-        """How many steps each compiled call runs, from `start` to the end: `steps_per_call`
-        where no periodic action falls inside the call, single steps up to the next one otherwise."""
-        periods = [p for p in (self.log_every, self.sample_every, self.checkpoint_every,
-                               self.eval_every if with_eval else 0) if p > 0]
-        step = start
-        while step < self.train_steps:
-            next_event = min([self.train_steps] + [(step // p + 1) * p for p in periods])
-            while step + steps_per_call <= next_event and steps_per_call > 1:
-                yield steps_per_call
-                step += steps_per_call
-            while step < next_event:
-                yield 1
-                step += 1
-
-
-def _steps(config: ml_collections.ConfigDict, name: str, images_per_step: int) -> int:
-    images = config.get(f"{name}_images", 0)
-    if images:
-        return max(1, math.ceil(images / images_per_step))
-    return int(config[f"{name}_steps"])
-
-
 def resolve_schedule(config: ml_collections.ConfigDict) -> Schedule:
-    """Converts every duration to steps, in one place (images -> ceil(images / images per step))."""
-    per_step = config.batch_size * config.n_critic
-    return Schedule(
-        train_steps=_steps(config, "train", per_step),
-        log_every=int(config.log_every_steps),
-        sample_every=_steps(config, "sample_every", per_step),
-        checkpoint_every=_steps(config, "checkpoint_every", per_step),
-        eval_every=_steps(config, "eval_every", per_step),
-        images_per_step=per_step,
-    )
+    """Every duration in steps, in one place (images -> ceil(images / images per step)); a step shows D
+    batch_size * n_critic real images."""
+    return schedule_from_config(config, images_per_step=config.batch_size * config.n_critic)
 
 
-def _validate_labels(config: ml_collections.ConfigDict) -> None:
-    """model.fake_labels and data.cluster_labels (k-means cluster conditioning) fit model.num_classes."""
-    fake_labels = config.model.get("fake_labels", "uniform")
-    if fake_labels not in FAKE_LABELS:
-        raise ValueError(f"config.model.fake_labels={fake_labels!r}; valid: {FAKE_LABELS}.")
+def _check_labels(config: ml_collections.ConfigDict) -> None:
+    """data.cluster_labels (k-means cluster conditioning) fits model.num_classes and model.fake_labels."""
+    fake_labels = config.model.get("fake_labels", "uniform")  # its values: checked by the step
     clusters = config.data.get("cluster_labels", 0)
     if not isinstance(clusters, int) or clusters < 0:
         raise ValueError(f"config.data.cluster_labels={clusters!r} must be an int >= 0 (k-means clusters; 0 = off).")
@@ -215,12 +178,34 @@ def _validate_labels(config: ml_collections.ConfigDict) -> None:
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
-    """Raises ValueError naming the field, its value and the fix; runs before compilation."""
+    """Raises ValueError naming the field, its value and the fix; runs before compilation.
+
+    Each option is checked once: the fields only the config knows about here (`check_fields`), every
+    other one by the builder that uses it, as `jaxgan.build.build_validated` builds the networks, the
+    optimizers and the step (abstractly: nothing is initialized or compiled), its errors renamed after the
+    config field. Callers that go on to train use `build_validated` itself, which returns what it built.
+    """
+    from jaxgan import build  # pylint: disable=g-import-not-at-top
+
+    build.build_validated(config, num_devices)
+
+
+def check_fields(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """The checks no builder makes: the data, labels, evaluators, schedule, and options only valid together.
+
+    Network names, data shapes and the D options of one architecture are checked against
+    `jaxgan.nets.registry`; the step's, the optimizers' and the networks' own options are left to them."""
+    # pylint: disable=g-import-not-at-top
+    from jaxgan.losses import LOSSES
+    from jaxgan.nets import NETWORKS, check_image_size
+    from jaxgan.nets.dcgan import DOWNSAMPLE_FORMS, UPSAMPLE_FORMS
+    from jaxgan.train import Regularization
+
     if config.model.name not in NETWORKS:
         raise ValueError(f"config.model.name={config.model.name!r} is unknown; valid names: {sorted(NETWORKS)}.")
     if config.data.source not in DATA_SOURCES:
         raise ValueError(f"config.data.source={config.data.source!r}; valid: {DATA_SOURCES}.")
-    _validate_labels(config)
+    _check_labels(config)
     if config.data.source == "mixture":
         from jaxgan.metrics.modes import MIXTURES  # numpy only
         if config.data.name not in MIXTURES:
@@ -237,7 +222,6 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
                          f"config.data.channels=3 (got {config.data.channels}).")
     if config.data.source in ("mixture", "stacked_digits") and config.data.num_examples < 1:
         raise ValueError(f"config.data.num_examples={config.data.num_examples} must be >= 1.")
-    latent_codes(config)  # fails on malformed codes
     if config.model.num_classes and config.data.source == "folder":
         raise ValueError(
             f"config.model.num_classes={config.model.num_classes} makes a conditional GAN, which needs labels, but "
@@ -253,15 +237,13 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
                                or config.data.image_size != 32):
             raise ValueError("config.eval_metrics has 'fcd', the digits classifier's Frechet distance, which needs "
                              "the 32x32x1 sklearn_digits data; use 'fid' or 'kid' for other data.")
-    unknown = set(config.regularization) - {f.name for f in dataclasses.fields(Regularization)}
+    valid = sorted(f.name for f in dataclasses.fields(Regularization))
+    unknown = set(config.regularization) - set(valid)
     if unknown:
-        raise ValueError(f"Unknown config.regularization fields {sorted(unknown)}; valid: "
-                         f"{sorted(f.name for f in dataclasses.fields(Regularization))}.")
+        raise ValueError(f"Unknown config.regularization fields {sorted(unknown)}; valid: {valid}.")
     if config.loss not in LOSSES:
         raise ValueError(f"config.loss={config.loss!r} is unknown; valid names: {sorted(LOSSES)}.")
-    compute_dtype(config.model.get("dtype", "float32"))
     if config.model.name == "dcgan":
-        from jaxgan.nets.dcgan import DOWNSAMPLE_FORMS, UPSAMPLE_FORMS
         if config.model.upsample not in UPSAMPLE_FORMS:
             raise ValueError(f"config.model.upsample={config.model.upsample!r}; valid: {UPSAMPLE_FORMS}.")
         if config.model.get("downsample", "conv") not in DOWNSAMPLE_FORMS:
@@ -281,41 +263,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
         if not config.model.num_classes:
             raise ValueError("config.model.g_conditional_bn=True gives G per-class BatchNorm scales and shifts, so "
                              "it needs model.num_classes > 0 (or data.cluster_labels); set it to False otherwise.")
-    for name in ("g_optimizer", "d_optimizer"):
-        opt = config[name]
-        lr = opt.learning_rate
+    for name in ("g_optimizer", "d_optimizer"):  # Adam checks its betas (jaxgan.optim.adam)
+        lr = config[name].learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"config.{name}.learning_rate={lr!r} must be a finite number > 0 (e.g. 2e-4).")
-        for beta in ("b1", "b2"):
-            b = opt.get(beta, 0.0)
-            if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1:
-                raise ValueError(f"config.{name}.{beta}={b!r} must lie in [0, 1) (Adam's decay rate).")
-    if config.critic_loop not in CRITIC_LOOPS:
-        raise ValueError(f"config.critic_loop={config.critic_loop!r}; valid: {CRITIC_LOOPS}.")
-    if not isinstance(config.n_critic, int) or config.n_critic < 1:
-        raise ValueError(f"config.n_critic={config.n_critic!r} must be an int >= 1 (D updates per G update).")
-    if not isinstance(config.get("steps_per_call", 1), int) or config.get("steps_per_call", 1) < 1:
-        raise ValueError(f"config.steps_per_call={config.get('steps_per_call')!r} must be an int >= 1 (train steps "
-                         "per compiled call).")
-    if config.get("step_loop", "auto") not in CRITIC_LOOPS:
-        raise ValueError(f"config.step_loop={config.get('step_loop')!r}; valid: {CRITIC_LOOPS}.")
-    if config.batch_size < 1 or config.batch_size % num_devices:
-        raise ValueError(
-            f"config.batch_size={config.batch_size} is not divisible by the {num_devices} devices; "
-            f"use a positive multiple of {num_devices}."
-        )
-    for name in ("train_steps", "log_every_steps", "sample_every_steps", "checkpoint_every_steps"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"config.{name}={getattr(config, name)} must be >= 1.")
-    for name in ("eval_every_steps", "train_images", "sample_every_images", "checkpoint_every_images",
-                 "eval_every_images"):
-        if config.get(name, 0) < 0:
-            raise ValueError(f"config.{name}={config.get(name)} must be >= 0 (0 = off / use the *_steps field).")
-    decay = config.get("lr_decay_steps", 0)
-    if decay:
-        if not 0 < decay <= config.train_steps:
-            raise ValueError(f"config.lr_decay_steps={decay} must be in [0, config.train_steps={config.train_steps}] "
-                             "(the learning rates reach zero at the end of training).")
+    check_schedule(config, num_devices)
+    if config.get("lr_decay_steps", 0):  # its range: checked by jaxgan.optim.linear_decay_schedule
         if config.get("train_images", 0):
             raise ValueError("config.lr_decay_steps counts train steps: give the run's length as config.train_steps, "
                              "not config.train_images.")
@@ -335,112 +288,4 @@ def data_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
         return (2,)
     return (config.data.image_size, config.data.image_size, config.data.channels)
 
-
-def latent_codes(config: ml_collections.ConfigDict) -> latent.LatentCodes:
-    """config.model.info_categorical / info_continuous -> validated InfoGAN codes (empty by default)."""
-    m = config.model
-    text = str(m.get("info_categorical", "")).strip()
-    try:
-        sizes = tuple(int(k) for k in text.split(",")) if text else ()
-    except ValueError:
-        raise ValueError(f"config.model.info_categorical={text!r}: give comma-separated code sizes, e.g. '10' or "
-                         "'10,10,10' ('' = none).") from None
-    try:
-        return latent.make_codes(sizes, int(m.get("info_continuous", 0)), latent_dim=int(m.latent_dim))
-    except ValueError as e:
-        raise ValueError(f"config.model.info_categorical / info_continuous: {e}") from None
-
-
-def _d_options(config: ml_collections.ConfigDict, codes: latent.LatentCodes) -> dict:
-    """Discriminator keyword arguments shared by the architectures (Q head sized for G's `codes`)."""
-    m = config.model
-    kwargs = dict(num_classes=m.num_classes, conditioning=m.conditioning, aux_classifier=m.aux_classifier,
-                  projection_dim=m.get("projection_dim", 0), embed_spectral_norm=m.get("projection_embed_sn", True),
-                  minibatch_std=m.minibatch_std, minibatch_discrimination=m.minibatch_discrimination, pack=m.pack,
-                  info_outputs=codes.q_outputs)
-    kwargs["spectral_norm"] = m.spectral_norm
-    kwargs.update(d_capacity_kwargs(m.d_capacity, m.name))
-    return kwargs
-
-
-COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
-def compute_dtype(name: str) -> Any:
-    """config.model.dtype -> the jnp dtype the networks compute in."""
-    if name not in COMPUTE_DTYPES:
-        raise ValueError(f"config.model.dtype={name!r}; valid: {sorted(COMPUTE_DTYPES)} (float16 would need loss "
-                         "scaling; bfloat16 has float32's exponent range and does not).")
-    return COMPUTE_DTYPES[name]
-
-
-def extra_layers(model: ml_collections.ConfigDict, net: str) -> int:
-    """DCGAN extra 3x3 conv layers of G (`net`="g") or D ("d"): model.g_/d_extra_layers, or model.extra_layers
-    where that is -1."""
-    own = model.get(f"{net}_extra_layers", -1)
-    return model.get("extra_layers", 0) if own == -1 else own
-
-
-def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
-    """The generator and discriminator named by `config.model` for the data shape."""
-    g_cls, d_cls = get_network_classes(config.model.name)
-    m, data = config.model, config.data
-    codes = latent_codes(config)
-    d_kwargs = _d_options(config, codes)
-    dtype = compute_dtype(m.get("dtype", "float32"))
-    g_cls = functools.partial(g_cls, dtype=dtype, latent_codes=codes)
-    d_cls = functools.partial(d_cls, dtype=dtype)
-    if m.name == "dcgan":
-        return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
-                      ngf=m.g_width, upsample=m.upsample, num_classes=m.num_classes,
-                      label_embed_dim=m.label_embed_dim, extra_layers=extra_layers(m, "g"),
-                      conditional_batch_norm=m.get("g_conditional_bn", False)),
-                d_cls(image_size=data.image_size, ndf=m.d_width, batch_norm=m.d_batch_norm,
-                      downsample=m.get("downsample", "conv"), extra_layers=extra_layers(m, "d"), **d_kwargs))
-    if m.name == "mlp":
-        shape = data_shape(config)
-        d_kwargs.setdefault("depth", m.get("d_depth", 0) or m.depth)
-        return (g_cls(latent_dim=m.latent_dim, out_shape=shape, hidden=m.g_width, depth=m.depth,
-                      tanh_output=len(shape) == 3, num_classes=m.num_classes, label_embed_dim=m.label_embed_dim,
-                      batch_norm=m.get("g_batch_norm", False)),
-                d_cls(hidden=m.d_width, maxout_pieces=m.get("d_maxout_pieces", 0), **d_kwargs))
-    if m.name == "resnet":
-        return (g_cls(latent_dim=m.latent_dim, image_size=data.image_size, channels=data.channels,
-                      ngf=m.g_width, num_classes=m.num_classes),
-                d_cls(image_size=data.image_size, ndf=m.d_width, **d_kwargs))
-    raise ValueError(f"No config mapping for network {config.model.name!r}.")
-
-
-def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, ...]:
-    """(g_tx, d_tx): Adam with separate learning rates and betas (two time-scale updates,
-    Heusel et al. 2017); D's Adam gets StyleGAN2's correction under lazy R1."""
-    reg = config.regularization
-    lazy = reg.r1_every if reg.r1_gamma and reg.r1_every > 1 else 0
-    g, d = config.g_optimizer, config.d_optimizer
-    g_lr, d_lr = g.learning_rate, d.learning_rate
-    if config.get("lr_decay_steps", 0):  # schedules count optimizer updates: D makes n_critic per step
-        steps, decay, k = config.train_steps, config.lr_decay_steps, config.n_critic
-        g_lr = optim.linear_decay_schedule(g_lr, total_steps=steps, decay_steps=decay)
-        d_lr = optim.linear_decay_schedule(d_lr, total_steps=steps * k, decay_steps=decay * k)
-    return (optim.adam(g_lr, b1=g.b1, b2=g.b2),
-            optim.adam(d_lr, b1=d.b1, b2=d.b2, lazy_every=lazy))
-
-
-def build_step(config: ml_collections.ConfigDict, generator: nn.Module, discriminator: nn.Module,
-               g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation) -> GANStep:
-    """The pure train step with the config's loss and static options."""
-    if config.ema_half_life_images:
-        ema_decay = ema_decay_from_half_life(half_life_images=config.ema_half_life_images,
-                                             batch_size=config.batch_size, rampup=config.ema_rampup or None)
-    elif config.ema_warmup:
-        ema_decay = ema_decay_with_warmup(config.ema_decay)
-    else:
-        ema_decay = config.ema_decay
-    return make_train_step(generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-                           loss=get_loss(config.loss, real_label=config.real_label), n_critic=config.n_critic,
-                           ema_decay=ema_decay, critic_loop=config.critic_loop,
-                           regularization=Regularization(**config.regularization.to_dict()),
-                           num_discriminators=config.num_discriminators, d_aggregation=config.d_aggregation,
-                           d_temperature=config.d_temperature,
-                           fake_labels=config.model.get("fake_labels", "uniform"))
 

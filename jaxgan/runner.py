@@ -1,14 +1,15 @@
-"""`run_training`: the chores every training run shares, whatever it trains.
+"""`run_training`: the training loop and the chores every run shares, whatever it trains.
 
-The GAN zoo (`jaxgan.loop`), image translation (`jaxgan.translation.loop`) and
-any research loop hand it an initial state, compiled train functions and a
+The orchestrators of the GAN zoo (`jaxgan.orchestrate`), image translation
+(`jaxgan.translation.orchestrate`) and video (`jaxgan.video.orchestrate`), and
+any research loop, hand it an initial state, compiled train functions and a
 batch source; it restores the latest checkpoint, runs the calls, and does the
 periodic work: metrics to CLU writers (TensorBoard + console) and
 `metrics.jsonl`, sample pictures, evaluations, Orbax checkpoints, a progress
 bar, SIGTERM (preemption) saves, and the non-finite guard.
 
 Nothing here reads a config: the orchestrators resolve their configs into the
-explicit arguments below (a `Schedule` for every period).
+explicit arguments below (a `jaxgan.run_config.Schedule` for every period).
 
 Safety:
 - Nothing is written into the workdir before the checkpoint there is known to
@@ -51,7 +52,7 @@ from PIL import Image
 
 import jaxgan
 from jaxgan import checkpoint
-from jaxgan.config import Schedule
+from jaxgan.run_config import Schedule
 from jaxgan.lock import WorkdirLock
 from jaxgan.train import replicate
 

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import latent
+from jaxgan import compile_cache, latent
 from jaxgan.common import Params
 
 
@@ -75,11 +75,10 @@ def generator_latents(generator: nn.Module, seed: int, num: int, start: int = 0,
     return z
 
 
-@functools.lru_cache(maxsize=32)
 def compiled_generate(generator: nn.Module):
-    """`generate` jitted for `generator`, one per generator (Flax modules hash by their fields), so
-    periodic evaluations reuse the compiled forward pass instead of recompiling it each time."""
-    return jax.jit(functools.partial(generate, generator))
+    """`generate` jitted for `generator`, one per generator (Flax modules hash by their fields; kept in
+    `jaxgan.compile_cache`), so periodic evaluations reuse the compiled forward pass instead of recompiling it."""
+    return compile_cache.cached(("generate", generator), lambda: jax.jit(functools.partial(generate, generator)))
 
 
 def sample_batched(

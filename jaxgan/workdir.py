@@ -3,9 +3,11 @@
     gan = jaxgan.workdir.load_generator("workdirs/dcgan-...")
     images = gan.sample_uint8(64, seed=0)  # uint8 [64, 32, 32, 1]
 
-The networks are rebuilt from WORKDIR/config.json (written by the loop) and the
-parameters restored from the latest readable checkpoint, so no Python object
-from the training process is needed.
+The networks are rebuilt from WORKDIR/config.json (written when the run
+started, by any jaxgan version: `jaxgan.build` reads each field with the
+default it had before the field existed) and the parameters restored from the
+latest readable checkpoint, so no Python object from the training process is
+needed.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import ml_collections
 import numpy as np
 
 from jaxgan import checkpoint
+from jaxgan.build import build
 from jaxgan.common import Params, to_uint8
-from jaxgan.config import build_networks, build_optimizers, build_step, data_shape
+from jaxgan.config import data_shape
 from jaxgan.data import clusters
 from jaxgan.sampling import sample_batched
 
@@ -81,9 +84,8 @@ class TrainedGenerator:
 def load_generator(workdir: str, *, ema: bool = True) -> TrainedGenerator:
     """The generator of the latest readable checkpoint in `workdir` (its EMA weights by default)."""
     config = load_config(workdir)
-    generator, discriminator = build_networks(config)
-    g_tx, d_tx = build_optimizers(config)
-    step = build_step(config, generator, discriminator, g_tx, d_tx)
+    built = build(config)  # not re-validated: the config was when its run started
+    generator, step = built.generator, built.step
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     abstract = jax.eval_shape(lambda: step.init_state(0, np.zeros((1, *data_shape(config)), np.float32)))
     abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract)

@@ -1,4 +1,4 @@
-"""The loop end to end on the tiny test config and the offline digits."""
+"""The GAN zoo end to end (`jaxgan.orchestrate` over `jaxgan.runner`) on the tiny test config and the offline digits."""
 
 import glob
 import json
@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from experiments.configs import test as test_config
-from jaxgan import loop, runner
+from jaxgan import orchestrate, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,12 +34,12 @@ def _leaves(state):
 
 def test_writes_samples_checkpoints_events_and_resumes_exactly(tmp_path):
     data_dir = str(tmp_path / "tfds")
-    straight = loop.train_and_evaluate(_config(6, data_dir=data_dir), str(tmp_path / "straight"))
+    straight = orchestrate.train_and_evaluate(_config(6, data_dir=data_dir), str(tmp_path / "straight"))
 
     resumed_dir = str(tmp_path / "resumed")
-    loop.train_and_evaluate(_config(3, data_dir=data_dir), resumed_dir)
+    orchestrate.train_and_evaluate(_config(3, data_dir=data_dir), resumed_dir)
     assert sorted(os.listdir(os.path.join(resumed_dir, "checkpoints"))) == ["3"]
-    resumed = loop.train_and_evaluate(_config(6, data_dir=data_dir), resumed_dir)
+    resumed = orchestrate.train_and_evaluate(_config(6, data_dir=data_dir), resumed_dir)
 
     assert int(straight.step) == int(resumed.step) == 6
     # The relaunch changed train_steps: the first config.json is kept beside the new one.
@@ -64,11 +64,11 @@ def test_writes_samples_checkpoints_events_and_resumes_exactly(tmp_path):
 def test_mismatched_config_on_resume_fails_clearly(tmp_path):
     data_dir = str(tmp_path / "tfds")
     workdir = str(tmp_path / "run")
-    loop.train_and_evaluate(_config(3, data_dir=data_dir), workdir)
+    orchestrate.train_and_evaluate(_config(3, data_dir=data_dir), workdir)
     wider = _config(6, data_dir=data_dir)
     wider.model.g_width = 16
     with pytest.raises(ValueError, match="does not fit this configuration"):
-        loop.train_and_evaluate(wider, workdir)
+        orchestrate.train_and_evaluate(wider, workdir)
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3"]  # nothing lost
 
 
@@ -85,11 +85,24 @@ def test_launcher_prints_workdir_and_trains(tmp_path):
     assert os.listdir(workdir / "checkpoints") == ["2"]
 
 
+def test_old_module_names_still_hold_the_same_objects():
+    """jaxgan.loop (now jaxgan.orchestrate) and the builders once in jaxgan.config: the same functions."""
+    from jaxgan import build, config, loop, run_config
+    from jaxgan.translation import loop as translation_loop, orchestrate as translation
+    from jaxgan.video import loop as video_loop, orchestrate as video
+
+    assert loop.train_and_evaluate is orchestrate.train_and_evaluate and loop.dry_run is orchestrate.dry_run
+    assert loop.build_networks is config.build_networks is build.build_networks
+    assert loop.resolve_schedule is config.resolve_schedule and config.Schedule is run_config.Schedule
+    assert translation_loop.train_and_evaluate is translation.train_and_evaluate
+    assert video_loop.compiled_step is video.compiled_step
+
+
 def test_bad_batch_size_fails_before_anything_is_written(tmp_path):
     config = _config(2, data_dir=str(tmp_path / "tfds"))
     config.batch_size = jax.device_count() * 2 + 1
     with pytest.raises(ValueError, match="not divisible"):
-        loop.train_and_evaluate(config, str(tmp_path / "bad"))
+        orchestrate.train_and_evaluate(config, str(tmp_path / "bad"))
     assert not os.path.exists(tmp_path / "bad")
 
 
@@ -146,7 +159,7 @@ def test_sigkill_between_checkpoints_then_relaunch_is_bit_exact(tmp_path):
     out, err = relaunched.communicate(timeout=600)
     assert relaunched.returncode == 0, err[-3000:]
 
-    straight = loop.train_and_evaluate(
+    straight = orchestrate.train_and_evaluate(
         _config(end, data_dir=str(data_dir), checkpoint_every_steps=2, sample_every_steps=100000),
         str(tmp_path / "straight"))
     step, resumed = _restored_leaves(workdir, straight)
@@ -182,12 +195,12 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
 def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
     data_dir = str(tmp_path / "tfds")
     workdir = str(tmp_path / "run")
-    straight = loop.train_and_evaluate(_config(6, data_dir=data_dir), str(tmp_path / "straight"))
-    loop.train_and_evaluate(_config(6, data_dir=data_dir), workdir)
+    straight = orchestrate.train_and_evaluate(_config(6, data_dir=data_dir), str(tmp_path / "straight"))
+    orchestrate.train_and_evaluate(_config(6, data_dir=data_dir), workdir)
     for path in glob.glob(os.path.join(workdir, "checkpoints", "6", "default", "d", "*")):
         with open(path, "r+b") as f:  # a disk error: the array data is truncated
             f.truncate(16)
-    resumed = loop.train_and_evaluate(_config(6, data_dir=data_dir), workdir)
+    resumed = orchestrate.train_and_evaluate(_config(6, data_dir=data_dir), workdir)
 
     assert "checkpoint 6 is damaged (Orbax cannot parse it" in capsys.readouterr().out
     moved = [n for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.startswith("6.damaged-")]
@@ -213,7 +226,7 @@ def test_dry_run_prints_counts_and_config_without_writing(tmp_path):
          f"--workdir={tmp_path / 'never'}", "--config.train_images=1000"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    from jaxgan.config import build_networks
+    from jaxgan.build import build_networks
     from jaxgan.state import create_train_state
     import optax
     g, d = build_networks(test_config.get_config())
@@ -230,7 +243,7 @@ def test_dry_run_rejects_a_bad_config():
     config = test_config.get_config()
     config.loss = "nope"
     with pytest.raises(ValueError, match="config.loss='nope' is unknown"):
-        loop.dry_run(config)
+        orchestrate.dry_run(config)
 
 
 def test_durations_in_images_round_up_to_steps():
@@ -260,13 +273,14 @@ def test_evaluators_sample_export_and_python_api(tmp_path):
     """Evaluators run every eval_every_steps on EMA-G; tools/sample.py and load_generator
     reproduce G(z) of the final state exactly, deterministic in the seed."""
     from jaxgan import workdir as workdir_lib
+    from jaxgan.build import build_networks
     from jaxgan.common import to_uint8
     from jaxgan.sampling import generate
 
     data_dir, workdir = str(tmp_path / "tfds"), str(tmp_path / "run")
     evaluator = _RecordingEvaluator()
     config = _config(4, data_dir=data_dir, eval_every_steps=2)
-    state = loop.train_and_evaluate(config, workdir, evaluators=[evaluator])
+    state = orchestrate.train_and_evaluate(config, workdir, evaluators=[evaluator])
     assert [c[0] for c in evaluator.calls] == [2, 4]
     assert all(c[1:] == (np.uint8, (5, 32, 32, 1), True, False) for c in evaluator.calls)
     with open(os.path.join(workdir, "version.json")) as f:
@@ -276,7 +290,7 @@ def test_evaluators_sample_export_and_python_api(tmp_path):
     # Independent reference: G_ema(z_i) with z_i = N(0, I) keyed by fold_in(PRNGKey(seed), i).
     key = jax.random.PRNGKey(7)
     z = np.stack([np.asarray(jax.random.normal(jax.random.fold_in(key, i), (16,))) for i in range(10)])
-    expected = np.asarray(to_uint8(generate(loop.build_networks(config)[0], jax.device_get(state.g_ema_params),
+    expected = np.asarray(to_uint8(generate(build_networks(config)[0], jax.device_get(state.g_ema_params),
                                             jax.device_get(state.g.batch_stats), z)))
 
     gan = workdir_lib.load_generator(workdir)
@@ -347,7 +361,7 @@ def test_conditional_run_uses_labels_and_samples_by_class(tmp_path):
     config.model.num_classes = 10
     config.num_samples = 20
     workdir = str(tmp_path / "cgan")
-    loop.train_and_evaluate(config, workdir)
+    orchestrate.train_and_evaluate(config, workdir)
     gan = workdir_lib.load_generator(workdir)
     assert gan.num_classes == 10
     threes = gan.sample(4, seed=1, labels=[3, 3, 3, 3])
@@ -359,7 +373,7 @@ def test_conditional_run_uses_labels_and_samples_by_class(tmp_path):
     bad = _config(2, data_dir=str(tmp_path / "tfds"))
     bad.model.num_classes = 5  # the digits have 10 classes
     with pytest.raises(ValueError, match=r"labels span 0\.\.9, outside \[0, 5\)"):
-        loop.train_and_evaluate(bad, str(tmp_path / "bad"))
+        orchestrate.train_and_evaluate(bad, str(tmp_path / "bad"))
 
 
 def _event_scalars(workdir):
@@ -381,7 +395,7 @@ def test_config_evaluators_write_eval_scalars(tmp_path):
     config = _config(4, data_dir=str(tmp_path / "tfds"), eval_every_steps=2, eval_metrics="fcd,msssim",
                      eval_num_samples=16)
     workdir = str(tmp_path / "run")
-    loop.train_and_evaluate(config, workdir)
+    orchestrate.train_and_evaluate(config, workdir)
     scalars = _event_scalars(workdir)
     for tag in ("eval/fcd", "eval/fcd_floor", "eval/msssim", "eval/msssim_real"):
         assert sorted(scalars[tag]) == [2, 4], (tag, scalars.get(tag))
@@ -396,11 +410,11 @@ def test_config_evaluators_write_eval_scalars(tmp_path):
 def test_bad_eval_metrics_fail_before_anything_is_written(tmp_path):
     config = _config(2, data_dir=str(tmp_path / "tfds"), eval_every_steps=1, eval_metrics="fcd,fidd")
     with pytest.raises(ValueError, match=r"unknown \['fidd'\]; valid names"):
-        loop.train_and_evaluate(config, str(tmp_path / "bad"))
+        orchestrate.train_and_evaluate(config, str(tmp_path / "bad"))
     config = _config(2, data_dir=str(tmp_path / "tfds"), eval_every_steps=1)
     config.data.channels = 3
     with pytest.raises(ValueError, match="needs the 32x32x1 sklearn_digits"):
-        loop.train_and_evaluate(config, str(tmp_path / "bad"))
+        orchestrate.train_and_evaluate(config, str(tmp_path / "bad"))
     assert not os.path.exists(tmp_path / "bad")
 
 
@@ -413,7 +427,7 @@ def test_two_dimensional_mixture_run_exports_points(tmp_path):
     config.model.name, config.model.g_width, config.model.d_width, config.model.depth = "mlp", 32, 32, 2
     config.train_steps, config.sample_every_steps, config.checkpoint_every_steps = 4, 4, 4
     workdir = str(tmp_path / "ring")
-    loop.train_and_evaluate(config, workdir)
+    orchestrate.train_and_evaluate(config, workdir)
     picture = np.asarray(Image.open(os.path.join(workdir, "samples", "ema_000004.png")))
     assert picture.shape == (256, 256) and 0 < (picture == 255).sum() <= config.num_samples
     out = tmp_path / "ring.npz"
@@ -438,7 +452,7 @@ def test_scatter_image_places_points_by_hand():
 
 
 def test_call_sizes_stop_at_every_periodic_action():
-    from jaxgan.config import Schedule
+    from jaxgan.run_config import Schedule
     schedule = Schedule(train_steps=23, log_every=10, sample_every=0, checkpoint_every=7, eval_every=0,
                         images_per_step=1)
     sizes = list(schedule.call_sizes(0, 3))
@@ -463,7 +477,7 @@ def test_steps_per_call_trains_the_same_run(tmp_path):
     for k in (1, 4):
         config.steps_per_call, config.step_loop = k, "scan"
         workdir = tmp_path / f"k{k}"
-        states[k] = loop.train_and_evaluate(config, str(workdir))
+        states[k] = orchestrate.train_and_evaluate(config, str(workdir))
         assert sorted(os.listdir(workdir / "checkpoints")) == ["12", "13", "6"]
     assert int(states[4].step) == 13
     for a, b in zip(_leaves(states[4]), _leaves(states[1])):

@@ -14,8 +14,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgan import data, loop
-from jaxgan.config import build_networks, build_optimizers, build_step, validate
+from jaxgan import data, orchestrate
+from jaxgan.build import build_networks, build_optimizers, build_step
+from jaxgan.config import validate
 from jaxgan.train import make_mesh, replicate, shard_map_step
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "configs")
@@ -56,14 +57,14 @@ def test_preset_trains(name, digits):
     generator, discriminator = build_networks(config)
     g_tx, d_tx = build_optimizers(config)
     step = build_step(config, generator, discriminator, g_tx, d_tx)
-    loop.check_labels_fit(digits, step.num_classes)
+    orchestrate.check_labels_fit(digits, step.num_classes)
     batcher = data.ArrayBatcher(digits, batch_size=config.batch_size, seed=0)
     state = step.init_state(0, data.to_model_range(digits["image"][:1]))
     initial = jax.tree_util.tree_map(np.asarray, jax.device_get(state))
     run = shard_map_step(step, mesh)
     state = replicate(state, mesh)
     for s in range(2):
-        batch = {k: v for k, v in loop.step_batch(batcher, s, config.n_critic).items() if k in step.batch_keys}
+        batch = {k: v for k, v in orchestrate.step_batch(batcher, s, config.n_critic).items() if k in step.batch_keys}
         state, metrics = run(state, batch)
         values = {k: float(v) for k, v in metrics.items()}
         assert all(np.isfinite(v) for v in values.values()), values
@@ -88,7 +89,8 @@ def test_preset_trains(name, digits):
     (lambda c: setattr(c.data, "source", "parquet"), r"valid: \('tfds', 'npz', 'folder', 'mixture', 'stacked_digits'\)"),
     (lambda c: (setattr(c.data, "source", "mixture"), setattr(c.data, "name", "ring")), "needs model.name='mlp'"),
     (lambda c: (setattr(c.data, "source", "mixture"), setattr(c.data, "name", "spiral")), "not a mixture"),
-    (lambda c: setattr(c, "lr_decay_steps", c.train_steps + 1), r"lr_decay_steps=\d+ must be in \[0, config.train_steps"),
+    (lambda c: setattr(c, "lr_decay_steps", c.train_steps + 1),
+     r"config.lr_decay_steps=1501 must be in \[0, total_steps=1500\], got 1501"),
     (lambda c: (setattr(c, "lr_decay_steps", 1), setattr(c, "train_images", 6400)), "not config.train_images"),
     (lambda c: (setattr(c, "lr_decay_steps", 1), setattr(c.regularization, "r1_gamma", 1.0),
                 setattr(c.regularization, "r1_every", 16)), "lazy R1"),

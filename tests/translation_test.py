@@ -278,11 +278,11 @@ def test_data_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"tfds build cycle_gan/horse2zebra --data_dir="):
         tdata.load_cycle_gan_tfds("horse2zebra", load_size=8, data_dir=str(tmp_path / "no_tfds"))
     # Through the loop: the data error comes before the workdir is made or anything compiles.
-    from jaxgan.translation import loop
+    from jaxgan.translation import orchestrate
     config = _tiny_config("cyclegan", **{"data.source": "folders", "data.path_a": str(empty),
                                          "data.path_b": str(tmp_path / "B")})
     with pytest.raises(ValueError, match="the folder holds no PNG/JPEG"):
-        loop.train_and_evaluate(config, str(tmp_path / "never_made"), mesh=make_mesh(jax.devices()[:1]))
+        orchestrate.train_and_evaluate(config, str(tmp_path / "never_made"), mesh=make_mesh(jax.devices()[:1]))
     assert not (tmp_path / "never_made").exists()
 
 
@@ -303,7 +303,7 @@ def _serve_splits(root, splits: dict[str, np.ndarray]):
 def test_cycle_gan_tfds_by_name_with_mock_data(tmp_path):
     """TFDS cycle_gan/<name> offline: records faked from its feature spec, then each split told apart."""
     import tensorflow_datasets as tfds
-    from jaxgan.translation import loop
+    from jaxgan.translation import orchestrate
 
     counts = {"trainA": 3, "trainB": 5, "testA": 2, "testB": 4}
     write_mock_tfds_metadata(tmp_path, "cycle_gan/horse2zebra", counts)
@@ -320,7 +320,7 @@ def test_cycle_gan_tfds_by_name_with_mock_data(tmp_path):
         a, b = tdata.load_cycle_gan_tfds("cycle_gan/horse2zebra", split="train", load_size=8)
         np.testing.assert_array_equal(a, np.full((3, 8, 8, 3), 10))
         np.testing.assert_array_equal(b, np.full((5, 8, 8, 3), 20))
-        a, b = loop.load_data(config)  # the config path: data.source="tfds" with data.split="test"
+        a, b = orchestrate.load_data(config)  # the config path: data.source="tfds" with data.split="test"
         np.testing.assert_array_equal(a, np.full((2, 8, 8, 3), 30))
         np.testing.assert_array_equal(b, np.full((4, 8, 8, 3), 40))
         with pytest.raises(ValueError, match=r"data.name='horse2zebr' is not a TFDS cycle_gan dataset.*'horse2zebra'"):
@@ -329,7 +329,7 @@ def test_cycle_gan_tfds_by_name_with_mock_data(tmp_path):
             tdata.load_cycle_gan_tfds("horse2zebra", split="trainA", load_size=8)
         config.model = "pix2pix"
         with pytest.raises(ValueError, match="datasets are unpaired; use source='side_by_side'"):
-            loop.load_data(config)
+            orchestrate.load_data(config)
 
 
 def test_side_by_side_pairs_and_paired_batches_align(tmp_path):
@@ -374,7 +374,7 @@ def _config(name: str, preset: str = "demo") -> ml_collections.ConfigDict:
 
 @pytest.mark.parametrize("name", ["cyclegan", "pix2pix"])
 def test_paper_presets_load_by_path_and_match_the_papers(name):
-    from jaxgan.translation import loop
+    from jaxgan.translation import orchestrate
 
     config = _config(name, "paper")
     # Both papers: 286 -> 256 px crops, batch 1, Adam 2e-4 beta1 0.5, widths 64, the 70x70 PatchGAN
@@ -388,7 +388,7 @@ def test_paper_presets_load_by_path_and_match_the_papers(name):
         assert 2 * config.decay_steps == config.train_steps
     else:  # U-Net 256 (8 levels) with dropout 0.5, L1 weight 100, constant rate
         assert (config.g.num_downs, config.g.dropout, config.l1_weight, config.decay_steps) == (8, 0.5, 100, 0)
-    loop.validate(config, 1)
+    orchestrate.validate(config, 1)
     with pytest.raises(Exception, match="Unknown preset 'papr'"):
         _config(name, "papr")
 
@@ -415,15 +415,15 @@ def _triplets(path) -> np.ndarray:
 
 
 def test_cyclegan_trains_resumes_exactly_and_translates(tmp_path):
-    from jaxgan.translation import apply, loop
+    from jaxgan.translation import apply, orchestrate
 
     mesh = make_mesh(jax.devices()[:1])
     config = _tiny_config("cyclegan", **{"g.num_blocks": 1, "g.features": 8, "d.features": 8, "batch_size": 4,
                                          "train_steps": 40, "decay_steps": 20, "learning_rate": 1e-3,
                                          "sample_every_steps": 40, "checkpoint_every_steps": 20})
-    straight = loop.train_and_evaluate(config, str(tmp_path / "straight"), mesh=mesh)
-    loop.train_and_evaluate(config, str(tmp_path / "resumed"), stop_at=20, mesh=mesh)
-    resumed = loop.train_and_evaluate(config, str(tmp_path / "resumed"), mesh=mesh)
+    straight = orchestrate.train_and_evaluate(config, str(tmp_path / "straight"), mesh=mesh)
+    orchestrate.train_and_evaluate(config, str(tmp_path / "resumed"), stop_at=20, mesh=mesh)
+    resumed = orchestrate.train_and_evaluate(config, str(tmp_path / "resumed"), mesh=mesh)
     assert int(straight.step) == int(resumed.step) == 40
     for x, y in zip(jax.tree_util.tree_leaves(jax.device_get(straight)), jax.tree_util.tree_leaves(resumed)):
         np.testing.assert_array_equal(x, y)  # bit-exact: params, Adam, history buffers, step, rng
@@ -476,14 +476,14 @@ def test_cyclegan_trains_resumes_exactly_and_translates(tmp_path):
 
 
 def test_pix2pix_trains_and_refuses_bad_configs(tmp_path):
-    from jaxgan.translation import apply, loop
+    from jaxgan.translation import apply, orchestrate
 
     mesh = make_mesh(jax.devices()[:1])
     config = _tiny_config("pix2pix", **{"g.num_downs": 2, "g.features": 8, "d.features": 8, "d.num_layers": 1,
                                         "batch_size": 4,
                                         "train_steps": 30, "learning_rate": 1e-3, "log_every_steps": 6,
                                         "sample_every_steps": 30, "checkpoint_every_steps": 30})
-    loop.train_and_evaluate(config, str(tmp_path / "run"), mesh=mesh)
+    orchestrate.train_and_evaluate(config, str(tmp_path / "run"), mesh=mesh)
     # The L1 term falls (measured: 0.56 at step 6 -> 0.28 at step 30, in [-1, 1] units) ...
     l1s = [json.loads(line)["train/l1"] for line in open(tmp_path / "run" / "metrics.jsonl")]
     assert len(l1s) == 5 and l1s[-1] < 0.6 * l1s[0], l1s
@@ -499,10 +499,10 @@ def test_pix2pix_trains_and_refuses_bad_configs(tmp_path):
 
     config.data.crop_size = CROP - 2
     with pytest.raises(ValueError, match=rf"crop_size.*{CROP - 2}x{CROP - 2} cannot be halved enough times.*of 4"):
-        loop.validate(config, 1)
+        orchestrate.validate(config, 1)
     config.data.crop_size, config.batch_size = CROP, 3
     with pytest.raises(ValueError, match="multiple of the device count 2"):
-        loop.validate(config, 2)
+        orchestrate.validate(config, 2)
 
 
 def test_read_image_scales_16_bit_grayscale_instead_of_clipping(tmp_path):

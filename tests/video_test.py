@@ -317,13 +317,13 @@ def test_video_discriminator_learns_temporal_order():
 
 
 def test_step_device_count_invariant_and_checks_batches():
-    from jaxgan.video import loop  # pylint: disable=g-import-not-at-top
+    from jaxgan.video import orchestrate  # pylint: disable=g-import-not-at-top
 
     config = _test_config()
-    batches = [loop.load_batcher(config).batch_at(s) for s in range(2)]
+    batches = [orchestrate.load_batcher(config).batch_at(s) for s in range(2)]
     finals = {}
     for n in (1, 4):
-        compiled = loop.compiled_step(config, make_mesh(jax.devices()[:n]))
+        compiled = orchestrate.compiled_step(config, make_mesh(jax.devices()[:n]))
         state = replicate(compiled.init(0), make_mesh(jax.devices()[:n]))
         for batch in batches:
             state, metrics = compiled.train(state, batch)
@@ -350,7 +350,7 @@ def test_step_device_count_invariant_and_checks_batches():
 
 
 def test_bad_configs_fail_before_compiling():
-    from jaxgan.video import loop  # pylint: disable=g-import-not-at-top
+    from jaxgan.video import orchestrate  # pylint: disable=g-import-not-at-top
 
     for overrides, message in [({"data.frame_size": 24}, "power of two"),
                                ({"batch_size": 6}, "multiple of the device count 4"),
@@ -361,21 +361,21 @@ def test_bad_configs_fail_before_compiling():
                                ({"loss": "nope"}, "Unknown loss")]:
         with pytest.raises(ValueError, match=message):
             config = _test_config(**overrides)
-            loop.validate(config, 4)
-            loop.build_step(config)
+            orchestrate.validate(config, 4)
+            orchestrate.build_step(config)
 
 
 def test_training_resumes_exactly_writes_samples_and_closes_the_gap(tmp_path):
     """8 steps straight == 4 steps, stop, resume, 4 steps (bit-exact), with GIF + PNG samples; a 40-step
     run keeps losses finite and lowers the gap between G's clips and real ones from its start
     (per-frame digits Frechet distance to held-out clips, and mean brightness)."""
-    from jaxgan.video import loop  # pylint: disable=g-import-not-at-top
+    from jaxgan.video import orchestrate  # pylint: disable=g-import-not-at-top
 
     mesh = make_mesh(jax.devices()[:1])
     config = _test_config()
-    straight = loop.train_and_evaluate(config, str(tmp_path / "straight"), mesh=mesh)
-    loop.train_and_evaluate(config, str(tmp_path / "resumed"), stop_at=4, mesh=mesh)
-    resumed = loop.train_and_evaluate(config, str(tmp_path / "resumed"), mesh=mesh)
+    straight = orchestrate.train_and_evaluate(config, str(tmp_path / "straight"), mesh=mesh)
+    orchestrate.train_and_evaluate(config, str(tmp_path / "resumed"), stop_at=4, mesh=mesh)
+    resumed = orchestrate.train_and_evaluate(config, str(tmp_path / "resumed"), mesh=mesh)
     assert int(straight.step) == int(resumed.step) == 8
     for x, y in zip(jax.tree_util.tree_leaves(jax.device_get(straight)), jax.tree_util.tree_leaves(resumed)):
         np.testing.assert_array_equal(x, y)
@@ -383,7 +383,7 @@ def test_training_resumes_exactly_writes_samples_and_closes_the_gap(tmp_path):
     samples = tmp_path / "straight" / "samples"
     assert sorted(os.listdir(samples)) == sorted(f"{n}_{s:06d}.{e}" for n in ("g", "ema") for s in (0, 4, 8)
                                                  for e in ("gif", "png"))
-    clips = np.asarray(jax.device_get(loop.compiled_step(config, mesh).sample(
+    clips = np.asarray(jax.device_get(orchestrate.compiled_step(config, mesh).sample(
         straight.g_ema_params, straight.g.batch_stats, config.seed + 1)))
     clips = np.clip(np.round((clips + 1) * 127.5), 0, 255).astype(np.uint8)  # [2, 4, 16, 16, 1]
     with Image.open(samples / "ema_000008.gif") as gif:
@@ -396,18 +396,18 @@ def test_training_resumes_exactly_writes_samples_and_closes_the_gap(tmp_path):
         np.testing.assert_array_equal(grid[2 + i * 18:2 + i * 18 + 16, 2 + t * 18:2 + t * 18 + 16], clips[i, t, ..., 0])
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "straight"))
     # A relaunch that repeats a step never overwrites that step's samples.
-    assert loop.unused_name(str(samples), "ema", 8) == "ema-rerun1"
-    assert loop.unused_name(str(samples), "ema", 12) == "ema"
+    assert orchestrate.unused_name(str(samples), "ema", 8) == "ema-rerun1"
+    assert orchestrate.unused_name(str(samples), "ema", 12) == "ema"
 
     # A short run closes the gap between generated and real clips.
     config = _test_config(train_steps=40, log_every_steps=1, sample_every_steps=40, checkpoint_every_steps=40)
-    state = loop.train_and_evaluate(config, str(tmp_path / "long"), mesh=mesh)
+    state = orchestrate.train_and_evaluate(config, str(tmp_path / "long"), mesh=mesh)
     with open(tmp_path / "long" / "metrics.jsonl") as f:
         logged = [json.loads(line) for line in f]
     assert len(logged) == 40 and all(np.isfinite(v) for row in logged for v in row.values())
-    compiled = loop.compiled_step(config, mesh)
+    compiled = orchestrate.compiled_step(config, mesh)
     start = compiled.init(config.seed)
-    real = loop.reference_clips(config, 16)
+    real = orchestrate.reference_clips(config, 16)
     as_uint8 = lambda x: np.clip(np.round((np.asarray(x) + 1) * 127.5), 0, 255).astype(np.uint8)
     clips = lambda s: np.concatenate([as_uint8(compiled.sample(s.g.params, s.g.batch_stats, seed))
                                       for seed in range(8)])  # 16 clips, 64 frames

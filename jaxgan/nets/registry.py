@@ -1,33 +1,98 @@
-"""Architectures by name, so configs can select them and errors list the choices.
+"""Architectures by name: what each network pair is built from, so configs select them by name.
 
-Also the early checks a config can run before building anything
-(`check_image_size`) and the discriminator capacity presets, the "weaken D"
-remedy for a D that wins too easily.
+`ARCHITECTURES[name].from_config(model, sample_shape, ...)` builds (G, D) from the fields of an experiment
+config's `model` section (any mapping with `[]` and `.get`; nothing here reads a config file): each
+architecture's `fields` is the one place that maps those fields onto its constructors' arguments, and
+`from_config` adds what every architecture shares (latent size, classes, the discriminator options of
+`jaxgan.nets.conditioning`, the D capacity preset). Also the early checks a config runs before building
+anything (`check_image_size`) and the D capacity presets, the "weaken D" remedy for a D that wins too easily.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 
+from jaxgan import latent
 from jaxgan.nets import dcgan, resnet
 from jaxgan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from jaxgan.nets.mlp import MLPDiscriminator, MLPGenerator
 from jaxgan.nets.resnet import ResNetDiscriminator, ResNetGenerator
 
-NETWORKS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
-    "mlp": (MLPGenerator, MLPDiscriminator),
-    "dcgan": (DCGANGenerator, DCGANDiscriminator),
-    "resnet": (ResNetGenerator, ResNetDiscriminator),
+Model = Mapping[str, Any]  # an experiment config's `model` section
+Fields = Callable[[Model, tuple[int, ...]], tuple[dict[str, Any], dict[str, Any]]]
+
+
+def extra_layers(model: Model, net: str) -> int:
+    """DCGAN extra 3x3 conv layers of G (`net`="g") or D ("d"): model.g_/d_extra_layers, or model.extra_layers
+    where that is -1."""
+    own = model.get(f"{net}_extra_layers", -1)
+    return model.get("extra_layers", 0) if own == -1 else own
+
+
+def _dcgan_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    size, channels = shape[0], shape[2]
+    return (dict(image_size=size, channels=channels, ngf=m["g_width"], upsample=m["upsample"],
+                 label_embed_dim=m["label_embed_dim"], extra_layers=extra_layers(m, "g"),
+                 conditional_batch_norm=m.get("g_conditional_bn", False)),
+            dict(image_size=size, ndf=m["d_width"], batch_norm=m["d_batch_norm"],
+                 downsample=m.get("downsample", "conv"), extra_layers=extra_layers(m, "d")))
+
+
+def _mlp_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (dict(out_shape=tuple(shape), hidden=m["g_width"], depth=m["depth"], tanh_output=len(shape) == 3,
+                 label_embed_dim=m["label_embed_dim"], batch_norm=m.get("g_batch_norm", False)),
+            dict(hidden=m["d_width"], maxout_pieces=m.get("d_maxout_pieces", 0),
+                 depth=m.get("d_depth", 0) or m["depth"]))
+
+
+def _resnet_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (dict(image_size=shape[0], channels=shape[2], ngf=m["g_width"]),
+            dict(image_size=shape[0], ndf=m["d_width"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A generator/discriminator pair, the square image sizes it supports (None: any sample shape), and
+    `fields(model, sample_shape) -> (G kwargs, D kwargs)`: its own config fields, mapped in this one place."""
+
+    name: str
+    generator: type[nn.Module]
+    discriminator: type[nn.Module]
+    image_sizes: tuple[int, ...] | None
+    fields: Fields
+
+    def from_config(self, model: Model, sample_shape: tuple[int, ...], *, latent_codes: latent.LatentCodes,
+                    dtype: Any) -> tuple[nn.Module, nn.Module]:
+        """(G, D) for samples of `sample_shape` from `model`'s fields; `latent_codes` (InfoGAN codes, sizing
+        D's Q head) and the compute `dtype` come resolved."""
+        g_own, d_own = self.fields(model, sample_shape)
+        generator = self.generator(latent_dim=model["latent_dim"], num_classes=model["num_classes"],
+                                   latent_codes=latent_codes, dtype=dtype, **g_own)
+        d_kwargs = dict(  # `jaxgan.nets.conditioning.DiscriminatorOptions`: the same field names in every D
+            num_classes=model["num_classes"], conditioning=model["conditioning"],
+            aux_classifier=model["aux_classifier"], projection_dim=model.get("projection_dim", 0),
+            embed_spectral_norm=model.get("projection_embed_sn", True), minibatch_std=model["minibatch_std"],
+            minibatch_discrimination=model["minibatch_discrimination"], pack=model["pack"],
+            info_outputs=latent_codes.q_outputs, spectral_norm=model["spectral_norm"], dtype=dtype)
+        d_kwargs.update(d_own)
+        d_kwargs.update(d_capacity_kwargs(model["d_capacity"], self.name))  # the preset wins (e.g. its depth)
+        return generator, self.discriminator(**d_kwargs)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "mlp": Architecture("mlp", MLPGenerator, MLPDiscriminator, None, _mlp_fields),
+    "dcgan": Architecture("dcgan", DCGANGenerator, DCGANDiscriminator, dcgan.SUPPORTED_SIZES, _dcgan_fields),
+    "resnet": Architecture("resnet", ResNetGenerator, ResNetDiscriminator, resnet.SUPPORTED_SIZES, _resnet_fields),
 }
 
+NETWORKS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    name: (a.generator, a.discriminator) for name, a in ARCHITECTURES.items()}
+
 # Image sizes each network supports; None = any sample shape (the MLP flattens).
-SUPPORTED_IMAGE_SIZES: dict[str, tuple[int, ...] | None] = {
-    "mlp": None,
-    "dcgan": dcgan.SUPPORTED_SIZES,
-    "resnet": resnet.SUPPORTED_SIZES,
-}
+SUPPORTED_IMAGE_SIZES: dict[str, tuple[int, ...] | None] = {name: a.image_sizes for name, a in ARCHITECTURES.items()}
 
 # D capacity presets: preset -> network -> D kwargs. Width scales every layer of
 # D by `width_multiplier` (the parameter count of a conv/dense stack falls about
@@ -41,14 +106,18 @@ D_CAPACITY_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+def get_architecture(name: str) -> Architecture:
+    """The architecture registered under `name`."""
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(f"Unknown network {name!r}; valid names: {sorted(NETWORKS)}.") from None
+
+
 def get_network_classes(name: str) -> tuple[type[nn.Module], type[nn.Module]]:
     """(Generator class, Discriminator class) registered under `name`."""
-    try:
-        return NETWORKS[name]
-    except KeyError:
-        raise ValueError(
-            f"Unknown network {name!r}; valid names: {sorted(NETWORKS)}."
-        ) from None
+    architecture = get_architecture(name)
+    return architecture.generator, architecture.discriminator
 
 
 def check_image_size(name: str, image_size: int, *, channels: int | None = None) -> None:

@@ -61,7 +61,7 @@ class Translator:
 
 def load_translator(workdir: str) -> Translator:
     """The generator(s) of the latest checkpoint in `workdir`, built from its config.json."""
-    from jaxgan.translation import loop  # pylint: disable=g-import-not-at-top
+    from jaxgan.translation import orchestrate  # pylint: disable=g-import-not-at-top
 
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
@@ -74,7 +74,7 @@ def load_translator(workdir: str) -> Translator:
         name = model.get("name", "?") if hasattr(model, "get") else model
         raise ValueError(f"{workdir} is a GAN-zoo run (model.name={name!r}, written by experiments/train.py), not an "
                          "image-translation run; sample it with tools/sample.py --workdir=... instead.")
-    step = loop.build_step(config)
+    step = orchestrate.build_step(config)
     target = step.abstract_state()
     with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"), read_only=True) as manager:
         state, restored = checkpoint.restore_latest(manager, target)

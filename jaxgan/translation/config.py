@@ -3,7 +3,7 @@
 `base_config(model)` lists every field with a comment, set to the papers' optimizer
 and loss weights and to a small offline demo's sizes; `paper_sizes(config)` sets
 what both papers share at full size. The experiment configs start from these and
-change only what differs. Only the translation loop reads these configs; nothing
+change only what differs. Only the translation orchestrator reads these configs; nothing
 below it does.
 """
 
