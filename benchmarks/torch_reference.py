@@ -78,8 +78,12 @@ def build_gan(row: str, n_critic: int, batch_size: int):
     from benchmarks import torch_nets as tn
 
     if row == "mlp":
-        g, d, shape, latent = tn.MLPGenerator(100, (1, 28, 28), 256, 2, True), tn.MLPDiscriminator(784, 256, 2), \
-            (1, 28, 28), 100
+        g, d, shape, latent = (
+            tn.MLPGenerator(100, (1, 28, 28), 256, 2, True),
+            tn.MLPDiscriminator(784, 256, 2),
+            (1, 28, 28),
+            100,
+        )
     elif row in ("dcgan32", "dcgan64"):
         size, channels = (32, 1) if row == "dcgan32" else (64, 3)
         g = tn.DCGANGenerator(latent_dim=100, image_size=size, channels=channels, ngf=64)
@@ -105,8 +109,20 @@ def build_gan(row: str, n_critic: int, batch_size: int):
 class GANStep:
     """One full train step per call (see the module docstring); keeps G, D, both Adams and the EMA."""
 
-    def __init__(self, g, d, reals, latent_dim: int, d_losses, g_loss, adam: dict, *, compile_nets: bool,
-                 channels_last: bool, ema_decay: float = 0.999):
+    def __init__(
+        self,
+        g,
+        d,
+        reals,
+        latent_dim: int,
+        d_losses,
+        g_loss,
+        adam: dict,
+        *,
+        compile_nets: bool,
+        channels_last: bool,
+        ema_decay: float = 0.999,
+    ):
         import torch
 
         if channels_last:
@@ -198,9 +214,16 @@ def measure(row: str, variant: str, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     n_critic = "-" if row == "fid" else (args.n_critic or DEFAULT_N_CRITIC[row])
     batch = args.fid_batch if row == "fid" else args.batch_size
-    record = dict(name=row, variant=variant, framework="torch", torch_version=torch.__version__,
-                  threads=torch.get_num_threads(), batch_size=batch, n_critic=n_critic,
-                  omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"))
+    record = dict(
+        name=row,
+        variant=variant,
+        framework="torch",
+        torch_version=torch.__version__,
+        threads=torch.get_num_threads(),
+        batch_size=batch,
+        n_critic=n_critic,
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"),
+    )
     try:
         options = dict(compile_nets=variant == "compile", channels_last=variant == "channels_last")
         if row == "fid":
@@ -212,8 +235,7 @@ def measure(row: str, variant: str, args: argparse.Namespace) -> dict:
         # fid: one batch per timed run, as tools/bench.py's fid row.
         first, per_step = time_step(step, steps=1 if row == "fid" else args.steps, repeats=args.repeats)
         per_step_images = batch if row == "fid" else batch * n_critic
-        record.update(steps_per_s=1.0 / per_step, images_per_s=per_step_images / per_step,
-                      compile_plus_first_s=first)
+        record.update(steps_per_s=1.0 / per_step, images_per_s=per_step_images / per_step, compile_plus_first_s=first)
     except Exception as e:  # noqa: BLE001 - reported in the row, e.g. an inductor compile failure
         record["error"] = f"{type(e).__name__}: {str(e).strip()[:1500]}"
     record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -225,9 +247,16 @@ def measure(row: str, variant: str, args: argparse.Namespace) -> dict:
 
 def run_child(row: str, variant: str, args: argparse.Namespace) -> dict:
     """Runs one measurement in a fresh interpreter and returns its JSON record."""
-    cmd = [sys.executable, os.path.abspath(__file__), f"--child={row}:{variant}", f"--batch_size={args.batch_size}",
-           f"--steps={args.steps}", f"--repeats={args.repeats}", f"--threads={args.threads}",
-           f"--fid_batch={args.fid_batch}"]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        f"--child={row}:{variant}",
+        f"--batch_size={args.batch_size}",
+        f"--steps={args.steps}",
+        f"--repeats={args.repeats}",
+        f"--threads={args.threads}",
+        f"--fid_batch={args.fid_batch}",
+    ]
     if args.n_critic:
         cmd.append(f"--n_critic={args.n_critic}")
     if args.fid_weights:
@@ -241,8 +270,9 @@ def run_child(row: str, variant: str, args: argparse.Namespace) -> dict:
     if cache:
         env["TORCHINDUCTOR_CACHE_DIR"] = cache
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                              timeout=args.timeout)
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=args.timeout
+        )
     except subprocess.TimeoutExpired:
         return dict(name=row, variant=variant, framework="torch", error=f"timed out after {args.timeout} s")
     finally:
@@ -258,29 +288,44 @@ def run_child(row: str, variant: str, args: argparse.Namespace) -> dict:
 def format_row(r: dict) -> str:
     if "error" in r:
         return f"{r['name']:9} {r['variant']:14} error: {r['error'].splitlines()[0][:200]}"
-    return (f"{r['name']:9} {r['variant']:14} {r['threads']:>3} {r['n_critic']!s:>6} {r['steps_per_s']:>9.2f} "
-            f"{r['images_per_s']:>9.0f} {r['compile_plus_first_s']:>9.1f} {r['peak_rss_mb']:>8.0f}")
+    return (
+        f"{r['name']:9} {r['variant']:14} {r['threads']:>3} {r['n_critic']!s:>6} {r['steps_per_s']:>9.2f} "
+        f"{r['images_per_s']:>9.0f} {r['compile_plus_first_s']:>9.1f} {r['peak_rss_mb']:>8.0f}"
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default="", help=f"comma-separated rows ({', '.join(ROWS)}); empty = all")
-    parser.add_argument("--variants", default="eager",
-                        help=f"comma-separated variants ({', '.join(VARIANTS)}); empty = all; default eager")
+    parser.add_argument(
+        "--variants",
+        default="eager",
+        help=f"comma-separated variants ({', '.join(VARIANTS)}); empty = all; default eager",
+    )
     parser.add_argument("--batch_size", type=int, default=64, help="batch per D update (GAN rows)")
-    parser.add_argument("--n_critic", type=int, default=None,
-                        help="D updates per step; default the row's own: 1, sngan32 5 (its config)")
+    parser.add_argument(
+        "--n_critic",
+        type=int,
+        default=None,
+        help="D updates per step; default the row's own: 1, sngan32 5 (its config)",
+    )
     parser.add_argument("--steps", type=int, default=10, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; the median is reported")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
     parser.add_argument("--fid_batch", type=int, default=50, help="fid row: images per extraction call")
-    parser.add_argument("--fid_weights", default=None,
-                        help="fid row: jaxgan's converted Inception .npz (default ~/.cache/jaxgan's)")
-    parser.add_argument("--omp_wait_policy", default="", choices=["", "active", "passive"],
-                        help="OMP_WAIT_POLICY for the measuring processes; '' keeps the environment's. passive "
-                             "avoids OpenMP spin-waits, which slow multi-threaded torch badly on a shared, "
-                             "oversubscribed CPU")
+    parser.add_argument(
+        "--fid_weights", default=None, help="fid row: jaxgan's converted Inception .npz (default ~/.cache/jaxgan's)"
+    )
+    parser.add_argument(
+        "--omp_wait_policy",
+        default="",
+        choices=["", "active", "passive"],
+        help="OMP_WAIT_POLICY for the measuring processes; '' keeps the environment's. passive "
+        "avoids OpenMP spin-waits, which slow multi-threaded torch badly on a shared, "
+        "oversubscribed CPU",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per (row, variant) process")
     parser.add_argument("--json", action="store_true", help="one JSON line per (row, variant)")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)  # ROW:VARIANT, run in this process
@@ -316,8 +361,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if not args.json:
-        print(f"{'row':9} {'variant':14} {'thr':>3} {'n_crit':>6} {'steps/s':>9} {'img/s':>9} {'compile s':>9} "
-              f"{'rss MB':>8}", flush=True)
+        print(
+            f"{'row':9} {'variant':14} {'thr':>3} {'n_crit':>6} {'steps/s':>9} {'img/s':>9} {'compile s':>9} "
+            f"{'rss MB':>8}",
+            flush=True,
+        )
     for row in rows:
         for variant in variants:
             if variant == "channels_last" and row not in CONV_ROWS:

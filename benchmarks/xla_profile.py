@@ -7,12 +7,20 @@ import os
 import re
 import tempfile
 
+
 def op_category(op_name: str) -> str:
     """The kind of an XLA op from its HLO name (`convolution.3`, `wrapped_reduce-window.29`, ...)."""
     base = re.sub(r"\.\d+$", "", op_name)
-    for needle, category in (("ynn", "ynnpack fusion"), ("conv", "convolution"), ("dot", "dot"), ("reduce-window", "reduce-window"),
-                             ("reduce", "reduce"), ("transpose", "transpose/copy"), ("copy", "transpose/copy"),
-                             ("fusion", "elementwise fusion")):
+    for needle, category in (
+        ("ynn", "ynnpack fusion"),
+        ("conv", "convolution"),
+        ("dot", "dot"),
+        ("reduce-window", "reduce-window"),
+        ("reduce", "reduce"),
+        ("transpose", "transpose/copy"),
+        ("copy", "transpose/copy"),
+        ("fusion", "elementwise fusion"),
+    ):
         if needle in base:
             return category
     return "other"
@@ -34,10 +42,13 @@ def op_time_breakdown(events, steps: int, top: int = 8) -> dict:
     if not total:
         return {}
     ms = lambda ns: ns / 1e6 / steps
-    return {"op_ms_per_step": ms(total),
-            "categories": {c: {"ms": ms(v), "percent": 100 * v / total}
-                           for c, v in sorted(by_category.items(), key=lambda kv: -kv[1])},
-            "top_ops": [[n, ms(v)] for n, v in sorted(by_op.items(), key=lambda kv: -kv[1])[:top]]}
+    return {
+        "op_ms_per_step": ms(total),
+        "categories": {
+            c: {"ms": ms(v), "percent": 100 * v / total} for c, v in sorted(by_category.items(), key=lambda kv: -kv[1])
+        },
+        "top_ops": [[n, ms(v)] for n, v in sorted(by_op.items(), key=lambda kv: -kv[1])[:top]],
+    }
 
 
 def profile_steps(train_step, state, batch, calls: int, steps: int):
@@ -52,6 +63,10 @@ def profile_steps(train_step, state, batch, calls: int, steps: int):
             jax.block_until_ready(metrics)
         (path,) = glob.glob(os.path.join(directory, "**", "*.xplane.pb"), recursive=True)
         profile = ProfileData.from_file(path)
-        events = [(line.name, event.name, event.duration_ns) for plane in profile.planes
-                  for line in plane.lines for event in line.events]
+        events = [
+            (line.name, event.name, event.duration_ns)
+            for plane in profile.planes
+            for line in plane.lines
+            for event in line.events
+        ]
     return state, op_time_breakdown(events, steps)

@@ -39,7 +39,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -73,25 +73,42 @@ def load_splits(data_config) -> Splits:
 
     d = data_config
     if d.train_split == d.test_split:
-        raise ValueError(f"config.data.train_split and test_split are both {d.train_split!r}; the test split must "
-                         "be held out (e.g. train_split='train', test_split='test').")
-    load = functools.partial(data.load_tfds_images, d.name, data_dir=d.data_dir or None, image_size=d.image_size,
-                             channels=d.channels, with_labels=True)
+        raise ValueError(
+            f"config.data.train_split and test_split are both {d.train_split!r}; the test split must "
+            "be held out (e.g. train_split='train', test_split='test')."
+        )
+    load = functools.partial(
+        data.load_tfds_images,
+        d.name,
+        data_dir=d.data_dir or None,
+        image_size=d.image_size,
+        channels=d.channels,
+        with_labels=True,
+    )
     train, test = load(split=d.train_split), load(split=d.test_split)
     if d.name == "sklearn_digits" and d.train_split in ("train", "test") and d.test_split in ("train", "test"):
         from jaxgan.data.digits import digits_arrays, split_indices
+
         rows = split_indices(digits_arrays()[1])
         train_ids, test_ids = rows[d.train_split], rows[d.test_split]
     else:
         train_ids = np.arange(len(train["label"]))
         test_ids = len(train_ids) + np.arange(len(test["label"]))
     num_classes = int(max(train["label"].max(), test["label"].max())) + 1
-    return Splits(train["image"], train["label"].astype(np.int32), train_ids, test["image"],
-                  test["label"].astype(np.int32), test_ids, num_classes)
+    return Splits(
+        train["image"],
+        train["label"].astype(np.int32),
+        train_ids,
+        test["image"],
+        test["label"].astype(np.int32),
+        test_ids,
+        num_classes,
+    )
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
     from jaxgan.common import to_model_range
+
     return to_model_range(np.asarray(images))
 
 
@@ -136,8 +153,10 @@ def train_gans(exp, images: np.ndarray, labels: np.ndarray, seeds: Sequence[int]
     g, d = config_lib.build_networks(config)
     step = config_lib.build_step(config, g, d, *config_lib.build_optimizers(config))
     states = stack_trees([step.init_state(s, images[i, :1]) for i, s in enumerate(seeds)])
-    batchers = [data.ArrayBatcher({"image": images[i], "label": labels[i]}, batch_size=config.batch_size, seed=s)
-                for i, s in enumerate(seeds)]
+    batchers = [
+        data.ArrayBatcher({"image": images[i], "label": labels[i]}, batch_size=config.batch_size, seed=s)
+        for i, s in enumerate(seeds)
+    ]
     run = multi_seed_steps(step)
     done, total = 0, config.train_steps
     while done < total:
@@ -147,14 +166,16 @@ def train_gans(exp, images: np.ndarray, labels: np.ndarray, seeds: Sequence[int]
         done += k
         d_loss = np.asarray(metrics["d_loss"])[:, -1]
         if not np.isfinite(d_loss).all():
-            raise FloatingPointError(f"GAN training diverged (non-finite D loss) by step {done}; lower "
-                                     "config.gan.learning_rate.")
+            raise FloatingPointError(
+                f"GAN training diverged (non-finite D loss) by step {done}; lower config.gan.learning_rate."
+            )
         log(f"  GAN step {done}/{total}: d_loss " + " ".join(f"{v:.3f}" for v in d_loss))
     return g, jax.device_get(states)
 
 
-def generate_per_class(generator, params, batch_stats, *, per_class: int, num_classes: int, seed: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def generate_per_class(
+    generator, params, batch_stats, *, per_class: int, num_classes: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """per_class * num_classes samples: sample i has class i % num_classes and latent i of `seed`, so the
     first k * num_classes samples hold k of each class."""
     from jaxgan.sampling import sample_batched
@@ -181,8 +202,10 @@ def count_per_class(ratio: float, n: int) -> int:
     """Synthetic images per class at synthetic:real `ratio` with n real per class (ratio * n, a whole number)."""
     k = ratio * n
     if ratio <= 0 or abs(k - round(k)) > 1e-9:
-        raise ValueError(f"ratio {ratio} with n_per_class={n} gives {k} synthetic images per class; choose "
-                         "positive ratios with ratio * n_per_class a whole number.")
+        raise ValueError(
+            f"ratio {ratio} with n_per_class={n} gives {k} synthetic images per class; choose "
+            "positive ratios with ratio * n_per_class a whole number."
+        )
     return int(round(k))
 
 
@@ -195,8 +218,15 @@ def setting_list(exp) -> list[tuple[str, float]]:
     return out + [("cas", 1.0)]
 
 
-def pool_for(setting: str, ratio: float, n: int, real: Mapping[str, np.ndarray], synth: Mapping[str, np.ndarray],
-             filtered_rows: np.ndarray | None, size: int) -> tuple[dict[str, np.ndarray], int]:
+def pool_for(
+    setting: str,
+    ratio: float,
+    n: int,
+    real: Mapping[str, np.ndarray],
+    synth: Mapping[str, np.ndarray],
+    filtered_rows: np.ndarray | None,
+    size: int,
+) -> tuple[dict[str, np.ndarray], int]:
     """One seed's training pool for a setting, zero-padded to `size` rows, and the rows in use."""
     if setting in ("real", "classic"):
         parts = [(real, None)]
@@ -217,12 +247,16 @@ def pool_for(setting: str, ratio: float, n: int, real: Mapping[str, np.ndarray],
     images, labels, is_real = np.concatenate(images), np.concatenate(labels), np.concatenate(is_real)
     used = len(labels)
     pad = size - used
-    return {"image": np.pad(images, ((0, pad),) + ((0, 0),) * (images.ndim - 1)),
-            "label": np.pad(labels, (0, pad)).astype(np.int32), "is_real": np.pad(is_real, (0, pad))}, used
+    return {
+        "image": np.pad(images, ((0, pad),) + ((0, 0),) * (images.ndim - 1)),
+        "label": np.pad(labels, (0, pad)).astype(np.int32),
+        "is_real": np.pad(is_real, (0, pad)),
+    }, used
 
 
-def run_size(exp, splits: Splits, n: int, seeds: Sequence[int], log=print, workdir: str | None = None
-             ) -> dict[tuple[str, float], list[float]]:
+def run_size(
+    exp, splits: Splits, n: int, seeds: Sequence[int], log=print, workdir: str | None = None
+) -> dict[tuple[str, float], list[float]]:
     """Every setting for n images per class: {(setting, ratio): [accuracy of each seed]}. With a workdir,
     also writes samples_n{n}.png: the first seed's real subset (left) and GAN samples, one row per class."""
     import jax
@@ -246,8 +280,11 @@ def run_size(exp, splits: Splits, n: int, seeds: Sequence[int], log=print, workd
 
     settings = setting_list(exp)
     max_ratio = max([r for s, r in settings if s != "cas"] + [1.0])
-    candidates = max([count_per_class(r, n) for s, r in settings if s in ("gan", "classic+gan")] + [n] +
-                     [exp.filter_oversample * count_per_class(r, n) for s, r in settings if s == "gan_filtered"])
+    candidates = max(
+        [count_per_class(r, n) for s, r in settings if s in ("gan", "classic+gan")]
+        + [n]
+        + [exp.filter_oversample * count_per_class(r, n) for s, r in settings if s == "gan_filtered"]
+    )
     synth = []
     for i, s in enumerate(seeds):
         gan = tree_index(gans, i)
@@ -262,12 +299,20 @@ def run_size(exp, splits: Splits, n: int, seeds: Sequence[int], log=print, workd
     model = classify.SmallCNN(num_classes=C, widths=tuple(cfg.widths), hidden=cfg.hidden)
     tx = optax.adamw(cfg.learning_rate, weight_decay=cfg.weight_decay)
     k = exp.classic
-    augment = functools.partial(classic_augment_fn(), max_shift=k.max_shift,
-                                max_rotation_degrees=k.max_rotation_degrees, elastic_alpha=k.elastic_alpha,
-                                elastic_sigma=k.elastic_sigma, fill=k.fill)
-    fits = {False: classify.make_fit_seeds(model=model, tx=tx, num_steps=cfg.steps, batch_size=cfg.batch_size),
-            True: classify.make_fit_seeds(model=model, tx=tx, num_steps=cfg.steps, batch_size=cfg.batch_size,
-                                          augment=augment)}
+    augment = functools.partial(
+        classic_augment_fn(),
+        max_shift=k.max_shift,
+        max_rotation_degrees=k.max_rotation_degrees,
+        elastic_alpha=k.elastic_alpha,
+        elastic_sigma=k.elastic_sigma,
+        fill=k.fill,
+    )
+    fits = {
+        False: classify.make_fit_seeds(model=model, tx=tx, num_steps=cfg.steps, batch_size=cfg.batch_size),
+        True: classify.make_fit_seeds(
+            model=model, tx=tx, num_steps=cfg.steps, batch_size=cfg.batch_size, augment=augment
+        ),
+    }
     init = jax.jit(jax.vmap(lambda key: classify.create_state(model, tx, key, jnp.zeros((1, *real_x.shape[2:])))))
     init_keys = jnp.stack([jax.random.fold_in(jax.random.key(s), _CLASSIFIER_STREAM) for s in seeds])
     states0 = init(init_keys)
@@ -289,24 +334,39 @@ def run_size(exp, splits: Splits, n: int, seeds: Sequence[int], log=print, workd
                 cand = first_per_class(p["label"], exp.filter_oversample * keep)
                 own = probs[i, cand, p["label"][cand]]
                 filtered[ratio].append(cand[classify.top_confident_per_class(own, p["label"][cand], keep)])
-        pools, used = zip(*[pool_for(setting, ratio, n, {"image": real_x[i], "label": real_y[i]}, synth[i],
-                                     filtered[ratio][i] if setting == "gan_filtered" else None, pool_size)
-                            for i in range(len(seeds))])
+        pools, used = zip(
+            *[
+                pool_for(
+                    setting,
+                    ratio,
+                    n,
+                    {"image": real_x[i], "label": real_y[i]},
+                    synth[i],
+                    filtered[ratio][i] if setting == "gan_filtered" else None,
+                    pool_size,
+                )
+                for i in range(len(seeds))
+            ]
+        )
         t = time.perf_counter()
-        states, _ = fits[setting in ("classic", "classic+gan")](states0, stack_trees(pools),
-                                                                jnp.asarray(used, jnp.int32))
+        states, _ = fits[setting in ("classic", "classic+gan")](
+            states0, stack_trees(pools), jnp.asarray(used, jnp.int32)
+        )
         acc = np.asarray(evaluate(states.params, eval_x, eval_y), np.float64)
         if setting == "real":
             real_params = states.params
         results[(setting, ratio)] = acc.tolist()
-        log(f"n={n} {setting:12s} ratio {ratio:g}: {exp.evaluate_on} accuracy {acc.mean():.4f} +/- "
-            f"{acc.std(ddof=1) if len(acc) > 1 else 0.0:.4f} ({time.perf_counter() - t:.0f} s)")
+        log(
+            f"n={n} {setting:12s} ratio {ratio:g}: {exp.evaluate_on} accuracy {acc.mean():.4f} +/- "
+            f"{acc.std(ddof=1) if len(acc) > 1 else 0.0:.4f} ({time.perf_counter() - t:.0f} s)"
+        )
     log(f"n={n}: GANs {t_gan:.0f} s, total {time.perf_counter() - t0:.0f} s")
     return results
 
 
-def save_samples(real_x: np.ndarray, real_y: np.ndarray, synth: Mapping[str, np.ndarray], path: str, *,
-                 per_class: int) -> str:
+def save_samples(
+    real_x: np.ndarray, real_y: np.ndarray, synth: Mapping[str, np.ndarray], path: str, *, per_class: int
+) -> str:
     """A PNG grid, one row per class: `per_class` real images, a blank, then `per_class` GAN samples."""
     from PIL import Image
 
@@ -323,12 +383,14 @@ def save_samples(real_x: np.ndarray, real_y: np.ndarray, synth: Mapping[str, np.
     grid = image_grid(images, columns=2 * per_class + 1)
     scale = max(1, 96 // images.shape[1])
     Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).resize(
-        (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
+        (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST
+    ).save(path)
     return path
 
 
 def classic_augment_fn():
     from jaxgan.classify import classic_augment
+
     return classic_augment
 
 
@@ -343,8 +405,10 @@ def evaluation_sets(exp, splits: Splits, subsets: Sequence[np.ndarray], seeds: S
     rest = [np.setdiff1d(np.arange(len(splits.train_labels)), rows) for rows in subsets]
     m = min(exp.max_validation, min(len(r) for r in rest))
     picks = [np.sort(np.random.default_rng([s, 2]).choice(r, m, replace=False)) for s, r in zip(seeds, rest)]
-    return (np.stack([to_float(splits.train_images[p]) for p in picks]),
-            np.stack([splits.train_labels[p] for p in picks]))
+    return (
+        np.stack([to_float(splits.train_images[p]) for p in picks]),
+        np.stack([splits.train_labels[p] for p in picks]),
+    )
 
 
 # ----------------------------------------------------------------------------- tables and plot
@@ -372,8 +436,7 @@ def summarize(n: int, results: Mapping[tuple[str, float], Sequence[float]]) -> l
         acc = np.asarray(acc, np.float64)
         delta = acc - real
         sd = lambda v: float(v.std(ddof=1)) if len(v) > 1 else 0.0
-        rows.append(Row(n, setting, float(ratio), len(acc), float(acc.mean()), sd(acc), float(delta.mean()),
-                        sd(delta)))
+        rows.append(Row(n, setting, float(ratio), len(acc), float(acc.mean()), sd(acc), float(delta.mean()), sd(delta)))
     return rows
 
 
@@ -398,24 +461,32 @@ def verdict(rows: Sequence[Row]) -> list[str]:
             gain = f"{100 * best.delta_mean:+.1f} +/- {100 * best.delta_std:.1f} points"
             picked = f"the best of {len(gan_rows)} GAN settings, not corrected for picking the best"
             if helps(best):
-                text += (f" GAN samples helped: the best GAN setting ({best.setting}, ratio {best.ratio:g}) "
-                         f"reached {100 * best.mean:.1f}% ({gain} over real only, paired by seed; {picked}).")
+                text += (
+                    f" GAN samples helped: the best GAN setting ({best.setting}, ratio {best.ratio:g}) "
+                    f"reached {100 * best.mean:.1f}% ({gain} over real only, paired by seed; {picked})."
+                )
             else:
-                text += (f" GAN samples did NOT help: the best GAN setting ({best.setting}, ratio {best.ratio:g}) "
-                         f"reached {100 * best.mean:.1f}% ({gain} vs real only, paired by seed; not more than "
-                         f"two standard errors above zero; {picked}).")
+                text += (
+                    f" GAN samples did NOT help: the best GAN setting ({best.setting}, ratio {best.ratio:g}) "
+                    f"reached {100 * best.mean:.1f}% ({gain} vs real only, paired by seed; not more than "
+                    f"two standard errors above zero; {picked})."
+                )
         if classic is not None:
             text += f" Classic augmentation: {100 * classic.mean:.1f}% ({100 * classic.delta_mean:+.1f} points)."
             both = [r for r in block if r.setting == "classic+gan"]
             if both:
                 b = max(both, key=lambda r: r.mean)
                 word = "above" if b.mean - classic.mean > 0 else "not above"
-                text += (f" Classic + GAN (ratio {b.ratio:g}): {100 * b.mean:.1f}%, {word} classic alone "
-                         f"({100 * (b.mean - classic.mean):+.1f} points).")
+                text += (
+                    f" Classic + GAN (ratio {b.ratio:g}): {100 * b.mean:.1f}%, {word} classic alone "
+                    f"({100 * (b.mean - classic.mean):+.1f} points)."
+                )
         cas = by.get(("cas", 1.0))
         if cas is not None:
-            text += (f" Classification accuracy score (trained on {n} GAN samples per class only): "
-                     f"{100 * cas.mean:.1f}% vs {100 * real.mean:.1f}% for {n} real ones.")
+            text += (
+                f" Classification accuracy score (trained on {n} GAN samples per class only): "
+                f"{100 * cas.mean:.1f}% vs {100 * real.mean:.1f}% for {n} real ones."
+            )
         lines.append(text)
     return lines
 
@@ -428,23 +499,37 @@ def write_tables(rows: Sequence[Row], workdir: str, *, evaluate_on: str = "test"
         writer.writeheader()
         for r in rows:
             writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in dataclasses.asdict(r).items()})
-    lines = [f"{evaluate_on} accuracy (%), mean +/- sample std over seeds; gain = paired difference to real only.",
-             "", "| n per class | setting | synthetic:real | seeds | accuracy | gain vs real |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"{evaluate_on} accuracy (%), mean +/- sample std over seeds; gain = paired difference to real only.",
+        "",
+        "| n per class | setting | synthetic:real | seeds | accuracy | gain vs real |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        ratio = "-" if r.setting in ("real", "classic") else ("1:0 (synthetic only)" if r.setting == "cas"
-                                                             else f"{r.ratio:g}:1")
+        ratio = (
+            "-"
+            if r.setting in ("real", "classic")
+            else ("1:0 (synthetic only)" if r.setting == "cas" else f"{r.ratio:g}:1")
+        )
         gain = "" if r.setting == "real" else f"{100 * r.delta_mean:+.1f} +/- {100 * r.delta_std:.1f}"
-        lines.append(f"| {r.n_per_class} | {r.setting} | {ratio} | {r.n_seeds} | {100 * r.mean:.1f} +/- "
-                     f"{100 * r.std:.1f} | {gain} |")
+        lines.append(
+            f"| {r.n_per_class} | {r.setting} | {ratio} | {r.n_seeds} | {100 * r.mean:.1f} +/- "
+            f"{100 * r.std:.1f} | {gain} |"
+        )
     lines += [""] + verdict(rows)
     with open(md_path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return csv_path, md_path
 
 
-COLORS = {"real": (90, 90, 90), "classic": (31, 119, 180), "gan": (255, 127, 14), "classic+gan": (44, 160, 44),
-          "gan_filtered": (214, 39, 40), "cas": (148, 103, 189)}
+COLORS = {
+    "real": (90, 90, 90),
+    "classic": (31, 119, 180),
+    "gan": (255, 127, 14),
+    "classic+gan": (44, 160, 44),
+    "gan_filtered": (214, 39, 40),
+    "cas": (148, 103, 189),
+}
 
 
 def plot(rows: Sequence[Row], path: str, *, evaluate_on: str = "test") -> str:
@@ -472,8 +557,9 @@ def plot(rows: Sequence[Row], path: str, *, evaluate_on: str = "test") -> str:
             x = to_x(ox, t)
             draw.line([x, top - 4, x, top + len(block) * bar], fill=grey)
             draw.text((x - 10, top + len(block) * bar + 4), f"{100 * t:.0f}", fill=black)
-        draw.text((ox + label_w + 40, top + len(block) * bar + 20), f"{evaluate_on} accuracy (%), mean +/- std",
-                  fill=black)
+        draw.text(
+            (ox + label_w + 40, top + len(block) * bar + 20), f"{evaluate_on} accuracy (%), mean +/- std", fill=black
+        )
         for i, r in enumerate(block):
             y = top + i * bar
             name = r.setting if r.setting in ("real", "classic", "cas") else f"{r.setting} {r.ratio:g}:1"
@@ -519,14 +605,17 @@ def run(exp, workdir: str, log=print) -> list[Row]:
     check_config(exp)
     os.makedirs(workdir, exist_ok=True)
     if os.path.exists(os.path.join(workdir, "results.csv")) and not exp.overwrite:
-        raise FileExistsError(f"{workdir}/results.csv exists; choose another --workdir or pass "
-                              "--config.overwrite=True to replace it.")
+        raise FileExistsError(
+            f"{workdir}/results.csv exists; choose another --workdir or pass --config.overwrite=True to replace it."
+        )
     with open(os.path.join(workdir, "config.json"), "w") as f:
         f.write(exp.to_json(indent=2))
     t0 = time.perf_counter()
     splits = load_splits(exp.data)
-    log(f"{exp.data.name}: {len(splits.train_labels)} train / {len(splits.test_labels)} test images, "
-        f"{splits.num_classes} classes")
+    log(
+        f"{exp.data.name}: {len(splits.train_labels)} train / {len(splits.test_labels)} test images, "
+        f"{splits.num_classes} classes"
+    )
     seeds = list(range(exp.seeds))
     rows, per_seed, timing = [], [], {}
     for n in exp.n_per_class:
@@ -534,8 +623,11 @@ def run(exp, workdir: str, log=print) -> list[Row]:
         results = run_size(exp, splits, int(n), seeds, log=log, workdir=workdir)
         timing[f"n{n}_s"] = round(time.perf_counter() - t, 1)
         rows += summarize(int(n), results)
-        per_seed += [dict(n_per_class=n, setting=s, ratio=r, seed=seed, accuracy=repr(a))
-                     for (s, r), accs in results.items() for seed, a in zip(seeds, accs)]
+        per_seed += [
+            dict(n_per_class=n, setting=s, ratio=r, seed=seed, accuracy=repr(a))
+            for (s, r), accs in results.items()
+            for seed, a in zip(seeds, accs)
+        ]
         write_tables(rows, workdir, evaluate_on=exp.evaluate_on)
         plot(rows, os.path.join(workdir, "results.png"), evaluate_on=exp.evaluate_on)
         with open(os.path.join(workdir, "per_seed.csv"), "w", newline="") as f:
@@ -553,6 +645,7 @@ def run(exp, workdir: str, log=print) -> list[Row]:
 def main(argv: Iterable[str]) -> None:
     del argv
     from absl import flags
+
     run(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
@@ -564,7 +657,10 @@ if __name__ == "__main__":
     from ml_collections import config_flags
 
     config_flags.DEFINE_config_file(
-        "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "augment_classifier.py"),
-        "Experiment config (fast preset by default).", lock_config=True)
+        "config",
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "augment_classifier.py"),
+        "Experiment config (fast preset by default).",
+        lock_config=True,
+    )
     flags.DEFINE_string("workdir", None, "Output directory.", required=True)
     app.run(main)

@@ -38,5 +38,7 @@ def launch(name: str, loop_module: str, outputs: Callable[[str], str]) -> None:
 
 def translation_outputs(workdir: str) -> str:
     """CycleGAN / pix2pix: the triplet grids, and how to apply the generator."""
-    return (f"Triplets in {os.path.join(workdir, 'samples')}; translate with: "
-            f"python tools/translate.py --workdir={workdir} --input=FOLDER --out=FOLDER")
+    return (
+        f"Triplets in {os.path.join(workdir, 'samples')}; translate with: "
+        f"python tools/translate.py --workdir={workdir} --input=FOLDER --out=FOLDER"
+    )

@@ -84,8 +84,10 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "feature_matching": {"regularization.feature_matching": 1.0},  # Salimans et al. 2016
     "historical_averaging": {"regularization.historical_averaging": 1e-3},  # Salimans et al. 2016
     "replay": {"regularization.replay_capacity": 1000},  # Shrivastava et al. 2017
-    "instance_noise": {"regularization.instance_noise": 0.1,  # Sonderby et al. 2017
-                       "regularization.instance_noise_anneal_steps": -1},  # -1: the first half of training
+    "instance_noise": {
+        "regularization.instance_noise": 0.1,  # Sonderby et al. 2017
+        "regularization.instance_noise_anneal_steps": -1,
+    },  # -1: the first half of training
     "spectral_norm": {"model.spectral_norm": True},  # Miyato et al. 2018
     "sn_hinge": SN_HINGE,
     "gman2": {"num_discriminators": 2},  # Durugkar et al. 2017
@@ -101,12 +103,22 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "pacgan2_sn_hinge_ema_decay": {"model.pack": 2, **SN_HINGE, "_ema": True, "lr_decay_steps": -1},
     "pacgan4_sn_hinge_ema_decay": {"model.pack": 4, **SN_HINGE, "_ema": True, "lr_decay_steps": -1},
     # R1 on a packed, BatchNorm-free D (the penalty per packed tuple; Mescheder et al. 2018).
-    "pacgan4_r1_ema_decay": {"model.pack": 4, "model.d_batch_norm": False, "regularization.r1_gamma": 0.1,
-                             "_ema": True, "lr_decay_steps": -1},
+    "pacgan4_r1_ema_decay": {
+        "model.pack": 4,
+        "model.d_batch_norm": False,
+        "regularization.r1_gamma": 0.1,
+        "_ema": True,
+        "lr_decay_steps": -1,
+    },
     # InfoGAN (Chen et al. 2016): categorical latent codes for the known modes (INFO_CODES) and a Q head on D.
     "infogan": {"_info": True},
-    "pacgan4_infogan_sn_hinge_ema_decay": {"model.pack": 4, **SN_HINGE, "_info": True, "_ema": True,
-                                           "lr_decay_steps": -1},
+    "pacgan4_infogan_sn_hinge_ema_decay": {
+        "model.pack": 4,
+        **SN_HINGE,
+        "_info": True,
+        "_ema": True,
+        "lr_decay_steps": -1,
+    },
     # Conditioned on k-means clusters of the training images (Liu et al. 2020's self-conditioned GAN, clustered
     # once on pixels; jaxgan.data.clusters): CLUSTERS[data] clusters, a projection D (Miyato & Koyama 2018),
     # G drawing the real batch's cluster ids. Unpacked (a packed D has no per-sample projection term), with
@@ -114,21 +126,35 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     # 128-d label embedding and D projects phi to 128 features before the class embedding: as good as one-hot
     # labels and a 1024-d projection, and far cheaper per step. Results:
     # experiments/results/mode_collapse_stacked_clusters/README.md.
-    "kmeans_sn_hinge_ema_decay": {"_clusters": True, **SN_HINGE, "batch_size": 256, "_ema": True,
-                                  "lr_decay_steps": -1, "model.label_embed_dim": 128, "model.projection_dim": 128},
+    "kmeans_sn_hinge_ema_decay": {
+        "_clusters": True,
+        **SN_HINGE,
+        "batch_size": 256,
+        "_ema": True,
+        "lr_decay_steps": -1,
+        "model.label_embed_dim": 128,
+        "model.projection_dim": 128,
+    },
 }
 # The same with 10,000 clusters (about 10 images each, fewer modes per cluster: G's within-cluster bias to the
 # cluster's commonest mode matters less), the class embedding outside the spectral norm (normalised, its rows are
 # too short at this K) and a deeper, wider G: one more 3x3 conv layer and twice the width, D unchanged.
 # Results: experiments/results/mode_collapse_stacked_clusters/README.md.
 CONFIGURATIONS["kmeans10k_deep_g_sn_hinge_ema_decay"] = {
-    **CONFIGURATIONS["kmeans_sn_hinge_ema_decay"], "data.cluster_labels": 10_000, "model.num_classes": 10_000,
-    "model.projection_embed_sn": False, "model.g_extra_layers": 1, "model.g_width": 128}
+    **CONFIGURATIONS["kmeans_sn_hinge_ema_decay"],
+    "data.cluster_labels": 10_000,
+    "model.num_classes": 10_000,
+    "model.projection_embed_sn": False,
+    "model.g_extra_layers": 1,
+    "model.g_width": 128,
+}
 # The same on 20,000 clusters (about 5 images each), better than 10,000 in every seed. Results:
 # experiments/results/mode_collapse_stacked_kmeans20k_fast/README.md.
 CONFIGURATIONS["kmeans20k_deep_g_sn_hinge_ema_decay"] = {
-    **CONFIGURATIONS["kmeans10k_deep_g_sn_hinge_ema_decay"], "data.cluster_labels": 20_000,
-    "model.num_classes": 20_000}
+    **CONFIGURATIONS["kmeans10k_deep_g_sn_hinge_ema_decay"],
+    "data.cluster_labels": 20_000,
+    "model.num_classes": 20_000,
+}
 # k-means clusters per data set for the "_clusters" configurations (image data only: the 2-D sweep trains
 # its seeds outside the loop, which is where the clusters are made). More clusters than modes scored better
 # (about 33 images each; results: experiments/results/mode_collapse_stacked_clusters/README.md).
@@ -139,17 +165,31 @@ CLUSTERS = {"stacked_digits": 3000}
 INFO_CODES = {"ring": "8", "grid": "25", "stacked_digits": "10,10,10"}
 
 # What `--config.sweep` runs by default, and the configuration a single-seed run trains.
-DEFAULT_SWEEP = ("gan", "pacgan2", "pacgan3", "pacgan4", "ema", "pacgan2_ema", "pacgan4_ema", "pacgan2_ema_decay",
-                 "pacgan4_ema_decay", "pacgan4_sn_hinge_ema_decay", "kmeans_sn_hinge_ema_decay",
-                 "kmeans20k_deep_g_sn_hinge_ema_decay")
+DEFAULT_SWEEP = (
+    "gan",
+    "pacgan2",
+    "pacgan3",
+    "pacgan4",
+    "ema",
+    "pacgan2_ema",
+    "pacgan4_ema",
+    "pacgan2_ema_decay",
+    "pacgan4_ema_decay",
+    "pacgan4_sn_hinge_ema_decay",
+    "kmeans_sn_hinge_ema_decay",
+    "kmeans20k_deep_g_sn_hinge_ema_decay",
+)
 # The best measured per data set (ring and grid with preset "long"). On the grid a packed D of 4 stayed at chance
 # with the fast and the full widths, so pack 2. On stacked digits a BatchNorm D wins early and G loses modes;
 # Miyato's SN D with the hinge loss stays balanced but needs packing when unconditional; conditioning on k-means
 # clusters beats packing, and 20,000 clusters with a deeper, wider G beat 3000 and 10,000. Results, under
 # experiments/results/: mode_collapse_grid/, mode_collapse_stacked_unconditional/, mode_collapse_stacked_clusters/,
 # mode_collapse_stacked_kmeans_full/ and mode_collapse_stacked_kmeans20k_fast/ (README.md in each).
-RECOMMENDED = {"ring": "pacgan2_ema_decay", "grid": "pacgan2_ema_decay",
-               "stacked_digits": "kmeans20k_deep_g_sn_hinge_ema_decay"}
+RECOMMENDED = {
+    "ring": "pacgan2_ema_decay",
+    "grid": "pacgan2_ema_decay",
+    "stacked_digits": "kmeans20k_deep_g_sn_hinge_ema_decay",
+}
 # Image data: Stacked MNIST's analogue from the offline digits (1000 modes; jaxgan.metrics.digits_classifier).
 IMAGE_DATA = ("stacked_digits",)
 
@@ -178,8 +218,9 @@ PRESETS = {
     # as long as the recommended configuration needed to meet the targets (experiments/results/mode_collapse_10k/
     # for the ring, mode_collapse_grid/ for the grid).
     "fast": dict(train_steps=2000, steps_per_call=500, g_width=128, d_width=64, learning_rate=5e-4),
-    "long": dict(train_steps={"ring": 40_000, "grid": 160_000}, steps_per_call=4000, g_width=128, d_width=64,
-                 learning_rate=5e-4),
+    "long": dict(
+        train_steps={"ring": 40_000, "grid": 160_000}, steps_per_call=4000, g_width=128, d_width=64, learning_rate=5e-4
+    ),
     "full": dict(train_steps=400_000, steps_per_call=2000, g_width=400, d_width=200, learning_rate=1e-4),
 }
 # Stacked digits: jaxgan's DCGAN (not the published nets: see README), Adam 2e-4 beta1 0.5, batch 64 (packed
@@ -241,8 +282,10 @@ def check_name(data: str, name: str) -> None:
     if name not in CONFIGURATIONS:
         raise ValueError(f"Unknown configuration {name!r}; valid: {sorted(CONFIGURATIONS)}.")
     if not available(data, name):
-        raise ValueError(f"Configuration {name!r} conditions on k-means clusters, made by the training loop; it "
-                         f"runs on {sorted(CLUSTERS)}, not {data!r}.")
+        raise ValueError(
+            f"Configuration {name!r} conditions on k-means clusters, made by the training loop; it "
+            f"runs on {sorted(CLUSTERS)}, not {data!r}."
+        )
 
 
 def train_config(data: str, name: str, preset: str = "fast", *, seed: int = 0, train_steps: int = 0):
@@ -268,8 +311,7 @@ def train_config(data: str, name: str, preset: str = "fast", *, seed: int = 0, t
     return _resolve_epochs(c)
 
 
-def _set_schedule(c, name: str, steps: int, *, learning_rate: float, b1: float, num_samples: int,
-                  data: str) -> None:
+def _set_schedule(c, name: str, steps: int, *, learning_rate: float, b1: float, num_samples: int, data: str) -> None:
     """Both optimizers, the EMA, the run's length and its logging/sampling/checkpoint cadence, then the
     configuration's overrides."""
     c.g_optimizer.learning_rate = c.d_optimizer.learning_rate = learning_rate
@@ -303,12 +345,17 @@ def _image_config(c, data: str, name: str, preset: str, train_steps: int):
     if preset not in IMAGE_PRESETS:
         raise ValueError(f"preset={preset!r} has no stacked-digits version; valid there: {sorted(IMAGE_PRESETS)}.")
     p = IMAGE_PRESETS[preset]
-    c.data.source, c.data.image_size, c.data.channels, c.data.num_examples = "stacked_digits", p["image_size"], 3, \
-        100_000
+    c.data.source, c.data.image_size, c.data.channels, c.data.num_examples = (
+        "stacked_digits",
+        p["image_size"],
+        3,
+        100_000,
+    )
     c.model.name, c.model.latent_dim, c.model.g_width, c.model.d_width = "dcgan", 100, p["g_width"], p["d_width"]
     c.loss = "non_saturating"
-    _set_schedule(c, name, train_steps or p["train_steps"], learning_rate=p["learning_rate"], b1=0.5,
-                  num_samples=100, data=data)
+    _set_schedule(
+        c, name, train_steps or p["train_steps"], learning_rate=p["learning_rate"], b1=0.5, num_samples=100, data=data
+    )
     c.batch_size = CONFIGURATIONS[name].get("batch_size", 64 * c.model.pack)
     return _resolve_epochs(c)
 
@@ -341,12 +388,22 @@ def init_seeds(config, step, seeds: Sequence[int]):
 
 def batch_indices(batchers, start: int, num_steps: int, n_critic: int) -> np.ndarray:
     """int32 [S, K, n_critic, B]: the rows the loop's batches of steps start .. start+K-1 read."""
-    return np.stack([np.stack([np.stack([b.indices_at(s * n_critic + j) for j in range(n_critic)])
-                               for s in range(start, start + num_steps)]) for b in batchers]).astype(np.int32)
+    return np.stack(
+        [
+            np.stack(
+                [
+                    np.stack([b.indices_at(s * n_critic + j) for j in range(n_critic)])
+                    for s in range(start, start + num_steps)
+                ]
+            )
+            for b in batchers
+        ]
+    ).astype(np.int32)
 
 
-def evaluate_seeds(generator, states, *, ema: bool, data: str, eval_seed: int = 0,
-                   num: int | None = None) -> tuple[list[dict[str, Any]], np.ndarray]:
+def evaluate_seeds(
+    generator, states, *, ema: bool, data: str, eval_seed: int = 0, num: int | None = None
+) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Per-seed mode coverage of `num` (2,500) samples of G (or EMA-G) in inference mode, and the points
     [S, num, 2]. The latents are tools/sample.py's for --seed=eval_seed."""
     import jax
@@ -393,8 +450,15 @@ def _mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
-def summarize(config: str, data: str, per_seed: Sequence[Mapping[str, Any]], *, num_modes: int,
-              steps: int = 0, steps_per_s_per_seed: float = 0.0) -> Row:
+def summarize(
+    config: str,
+    data: str,
+    per_seed: Sequence[Mapping[str, Any]],
+    *,
+    num_modes: int,
+    steps: int = 0,
+    steps_per_s_per_seed: float = 0.0,
+) -> Row:
     """A Row from per-seed results: means and standard errors (sample std / sqrt(n)); HQ in percent."""
     m, m_se = _mean_se([r["modes"] for r in per_seed])
     hq, hq_se = _mean_se([100.0 * r["high_quality"] for r in per_seed])
@@ -417,22 +481,35 @@ def write_tables(rows: Sequence[Row], workdir: str) -> tuple[str, str]:
         writer.writeheader()
         for r in rows:
             writer.writerow(dataclasses.asdict(r))
-    lines = ["| data | configuration | seeds | modes | % high quality | reverse KL | all modes | steps | "
-             "published (PacGAN tables 1, 2) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| data | configuration | seeds | modes | % high quality | reverse KL | all modes | steps | "
+        "published (PacGAN tables 1, 2) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         pub = PUBLISHED.get((r.data, r.config))
-        pub_text = "" if not pub else (f"{pub[0]} / {pub[1]}% / {pub[2]}" if pub[1] is not None
-                                       else f"{pub[0]} modes / KL {pub[2]:.2f} (Stacked MNIST)")
-        lines.append(f"| {r.data} | {r.config} | {r.seeds} | {r.modes_mean:.1f} +/- {r.modes_se:.1f} | "
-                     f"{_hq_text(r)} | {r.rkl_mean:.3f} +/- {r.rkl_se:.3f} | "
-                     f"{r.all_modes_seeds}/{r.seeds} | {r.steps} | {pub_text} |")
+        pub_text = (
+            ""
+            if not pub
+            else (
+                f"{pub[0]} / {pub[1]}% / {pub[2]}"
+                if pub[1] is not None
+                else f"{pub[0]} modes / KL {pub[2]:.2f} (Stacked MNIST)"
+            )
+        )
+        lines.append(
+            f"| {r.data} | {r.config} | {r.seeds} | {r.modes_mean:.1f} +/- {r.modes_se:.1f} | "
+            f"{_hq_text(r)} | {r.rkl_mean:.3f} +/- {r.rkl_se:.3f} | "
+            f"{r.all_modes_seeds}/{r.seeds} | {r.steps} | {pub_text} |"
+        )
     with open(md_path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return csv_path, md_path
 
 
-def samples_figure(points: np.ndarray, means: np.ndarray, path: str, *, titles: Sequence[str] = (),
-                   panel: int = 240) -> str:
+def samples_figure(
+    points: np.ndarray, means: np.ndarray, path: str, *, titles: Sequence[str] = (), panel: int = 240
+) -> str:
     """A PNG: one panel per seed, its samples (black dots) over the true means (red rings)."""
     from PIL import Image, ImageDraw
 
@@ -488,9 +565,18 @@ def seed_runs(data: str, name: str, preset: str, seeds: Sequence[int], *, train_
     return SeedRuns(config, g, step, states, arrays, batchers, devices, multi_seed_steps(step, devices=devices))
 
 
-def run_configuration(data: str, name: str, *, preset: str, seeds: Sequence[int], workdir: str,
-                      train_steps: int = 0, steps_per_call: int = 0, eval_seed: int = 0,
-                      log=print) -> tuple[Row, list[dict[str, Any]]]:
+def run_configuration(
+    data: str,
+    name: str,
+    *,
+    preset: str,
+    seeds: Sequence[int],
+    workdir: str,
+    train_steps: int = 0,
+    steps_per_call: int = 0,
+    eval_seed: int = 0,
+    log=print,
+) -> tuple[Row, list[dict[str, Any]]]:
     """Trains `seeds` of one configuration at once and evaluates them; writes its figure."""
     from jaxgan.metrics import modes
 
@@ -511,8 +597,10 @@ def run_configuration(data: str, name: str, *, preset: str, seeds: Sequence[int]
         else:
             t_train += dt
         done += k
-        log(f"{data}/{name}: step {done}/{total}, d_loss {np.nanmean(d_loss[:, -1]):.3f}, "
-            f"{k * len(seeds) / dt:.0f} seed-steps/s")
+        log(
+            f"{data}/{name}: step {done}/{total}, d_loss {np.nanmean(d_loss[:, -1]):.3f}, "
+            f"{k * len(seeds) / dt:.0f} seed-steps/s"
+        )
     timed_steps = total - min(per_call, total)
     speed = timed_steps / t_train if t_train > 0 else per_call / first_call
     results, points = evaluate_seeds(runs.generator, states, ema=evaluates_ema(name), data=data, eval_seed=eval_seed)
@@ -523,8 +611,17 @@ def run_configuration(data: str, name: str, *, preset: str, seeds: Sequence[int]
     return row, results
 
 
-def train_image_seed(data: str, name: str, *, preset: str, seed: int, workdir: str, train_steps: int = 0,
-                     eval_seed: int = 0, num_samples: int | None = None) -> tuple[dict[str, Any], np.ndarray]:
+def train_image_seed(
+    data: str,
+    name: str,
+    *,
+    preset: str,
+    seed: int,
+    workdir: str,
+    train_steps: int = 0,
+    eval_seed: int = 0,
+    num_samples: int | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
     """One seed of an image benchmark (stacked digits) through jaxgan.loop in `workdir` (so it resumes),
     scored on `num_samples` (the protocol's 26,000) samples of G (or EMA-G); returns the scores and
     100 samples (uint8)."""
@@ -552,24 +649,40 @@ def image_figure(samples: Sequence[np.ndarray], path: str) -> str:
     return path
 
 
-def run_image_configuration(data: str, name: str, *, preset: str, seeds: Sequence[int], workdir: str,
-                            train_steps: int = 0, eval_seed: int = 0,
-                            log=print) -> tuple[Row, list[dict[str, Any]]]:
+def run_image_configuration(
+    data: str,
+    name: str,
+    *,
+    preset: str,
+    seeds: Sequence[int],
+    workdir: str,
+    train_steps: int = 0,
+    eval_seed: int = 0,
+    log=print,
+) -> tuple[Row, list[dict[str, Any]]]:
     """`seeds` of one configuration on image data, one after the other through the loop (each run in
     WORKDIR/runs/<data>_<name>_seed<s>, resumed if relaunched); writes its figure."""
     results, samples, seconds = [], [], 0.0
     for s in seeds:
         t0 = time.perf_counter()
-        r, x = train_image_seed(data, name, preset=preset, seed=s, train_steps=train_steps, eval_seed=eval_seed,
-                                workdir=os.path.join(workdir, "runs", f"{data}_{name}_seed{s}"))
+        r, x = train_image_seed(
+            data,
+            name,
+            preset=preset,
+            seed=s,
+            train_steps=train_steps,
+            eval_seed=eval_seed,
+            workdir=os.path.join(workdir, "runs", f"{data}_{name}_seed{s}"),
+        )
         seconds += time.perf_counter() - t0
         results.append(r)
         samples.append(x)
         log(f"{data}/{name} seed {s}: {r['modes']:.0f} modes, KL {r['reverse_kl']:.3f}")
     image_figure(samples, os.path.join(workdir, f"samples_{data}_{name}.png"))
     steps = train_config(data, name, preset, train_steps=train_steps).train_steps
-    row = summarize(name, data, results, num_modes=1000, steps=steps,
-                    steps_per_s_per_seed=steps * len(seeds) / seconds)  # incl. compilation and evaluation
+    row = summarize(
+        name, data, results, num_modes=1000, steps=steps, steps_per_s_per_seed=steps * len(seeds) / seconds
+    )  # incl. compilation and evaluation
     return row, results
 
 
@@ -600,23 +713,49 @@ def sweep(exp, workdir: str, log=print) -> list[Row]:
                 log(f"{d}/{n}: skipped (k-means cluster configurations run on {sorted(CLUSTERS)})")
                 continue
             if d in IMAGE_DATA:
-                row, results = run_image_configuration(d, n, preset=exp.preset, seeds=seeds, workdir=workdir,
-                                                       train_steps=exp.train_steps, eval_seed=exp.eval_seed,
-                                                       log=log)
+                row, results = run_image_configuration(
+                    d,
+                    n,
+                    preset=exp.preset,
+                    seeds=seeds,
+                    workdir=workdir,
+                    train_steps=exp.train_steps,
+                    eval_seed=exp.eval_seed,
+                    log=log,
+                )
             else:
-                row, results = run_configuration(d, n, preset=exp.preset, seeds=seeds, workdir=workdir,
-                                                 train_steps=exp.train_steps, steps_per_call=exp.steps_per_call,
-                                                 eval_seed=exp.eval_seed, log=log)
+                row, results = run_configuration(
+                    d,
+                    n,
+                    preset=exp.preset,
+                    seeds=seeds,
+                    workdir=workdir,
+                    train_steps=exp.train_steps,
+                    steps_per_call=exp.steps_per_call,
+                    eval_seed=exp.eval_seed,
+                    log=log,
+                )
             rows.append(row)
-            per_seed_lines += [dict(data=d, config=n, seed=s, modes=r["modes"], high_quality=r["high_quality"],
-                                    reverse_kl=r["reverse_kl"]) for s, r in zip(seeds, results)]
+            per_seed_lines += [
+                dict(
+                    data=d,
+                    config=n,
+                    seed=s,
+                    modes=r["modes"],
+                    high_quality=r["high_quality"],
+                    reverse_kl=r["reverse_kl"],
+                )
+                for s, r in zip(seeds, results)
+            ]
             write_tables(rows, workdir)
             with open(os.path.join(workdir, "per_seed.csv"), "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=list(per_seed_lines[0]))
                 w.writeheader()
                 w.writerows(per_seed_lines)
-            log(f"{d}/{n}: {row.modes_mean:.2f} modes, {row.hq_mean:.1f}% HQ, rKL {row.rkl_mean:.3f}, "
-                f"all modes in {row.all_modes_seeds}/{row.seeds} seeds ({row.steps_per_s_per_seed:.0f} steps/s/seed)")
+            log(
+                f"{d}/{n}: {row.modes_mean:.2f} modes, {row.hq_mean:.1f}% HQ, rKL {row.rkl_mean:.3f}, "
+                f"all modes in {row.all_modes_seeds}/{row.seeds} seeds ({row.steps_per_s_per_seed:.0f} steps/s/seed)"
+            )
     return rows
 
 
@@ -634,10 +773,23 @@ def single_seed(exp, workdir: str, log=print) -> dict[str, Any]:
     data = str(exp.data)
     name = exp.name or RECOMMENDED.get(data, "")
     if data in IMAGE_DATA:
-        r, x = train_image_seed(data, name, preset=exp.preset, seed=exp.seed, workdir=workdir,
-                                train_steps=exp.train_steps, eval_seed=exp.eval_seed)
-        out = {"data": data, "config": name, "seed": exp.seed, "weights": "ema" if evaluates_ema(name) else "g",
-               "modes": r["modes"], "kl": r["reverse_kl"]}
+        r, x = train_image_seed(
+            data,
+            name,
+            preset=exp.preset,
+            seed=exp.seed,
+            workdir=workdir,
+            train_steps=exp.train_steps,
+            eval_seed=exp.eval_seed,
+        )
+        out = {
+            "data": data,
+            "config": name,
+            "seed": exp.seed,
+            "weights": "ema" if evaluates_ema(name) else "g",
+            "modes": r["modes"],
+            "kl": r["reverse_kl"],
+        }
         with open(os.path.join(workdir, "modes.json"), "w") as f:
             json.dump(out, f, indent=2)
         image_figure([x], os.path.join(workdir, "samples.png"))
@@ -647,16 +799,29 @@ def single_seed(exp, workdir: str, log=print) -> dict[str, Any]:
     state = loop.train_and_evaluate(config, workdir, evaluators=[])
     g, _ = config_lib.build_networks(config)
     import jax
-    results, points = evaluate_seeds(g, stack_trees([jax.device_get(state)]), ema=evaluates_ema(name), data=data,
-                                     eval_seed=exp.eval_seed)
+
+    results, points = evaluate_seeds(
+        g, stack_trees([jax.device_get(state)]), ema=evaluates_ema(name), data=data, eval_seed=exp.eval_seed
+    )
     r = results[0]
-    out = {"data": data, "config": name, "seed": exp.seed, "steps": int(state.step), "weights":
-           "ema" if evaluates_ema(name) else "g", "modes": r["modes"], "high_quality": r["high_quality"],
-           "reverse_kl": r["reverse_kl"]}
+    out = {
+        "data": data,
+        "config": name,
+        "seed": exp.seed,
+        "steps": int(state.step),
+        "weights": "ema" if evaluates_ema(name) else "g",
+        "modes": r["modes"],
+        "high_quality": r["high_quality"],
+        "reverse_kl": r["reverse_kl"],
+    }
     with open(os.path.join(workdir, "modes.json"), "w") as f:
         json.dump(out, f, indent=2)
-    samples_figure(points, modes.get_mixture(data).means, os.path.join(workdir, "samples.png"),
-                   titles=[f"{name} seed {exp.seed}: {r['modes']} modes, {100 * r['high_quality']:.1f}% HQ"])
+    samples_figure(
+        points,
+        modes.get_mixture(data).means,
+        os.path.join(workdir, "samples.png"),
+        titles=[f"{name} seed {exp.seed}: {r['modes']} modes, {100 * r['high_quality']:.1f}% HQ"],
+    )
     log(json.dumps(out))
     return out
 

@@ -27,10 +27,18 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf
 config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Experiment config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, samples and TensorBoard events.")
 flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (one process per host).")
-flags.DEFINE_bool("restart_from_scratch", False, "Start at step 0 in a workdir that holds a previous run, after "
-                  "moving its checkpoints, samples, metrics and events into WORKDIR/before-restart-<time>/.")
-flags.DEFINE_bool("dry_run", False, "Validate the config, build the state abstractly, print parameter counts "
-                  "and the resolved config; train nothing, write nothing.")
+flags.DEFINE_bool(
+    "restart_from_scratch",
+    False,
+    "Start at step 0 in a workdir that holds a previous run, after "
+    "moving its checkpoints, samples, metrics and events into WORKDIR/before-restart-<time>/.",
+)
+flags.DEFINE_bool(
+    "dry_run",
+    False,
+    "Validate the config, build the state abstractly, print parameter counts "
+    "and the resolved config; train nothing, write nothing.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -43,7 +51,8 @@ def _default_workdir(config_path: str) -> str:
 def _quiet_orbax() -> None:
     """Orbax logs every save step at INFO; keep its warnings, drop the chatter."""
     logging.get_absl_handler().addFilter(
-        lambda record: record.levelno >= logging.converter.STANDARD_WARNING or "/orbax/" not in record.pathname)
+        lambda record: record.levelno >= logging.converter.STANDARD_WARNING or "/orbax/" not in record.pathname
+    )
 
 
 def _print_dry_run(report) -> None:
@@ -51,12 +60,15 @@ def _print_dry_run(report) -> None:
     print(FLAGS.config.to_json_best_effort(indent=2, sort_keys=True))
     print(report["g_overview"])
     print(report["d_overview"])
-    print(f"jaxgan dry run: config OK. Generator {report['g_parameters']:,} parameters, discriminator "
-          f"{report['d_parameters']:,}; TrainState {report['state_bytes'] / 2**20:.1f} MiB. "
-          f"{schedule.train_steps} steps of {schedule.images_per_step} real images "
-          f"({schedule.train_steps * schedule.images_per_step:,} images); checkpoint every "
-          f"{schedule.checkpoint_every}, samples every {schedule.sample_every}, eval every "
-          f"{schedule.eval_every or 'never'} steps.", flush=True)
+    print(
+        f"jaxgan dry run: config OK. Generator {report['g_parameters']:,} parameters, discriminator "
+        f"{report['d_parameters']:,}; TrainState {report['state_bytes'] / 2**20:.1f} MiB. "
+        f"{schedule.train_steps} steps of {schedule.images_per_step} real images "
+        f"({schedule.train_steps * schedule.images_per_step:,} images); checkpoint every "
+        f"{schedule.checkpoint_every}, samples every {schedule.sample_every}, eval every "
+        f"{schedule.eval_every or 'never'} steps.",
+        flush=True,
+    )
 
 
 def main(argv):
@@ -79,16 +91,23 @@ def main(argv):
     from jaxgan.lock import WorkdirLockedError
 
     try:
-        state = orchestrate.train_and_evaluate(FLAGS.config, workdir,
-                                               restart_from_scratch=FLAGS.restart_from_scratch)
-    except (WorkdirLockedError, CheckpointUnreadableError, NoUsableCheckpointError, NotADirectoryError,
-            PermissionError) as e:  # the workdir's state, not a bug: one line, no traceback
+        state = orchestrate.train_and_evaluate(FLAGS.config, workdir, restart_from_scratch=FLAGS.restart_from_scratch)
+    except (
+        WorkdirLockedError,
+        CheckpointUnreadableError,
+        NoUsableCheckpointError,
+        NotADirectoryError,
+        PermissionError,
+    ) as e:  # the workdir's state, not a bug: one line, no traceback
         print(f"jaxgan: {e}", file=sys.stderr, flush=True)
         return 1
     if int(state.step) < resolve_schedule(FLAGS.config).train_steps:
         return 128 + signal.SIGTERM  # stopped by SIGTERM after saving: tell the scheduler it did not finish
-    print(f"jaxgan: done. Samples in {os.path.join(workdir, 'samples')}, checkpoints in "
-          f"{os.path.join(workdir, 'checkpoints')}; TensorBoard: tensorboard --logdir {workdir}", flush=True)
+    print(
+        f"jaxgan: done. Samples in {os.path.join(workdir, 'samples')}, checkpoints in "
+        f"{os.path.join(workdir, 'checkpoints')}; TensorBoard: tensorboard --logdir {workdir}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

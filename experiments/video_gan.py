@@ -13,8 +13,10 @@ from launcher import launch
 
 def video_outputs(workdir: str) -> str:
     """Where the clips are, and how to watch the curves."""
-    return (f"Samples (GIF + frame grids) in {os.path.join(workdir, 'samples')}; "
-            f"TensorBoard: tensorboard --logdir={workdir}")
+    return (
+        f"Samples (GIF + frame grids) in {os.path.join(workdir, 'samples')}; "
+        f"TensorBoard: tensorboard --logdir={workdir}"
+    )
 
 
 if __name__ == "__main__":

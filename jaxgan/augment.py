@@ -109,7 +109,7 @@ def translate(images: jax.Array, shift_h: jax.Array, shift_w: jax.Array) -> jax.
     cols = jnp.arange(width)[None, :] + shift_w[:, None]  # [B, W]
     x = jnp.take_along_axis(images, jnp.clip(rows, 0, height - 1)[:, :, None, None], axis=1)
     x = jnp.take_along_axis(x, jnp.clip(cols, 0, width - 1)[:, None, :, None], axis=2)
-    inside = (((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :])
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
     return x * inside[..., None].astype(images.dtype)
 
 
@@ -135,8 +135,10 @@ def cutout_params(
     """Cutout centers (rows, cols), each [B]: uniform on [0, size - s % 2] (the official offsets)."""
     kh, kw = jax.random.split(key)
     ch, cw = cutout_size(height, width, ratio=ratio)
-    return (jax.random.randint(kh, (batch,), 0, height + (1 - ch % 2)),
-            jax.random.randint(kw, (batch,), 0, width + (1 - cw % 2)))
+    return (
+        jax.random.randint(kh, (batch,), 0, height + (1 - ch % 2)),
+        jax.random.randint(kw, (batch,), 0, width + (1 - cw % 2)),
+    )
 
 
 def cutout(images: jax.Array, center_h: jax.Array, center_w: jax.Array, *, size_h: int, size_w: int) -> jax.Array:
@@ -174,7 +176,7 @@ _OPS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
-    """"color,translation" -> ("color", "translation"); "" -> (); unknown names raise."""
+    """ "color,translation" -> ("color", "translation"); "" -> (); unknown names raise."""
     if not isinstance(policy, str):
         raise TypeError(f"policy must be a comma-separated string such as 'color,translation,cutout', got {policy!r}.")
     names = tuple(name.strip() for name in policy.split(",") if name.strip())

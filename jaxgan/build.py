@@ -22,15 +22,29 @@ from jaxgan import latent, optim
 from jaxgan.losses import get_loss
 from jaxgan.nets.registry import extra_layers, get_architecture  # noqa: F401 (extra_layers: an old config name)
 from jaxgan.run_config import config_errors
-from jaxgan.train import (GANStep, Regularization, ema_decay_from_half_life, ema_decay_with_warmup, make_train_step,
-                          multi_step)
+from jaxgan.train import (
+    GANStep,
+    Regularization,
+    ema_decay_from_half_life,
+    ema_decay_with_warmup,
+    make_train_step,
+    multi_step,
+)
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 # make_train_step's arguments that come straight from a config field, named as the field.
-STEP_FIELDS = dict(n_critic="n_critic", critic_loop="critic_loop", fake_labels="model.fake_labels",
-                   ema_decay="ema_decay", num_discriminators="num_discriminators", d_aggregation="d_aggregation",
-                   d_temperature="d_temperature", regularization="regularization", real_label="real_label")
+STEP_FIELDS = dict(
+    n_critic="n_critic",
+    critic_loop="critic_loop",
+    fake_labels="model.fake_labels",
+    ema_decay="ema_decay",
+    num_discriminators="num_discriminators",
+    d_aggregation="d_aggregation",
+    d_temperature="d_temperature",
+    regularization="regularization",
+    real_label="real_label",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +61,10 @@ class Built:
 def compute_dtype(name: str) -> Any:
     """config.model.dtype -> the jnp dtype the networks compute in."""
     if name not in COMPUTE_DTYPES:
-        raise ValueError(f"config.model.dtype={name!r}; valid: {sorted(COMPUTE_DTYPES)} (float16 would need loss "
-                         "scaling; bfloat16 has float32's exponent range and does not).")
+        raise ValueError(
+            f"config.model.dtype={name!r}; valid: {sorted(COMPUTE_DTYPES)} (float16 would need loss "
+            "scaling; bfloat16 has float32's exponent range and does not)."
+        )
     return COMPUTE_DTYPES[name]
 
 
@@ -59,8 +75,10 @@ def latent_codes(config: ml_collections.ConfigDict) -> latent.LatentCodes:
     try:
         sizes = tuple(int(k) for k in text.split(",")) if text else ()
     except ValueError:
-        raise ValueError(f"config.model.info_categorical={text!r}: give comma-separated code sizes, e.g. '10' or "
-                         "'10,10,10' ('' = none).") from None
+        raise ValueError(
+            f"config.model.info_categorical={text!r}: give comma-separated code sizes, e.g. '10' or "
+            "'10,10,10' ('' = none)."
+        ) from None
     try:
         return latent.make_codes(sizes, int(m.get("info_continuous", 0)), latent_dim=int(m.latent_dim))
     except ValueError as e:
@@ -70,8 +88,11 @@ def latent_codes(config: ml_collections.ConfigDict) -> latent.LatentCodes:
 def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
     """The generator and discriminator `config.model` names, for the data's sample shape."""
     return get_architecture(config.model.name).from_config(
-        config.model, config_lib.data_shape(config), latent_codes=latent_codes(config),
-        dtype=compute_dtype(config.model.get("dtype", "float32")))
+        config.model,
+        config_lib.data_shape(config),
+        latent_codes=latent_codes(config),
+        dtype=compute_dtype(config.model.get("dtype", "float32")),
+    )
 
 
 def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, ...]:
@@ -96,24 +117,38 @@ def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientT
 def ema_decay(config: ml_collections.ConfigDict) -> float | Callable[[Any], Any]:
     """The EMA decay of G's params: StyleGAN2-ADA's half-life in images, the warm-up rule, or a constant."""
     if config.ema_half_life_images:
-        return ema_decay_from_half_life(half_life_images=config.ema_half_life_images,
-                                        batch_size=config.batch_size, rampup=config.ema_rampup or None)
+        return ema_decay_from_half_life(
+            half_life_images=config.ema_half_life_images, batch_size=config.batch_size, rampup=config.ema_rampup or None
+        )
     if config.ema_warmup:
         return ema_decay_with_warmup(config.ema_decay)
     return config.ema_decay
 
 
-def build_step(config: ml_collections.ConfigDict, generator: nn.Module, discriminator: nn.Module,
-               g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation) -> GANStep:
+def build_step(
+    config: ml_collections.ConfigDict,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    g_tx: optax.GradientTransformation,
+    d_tx: optax.GradientTransformation,
+) -> GANStep:
     """The pure train step with the config's loss and static options (checked by `make_train_step`)."""
     with config_errors(config, **STEP_FIELDS):
-        return make_train_step(generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-                               loss=get_loss(config.loss, real_label=config.real_label), n_critic=config.n_critic,
-                               ema_decay=ema_decay(config), critic_loop=config.critic_loop,
-                               regularization=Regularization(**config.regularization.to_dict()),
-                               num_discriminators=config.num_discriminators, d_aggregation=config.d_aggregation,
-                               d_temperature=config.d_temperature,
-                               fake_labels=config.model.get("fake_labels", "uniform"))
+        return make_train_step(
+            generator=generator,
+            discriminator=discriminator,
+            g_tx=g_tx,
+            d_tx=d_tx,
+            loss=get_loss(config.loss, real_label=config.real_label),
+            n_critic=config.n_critic,
+            ema_decay=ema_decay(config),
+            critic_loop=config.critic_loop,
+            regularization=Regularization(**config.regularization.to_dict()),
+            num_discriminators=config.num_discriminators,
+            d_aggregation=config.d_aggregation,
+            d_temperature=config.d_temperature,
+            fake_labels=config.model.get("fake_labels", "uniform"),
+        )
 
 
 def build(config: ml_collections.ConfigDict) -> Built:

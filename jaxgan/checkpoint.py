@@ -42,8 +42,9 @@ class NoUsableCheckpointError(RuntimeError):
     """A checkpoint directory holds checkpoints, but none can be restored: the run will not start over."""
 
 
-def checkpoint_manager(directory: str, *, max_to_keep: int = 3, async_save: bool = True,
-                       read_only: bool = False) -> ocp.CheckpointManager:
+def checkpoint_manager(
+    directory: str, *, max_to_keep: int = 3, async_save: bool = True, read_only: bool = False
+) -> ocp.CheckpointManager:
     """A CheckpointManager over `directory` keeping the last `max_to_keep` steps.
 
     read_only: for readers (sampling, export, a pre-flight check): creates, deletes and cleans up nothing.
@@ -51,11 +52,13 @@ def checkpoint_manager(directory: str, *, max_to_keep: int = 3, async_save: bool
     if read_only:
         options = ocp.CheckpointManagerOptions(read_only=True, max_to_keep=None, create=False, save_interval_steps=0)
     else:
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=async_save,
-                                               create=True)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, enable_async_checkpointing=async_save, create=True
+        )
     # The handler is named so that a fresh manager can read a checkpoint's metadata before any save.
-    return ocp.CheckpointManager(os.path.abspath(directory), options=options,
-                                 item_handlers=ocp.StandardCheckpointHandler())
+    return ocp.CheckpointManager(
+        os.path.abspath(directory), options=options, item_handlers=ocp.StandardCheckpointHandler()
+    )
 
 
 def _key_name(key: Any) -> str:
@@ -82,8 +85,10 @@ def _host_bytes(leaf: Any) -> np.ndarray:
             leaf = jax.random.key_data(leaf)
         if not leaf.is_fully_addressable:
             if not leaf.sharding.is_fully_replicated:
-                raise ValueError("checksums need each process to hold a full copy of the state (it is replicated "
-                                 f"in jaxgan); got an array sharded as {leaf.sharding}.")
+                raise ValueError(
+                    "checksums need each process to hold a full copy of the state (it is replicated "
+                    f"in jaxgan); got an array sharded as {leaf.sharding}."
+                )
             leaf = leaf.addressable_data(0)
     return np.ascontiguousarray(np.asarray(leaf)).reshape(-1).view(np.uint8)
 
@@ -97,8 +102,9 @@ def array_checksums(tree: Any) -> dict[str, str]:
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> bool:
     """Starts saving `state` as `step` (asynchronously unless disabled), with its arrays' checksums."""
-    return manager.save(step, args=ocp.args.StandardSave(state),
-                        custom_metadata={CHECKSUMS_KEY: array_checksums(state)})
+    return manager.save(
+        step, args=ocp.args.StandardSave(state), custom_metadata={CHECKSUMS_KEY: array_checksums(state)}
+    )
 
 
 def _saved_specs(manager: ocp.CheckpointManager, step: int) -> dict[str, tuple[tuple[int, ...], str]] | None:
@@ -135,11 +141,13 @@ def step_path(manager: ocp.CheckpointManager, step: int) -> str:
 def check_readable(path: str, step: int) -> None:
     """Reads every file of a checkpoint directory to its end; raises CheckpointUnreadableError naming
     the first file (or directory) that cannot be read and the OS error. Nothing is changed."""
+
     def fail(where: str, error: OSError) -> None:
         reason = error.strerror or str(error)
         raise CheckpointUnreadableError(
             f"Cannot read the checkpoint at step {step}: {where}: {reason} (errno "
-            f"{error.errno}). It was not moved or changed; fix its permissions or the storage and relaunch.")
+            f"{error.errno}). It was not moved or changed; fix its permissions or the storage and relaunch."
+        )
 
     def on_walk_error(error: OSError) -> None:
         fail(error.filename or path, error)
@@ -177,8 +185,11 @@ def _verify(manager: ocp.CheckpointManager, step: int, restored: Any) -> str | N
     except Exception:  # noqa: BLE001 - unreadable step metadata: the restore itself already worked
         recorded = None
     if not recorded:
-        logging.warning("The checkpoint at step %d has no array checksums (written before jaxgan recorded "
-                        "them); its contents cannot be verified.", step)
+        logging.warning(
+            "The checkpoint at step %d has no array checksums (written before jaxgan recorded "
+            "them); its contents cannot be verified.",
+            step,
+        )
         return None
     got = array_checksums(restored)
     bad = sorted(name for name in set(recorded) | set(got) if recorded.get(name) != got.get(name))
@@ -196,6 +207,7 @@ def quarantine(manager: ocp.CheckpointManager, step: int) -> str:
         os.rename(source, target)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
+
         multihost_utils.sync_global_devices(f"jaxgan quarantine {step}")
     manager.reload()
     return target
@@ -227,11 +239,15 @@ def check_fits(directory: str, target: Any) -> int | None:
 
 
 def _mismatch_message(step: int, directory: Any, mismatch: str) -> str:
-    return (f"The checkpoint at step {step} in {directory} does not fit this configuration (different networks or "
-            f"shapes): {mismatch}. Use a new --workdir, or the config the run was started with (WORKDIR/config.json).")
+    return (
+        f"The checkpoint at step {step} in {directory} does not fit this configuration (different networks or "
+        f"shapes): {mismatch}. Use a new --workdir, or the config the run was started with (WORKDIR/config.json)."
+    )
 
 
-def restore_latest(manager: ocp.CheckpointManager, target: Any, *, move_damaged: bool = False) -> tuple[Any, int | None]:
+def restore_latest(
+    manager: ocp.CheckpointManager, target: Any, *, move_damaged: bool = False
+) -> tuple[Any, int | None]:
     """Restores the newest good checkpoint into the structure, shapes, dtypes and shardings of `target`
     (a concrete or abstract state), or returns `target` unchanged when there is none.
 
@@ -255,7 +271,8 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any, *, move_damaged:
             if _is_io_error(e):
                 raise CheckpointUnreadableError(
                     f"Cannot read the checkpoint at step {step} in {manager.directory}: "
-                    f"{str(e).splitlines()[0][:300]}. It was not moved or changed; fix the storage and relaunch.") from e
+                    f"{str(e).splitlines()[0][:300]}. It was not moved or changed; fix the storage and relaunch."
+                ) from e
             problem = f"Orbax cannot parse it: {str(e).splitlines()[0][:300]}"
         else:
             problem = _verify(manager, step, state)
@@ -265,7 +282,8 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any, *, move_damaged:
             where = f"moved it aside to {quarantine(manager, step)}"
         else:
             where = f"left it in place ({path})"
-        logging.warning("The checkpoint at step %d is damaged (%s); %s and trying the previous one.",
-                        step, problem, where)
+        logging.warning(
+            "The checkpoint at step %d is damaged (%s); %s and trying the previous one.", step, problem, where
+        )
         print(f"jaxgan: checkpoint {step} is damaged ({problem}); {where}; trying the previous one.", flush=True)
     return target, None

@@ -25,13 +25,21 @@ DATA_SOURCES = ("tfds", "npz", "folder", "mixture", "stacked_digits")
 
 # Old names of jaxgan.build's builders, resolved on first use (module __getattr__), so code written against
 # the config module keeps working without this module importing the networks.
-_BUILD_NAMES = ("build_networks", "build_optimizers", "build_step", "latent_codes", "compute_dtype",
-                "COMPUTE_DTYPES", "extra_layers")
+_BUILD_NAMES = (
+    "build_networks",
+    "build_optimizers",
+    "build_step",
+    "latent_codes",
+    "compute_dtype",
+    "COMPUTE_DTYPES",
+    "extra_layers",
+)
 
 
 def __getattr__(name: str) -> Any:
     if name in _BUILD_NAMES:
         from jaxgan import build  # pylint: disable=g-import-not-at-top
+
         return getattr(build, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -170,11 +178,15 @@ def _check_labels(config: ml_collections.ConfigDict) -> None:
     if not isinstance(clusters, int) or clusters < 0:
         raise ValueError(f"config.data.cluster_labels={clusters!r} must be an int >= 0 (k-means clusters; 0 = off).")
     if clusters and config.model.num_classes != clusters:
-        raise ValueError(f"config.data.cluster_labels={clusters} conditions the GAN on {clusters} clusters, but "
-                         f"config.model.num_classes={config.model.num_classes}; set model.num_classes={clusters}.")
+        raise ValueError(
+            f"config.data.cluster_labels={clusters} conditions the GAN on {clusters} clusters, but "
+            f"config.model.num_classes={config.model.num_classes}; set model.num_classes={clusters}."
+        )
     if clusters and fake_labels != "real":
-        raise ValueError(f"config.data.cluster_labels={clusters}: k-means clusters differ in size, so G must draw "
-                         "the real batch's cluster ids; set config.model.fake_labels='real'.")
+        raise ValueError(
+            f"config.data.cluster_labels={clusters}: k-means clusters differ in size, so G must draw "
+            "the real batch's cluster ids; set config.model.fake_labels='real'."
+        )
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
@@ -208,35 +220,47 @@ def check_fields(config: ml_collections.ConfigDict, num_devices: int) -> None:
     _check_labels(config)
     if config.data.source == "mixture":
         from jaxgan.metrics.modes import MIXTURES  # numpy only
+
         if config.data.name not in MIXTURES:
             raise ValueError(f"config.data.name={config.data.name!r} is not a mixture; valid: {sorted(MIXTURES)}.")
         if config.model.name != "mlp":
             raise ValueError(f"2-D mixture data needs model.name='mlp'; {config.model.name!r} makes images.")
     else:
         if config.data.channels not in (1, 3):
-            raise ValueError(f"config.data.channels={config.data.channels!r}: jaxgan trains on 1 (grayscale) or 3 (RGB) "
-                             "channels; set --config.data.channels=1 or 3.")
+            raise ValueError(
+                f"config.data.channels={config.data.channels!r}: jaxgan trains on 1 (grayscale) or 3 (RGB) "
+                "channels; set --config.data.channels=1 or 3."
+            )
         check_image_size(config.model.name, config.data.image_size, channels=config.data.channels)
     if config.data.source == "stacked_digits" and config.data.channels != 3:
-        raise ValueError(f"config.data.source='stacked_digits' stacks 3 digits as channels; set "
-                         f"config.data.channels=3 (got {config.data.channels}).")
+        raise ValueError(
+            f"config.data.source='stacked_digits' stacks 3 digits as channels; set "
+            f"config.data.channels=3 (got {config.data.channels})."
+        )
     if config.data.source in ("mixture", "stacked_digits") and config.data.num_examples < 1:
         raise ValueError(f"config.data.num_examples={config.data.num_examples} must be >= 1.")
     if config.model.num_classes and config.data.source == "folder":
         raise ValueError(
             f"config.model.num_classes={config.model.num_classes} makes a conditional GAN, which needs labels, but "
-            "a folder of images has none; use a labeled TFDS dataset or an .npz with 'labels', or num_classes=0.")
+            "a folder of images has none; use a labeled TFDS dataset or an .npz with 'labels', or num_classes=0."
+        )
     if config.get("eval_every_steps", 0) or config.get("eval_every_images", 0):
         from jaxgan.metrics.evaluator import EVALUATORS  # light: numpy/jax only
+
         names = eval_metric_names(config)
         bad = [n for n in names if n not in EVALUATORS]
         if bad or not names:
-            raise ValueError(f"config.eval_metrics={config.eval_metrics!r}: unknown {bad or 'empty'}; valid names: "
-                             f"{sorted(EVALUATORS)}.")
-        if "fcd" in names and (config.data.name != "sklearn_digits" or config.data.channels != 1
-                               or config.data.image_size != 32):
-            raise ValueError("config.eval_metrics has 'fcd', the digits classifier's Frechet distance, which needs "
-                             "the 32x32x1 sklearn_digits data; use 'fid' or 'kid' for other data.")
+            raise ValueError(
+                f"config.eval_metrics={config.eval_metrics!r}: unknown {bad or 'empty'}; valid names: "
+                f"{sorted(EVALUATORS)}."
+            )
+        if "fcd" in names and (
+            config.data.name != "sklearn_digits" or config.data.channels != 1 or config.data.image_size != 32
+        ):
+            raise ValueError(
+                "config.eval_metrics has 'fcd', the digits classifier's Frechet distance, which needs "
+                "the 32x32x1 sklearn_digits data; use 'fid' or 'kid' for other data."
+            )
     valid = sorted(f.name for f in dataclasses.fields(Regularization))
     unknown = set(config.regularization) - set(valid)
     if unknown:
@@ -251,18 +275,26 @@ def check_fields(config: ml_collections.ConfigDict, num_devices: int) -> None:
     for field, lowest in (("extra_layers", 0), ("g_extra_layers", -1), ("d_extra_layers", -1)):
         value = config.model.get(field, lowest)
         if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-            raise ValueError(f"config.model.{field}={value!r} must be an int >= {lowest}"
-                             + (" (-1: as model.extra_layers)." if lowest else "."))
+            raise ValueError(
+                f"config.model.{field}={value!r} must be an int >= {lowest}"
+                + (" (-1: as model.extra_layers)." if lowest else ".")
+            )
         if config.model.name != "dcgan" and value > 0:
-            raise ValueError(f"config.model.{field}={value} is a DCGAN option; model.name is "
-                             f"{config.model.name!r}. Set it to {lowest} or use model.name='dcgan'.")
+            raise ValueError(
+                f"config.model.{field}={value} is a DCGAN option; model.name is "
+                f"{config.model.name!r}. Set it to {lowest} or use model.name='dcgan'."
+            )
     if config.model.get("g_conditional_bn", False):
         if config.model.name != "dcgan":
-            raise ValueError(f"config.model.g_conditional_bn=True is a DCGAN G option; model.name is "
-                             f"{config.model.name!r} (the ResNet G's BatchNorm is class-conditional already).")
+            raise ValueError(
+                f"config.model.g_conditional_bn=True is a DCGAN G option; model.name is "
+                f"{config.model.name!r} (the ResNet G's BatchNorm is class-conditional already)."
+            )
         if not config.model.num_classes:
-            raise ValueError("config.model.g_conditional_bn=True gives G per-class BatchNorm scales and shifts, so "
-                             "it needs model.num_classes > 0 (or data.cluster_labels); set it to False otherwise.")
+            raise ValueError(
+                "config.model.g_conditional_bn=True gives G per-class BatchNorm scales and shifts, so "
+                "it needs model.num_classes > 0 (or data.cluster_labels); set it to False otherwise."
+            )
     for name in ("g_optimizer", "d_optimizer"):  # Adam checks its betas (jaxgan.optim.adam)
         lr = config[name].learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
@@ -270,11 +302,15 @@ def check_fields(config: ml_collections.ConfigDict, num_devices: int) -> None:
     check_schedule(config, num_devices)
     if config.get("lr_decay_steps", 0):  # its range: checked by jaxgan.optim.linear_decay_schedule
         if config.get("train_images", 0):
-            raise ValueError("config.lr_decay_steps counts train steps: give the run's length as config.train_steps, "
-                             "not config.train_images.")
+            raise ValueError(
+                "config.lr_decay_steps counts train steps: give the run's length as config.train_steps, "
+                "not config.train_images."
+            )
         if config.regularization.r1_gamma and config.regularization.r1_every > 1:
-            raise ValueError("config.lr_decay_steps with lazy R1 (regularization.r1_every > 1) is not supported: "
-                             "the lazy R1 updates shift D's update count; set r1_every=1 or lr_decay_steps=0.")
+            raise ValueError(
+                "config.lr_decay_steps with lazy R1 (regularization.r1_every > 1) is not supported: "
+                "the lazy R1 updates shift D's update count; set r1_every=1 or lr_decay_steps=0."
+            )
 
 
 def eval_metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -287,5 +323,3 @@ def data_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
     if config.data.source == "mixture":
         return (2,)
     return (config.data.image_size, config.data.image_size, config.data.channels)
-
-

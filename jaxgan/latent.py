@@ -60,7 +60,8 @@ def make_codes(categorical: Sequence[int] = (), continuous: int = 0, *, latent_d
     if latent_dim is not None and codes and latent_dim <= codes.num_coordinates:
         raise ValueError(
             f"latent_dim={latent_dim} leaves no noise next to {codes.num_coordinates} InfoGAN codes (each code takes "
-            f"one coordinate of z); raise latent_dim above {codes.num_coordinates}.")
+            f"one coordinate of z); raise latent_dim above {codes.num_coordinates}."
+        )
     return codes
 
 
@@ -80,11 +81,12 @@ def generator_input(z: jax.Array, codes: LatentCodes) -> jax.Array:
         return z
     ids, continuous = codes_from_latent(z, codes)
     one_hots = [jax.nn.one_hot(ids[:, k], size, dtype=z.dtype) for k, size in enumerate(codes.categorical)]
-    return jnp.concatenate([z[:, codes.num_coordinates:], *one_hots, continuous.astype(z.dtype)], axis=-1)
+    return jnp.concatenate([z[:, codes.num_coordinates :], *one_hots, continuous.astype(z.dtype)], axis=-1)
 
 
-def latent_with_codes(z: jax.Array, codes: LatentCodes, categorical: jax.Array | None = None,
-                      continuous: jax.Array | None = None) -> jax.Array:
+def latent_with_codes(
+    z: jax.Array, codes: LatentCodes, categorical: jax.Array | None = None, continuous: jax.Array | None = None
+) -> jax.Array:
     """z with its code coordinates set so that `codes_from_latent` returns the given codes.
 
     `categorical`: int [B, len(categorical)] (each in 0..K_k-1) or None to keep z's;

@@ -57,7 +57,8 @@ class WorkdirLock:
             os.close(fd)
             raise WorkdirLockedError(
                 f"{self.workdir} is in use by another jaxgan run ({_describe(holder)}); wait for it to end or "
-                "stop it, or use another --workdir.") from None
+                "stop it, or use another --workdir."
+            ) from None
         except OSError:
             os.close(fd)
             raise
@@ -67,8 +68,12 @@ class WorkdirLock:
             pid = previous.get("pid")
             alive = previous.get("host") == socket.gethostname() and isinstance(pid, int) and _pid_alive(pid)
             note = " (its PID now belongs to another process, which does not hold the lock)" if alive else ""
-            print(f"jaxgan: {self.workdir} had a stale lock from a run that ended without releasing it "
-                  f"({_describe(previous)}){note}; taking it over.", file=sys.stderr, flush=True)
+            print(
+                f"jaxgan: {self.workdir} had a stale lock from a run that ended without releasing it "
+                f"({_describe(previous)}){note}; taking it over.",
+                file=sys.stderr,
+                flush=True,
+            )
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "argv": sys.argv}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)

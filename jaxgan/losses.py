@@ -185,8 +185,9 @@ LOSSES: dict[str, AdversarialLoss] = {
         AdversarialLoss("hinge", hinge_d, wasserstein_g),
         AdversarialLoss("least_squares", least_squares_d, least_squares_g),
         AdversarialLoss("relativistic_average", relativistic_average_d, relativistic_average_g, g_needs_real=True),
-        AdversarialLoss("relativistic_average_hinge", relativistic_average_hinge_d, relativistic_average_hinge_g,
-                        g_needs_real=True),
+        AdversarialLoss(
+            "relativistic_average_hinge", relativistic_average_hinge_d, relativistic_average_hinge_g, g_needs_real=True
+        ),
     )
 }
 

@@ -47,8 +47,9 @@ def linear_decay_schedule(learning_rate: float, *, total_steps: int, decay_steps
     """
     if not 0 <= decay_steps <= total_steps:
         raise ValueError(f"decay_steps must be in [0, total_steps={total_steps}], got {decay_steps}.")
-    return optax.linear_schedule(learning_rate, 0.0, transition_steps=max(decay_steps, 1),
-                                 transition_begin=total_steps - decay_steps)
+    return optax.linear_schedule(
+        learning_rate, 0.0, transition_steps=max(decay_steps, 1), transition_begin=total_steps - decay_steps
+    )
 
 
 def adam(

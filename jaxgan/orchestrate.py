@@ -36,8 +36,15 @@ from jaxgan.data import clusters as clusters_lib
 from jaxgan.runner import RunHooks, check_workdir, run_training
 from jaxgan.sampling import compiled_generate, fixed_latents, image_grid, sample_batched, scatter_image
 from jaxgan.state import GANTrainState
-from jaxgan.train import (GANStep, global_batch, make_mesh, multi_global_batch, prefetch_to_mesh, replicate,
-                          shard_map_step)
+from jaxgan.train import (
+    GANStep,
+    global_batch,
+    make_mesh,
+    multi_global_batch,
+    prefetch_to_mesh,
+    replicate,
+    shard_map_step,
+)
 
 SampleFn = Callable[[int, int], np.ndarray]
 
@@ -53,24 +60,32 @@ class Evaluator(Protocol):
     def __call__(self, sample_fn: SampleFn, step: int) -> Mapping[str, float]: ...
 
 
-def load_training_arrays(data_config: ml_collections.ConfigDict, *, with_labels: bool = False,
-                         seed: int = 0) -> dict[str, np.ndarray]:
+def load_training_arrays(
+    data_config: ml_collections.ConfigDict, *, with_labels: bool = False, seed: int = 0
+) -> dict[str, np.ndarray]:
     """The whole training split as uint8 [N, size, size, channels] (+ int32 labels); for a
     2-D mixture float32 points [num_examples, 2], for stacked digits uint8 [num_examples, size, size, 3],
     drawn with `seed`."""
     if data_config.source == "mixture":
         from jaxgan.metrics import modes
-        return {"image": modes.sample_mixture(modes.get_mixture(data_config.name), data_config.num_examples,
-                                              seed=seed)}
+
+        return {"image": modes.sample_mixture(modes.get_mixture(data_config.name), data_config.num_examples, seed=seed)}
     if data_config.source == "stacked_digits":  # the train split's digits only; modes are not labels
         from jaxgan.metrics import digits_classifier
-        images, _ = digits_classifier.make_stacked_digits(data_config.num_examples, seed=seed, split="train",
-                                                          image_size=data_config.image_size)
+
+        images, _ = digits_classifier.make_stacked_digits(
+            data_config.num_examples, seed=seed, split="train", image_size=data_config.image_size
+        )
         return {"image": images}
     kwargs = dict(image_size=data_config.image_size, channels=data_config.channels)
     if data_config.source == "tfds":
-        return data.load_tfds_images(data_config.name, split=data_config.split,
-                                     data_dir=data_config.data_dir or None, with_labels=with_labels, **kwargs)
+        return data.load_tfds_images(
+            data_config.name,
+            split=data_config.split,
+            data_dir=data_config.data_dir or None,
+            with_labels=with_labels,
+            **kwargs,
+        )
     if data_config.source == "npz":
         return data.load_npz_images(data_config.name, with_labels=with_labels, **kwargs)
     if data_config.source == "folder":
@@ -84,22 +99,26 @@ def step_batch(batcher: data.ArrayBatcher, step: int, n_critic: int) -> dict[str
     return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
 
 
-def _call_batches(batcher: data.ArrayBatcher, step: GANStep, n_critic: int, start: int,
-                  calls: Sequence[int]) -> Iterator[dict[str, np.ndarray]]:
+def _call_batches(
+    batcher: data.ArrayBatcher, step: GANStep, n_critic: int, start: int, calls: Sequence[int]
+) -> Iterator[dict[str, np.ndarray]]:
     """This process's rows for each compiled call: one step's batch, or `size` of them stacked."""
     s = start
     for size in calls:
-        per_step = [{k: v for k, v in step_batch(batcher, s + i, n_critic).items() if k in step.batch_keys}
-                    for i in range(size)]
+        per_step = [
+            {k: v for k, v in step_batch(batcher, s + i, n_critic).items() if k in step.batch_keys} for i in range(size)
+        ]
         yield per_step[0] if size == 1 else {k: np.stack([b[k] for b in per_step]) for k in per_step[0]}
         s += size
 
 
 def _place_call_batch(sample_ndim: int) -> Callable[[Mapping[str, np.ndarray], Mesh], dict[str, jax.Array]]:
     """Puts a call's batch on the mesh: [n_critic, B, ...] or, for K steps per call, [K, n_critic, B, ...]."""
+
     def place(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
         multi = np.ndim(batch["image"]) == sample_ndim + 3
         return (multi_global_batch if multi else global_batch)(batch, mesh)
+
     return place
 
 
@@ -113,7 +132,8 @@ def check_labels_fit(arrays: Mapping[str, np.ndarray], num_classes: int) -> None
     if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(
             f"The data's labels span {labels.min()}..{labels.max()}, outside [0, {num_classes}); set "
-            f"config.model.num_classes={int(labels.max()) + 1} (the number of classes).")
+            f"config.model.num_classes={int(labels.max()) + 1} (the number of classes)."
+        )
 
 
 def sample_labels_for_grid(num: int, num_classes: int) -> np.ndarray | None:
@@ -129,8 +149,9 @@ def evaluation_labels(num: int, *, seed: int, num_classes: int, frequencies: np.
     return clusters_lib.draw_labels(frequencies, num, seed=seed)
 
 
-def run_cluster_labels(workdir: str, images: np.ndarray, num_clusters: int, *,
-                       seed: int) -> tuple[np.ndarray, Callable[[], None] | None]:
+def run_cluster_labels(
+    workdir: str, images: np.ndarray, num_clusters: int, *, seed: int
+) -> tuple[np.ndarray, Callable[[], None] | None]:
     """The run's k-means cluster labels (`jaxgan.data.clusters`): read from WORKDIR/cluster_labels.npz, so a
     resumed run keeps its clusters, or computed. Returns (labels, a function that writes newly computed
     labels there, by process 0, or None): the run calls it once it holds the workdir."""
@@ -144,6 +165,7 @@ def run_cluster_labels(workdir: str, images: np.ndarray, num_clusters: int, *,
         if jax.process_index() == 0:
             os.makedirs(workdir, exist_ok=True)
             clusters_lib.save_labels(path, labels, num_clusters=num_clusters, seed=seed)
+
     return labels, write
 
 
@@ -176,8 +198,11 @@ def build_evaluators(config: ml_collections.ConfigDict, arrays: Mapping[str, np.
         if config.eval_num_samples:
             kwargs["num_samples"] = config.eval_num_samples
         if name in ("inception", "fid", "kid", "prdc", "is"):
-            kwargs.update(reference_images=arrays["image"], dataset=f"{config.data.source}:{config.data.name}",
-                          split=config.data.split)
+            kwargs.update(
+                reference_images=arrays["image"],
+                dataset=f"{config.data.source}:{config.data.name}",
+                split=config.data.split,
+            )
         elif name == "msssim":
             kwargs["real_images"] = arrays["image"]
         elif name == "modes":
@@ -197,14 +222,19 @@ def train_functions(step: GANStep, mesh: Mesh, config: ml_collections.ConfigDict
     steps_per_call = int(config.get("steps_per_call", 1))
     train_fns = {1: shard_map_step(step, mesh)}
     if steps_per_call > 1:
-        train_fns[steps_per_call] = shard_map_step(step, mesh, steps_per_call=steps_per_call,
-                                                   step_loop=config.get("step_loop", "auto"))
+        train_fns[steps_per_call] = shard_map_step(
+            step, mesh, steps_per_call=steps_per_call, step_loop=config.get("step_loop", "auto")
+        )
     return train_fns
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       evaluators: Sequence[Evaluator] | None = None,
-                       restart_from_scratch: bool = False) -> GANTrainState:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    evaluators: Sequence[Evaluator] | None = None,
+    restart_from_scratch: bool = False,
+) -> GANTrainState:
     """Trains (or resumes) the GAN described by `config`, writing into `workdir`.
 
     `evaluators` default to those `config.eval_metrics` names (when
@@ -227,16 +257,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     check_labels_fit(arrays, step.num_classes)
     frequencies = clusters_lib.label_frequencies(arrays["label"], clusters) if clusters else None
     eval_labels = functools.partial(evaluation_labels, num_classes=step.num_classes, frequencies=frequencies)
-    batcher = data.ArrayBatcher(arrays, batch_size=config.batch_size, seed=config.seed,
-                                process_index=jax.process_index(), process_count=jax.process_count())
+    batcher = data.ArrayBatcher(
+        arrays,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
     first = arrays["image"][:1]
     state = step.init_state(config.seed, data.to_model_range(first) if first.dtype == np.uint8 else first)
     if evaluators is None:
         evaluators = build_evaluators(config, arrays) if schedule.eval_every else []
 
     mesh = make_mesh()
-    train_fns = compile_cache.cached(compile_cache.config_key("gan_zoo.train", config, mesh),
-                                     lambda: train_functions(step, mesh, config))
+    train_fns = compile_cache.cached(
+        compile_cache.config_key("gan_zoo.train", config, mesh), lambda: train_functions(step, mesh, config)
+    )
     grid_fn = compiled_generate(generator)
     grid_z = replicate(fixed_latents(config.seed + 1, config.num_samples, step.latent_dim), mesh)
     grid_labels = sample_labels_for_grid(config.num_samples, step.num_classes)
@@ -244,27 +280,54 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         grid_labels = replicate(grid_labels, mesh)
 
     def samples(_: int, state: GANTrainState) -> dict[str, np.ndarray]:
-        return {"g": sample_picture(grid_fn(state.g.params, state.g.batch_stats, grid_z, grid_labels)),
-                "ema": sample_picture(grid_fn(state.g_ema_params, state.g.batch_stats, grid_z, grid_labels))}
+        return {
+            "g": sample_picture(grid_fn(state.g.params, state.g.batch_stats, grid_z, grid_labels)),
+            "ema": sample_picture(grid_fn(state.g_ema_params, state.g.batch_stats, grid_z, grid_labels)),
+        }
 
     def evaluate(done: int, state: GANTrainState) -> dict[str, float]:
         # Images go to the evaluators as uint8, as they would be saved; 2-D points as floats.
         as_output = np.asarray if config.data.source == "mixture" else to_uint8
-        sample_fn = lambda num, seed: np.asarray(as_output(sample_batched(
-            generator, state.g_ema_params, state.g.batch_stats, num=num, seed=seed,
-            labels=eval_labels(num, seed=seed))))
+        sample_fn = lambda num, seed: np.asarray(
+            as_output(
+                sample_batched(
+                    generator,
+                    state.g_ema_params,
+                    state.g.batch_stats,
+                    num=num,
+                    seed=seed,
+                    labels=eval_labels(num, seed=seed),
+                )
+            )
+        )
         scores: dict[str, float] = {}
         for evaluate_one in evaluators:
             scores.update(evaluate_one(sample_fn, done))
         return scores
 
     def batches(start: int, calls: Sequence[int]) -> Iterator[dict[str, jax.Array]]:
-        return prefetch_to_mesh(_call_batches(batcher, step, config.n_critic, start, calls), mesh,
-                                place=_place_call_batch(len(step.sample_shape)))
+        return prefetch_to_mesh(
+            _call_batches(batcher, step, config.n_critic, start, calls),
+            mesh,
+            place=_place_call_batch(len(step.sample_shape)),
+        )
 
-    hooks = RunHooks(overview={"Generator": lambda s: s.g.params, "Discriminator": lambda s: s.d.params},
-                     samples=samples, evaluate=evaluate if evaluators else None, prepare=write_labels)
-    return run_training(workdir=workdir, init_state=state, train_fns=train_fns, batches=batches,
-                        schedule=schedule, mesh=mesh, keep_checkpoints=config.keep_checkpoints, hooks=hooks,
-                        progress_bar=bool(config.get("progress_bar", True)), run_info=config,
-                        restart_from_scratch=restart_from_scratch)
+    hooks = RunHooks(
+        overview={"Generator": lambda s: s.g.params, "Discriminator": lambda s: s.d.params},
+        samples=samples,
+        evaluate=evaluate if evaluators else None,
+        prepare=write_labels,
+    )
+    return run_training(
+        workdir=workdir,
+        init_state=state,
+        train_fns=train_fns,
+        batches=batches,
+        schedule=schedule,
+        mesh=mesh,
+        keep_checkpoints=config.keep_checkpoints,
+        hooks=hooks,
+        progress_bar=bool(config.get("progress_bar", True)),
+        run_info=config,
+        restart_from_scratch=restart_from_scratch,
+    )

@@ -405,8 +405,9 @@ def feature_matching_loss(
     return jnp.sum(jnp.square(real_mean - fake_mean))
 
 
-def info_loss(q: jax.Array, categorical: jax.Array, continuous: jax.Array,
-              categorical_sizes: Sequence[int]) -> jax.Array:
+def info_loss(
+    q: jax.Array, categorical: jax.Array, continuous: jax.Array, categorical_sizes: Sequence[int]
+) -> jax.Array:
     """InfoGAN's mutual-information term as a loss: -L_I(G, Q) + H(c), to minimize.
 
     `q` [B, sum(K) + n_cont]: Q's logits of each categorical code (in the order of
@@ -425,8 +426,10 @@ def info_loss(q: jax.Array, categorical: jax.Array, continuous: jax.Array,
     sizes = tuple(int(k) for k in categorical_sizes)
     n_cat, total = len(sizes), sum(sizes)
     if q.ndim != 2 or q.shape[1] != total + continuous.shape[-1] or categorical.shape[-1] != n_cat:
-        raise ValueError(f"Q outputs {q.shape} do not fit {n_cat} categorical codes of sizes {sizes} and "
-                         f"{continuous.shape[-1]} continuous codes (expected [B, {total + continuous.shape[-1]}]).")
+        raise ValueError(
+            f"Q outputs {q.shape} do not fit {n_cat} categorical codes of sizes {sizes} and "
+            f"{continuous.shape[-1]} continuous codes (expected [B, {total + continuous.shape[-1]}])."
+        )
     q = q.astype(jnp.float32)
     loss = jnp.zeros((q.shape[0],), jnp.float32)
     start = 0
@@ -459,8 +462,10 @@ def historical_average_penalty(params: Params, avg: Params) -> jax.Array:
       Salimans et al. 2016, arXiv:1606.03498, sec. 3.3.
     """
     if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(avg):
-        raise ValueError("params and the historical average must have the same tree structure; "
-                         "initialize the average with a copy of the params.")
+        raise ValueError(
+            "params and the historical average must have the same tree structure; "
+            "initialize the average with a copy of the params."
+        )
     sq = jax.tree_util.tree_map(lambda p, a: jnp.sum(jnp.square(p - jax.lax.stop_gradient(a))), params, avg)
     return sum(jax.tree_util.tree_leaves(sq), jnp.zeros((), jnp.float32))
 
@@ -542,8 +547,7 @@ def replay_buffer_query(
         images = images.at[write_at].set(jnp.where(~full | use_history, fake, stored))
         return (images, jnp.where(full, count, count + 1)), out
 
-    (images, count), mixed = jax.lax.scan(
-        one, (buffer.images, buffer.count), (fakes, jnp.arange(fakes.shape[0])))
+    (images, count), mixed = jax.lax.scan(one, (buffer.images, buffer.count), (fakes, jnp.arange(fakes.shape[0])))
     if axis_name is not None:
         mixed = jax.lax.dynamic_slice_in_dim(mixed, jax.lax.axis_index(axis_name) * local_batch, local_batch, axis=0)
     return mixed, ReplayBuffer(images=images, count=count)
@@ -561,14 +565,17 @@ def top_k_fraction(step: jax.Array | int, *, min_fraction: float, decay: float, 
     every sample and later only from its better ones.
     """
     if not 0.0 < min_fraction <= 1.0 or not 0.0 < decay <= 1.0 or decay_steps < 1:
-        raise ValueError(f"Need 0 < min_fraction <= 1, 0 < decay <= 1 and decay_steps >= 1, got "
-                         f"min_fraction={min_fraction!r}, decay={decay!r}, decay_steps={decay_steps!r}.")
+        raise ValueError(
+            f"Need 0 < min_fraction <= 1, 0 < decay <= 1 and decay_steps >= 1, got "
+            f"min_fraction={min_fraction!r}, decay={decay!r}, decay_steps={decay_steps!r}."
+        )
     epochs = (jnp.asarray(step) // decay_steps).astype(jnp.float32)
     return jnp.maximum(jnp.float32(min_fraction), jnp.float32(decay) ** epochs)
 
 
-def top_k_mean(losses: jax.Array, scores: jax.Array, fraction: jax.Array | float, *,
-               axis_name: str | None = None) -> jax.Array:
+def top_k_mean(
+    losses: jax.Array, scores: jax.Array, fraction: jax.Array | float, *, axis_name: str | None = None
+) -> jax.Array:
     """G's loss averaged over the k = max(1, floor(fraction N)) samples of the global batch (N) that D scores
     most realistic; the other samples give no gradient.
 

@@ -19,8 +19,13 @@ from typing import Any, Iterator, Mapping
 
 # Periods every run has (>= 1), and optional ones (>= 0) with what 0 means.
 REQUIRED_PERIODS = ("train_steps", "log_every_steps", "sample_every_steps", "checkpoint_every_steps")
-OPTIONAL_PERIODS = {"eval_every_steps": "0 = never", **{f"{name}_images": f"0 = use {name}_steps" for name in (
-    "train", "sample_every", "checkpoint_every", "eval_every")}}
+OPTIONAL_PERIODS = {
+    "eval_every_steps": "0 = never",
+    **{
+        f"{name}_images": f"0 = use {name}_steps"
+        for name in ("train", "sample_every", "checkpoint_every", "eval_every")
+    },
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +46,11 @@ class Schedule:
     def call_sizes(self, start: int, steps_per_call: int, *, with_eval: bool = True) -> Iterator[int]:
         """How many steps each compiled call runs, from `start` to the end: `steps_per_call`
         where no periodic action falls inside the call, single steps up to the next one otherwise."""
-        periods = [p for p in (self.log_every, self.sample_every, self.checkpoint_every,
-                               self.eval_every if with_eval else 0) if p > 0]
+        periods = [
+            p
+            for p in (self.log_every, self.sample_every, self.checkpoint_every, self.eval_every if with_eval else 0)
+            if p > 0
+        ]
         step = start
         while step < self.train_steps:
             next_event = min([self.train_steps] + [(step // p + 1) * p for p in periods])
@@ -83,8 +91,10 @@ def check_schedule(config: Mapping[str, Any], num_devices: int) -> None:
     if batch < 1:
         raise ValueError(f"config.batch_size={batch} must be a positive multiple of the device count {num_devices}.")
     if batch % num_devices:
-        raise ValueError(f"config.batch_size={batch} is not divisible by the {num_devices} devices; set a positive "
-                         f"multiple of the device count {num_devices}.")
+        raise ValueError(
+            f"config.batch_size={batch} is not divisible by the {num_devices} devices; set a positive "
+            f"multiple of the device count {num_devices}."
+        )
     for name in REQUIRED_PERIODS:
         if config[name] < 1:
             raise ValueError(f"config.{name}={config[name]} must be >= 1.")
@@ -122,12 +132,12 @@ def config_errors(config: Mapping[str, Any] | None = None, **fields: str) -> Ite
     except ValueError as e:
         message = str(e)
         for argument, field in fields.items():
-            rest = message[len(argument):]
+            rest = message[len(argument) :]
             if not message.startswith(argument) or rest[:1].isalnum() or rest[:1] == "_":
                 continue
             sub = re.match(r"\.(\w+)", rest)
             if sub:  # argument.sub_field ...: the config's field of the same name
-                field, rest = f"{field}.{sub.group(1)}", rest[sub.end():]
+                field, rest = f"{field}.{sub.group(1)}", rest[sub.end() :]
             value = _MISSING if config is None or rest.startswith("=") else _value_at(config, field)
             raise ValueError(f"config.{field}{'' if value is _MISSING else f'={value!r}'}{rest}") from e
         raise

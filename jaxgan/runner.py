@@ -72,8 +72,9 @@ def code_version() -> dict[str, Any]:
             pass
     source = os.path.dirname(os.path.abspath(jaxgan.__file__))
     try:
-        git = lambda *args: subprocess.run(["git", *args], cwd=source, capture_output=True, text=True,
-                                           timeout=10, check=True).stdout.strip()
+        git = lambda *args: subprocess.run(
+            ["git", *args], cwd=source, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
         info["git_commit"] = git("rev-parse", "HEAD")
         info["git_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
@@ -116,14 +117,16 @@ def write_run_info(config: Any, workdir: str) -> None:
     _write_json_keeping_history(os.path.join(workdir, "version.json"), code_version())
 
 
-def save_pictures(writer: metric_writers.MetricWriter, workdir: str, step: int,
-                  pictures: Mapping[str, np.ndarray]) -> None:
+def save_pictures(
+    writer: metric_writers.MetricWriter, workdir: str, step: int, pictures: Mapping[str, np.ndarray]
+) -> None:
     """uint8 pictures [H, W, C] as WORKDIR/samples/<name>_<step>.png and as TensorBoard images."""
     if jax.process_index() == 0:
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
         for name, picture in pictures.items():
             Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).save(
-                os.path.join(workdir, "samples", f"{name}_{step:06d}.png"))
+                os.path.join(workdir, "samples", f"{name}_{step:06d}.png")
+            )
     writer.write_images(step, {f"samples/{name}": picture[None] for name, picture in pictures.items()})
 
 
@@ -132,13 +135,18 @@ def save_pictures(writer: metric_writers.MetricWriter, workdir: str, step: int,
 
 @jax.jit
 def _tree_all_finite(tree: Any) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
-              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
-def check_finite(step: int, metrics: Mapping[str, float], state: Any, last_checkpoint: int | None, *,
-                 first_bad_step: int | None = None) -> None:
+def check_finite(
+    step: int,
+    metrics: Mapping[str, float],
+    state: Any,
+    last_checkpoint: int | None,
+    *,
+    first_bad_step: int | None = None,
+) -> None:
     """Raises FloatingPointError naming the step and the last good checkpoint if a metric
     or any floating-point leaf of the state (params, optimizer, EMA) is NaN or Inf.
 
@@ -213,6 +221,7 @@ class PreemptionWatcher:
     def should_stop(self, step: int) -> bool:
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
+
             try:
                 return bool(multihost_utils.reached_preemption_sync_point(step))
             except RuntimeError:  # no preemption service (not started with jax.distributed)
@@ -227,8 +236,15 @@ def _progress_bar(enabled: bool, total: int, start: int):
     if not (enabled and jax.process_index() == 0):
         return contextlib.nullcontext(None)
     from tqdm import tqdm
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
-                mininterval=1.0 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+
+    return tqdm(
+        total=total,
+        initial=start,
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        file=sys.stderr,
+    )
 
 
 def _append_jsonl(path: str, record: Mapping[str, Any]) -> None:
@@ -267,15 +283,17 @@ def check_workdir(workdir: str) -> str:
     Call it first, before building or compiling anything: it writes nothing."""
     workdir = os.path.abspath(workdir)
     if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise NotADirectoryError(f"--workdir={workdir} is a file, not a directory; pass a new directory or a "
-                                 "previous run's workdir.")
+        raise NotADirectoryError(
+            f"--workdir={workdir} is a file, not a directory; pass a new directory or a previous run's workdir."
+        )
     existing = workdir
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.access(existing, os.W_OK | os.X_OK):
         what = "is" if existing == workdir else f"cannot be created: {existing} is"
-        raise PermissionError(f"--workdir={workdir} {what} not writable by this user; pass a directory you can "
-                              "write to.")
+        raise PermissionError(
+            f"--workdir={workdir} {what} not writable by this user; pass a directory you can write to."
+        )
     return workdir
 
 
@@ -288,8 +306,10 @@ def _check_writable(directory: str) -> None:
             f.write("ok")
         os.remove(probe)
     except OSError as e:
-        raise PermissionError(f"Cannot write checkpoints into {directory}: {e.strerror or e}; fix its permissions "
-                              "or free space, or use another --workdir.") from e
+        raise PermissionError(
+            f"Cannot write checkpoints into {directory}: {e.strerror or e}; fix its permissions "
+            "or free space, or use another --workdir."
+        ) from e
 
 
 RUN_OUTPUTS = ("checkpoints", "samples", "metrics.jsonl", "events.out.tfevents.*")
@@ -340,10 +360,21 @@ class RunHooks:
     prepare: Callable[[], None] | None = None
 
 
-def run_training(*, workdir: str, init_state: Any, train_fns: Mapping[int, TrainFn],
-                 batches: Callable[[int, Sequence[int]], Iterator[Any]], schedule: Schedule, mesh: Mesh,
-                 keep_checkpoints: int = 3, hooks: RunHooks = RunHooks(), stop_at: int | None = None,
-                 progress_bar: bool = True, run_info: Any = None, restart_from_scratch: bool = False) -> Any:
+def run_training(
+    *,
+    workdir: str,
+    init_state: Any,
+    train_fns: Mapping[int, TrainFn],
+    batches: Callable[[int, Sequence[int]], Iterator[Any]],
+    schedule: Schedule,
+    mesh: Mesh,
+    keep_checkpoints: int = 3,
+    hooks: RunHooks = RunHooks(),
+    stop_at: int | None = None,
+    progress_bar: bool = True,
+    run_info: Any = None,
+    restart_from_scratch: bool = False,
+) -> Any:
     """Restores the latest checkpoint in WORKDIR/checkpoints (else starts from `init_state`) and
     trains to `schedule.train_steps`, or to `stop_at` (a checkpointed early stop, as a preemption).
 
@@ -376,18 +407,34 @@ def run_training(*, workdir: str, init_state: Any, train_fns: Mapping[int, Train
         if jax.process_index() == 0:
             _check_writable(checkpoint_dir)
         writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-        with checkpoint.checkpoint_manager(checkpoint_dir, max_to_keep=keep_checkpoints) as manager, \
-                PreemptionWatcher() as preemption:
+        with (
+            checkpoint.checkpoint_manager(checkpoint_dir, max_to_keep=keep_checkpoints) as manager,
+            PreemptionWatcher() as preemption,
+        ):
             state, restored = checkpoint.restore_latest(manager, init_state, move_damaged=True)
             if restored is None and checkpoint.moved_aside(checkpoint_dir) and not restart_from_scratch:
                 raise checkpoint.NoUsableCheckpointError(
                     f"No usable checkpoint is left in {checkpoint_dir} (damaged ones were moved aside: "
                     f"{', '.join(checkpoint.moved_aside(checkpoint_dir))}), and jaxgan does not start a run over from "
                     "step 0 on its own; relaunch with --restart_from_scratch to do so (the old outputs are moved "
-                    "into WORKDIR/before-restart-<time>/, not deleted).")
-            state = _train(state, restored, workdir=workdir, train_fns=train_fns, batches=batches, schedule=schedule,
-                           run_schedule=run_schedule, steps_per_call=steps_per_call, mesh=mesh, hooks=hooks,
-                           writer=writer, manager=manager, preemption=preemption, progress_bar=progress_bar)
+                    "into WORKDIR/before-restart-<time>/, not deleted)."
+                )
+            state = _train(
+                state,
+                restored,
+                workdir=workdir,
+                train_fns=train_fns,
+                batches=batches,
+                schedule=schedule,
+                run_schedule=run_schedule,
+                steps_per_call=steps_per_call,
+                mesh=mesh,
+                hooks=hooks,
+                writer=writer,
+                manager=manager,
+                preemption=preemption,
+                progress_bar=progress_bar,
+            )
             manager.wait_until_finished()
             _raise_save_errors(manager)
         writer.flush()
@@ -399,10 +446,23 @@ def _raise_save_errors(manager: Any) -> None:
     manager.check_for_errors()
 
 
-def _train(state: Any, restored: int | None, *, workdir: str, train_fns: Mapping[int, TrainFn],
-           batches: Callable[[int, Sequence[int]], Iterator[Any]], schedule: Schedule, run_schedule: Schedule,
-           steps_per_call: int, mesh: Mesh, hooks: RunHooks, writer: Any, manager: Any, preemption: Any,
-           progress_bar: bool) -> Any:
+def _train(
+    state: Any,
+    restored: int | None,
+    *,
+    workdir: str,
+    train_fns: Mapping[int, TrainFn],
+    batches: Callable[[int, Sequence[int]], Iterator[Any]],
+    schedule: Schedule,
+    run_schedule: Schedule,
+    steps_per_call: int,
+    mesh: Mesh,
+    hooks: RunHooks,
+    writer: Any,
+    manager: Any,
+    preemption: Any,
+    progress_bar: bool,
+) -> Any:
     """The loop of `run_training`, from the restored (or initial) state to the end."""
     if restored is None:
         for name, params_of in hooks.overview.items():
@@ -414,8 +474,9 @@ def _train(state: Any, restored: int | None, *, workdir: str, train_fns: Mapping
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     dropped = drop_jsonl_rows_after(metrics_path, start)
     if dropped:
-        logging.info("Dropped %d rows of %s logged after step %d; the re-run logs them again.", dropped,
-                     metrics_path, start)
+        logging.info(
+            "Dropped %d rows of %s logged after step %d; the re-run logs them again.", dropped, metrics_path, start
+        )
     if restored is None and hooks.sample_at_start and hooks.samples is not None:
         save_pictures(writer, workdir, start, hooks.samples(start, state))
     calls = list(run_schedule.call_sizes(start, steps_per_call, with_eval=hooks.evaluate is not None))
@@ -435,8 +496,11 @@ def _train(state: Any, restored: int | None, *, workdir: str, train_fns: Mapping
             log_now = run_schedule.due(run_schedule.log_every, done)
             save_now = run_schedule.due(run_schedule.checkpoint_every, done) or stop
             sample_now = hooks.samples is not None and run_schedule.due(run_schedule.sample_every, done)
-            eval_now = hooks.evaluate is not None and run_schedule.eval_every and \
-                run_schedule.due(run_schedule.eval_every, done)
+            eval_now = (
+                hooks.evaluate is not None
+                and run_schedule.eval_every
+                and run_schedule.due(run_schedule.eval_every, done)
+            )
             if log_now or save_now or sample_now or eval_now:  # the only host syncs: nothing non-finite is written
                 values = pending.check(done, state, last_checkpoint)
             if log_now:
@@ -458,7 +522,10 @@ def _train(state: Any, restored: int | None, *, workdir: str, train_fns: Mapping
                 manager.wait_until_finished()
                 _raise_save_errors(manager)
                 logging.warning("SIGTERM: saved the checkpoint at step %d; stopping.", done)
-                print(f"jaxgan: preempted (SIGTERM); checkpoint saved at step {done}. "
-                      "Relaunch the same command to resume.", flush=True)
+                print(
+                    f"jaxgan: preempted (SIGTERM); checkpoint saved at step {done}. "
+                    "Relaunch the same command to resume.",
+                    flush=True,
+                )
                 break
     return state

@@ -15,8 +15,9 @@ from jaxgan import compile_cache, latent
 from jaxgan.common import Params
 
 
-def generate(generator: nn.Module, params: Params, batch_stats: Params, z: jax.Array,
-             labels: jax.Array | None = None) -> jax.Array:
+def generate(
+    generator: nn.Module, params: Params, batch_stats: Params, z: jax.Array, labels: jax.Array | None = None
+) -> jax.Array:
     """G(z[, labels]) in inference mode (BatchNorm uses its running statistics)."""
     variables = {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
     if labels is None:
@@ -26,10 +27,13 @@ def generate(generator: nn.Module, params: Params, batch_stats: Params, z: jax.A
 
 def check_truncation(truncation: float | None) -> None:
     """`truncation` is None (no truncation) or a finite threshold > 0 (`fixed_latents`)."""
-    if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, numbers.Real)
-                                   or not 0 < truncation < math.inf):
-        raise ValueError(f"truncation={truncation!r} must be a finite threshold > 0 (BigGAN's truncation trick: "
-                         "|z| <= threshold, e.g. 0.5 - 2), or None for untruncated N(0, I) latents.")
+    if truncation is not None and (
+        isinstance(truncation, bool) or not isinstance(truncation, numbers.Real) or not 0 < truncation < math.inf
+    ):
+        raise ValueError(
+            f"truncation={truncation!r} must be a finite threshold > 0 (BigGAN's truncation trick: "
+            "|z| <= threshold, e.g. 0.5 - 2), or None for untruncated N(0, I) latents."
+        )
 
 
 @functools.partial(jax.jit, static_argnames=("num", "latent_dim", "truncation"))
@@ -45,8 +49,9 @@ def _latents(seed: int, num: int, latent_dim: int, start: int, truncation: float
     return jax.vmap(draw)(start + jnp.arange(num))
 
 
-def fixed_latents(seed: int, num: int, latent_dim: int, start: int = 0, *,
-                  truncation: float | None = None) -> jax.Array:
+def fixed_latents(
+    seed: int, num: int, latent_dim: int, start: int = 0, *, truncation: float | None = None
+) -> jax.Array:
     """Latents number start..start+num-1 of `seed`: z_i = N(0, I) keyed by fold_in(PRNGKey(seed), i).
 
     Sample i depends only on (seed, i), never on how many are drawn at once, so
@@ -62,8 +67,9 @@ def fixed_latents(seed: int, num: int, latent_dim: int, start: int = 0, *,
     return _latents(seed, num, latent_dim, start, None if truncation is None else float(truncation))
 
 
-def generator_latents(generator: nn.Module, seed: int, num: int, start: int = 0, *,
-                      truncation: float | None = None) -> jax.Array:
+def generator_latents(
+    generator: nn.Module, seed: int, num: int, start: int = 0, *, truncation: float | None = None
+) -> jax.Array:
     """`fixed_latents` for `generator`, truncating its noise only: the coordinates that carry InfoGAN codes
     (`jaxgan.latent`) keep their N(0, 1) draws, so the codes keep their distribution (BigGAN truncates the
     noise, never the class)."""
@@ -106,8 +112,11 @@ def sample_batched(
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
         z = generator_latents(generator, seed, batch_size, start, truncation=truncation)
-        y = None if labels is None else jnp.asarray(np.resize(np.asarray(labels[start:start + n]), batch_size),
-                                                    jnp.int32)
+        y = (
+            None
+            if labels is None
+            else jnp.asarray(np.resize(np.asarray(labels[start : start + n]), batch_size), jnp.int32)
+        )
         out.append(np.asarray(run(params, batch_stats, z, y))[:n])
     return np.concatenate(out)
 
@@ -123,7 +132,7 @@ def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> 
     grid = np.zeros((rows * (h + pad) + pad, columns * (w + pad) + pad, c), np.uint8)
     for i, image in enumerate(images):
         r, col = divmod(i, columns)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = image
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = image
     return grid
 
 

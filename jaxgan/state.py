@@ -118,7 +118,8 @@ def create_train_state(
             d = _init_net(discriminator, d_key, d_example, d_tx)
         else:
             d = jax.vmap(lambda k: _init_net(discriminator, k, d_example, d_tx))(
-                jax.random.split(d_key, num_discriminators))
+                jax.random.split(d_key, num_discriminators)
+            )
         return GANTrainState(
             step=jnp.zeros((), jnp.int32),
             rng=train_key,

@@ -58,8 +58,9 @@ class TrainedGenerator:
     def num_classes(self) -> int:
         return int(getattr(self.generator, "num_classes", 0))
 
-    def sample(self, num: int, *, seed: int = 0, labels: Any = None, batch_size: int = 256,
-               truncation: float | None = None) -> np.ndarray:
+    def sample(
+        self, num: int, *, seed: int = 0, labels: Any = None, batch_size: int = 256, truncation: float | None = None
+    ) -> np.ndarray:
         """`num` samples in the model's range (images in [-1, 1], points unbounded). A generator conditioned on
         k-means clusters draws its labels with the clusters' frequencies (from `seed`) unless given them.
         `truncation`: BigGAN's truncation trick (`jaxgan.sampling.fixed_latents`); None = N(0, I) latents."""
@@ -73,8 +74,16 @@ class TrainedGenerator:
                 raise ValueError("This generator is unconditional; do not pass labels.")
             if labels.min() < 0 or labels.max() >= self.num_classes:
                 raise ValueError(f"labels must lie in [0, {self.num_classes}), got {labels.min()}..{labels.max()}.")
-        return sample_batched(self.generator, self.params, self.batch_stats, num=num, seed=seed,
-                              labels=labels, batch_size=batch_size, truncation=truncation)
+        return sample_batched(
+            self.generator,
+            self.params,
+            self.batch_stats,
+            num=num,
+            seed=seed,
+            labels=labels,
+            batch_size=batch_size,
+            truncation=truncation,
+        )
 
     def sample_uint8(self, num: int, **kwargs: Any) -> np.ndarray:
         """`num` images as uint8 NHWC."""
@@ -98,8 +107,16 @@ def load_generator(workdir: str, *, ema: bool = True) -> TrainedGenerator:
     if config.data.get("cluster_labels", 0):
         frequencies = clusters.load_frequencies(os.path.join(workdir, clusters.LABELS_FILE))
         if frequencies is None:
-            raise FileNotFoundError(f"{workdir} trained on k-means cluster labels, but its {clusters.LABELS_FILE} "
-                                    "is missing; without the clusters' frequencies its samples cannot be drawn.")
-    return TrainedGenerator(config=config, step=step, ema=ema, generator=generator,
-                            params=state.g_ema_params if ema else state.g.params, batch_stats=state.g.batch_stats,
-                            label_frequencies=frequencies)
+            raise FileNotFoundError(
+                f"{workdir} trained on k-means cluster labels, but its {clusters.LABELS_FILE} "
+                "is missing; without the clusters' frequencies its samples cannot be drawn."
+            )
+    return TrainedGenerator(
+        config=config,
+        step=step,
+        ema=ema,
+        generator=generator,
+        params=state.g_ema_params if ema else state.g.params,
+        batch_stats=state.g.batch_stats,
+        label_frequencies=frequencies,
+    )

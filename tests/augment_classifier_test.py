@@ -8,7 +8,6 @@ own digits array, brute-force sorting, and hand-computed means and standard devi
 from __future__ import annotations
 
 import csv
-import functools
 import os
 
 import flax.linen as nn
@@ -61,8 +60,9 @@ def test_warp_is_scipy_map_coordinates_inside_and_outside_the_image():
     x = rng.normal(size=(6, 5, 1)).astype(np.float32)
     coords = rng.uniform(-1.5, 6.5, size=(2, 6, 5)).astype(np.float32)  # inside, near the border and beyond
     got = np.asarray(augment.warp(jnp.asarray(x), jnp.asarray(coords), fill=-1.0))[..., 0]
-    want = ndimage.map_coordinates(x[..., 0].astype(np.float64), coords.astype(np.float64), order=1,
-                                   mode="grid-constant", cval=-1.0)
+    want = ndimage.map_coordinates(
+        x[..., 0].astype(np.float64), coords.astype(np.float64), order=1, mode="grid-constant", cval=-1.0
+    )
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
@@ -74,8 +74,7 @@ def test_elastic_deformation_is_scipy_gaussian_filter_then_map_coordinates():
     u = np.asarray(jax.random.uniform(key, (2, 8, 8), minval=-1.0, maxval=1.0), np.float64)  # the field's draw
     grid = np.stack(np.meshgrid(np.arange(8.0), np.arange(8.0), indexing="ij"))
     field = alpha * np.stack([ndimage.gaussian_filter(f, sigma, mode="constant", cval=0.0) for f in u])
-    want = ndimage.map_coordinates(x[..., 0].astype(np.float64), grid + field, order=1, mode="grid-constant",
-                                   cval=-1.0)
+    want = ndimage.map_coordinates(x[..., 0].astype(np.float64), grid + field, order=1, mode="grid-constant", cval=-1.0)
     q = augment.rotation_shift_coordinates(8, 8, angle=0.0, shift=(0.0, 0.0))
     d = augment.elastic_displacement(key, 8, 8, alpha=alpha, sigma=sigma)
     np.testing.assert_allclose(np.asarray(augment.warp(jnp.asarray(x), q + d, fill=-1.0))[..., 0], want, atol=1e-5)
@@ -99,7 +98,7 @@ def test_classic_augment_identity_when_off_and_shifts_are_integer_shifts():
     np.testing.assert_allclose(np.asarray(off), x, atol=1e-6)
     shifted = np.asarray(augment.classic_augment(key, jnp.asarray(x), max_shift=1, max_rotation_degrees=0.0))
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-1.0)
-    candidates = np.stack([padded[:, 1 - dr:7 - dr, 1 - dc:7 - dc] for dr in (-1, 0, 1) for dc in (-1, 0, 1)])
+    candidates = np.stack([padded[:, 1 - dr : 7 - dr, 1 - dc : 7 - dc] for dr in (-1, 0, 1) for dc in (-1, 0, 1)])
     err = np.abs(candidates - shifted[None]).max(axis=(2, 3, 4))  # [9 shifts, 16 images]
     assert (err.min(axis=0) < 1e-6).all()  # every image is one of the 9 integer shifts
     assert len(set(err.argmin(axis=0).tolist())) > 2  # drawn per image
@@ -117,8 +116,9 @@ def test_patch_conv_and_pool_equal_flax_conv_and_max_pool():
     params = jax.tree_util.tree_map(lambda p: p + 0.1, params)  # a non-zero bias too
     want = nn.Conv(4, (3, 3)).apply(params, x)
     np.testing.assert_allclose(np.asarray(conv.apply(params, x)), np.asarray(want), atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(model_lib.max_pool_2x2(x)),
-                                  np.asarray(nn.max_pool(x, (2, 2), strides=(2, 2))))
+    np.testing.assert_array_equal(
+        np.asarray(model_lib.max_pool_2x2(x)), np.asarray(nn.max_pool(x, (2, 2), strides=(2, 2)))
+    )
 
 
 def test_train_step_is_sgd_on_softmax_cross_entropy():
@@ -133,8 +133,7 @@ def test_train_step_is_sgd_on_softmax_cross_entropy():
     tx = optax.sgd(0.5)
     state = classify.create_state(Linear(), tx, jax.random.key(0), jnp.asarray(x[:1]))
     w = np.asarray(state.params["Dense_0"]["kernel"], np.float64)
-    new, metrics = classify.train_step(state, {"image": jnp.asarray(x), "label": jnp.asarray(y)}, model=Linear(),
-                                       tx=tx)
+    new, metrics = classify.train_step(state, {"image": jnp.asarray(x), "label": jnp.asarray(y)}, model=Linear(), tx=tx)
     flat = x.reshape(4, -1).astype(np.float64)
     logits = flat @ w
     p = np.exp(logits - logits.max(1, keepdims=True))
@@ -147,11 +146,14 @@ def test_train_step_is_sgd_on_softmax_cross_entropy():
 
 
 def test_draw_batch_reads_only_used_rows_and_augments_only_real_ones():
-    pool = {"image": jnp.arange(10, dtype=jnp.float32).reshape(10, 1, 1, 1),
-            "label": jnp.asarray([0, 1, 2, 3, 4, 5, -1, -1, -1, -1], jnp.int32),  # rows 6.. are padding
-            "is_real": jnp.asarray([True, True, True, False, False, False] + [False] * 4)}
-    batch = train_lib.draw_batch(jax.random.key(0), pool, jnp.asarray(6), batch_size=64,
-                                 augment=lambda key, im: im + 100.0)
+    pool = {
+        "image": jnp.arange(10, dtype=jnp.float32).reshape(10, 1, 1, 1),
+        "label": jnp.asarray([0, 1, 2, 3, 4, 5, -1, -1, -1, -1], jnp.int32),  # rows 6.. are padding
+        "is_real": jnp.asarray([True, True, True, False, False, False] + [False] * 4),
+    }
+    batch = train_lib.draw_batch(
+        jax.random.key(0), pool, jnp.asarray(6), batch_size=64, augment=lambda key, im: im + 100.0
+    )
     labels, values = np.asarray(batch["label"]), np.asarray(batch["image"]).ravel()
     assert labels.min() >= 0 and len(set(labels.tolist())) == 6  # all used rows, never the padding
     np.testing.assert_array_equal(values, np.where(labels < 3, labels + 100.0, labels))
@@ -168,20 +170,27 @@ def test_classifier_is_sane_on_real_digits_and_the_seed_loop_is_deterministic(di
     model = classify.SmallCNN(widths=(8, 16), hidden=32)
     tx = optax.adamw(3e-3, weight_decay=1e-4)
     x = exp_lib.to_float(s.train_images[:600])
-    pools = {"image": jnp.stack([x] * 2), "label": jnp.stack([s.train_labels[:600]] * 2),
-             "is_real": jnp.ones((2, len(x)), bool)}
+    pools = {
+        "image": jnp.stack([x] * 2),
+        "label": jnp.stack([s.train_labels[:600]] * 2),
+        "is_real": jnp.ones((2, len(x)), bool),
+    }
     init = lambda seed: classify.create_state(model, tx, jax.random.key(seed), jnp.asarray(x[:1]))
     states = jax.tree_util.tree_map(lambda *a: jnp.stack(a), init(0), init(1))
     fit = classify.make_fit_seeds(model=model, tx=tx, num_steps=250, batch_size=32)
     sizes = jnp.asarray([len(x)] * 2)
     out, losses = fit(states, pools, sizes)
     test_x, test_y = jnp.asarray(exp_lib.to_float(s.test_images)), jnp.asarray(s.test_labels)
-    acc = [float(classify.accuracy(model, jax.tree_util.tree_map(lambda a: a[i], out.params), test_x, test_y))
-           for i in range(2)]
+    acc = [
+        float(classify.accuracy(model, jax.tree_util.tree_map(lambda a: a[i], out.params), test_x, test_y))
+        for i in range(2)
+    ]
     assert min(acc) > 0.8, acc  # chance is 0.10; the digits' held-out 355 images
     again, losses2 = fit(states, pools, sizes)
-    for a, b in zip(jax.tree_util.tree_leaves((out.params, out.opt_state)),
-                    jax.tree_util.tree_leaves((again.params, again.opt_state))):
+    for a, b in zip(
+        jax.tree_util.tree_leaves((out.params, out.opt_state)),
+        jax.tree_util.tree_leaves((again.params, again.opt_state)),
+    ):
         assert np.array_equal(np.asarray(a), np.asarray(b))  # bit-identical given the seeds
     assert not np.array_equal(np.asarray(losses[0]), np.asarray(losses[1]))  # the seeds differ
 
@@ -244,8 +253,9 @@ def test_digits_splits_are_sklearn_rows_and_never_overlap(digits_splits):
         real = {"image": exp_lib.to_float(s.train_images[rows]), "label": s.train_labels[rows]}
         synth = {"image": np.zeros((40, 8, 8, 1), np.float32), "label": np.tile(np.arange(10), 4).astype(np.int32)}
         for setting, ratio in [("real", 0.0), ("classic", 0.0), ("gan", 2.0), ("classic+gan", 1.0)]:
-            pool, used = exp_lib.pool_for(setting, ratio, 2 if setting in ("gan", "classic+gan") else 10,
-                                          real, synth, None, 200)
+            pool, used = exp_lib.pool_for(
+                setting, ratio, 2 if setting in ("gan", "classic+gan") else 10, real, synth, None, 200
+            )
             got = np.asarray(pool["image"][:used][np.asarray(pool["is_real"][:used])])
             np.testing.assert_array_equal(got, real["image"])
         back = np.round((got + 1) * 127.5).astype(np.uint8)
@@ -276,8 +286,7 @@ def test_labeled_tfds_dataset_by_name_with_mock_data(tmp_path):
     from tests.helpers import write_mock_tfds_metadata
 
     write_mock_tfds_metadata(tmp_path, "mnist", {"train": 60000, "test": 10000})
-    d = ConfigDict(dict(name="mnist", data_dir="", train_split="train", test_split="test", image_size=8,
-                        channels=1))
+    d = ConfigDict(dict(name="mnist", data_dir="", train_split="train", test_split="test", image_size=8, channels=1))
     with tfds.testing.mock_data(num_examples=30, policy=tfds.testing.MockPolicy.USE_FILES, data_dir=str(tmp_path)):
         s = exp_lib.load_splits(d)
     assert s.train_images.shape == (30, 8, 8, 1) and s.test_images.shape == (30, 8, 8, 1)
@@ -292,8 +301,12 @@ def test_labeled_tfds_dataset_by_name_with_mock_data(tmp_path):
 
 
 def _results():
-    return {("real", 0.0): [0.80, 0.90, 0.85], ("classic", 0.0): [0.90, 0.95, 0.92],
-            ("gan", 1.0): [0.70, 0.80, 0.74], ("cas", 1.0): [0.5, 0.6, 0.4]}
+    return {
+        ("real", 0.0): [0.80, 0.90, 0.85],
+        ("classic", 0.0): [0.90, 0.95, 0.92],
+        ("gan", 1.0): [0.70, 0.80, 0.74],
+        ("cas", 1.0): [0.5, 0.6, 0.4],
+    }
 
 
 def test_summary_and_tables_are_exact_and_deterministic(tmp_path):
@@ -301,8 +314,9 @@ def test_summary_and_tables_are_exact_and_deterministic(tmp_path):
     gan = rows[2]
     assert (gan.setting, gan.ratio, gan.n_seeds) == ("gan", 1.0, 3)
     assert gan.mean == pytest.approx(0.74666666666)
-    assert gan.std == pytest.approx(np.sqrt(((0.70 - 0.74667) ** 2 + (0.80 - 0.74667) ** 2 + (0.74 - 0.74667) ** 2)
-                                            / 2), abs=1e-5)
+    assert gan.std == pytest.approx(
+        np.sqrt(((0.70 - 0.74667) ** 2 + (0.80 - 0.74667) ** 2 + (0.74 - 0.74667) ** 2) / 2), abs=1e-5
+    )
     assert gan.delta_mean == pytest.approx(-0.31 / 3, abs=1e-12)  # (-0.10 - 0.10 - 0.11) / 3
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):

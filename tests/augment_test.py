@@ -84,8 +84,10 @@ def test_translation_matches_official_code_for_every_shift():
     key = jax.random.PRNGKey(2)
     x = _images(b=16, h=16, w=16)
     sh, sw = augment.translation_params(key, 16, 16, 16)
-    np.testing.assert_array_equal(augment.rand_translation(key, x),
-                                  _nhwc(_np_translation(_nchw(x), np.asarray(sh), np.asarray(sw))).astype(np.float32))
+    np.testing.assert_array_equal(
+        augment.rand_translation(key, x),
+        _nhwc(_np_translation(_nchw(x), np.asarray(sh), np.asarray(sw))).astype(np.float32),
+    )
 
 
 @pytest.mark.parametrize("h,w", [(8, 8), (7, 5), (6, 9)])
@@ -101,8 +103,9 @@ def test_cutout_matches_official_code(h, w):
             np.testing.assert_array_equal(got, _nhwc(_np_cutout(_nchw(x), c_h, c_w)).astype(np.float32))
     key = jax.random.PRNGKey(3)
     ch, cw = augment.cutout_params(key, 4, h, w)
-    np.testing.assert_array_equal(augment.rand_cutout(key, x),
-                                  _nhwc(_np_cutout(_nchw(x), np.asarray(ch), np.asarray(cw))).astype(np.float32))
+    np.testing.assert_array_equal(
+        augment.rand_cutout(key, x), _nhwc(_np_cutout(_nchw(x), np.asarray(ch), np.asarray(cw))).astype(np.float32)
+    )
 
 
 def test_draws_cover_the_official_ranges():
@@ -193,7 +196,9 @@ def test_gradients_flow_through_the_full_policy():
 
 
 def test_unknown_policy_lists_valid_ops():
-    with pytest.raises(ValueError, match=r"Unknown DiffAugment op\(s\) \['flip'\].*valid ops: \('color', 'translation', 'cutout'\)"):
+    with pytest.raises(
+        ValueError, match=r"Unknown DiffAugment op\(s\) \['flip'\].*valid ops: \('color', 'translation', 'cutout'\)"
+    ):
         augment.diff_augment(jax.random.PRNGKey(0), _images(), "color,flip")
 
 

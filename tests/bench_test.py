@@ -14,11 +14,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def bench_rows():
     """One bench run of the `mlp` row and the mode-collapse `ring_fast` row (2 seeds): {name: JSON row}."""
     result = subprocess.run(
-        [sys.executable, "tools/bench.py", "--only=mlp,ring_fast", "--torch=off", "--steps=2", "--repeats=1",
-         "--steps_per_call=2", "--seeds=2", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, XLA_FLAGS=""))
+        [
+            sys.executable,
+            "tools/bench.py",
+            "--only=mlp,ring_fast",
+            "--torch=off",
+            "--steps=2",
+            "--repeats=1",
+            "--steps_per_call=2",
+            "--seeds=2",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, XLA_FLAGS=""),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    return {r["name"]: r for r in map(json.loads, filter(lambda l: l.startswith("{"), result.stdout.splitlines()))}
+    return {
+        r["name"]: r for r in map(json.loads, filter(lambda line: line.startswith("{"), result.stdout.splitlines()))
+    }
 
 
 def test_bench_mlp_row_reports_speed_flops_and_donated_state(bench_rows):
@@ -44,20 +60,42 @@ def test_bench_mlp_row_reports_speed_flops_and_donated_state(bench_rows):
 def test_op_time_breakdown_by_category_on_hand_made_events():
     from benchmarks import xla_profile
 
-    assert [xla_profile.op_category(n) for n in ("convolution-base-dilated.3", "wrapped_reduce-window.29",
-                                           "transpose_copy_fusion.6", "multiply_add_fusion.67", "dot.2",
-                                           "while", "copy_bitcast_fusion.5", "ynn_fusion.10")] == \
-        ["convolution", "reduce-window", "transpose/copy", "elementwise fusion", "dot", "other", "transpose/copy",
-         "ynnpack fusion"]
-    events = [("tf_XLAEigen/1", "convolution.1", 6e6), ("tf_XLAEigen/2", "convolution.1", 2e6),
-              ("tf_XLAEigen/1", "wrapped_reduce-window.2", 2e6),
-              ("tf_XLAEigen/1", "ThunkExecutor::Execute", 50e6),  # a wrapper around the ops: skipped
-              ("tf_XLAEigen/2", "SlinkyThreadPool::Await", 9e6),  # waiting, not computing: skipped
-              ("python", "block_until_ready", 90e6)]  # not an XLA op: skipped
+    assert [
+        xla_profile.op_category(n)
+        for n in (
+            "convolution-base-dilated.3",
+            "wrapped_reduce-window.29",
+            "transpose_copy_fusion.6",
+            "multiply_add_fusion.67",
+            "dot.2",
+            "while",
+            "copy_bitcast_fusion.5",
+            "ynn_fusion.10",
+        )
+    ] == [
+        "convolution",
+        "reduce-window",
+        "transpose/copy",
+        "elementwise fusion",
+        "dot",
+        "other",
+        "transpose/copy",
+        "ynnpack fusion",
+    ]
+    events = [
+        ("tf_XLAEigen/1", "convolution.1", 6e6),
+        ("tf_XLAEigen/2", "convolution.1", 2e6),
+        ("tf_XLAEigen/1", "wrapped_reduce-window.2", 2e6),
+        ("tf_XLAEigen/1", "ThunkExecutor::Execute", 50e6),  # a wrapper around the ops: skipped
+        ("tf_XLAEigen/2", "SlinkyThreadPool::Await", 9e6),  # waiting, not computing: skipped
+        ("python", "block_until_ready", 90e6),
+    ]  # not an XLA op: skipped
     b = xla_profile.op_time_breakdown(events, steps=2)
     assert b["op_ms_per_step"] == 5.0  # (6 + 2 + 2) ms over 2 steps
-    assert b["categories"] == {"convolution": {"ms": 4.0, "percent": 80.0},
-                               "reduce-window": {"ms": 1.0, "percent": 20.0}}
+    assert b["categories"] == {
+        "convolution": {"ms": 4.0, "percent": 80.0},
+        "reduce-window": {"ms": 1.0, "percent": 20.0},
+    }
     assert b["top_ops"] == [["convolution.1", 4.0], ["wrapped_reduce-window.2", 1.0]]
     assert xla_profile.op_time_breakdown([("python", "x", 1.0)], steps=1) == {}
 
@@ -86,7 +124,12 @@ def test_bench_ring_row_trains_seeds_as_the_sweep_and_counts_their_flops(bench_r
 
 
 def test_bench_refuses_a_seed_count_below_one_before_running_a_row():
-    result = subprocess.run([sys.executable, "tools/bench.py", "--only=ring_fast", "--seeds=0", "--torch=off"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "tools/bench.py", "--only=ring_fast", "--seeds=0", "--torch=off"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "--seeds=0: it must be >= 1" in result.stderr, result.stderr[-2000:]
     assert "matmul peak" not in result.stdout  # refused before the first child process ran

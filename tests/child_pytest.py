@@ -97,8 +97,15 @@ def _read_events(path: Path) -> list[dict]:
     return events
 
 
-def run_file(test_file: Path, workdir: Path, *, cwd: Path = ROOT, max_crashes: int = 3, timeout_s: float = 1800,
-             extra_args: tuple[str, ...] = ()) -> ChildRun:
+def run_file(
+    test_file: Path,
+    workdir: Path,
+    *,
+    cwd: Path = ROOT,
+    max_crashes: int = 3,
+    timeout_s: float = 1800,
+    extra_args: tuple[str, ...] = (),
+) -> ChildRun:
     """Runs `python -m pytest test_file` in children (in `cwd`) until each collected test has an outcome.
 
     A child that dies (by a signal, or any exit without a result for a started test) marks the test it
@@ -113,8 +120,19 @@ def run_file(test_file: Path, workdir: Path, *, cwd: Path = ROOT, max_crashes: i
         report = workdir / f"child-{result.runs}.jsonl"
         env[REPORT_ENV] = str(report)
         deselect = [arg for nodeid in result.outcomes for arg in ("--deselect", nodeid)]
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.child_pytest",
-               *extra_args, rel, *deselect]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "tests.child_pytest",
+            *extra_args,
+            rel,
+            *deselect,
+        ]
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s)
         result.runs += 1
         events = _read_events(report)
@@ -139,13 +157,16 @@ def run_file(test_file: Path, workdir: Path, *, cwd: Path = ROOT, max_crashes: i
         output = _tail(proc.stdout + "\n" + proc.stderr)
         if not unfinished:
             if proc.returncode not in (0, 1, 5):  # 1: tests failed; 5: none collected. Else it never ran them all.
-                result.collect_errors.append(f"the child pytest process ended with {describe_exit(proc.returncode)}"
-                                             f" outside any test:\n{output}")
+                result.collect_errors.append(
+                    f"the child pytest process ended with {describe_exit(proc.returncode)} outside any test:\n{output}"
+                )
             return result
         crashes += 1
         for nodeid in unfinished:
             result.outcomes[nodeid] = Outcome(
-                "crashed", f"the child pytest process died with {describe_exit(proc.returncode)} while running "
-                           f"{nodeid}; its output ended:\n{output}")
+                "crashed",
+                f"the child pytest process died with {describe_exit(proc.returncode)} while running "
+                f"{nodeid}; its output ended:\n{output}",
+            )
         if crashes > max_crashes:
             return result

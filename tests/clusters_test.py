@@ -78,8 +78,14 @@ def _conditional_mlp_step(fake_labels, num_classes=5, latent_dim=4):
 
     g = MLPGenerator(latent_dim=latent_dim, out_shape=(2,), hidden=8, depth=1, num_classes=num_classes)
     d = MLPDiscriminator(hidden=8, depth=1, num_classes=num_classes)
-    step = jaxgan.make_train_step(generator=g, discriminator=d, g_tx=optax.sgd(0.1), d_tx=optax.sgd(0.1),
-                                  loss=get_loss("non_saturating"), fake_labels=fake_labels)
+    step = jaxgan.make_train_step(
+        generator=g,
+        discriminator=d,
+        g_tx=optax.sgd(0.1),
+        d_tx=optax.sgd(0.1),
+        loss=get_loss("non_saturating"),
+        fake_labels=fake_labels,
+    )
     return step, step.init_state(0, np.zeros((1, 2), np.float32))
 
 
@@ -135,10 +141,19 @@ def test_cluster_labelled_run_keeps_its_clusters_and_samples_with_their_frequenc
     from jaxgan import workdir as workdir_lib
 
     config = mode_collapse.train_config("stacked_digits", "kmeans_sn_hinge_ema_decay", train_steps=2)
-    assert (config.model.num_classes, config.model.fake_labels, config.model.conditioning, config.model.pack,
-            config.batch_size, config.data.image_size) == (3000, "real", "projection", 1, 256, 8)
+    assert (
+        config.model.num_classes,
+        config.model.fake_labels,
+        config.model.conditioning,
+        config.model.pack,
+        config.batch_size,
+        config.data.image_size,
+    ) == (3000, "real", "projection", 1, 256, 8)
     assert (config.model.label_embed_dim, config.model.projection_dim, config.model.projection_embed_sn) == (
-        128, 128, True)
+        128,
+        128,
+        True,
+    )
     config.data.image_size, config.data.num_examples = 8, 500
     config.data.cluster_labels = config.model.num_classes = 20
     config.model.g_width = config.model.d_width = 8

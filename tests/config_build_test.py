@@ -9,7 +9,6 @@ read off the experiment files and the papers' settings by hand, not computed wit
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import shutil
 import subprocess
@@ -35,35 +34,110 @@ def _preset(name: str, *args):
 # preset: (G class, G fields, D class, D fields, loss, n_critic, (lr, b1, b2) of both Adams,
 #          Schedule (train, log, sample, checkpoint, eval, real images per step)).
 DCGAN_G = dict(latent_dim=100, image_size=32, channels=1, ngf=32, upsample="subpixel", num_classes=0)
-DCGAN_D = dict(image_size=32, ndf=32, batch_norm=True, spectral_norm=False, num_classes=0, pack=1,
-               width_multiplier=1.0)
+DCGAN_D = dict(image_size=32, ndf=32, batch_norm=True, spectral_norm=False, num_classes=0, pack=1, width_multiplier=1.0)
 RESNET_G = dict(latent_dim=128, image_size=32, channels=1, ngf=64)
 RESNET_D = dict(image_size=32, ndf=64, spectral_norm=True, width_multiplier=1.0)
 EXPECTED = {
-    "dcgan": ("DCGANGenerator", DCGAN_G, "DCGANDiscriminator", DCGAN_D, "non_saturating", 1, (2e-4, 0.5, 0.999),
-              (1500, 50, 250, 500, 0, 64)),
-    "lsgan": ("DCGANGenerator", DCGAN_G, "DCGANDiscriminator", DCGAN_D, "least_squares", 1, (2e-4, 0.5, 0.999),
-              (1500, 50, 250, 500, 0, 64)),
-    "wgan": ("DCGANGenerator", DCGAN_G, "DCGANDiscriminator", dict(DCGAN_D, batch_norm=False), "wasserstein", 5,
-             (5e-5, 0.0, 0.999), (3000, 50, 250, 500, 0, 320)),
-    "wgan_gp": ("DCGANGenerator", DCGAN_G, "DCGANDiscriminator", dict(DCGAN_D, batch_norm=False), "wasserstein", 5,
-                (1e-4, 0.0, 0.9), (3000, 50, 250, 500, 0, 320)),
-    "cgan": ("DCGANGenerator", dict(DCGAN_G, num_classes=10), "DCGANDiscriminator",
-             dict(DCGAN_D, num_classes=10, conditioning="concat", aux_classifier=False), "non_saturating", 1,
-             (2e-4, 0.5, 0.999), (1500, 50, 250, 500, 0, 64)),
-    "acgan": ("DCGANGenerator", dict(DCGAN_G, num_classes=10), "DCGANDiscriminator",
-              dict(DCGAN_D, num_classes=10, conditioning="none", aux_classifier=True), "non_saturating", 1,
-              (2e-4, 0.5, 0.999), (1500, 50, 250, 500, 0, 64)),
-    "cgan_projection": ("ResNetGenerator", dict(RESNET_G, num_classes=10), "ResNetDiscriminator",
-                        dict(RESNET_D, num_classes=10, conditioning="projection"), "hinge", 5, (2e-4, 0.0, 0.9),
-                        (5000, 50, 250, 500, 0, 320)),
-    "sngan_resnet": ("ResNetGenerator", dict(RESNET_G, num_classes=0), "ResNetDiscriminator",
-                     dict(RESNET_D, num_classes=0), "hinge", 5, (2e-4, 0.0, 0.9), (5000, 50, 250, 500, 0, 320)),
-    "mlp_gan": ("MLPGenerator", dict(latent_dim=64, hidden=256, depth=3, out_shape=(32, 32, 1), tanh_output=True),
-                "MLPDiscriminator", dict(hidden=256, depth=3, maxout_pieces=0), "non_saturating", 1,
-                (2e-4, 0.5, 0.999), (3000, 50, 250, 500, 0, 64)),
-    "test": ("DCGANGenerator", dict(DCGAN_G, latent_dim=16, ngf=8), "DCGANDiscriminator", dict(DCGAN_D, ndf=8),
-             "non_saturating", 1, (2e-4, 0.5, 0.999), (6, 2, 3, 3, 0, 16)),
+    "dcgan": (
+        "DCGANGenerator",
+        DCGAN_G,
+        "DCGANDiscriminator",
+        DCGAN_D,
+        "non_saturating",
+        1,
+        (2e-4, 0.5, 0.999),
+        (1500, 50, 250, 500, 0, 64),
+    ),
+    "lsgan": (
+        "DCGANGenerator",
+        DCGAN_G,
+        "DCGANDiscriminator",
+        DCGAN_D,
+        "least_squares",
+        1,
+        (2e-4, 0.5, 0.999),
+        (1500, 50, 250, 500, 0, 64),
+    ),
+    "wgan": (
+        "DCGANGenerator",
+        DCGAN_G,
+        "DCGANDiscriminator",
+        dict(DCGAN_D, batch_norm=False),
+        "wasserstein",
+        5,
+        (5e-5, 0.0, 0.999),
+        (3000, 50, 250, 500, 0, 320),
+    ),
+    "wgan_gp": (
+        "DCGANGenerator",
+        DCGAN_G,
+        "DCGANDiscriminator",
+        dict(DCGAN_D, batch_norm=False),
+        "wasserstein",
+        5,
+        (1e-4, 0.0, 0.9),
+        (3000, 50, 250, 500, 0, 320),
+    ),
+    "cgan": (
+        "DCGANGenerator",
+        dict(DCGAN_G, num_classes=10),
+        "DCGANDiscriminator",
+        dict(DCGAN_D, num_classes=10, conditioning="concat", aux_classifier=False),
+        "non_saturating",
+        1,
+        (2e-4, 0.5, 0.999),
+        (1500, 50, 250, 500, 0, 64),
+    ),
+    "acgan": (
+        "DCGANGenerator",
+        dict(DCGAN_G, num_classes=10),
+        "DCGANDiscriminator",
+        dict(DCGAN_D, num_classes=10, conditioning="none", aux_classifier=True),
+        "non_saturating",
+        1,
+        (2e-4, 0.5, 0.999),
+        (1500, 50, 250, 500, 0, 64),
+    ),
+    "cgan_projection": (
+        "ResNetGenerator",
+        dict(RESNET_G, num_classes=10),
+        "ResNetDiscriminator",
+        dict(RESNET_D, num_classes=10, conditioning="projection"),
+        "hinge",
+        5,
+        (2e-4, 0.0, 0.9),
+        (5000, 50, 250, 500, 0, 320),
+    ),
+    "sngan_resnet": (
+        "ResNetGenerator",
+        dict(RESNET_G, num_classes=0),
+        "ResNetDiscriminator",
+        dict(RESNET_D, num_classes=0),
+        "hinge",
+        5,
+        (2e-4, 0.0, 0.9),
+        (5000, 50, 250, 500, 0, 320),
+    ),
+    "mlp_gan": (
+        "MLPGenerator",
+        dict(latent_dim=64, hidden=256, depth=3, out_shape=(32, 32, 1), tanh_output=True),
+        "MLPDiscriminator",
+        dict(hidden=256, depth=3, maxout_pieces=0),
+        "non_saturating",
+        1,
+        (2e-4, 0.5, 0.999),
+        (3000, 50, 250, 500, 0, 64),
+    ),
+    "test": (
+        "DCGANGenerator",
+        dict(DCGAN_G, latent_dim=16, ngf=8),
+        "DCGANDiscriminator",
+        dict(DCGAN_D, ndf=8),
+        "non_saturating",
+        1,
+        (2e-4, 0.5, 0.999),
+        (6, 2, 3, 3, 0, 16),
+    ),
 }
 
 
@@ -89,7 +163,13 @@ def _tx_updates(tx, grads):
 def test_every_gan_zoo_preset_has_expectations():
     configs = os.path.join(ROOT, "experiments", "configs")
     zoo = {f[:-3] for f in os.listdir(configs) if f.endswith(".py")} - {
-        "__init__", "cyclegan", "pix2pix", "video_gan", "augment_classifier", "augment_classifier_full"}
+        "__init__",
+        "cyclegan",
+        "pix2pix",
+        "video_gan",
+        "augment_classifier",
+        "augment_classifier_full",
+    }
     assert zoo == set(EXPECTED)
 
 
@@ -103,7 +183,12 @@ def test_preset_builds_what_its_file_says(name):
     assert {k: getattr(built.discriminator, k) for k in d_fields} == d_fields
     step = built.step
     assert (step.loss.name, step.n_critic, step.critic_loop, step.num_discriminators, step.fake_labels) == (
-        loss, n_critic, "auto", 1, "uniform")
+        loss,
+        n_critic,
+        "auto",
+        1,
+        "uniform",
+    )
     assert step.sample_shape == (32, 32, 1)
     assert step.regularization.weight_clip == (0.01 if name == "wgan" else 0.0)
     assert step.regularization.gradient_penalty == (10.0 if name == "wgan_gp" else 0.0)
@@ -128,26 +213,63 @@ def test_mlp_preset_parameter_counts_by_hand():
     assert (count(state.g.params), count(state.d.params)) == (g, d) == (411_392, 394_241)
 
 
-@pytest.mark.parametrize("name, preset, schedule, networks", [
-    ("cyclegan", "demo", (800, 50, 200, 200, 0, 2),
-     dict(g_ab=("ResnetGenerator", dict(features=8, num_blocks=2, out_channels=3)),
-          d_a=("PatchDiscriminator", dict(features=8, num_layers=3)))),
-    ("cyclegan", "paper", (266_800, 100, 5000, 5000, 0, 1),
-     dict(g_ab=("ResnetGenerator", dict(features=64, num_blocks=9, out_channels=3)),
-          d_a=("PatchDiscriminator", dict(features=64, num_layers=3)))),
-    ("pix2pix", "demo", (1000, 50, 250, 250, 0, 4),
-     dict(generator=("UNetGenerator", dict(features=16, num_downs=6, out_channels=3, dropout_rate=0.5)),
-          discriminator=("PatchDiscriminator", dict(features=16, num_layers=3)))),
-    ("pix2pix", "paper", (80_000, 100, 5000, 5000, 0, 1),
-     dict(generator=("UNetGenerator", dict(features=64, num_downs=8, out_channels=3, dropout_rate=0.5)),
-          discriminator=("PatchDiscriminator", dict(features=64, num_layers=3)))),
-    ("video_gan", "demo", (1500, 50, 100, 500, 500, 16),
-     dict(generator=("VideoGenerator", dict(content_dim=50, motion_dim=10, frame_size=32, channels=1, width=32)),
-          video_d=("VideoDiscriminator", dict(frame_size=32, width=16)))),
-    ("video_gan", "two_digits", (3000, 50, 100, 500, 500, 16), {}),
-    ("video_gan", "test", (8, 4, 4, 4, 0, 8),
-     dict(generator=("VideoGenerator", dict(content_dim=8, motion_dim=4, frame_size=16, channels=1, width=8)))),
-])
+@pytest.mark.parametrize(
+    "name, preset, schedule, networks",
+    [
+        (
+            "cyclegan",
+            "demo",
+            (800, 50, 200, 200, 0, 2),
+            dict(
+                g_ab=("ResnetGenerator", dict(features=8, num_blocks=2, out_channels=3)),
+                d_a=("PatchDiscriminator", dict(features=8, num_layers=3)),
+            ),
+        ),
+        (
+            "cyclegan",
+            "paper",
+            (266_800, 100, 5000, 5000, 0, 1),
+            dict(
+                g_ab=("ResnetGenerator", dict(features=64, num_blocks=9, out_channels=3)),
+                d_a=("PatchDiscriminator", dict(features=64, num_layers=3)),
+            ),
+        ),
+        (
+            "pix2pix",
+            "demo",
+            (1000, 50, 250, 250, 0, 4),
+            dict(
+                generator=("UNetGenerator", dict(features=16, num_downs=6, out_channels=3, dropout_rate=0.5)),
+                discriminator=("PatchDiscriminator", dict(features=16, num_layers=3)),
+            ),
+        ),
+        (
+            "pix2pix",
+            "paper",
+            (80_000, 100, 5000, 5000, 0, 1),
+            dict(
+                generator=("UNetGenerator", dict(features=64, num_downs=8, out_channels=3, dropout_rate=0.5)),
+                discriminator=("PatchDiscriminator", dict(features=64, num_layers=3)),
+            ),
+        ),
+        (
+            "video_gan",
+            "demo",
+            (1500, 50, 100, 500, 500, 16),
+            dict(
+                generator=("VideoGenerator", dict(content_dim=50, motion_dim=10, frame_size=32, channels=1, width=32)),
+                video_d=("VideoDiscriminator", dict(frame_size=32, width=16)),
+            ),
+        ),
+        ("video_gan", "two_digits", (3000, 50, 100, 500, 500, 16), {}),
+        (
+            "video_gan",
+            "test",
+            (8, 4, 4, 4, 0, 8),
+            dict(generator=("VideoGenerator", dict(content_dim=8, motion_dim=4, frame_size=16, channels=1, width=8))),
+        ),
+    ],
+)
 def test_application_presets_build_and_schedule_by_hand(name, preset, schedule, networks):
     from jaxgan.translation import orchestrate as translation
     from jaxgan.video import orchestrate as video
@@ -177,12 +299,34 @@ def test_registry_maps_the_model_fields_of_each_architecture():
     codes = build.latent_codes(config_lib.base_config())
     kw = dict(latent_codes=codes, dtype=jnp.float32)
     g, d = ARCHITECTURES["dcgan"].from_config(
-        _model(g_width=12, d_width=20, extra_layers=1, d_extra_layers=-1, g_extra_layers=3, downsample="patches",
-               projection_embed_sn=False, d_capacity="half"), (16, 16, 3), **kw)
-    assert (g.ngf, g.image_size, g.channels, g.extra_layers, d.ndf, d.image_size, d.extra_layers, d.downsample,
-            d.embed_spectral_norm, d.width_multiplier) == (12, 16, 3, 3, 20, 16, 1, "patches", False, 0.5)
+        _model(
+            g_width=12,
+            d_width=20,
+            extra_layers=1,
+            d_extra_layers=-1,
+            g_extra_layers=3,
+            downsample="patches",
+            projection_embed_sn=False,
+            d_capacity="half",
+        ),
+        (16, 16, 3),
+        **kw,
+    )
+    assert (
+        g.ngf,
+        g.image_size,
+        g.channels,
+        g.extra_layers,
+        d.ndf,
+        d.image_size,
+        d.extra_layers,
+        d.downsample,
+        d.embed_spectral_norm,
+        d.width_multiplier,
+    ) == (12, 16, 3, 3, 20, 16, 1, "patches", False, 0.5)
     g, d = ARCHITECTURES["mlp"].from_config(
-        _model(g_width=7, d_width=9, depth=4, d_depth=0, g_batch_norm=True, d_maxout_pieces=3), (2,), **kw)
+        _model(g_width=7, d_width=9, depth=4, d_depth=0, g_batch_norm=True, d_maxout_pieces=3), (2,), **kw
+    )
     assert (g.hidden, g.depth, g.out_shape, g.tanh_output, g.batch_norm) == (7, 4, (2,), False, True)
     assert (d.hidden, d.depth, d.maxout_pieces) == (9, 4, 3)  # d_depth 0: model.depth
     _, d = ARCHITECTURES["mlp"].from_config(_model(depth=4, d_depth=2), (2,), **kw)
@@ -221,9 +365,14 @@ def test_workdir_config_of_an_earlier_version_builds_and_samples(tmp_path):
     np.testing.assert_allclose(gan.sample(3, seed=5, batch_size=4), expected, atol=1e-6)
 
     out = tmp_path / "s.npz"
-    result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=3", "--seed=5",
-                             f"--out={out}"], cwd=ROOT, env=dict(os.environ, XLA_FLAGS=""), capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=3", "--seed=5", f"--out={out}"],
+        cwd=ROOT,
+        env=dict(os.environ, XLA_FLAGS=""),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(out) as f:
         np.testing.assert_array_equal(f["images"], gan.sample_uint8(3, seed=5))
@@ -232,21 +381,27 @@ def test_workdir_config_of_an_earlier_version_builds_and_samples(tmp_path):
 # --- Each option checked once, where it is used ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field, value, message, direct", [
-    ("n_critic", 0, r"config.n_critic=0 must be an int >= 1 \(D updates per G update\), got 0",
-     dict(n_critic=0)),
-    ("critic_loop", "sometimes", r"config.critic_loop='sometimes' must be one of", dict(critic_loop="sometimes")),
-    ("model.fake_labels", "sometimes", r"config.model.fake_labels='sometimes' is unknown; valid: \('uniform', 'real'\)",
-     dict(fake_labels="sometimes")),
-    ("num_discriminators", 0, r"config.num_discriminators=0 must be an int >= 1", dict(num_discriminators=0)),
-    ("d_temperature", 0.0, r"config.d_temperature=0.0 must be > 0", dict(d_temperature=0.0)),
-    ("regularization.r1_every", 0, r"config.regularization.r1_every=0 must be an int >= 1, got 0", None),
-    ("step_loop", "sometimes", r"config.step_loop='sometimes' must be one of", None),
-    ("steps_per_call", 0, r"config.steps_per_call=0 \(steps per call\) must be an int >= 1, got 0", None),
-    ("g_optimizer.b1", 1.5, r"config.g_optimizer.b1=1.5 must lie in \[0, 1\), got 1.5", None),
-    ("d_optimizer.b2", 1.0, r"config.d_optimizer.b2=1.0 must lie in \[0, 1\), got 1.0", None),
-    ("lr_decay_steps", 1501, r"config.lr_decay_steps=1501 must be in \[0, total_steps=1500\], got 1501", None),
-])
+@pytest.mark.parametrize(
+    "field, value, message, direct",
+    [
+        ("n_critic", 0, r"config.n_critic=0 must be an int >= 1 \(D updates per G update\), got 0", dict(n_critic=0)),
+        ("critic_loop", "sometimes", r"config.critic_loop='sometimes' must be one of", dict(critic_loop="sometimes")),
+        (
+            "model.fake_labels",
+            "sometimes",
+            r"config.model.fake_labels='sometimes' is unknown; valid: \('uniform', 'real'\)",
+            dict(fake_labels="sometimes"),
+        ),
+        ("num_discriminators", 0, r"config.num_discriminators=0 must be an int >= 1", dict(num_discriminators=0)),
+        ("d_temperature", 0.0, r"config.d_temperature=0.0 must be > 0", dict(d_temperature=0.0)),
+        ("regularization.r1_every", 0, r"config.regularization.r1_every=0 must be an int >= 1, got 0", None),
+        ("step_loop", "sometimes", r"config.step_loop='sometimes' must be one of", None),
+        ("steps_per_call", 0, r"config.steps_per_call=0 \(steps per call\) must be an int >= 1, got 0", None),
+        ("g_optimizer.b1", 1.5, r"config.g_optimizer.b1=1.5 must lie in \[0, 1\), got 1.5", None),
+        ("d_optimizer.b2", 1.0, r"config.d_optimizer.b2=1.0 must lie in \[0, 1\), got 1.0", None),
+        ("lr_decay_steps", 1501, r"config.lr_decay_steps=1501 must be in \[0, total_steps=1500\], got 1501", None),
+    ],
+)
 def test_step_options_are_checked_once_by_their_builder(field, value, message, direct):
     """The config names the field and its value, but the check is the builder's: config.check_fields alone lets
     the value through, and the step built without any config raises the same check."""
@@ -259,22 +414,37 @@ def test_step_options_are_checked_once_by_their_builder(field, value, message, d
     if direct is not None:
         from jaxgan.losses import get_loss
         from jaxgan.train import make_train_step
+
         ok = build.build(config_lib.base_config())
         argument = next(iter(direct))
         with pytest.raises(ValueError, match=rf"^{argument}\b"):  # the same check, before any config named it
-            make_train_step(generator=ok.generator, discriminator=ok.discriminator, g_tx=ok.g_tx, d_tx=ok.d_tx,
-                            loss=get_loss("non_saturating"), **direct)
+            make_train_step(
+                generator=ok.generator,
+                discriminator=ok.discriminator,
+                g_tx=ok.g_tx,
+                d_tx=ok.d_tx,
+                loss=get_loss("non_saturating"),
+                **direct,
+            )
 
 
 def test_config_errors_names_the_field_and_its_value():
     config = ml_collections.ConfigDict(dict(n_critic=0, model=dict(fake_labels="x"), regularization=dict(r1_every=0)))
-    cases = [(dict(fake_labels="model.fake_labels"), "fake_labels='x' is unknown",
-              "config.model.fake_labels='x' is unknown"),  # the message names the value already
-             (dict(n_critic="n_critic"), "n_critic must be >= 1, got 0.", "config.n_critic=0 must be >= 1, got 0."),
-             (dict(regularization="regularization"), "regularization.r1_every must be >= 1",
-              "config.regularization.r1_every=0 must be >= 1"),
-             (dict(n_critic="n_critic"), "n_critics must be", "n_critics must be"),  # another word: left as it is
-             (dict(n_critic="n_critic"), "Weight clipping ...", "Weight clipping ...")]
+    cases = [
+        (
+            dict(fake_labels="model.fake_labels"),
+            "fake_labels='x' is unknown",
+            "config.model.fake_labels='x' is unknown",
+        ),  # the message names the value already
+        (dict(n_critic="n_critic"), "n_critic must be >= 1, got 0.", "config.n_critic=0 must be >= 1, got 0."),
+        (
+            dict(regularization="regularization"),
+            "regularization.r1_every must be >= 1",
+            "config.regularization.r1_every=0 must be >= 1",
+        ),
+        (dict(n_critic="n_critic"), "n_critics must be", "n_critics must be"),  # another word: left as it is
+        (dict(n_critic="n_critic"), "Weight clipping ...", "Weight clipping ..."),
+    ]
     for fields, raised, renamed in cases:
         with pytest.raises(ValueError) as error:
             with run_config.config_errors(config, **fields):
@@ -283,11 +453,14 @@ def test_config_errors_names_the_field_and_its_value():
 
 
 def test_check_schedule_names_field_value_and_fix():
-    config = ml_collections.ConfigDict(dict(batch_size=12, train_steps=10, log_every_steps=1, sample_every_steps=1,
-                                            checkpoint_every_steps=1))
+    config = ml_collections.ConfigDict(
+        dict(batch_size=12, train_steps=10, log_every_steps=1, sample_every_steps=1, checkpoint_every_steps=1)
+    )
     run_config.check_schedule(config, 4)
-    with pytest.raises(ValueError, match="config.batch_size=12 is not divisible by the 8 devices; set a positive "
-                                         "multiple of the device count 8."):
+    with pytest.raises(
+        ValueError,
+        match="config.batch_size=12 is not divisible by the 8 devices; set a positive multiple of the device count 8.",
+    ):
         run_config.check_schedule(config, 8)
     config.batch_size, config.log_every_steps = 8, 0
     with pytest.raises(ValueError, match=r"config.log_every_steps=0 must be >= 1."):
@@ -298,18 +471,31 @@ def test_check_schedule_names_field_value_and_fix():
 
 
 def test_schedule_from_config_by_hand():
-    config = ml_collections.ConfigDict(dict(train_steps=100, log_every_steps=7, sample_every_steps=20,
-                                            checkpoint_every_steps=50, checkpoint_every_images=1000,
-                                            train_images=0))
+    config = ml_collections.ConfigDict(
+        dict(
+            train_steps=100,
+            log_every_steps=7,
+            sample_every_steps=20,
+            checkpoint_every_steps=50,
+            checkpoint_every_images=1000,
+            train_images=0,
+        )
+    )
     s = run_config.schedule_from_config(config, images_per_step=96)
     # No eval field: never. checkpoint_every_images 1000 / 96 = 10.4 -> 11 steps; the rest as given.
     assert (s.train_steps, s.log_every, s.sample_every, s.checkpoint_every, s.eval_every, s.images_per_step) == (
-        100, 7, 20, 11, 0, 96)
+        100,
+        7,
+        20,
+        11,
+        0,
+        96,
+    )
 
 
 def test_compile_cache_builds_once_per_key_and_keeps_the_most_recent():
     built = []
-    make = lambda name: (lambda: built.append(name) or name)
+    make = lambda name: lambda: built.append(name) or name
     key = compile_cache.config_key("t", ml_collections.ConfigDict(dict(a=1, b=[1, 2])))
     assert key == compile_cache.config_key("t", {"b": [1, 2], "a": 1})  # the JSON, not the object
     assert compile_cache.cached(key, make("x")) == compile_cache.cached(key, make("y")) == "x"

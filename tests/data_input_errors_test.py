@@ -23,8 +23,10 @@ def _write_png(path, seed=0):
 # ----------------------------------------------------------------------------
 # data.channels.
 
-_CHANNELS_MSG = (r"data\.channels=%s: jaxgan trains on 1 \(grayscale\) or 3 \(RGB\) channels; "
-                 r"set --config\.data\.channels=1 or 3")
+_CHANNELS_MSG = (
+    r"data\.channels=%s: jaxgan trains on 1 \(grayscale\) or 3 \(RGB\) channels; "
+    r"set --config\.data\.channels=1 or 3"
+)
 
 
 @pytest.mark.parametrize("channels", [0, 2, 4, True, 3.0])
@@ -35,8 +37,9 @@ def test_bad_channels_refused_by_every_loader_before_reading(tmp_path, channels)
     (tmp_path / "folder" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     msg = _CHANNELS_MSG % repr(channels).replace(".", r"\.")
     calls = [
-        lambda: pipeline.load_tfds_images("no_such_dataset", split="train", data_dir=str(tmp_path), image_size=8,
-                                          channels=channels),
+        lambda: pipeline.load_tfds_images(
+            "no_such_dataset", split="train", data_dir=str(tmp_path), image_size=8, channels=channels
+        ),
         lambda: pipeline.load_npz_images(tmp_path / "bad.npz", image_size=8, channels=channels),
         lambda: pipeline.load_image_folder(tmp_path / "folder", image_size=8, channels=channels),
         lambda: pipeline.resize_and_convert(np.zeros((1, 4, 4, 3), np.uint8), image_size=8, channels=channels),
@@ -78,8 +81,7 @@ def test_unknown_tfds_name_is_one_line_with_suggestion(tmp_path):
         pipeline.load_tfds_images("mnits", split="train", data_dir=str(tmp_path), image_size=8, channels=1)
     _one_line(e)
     with pytest.raises(ValueError, match=r"'no_such_dataset'.*data_dir.*tfds\.list_builders\(\)") as e:
-        pipeline.load_tfds_images("no_such_dataset", split="train", data_dir=str(tmp_path), image_size=8,
-                                  channels=1)
+        pipeline.load_tfds_images("no_such_dataset", split="train", data_dir=str(tmp_path), image_size=8, channels=1)
     _one_line(e)
 
 
@@ -88,8 +90,7 @@ def test_bad_tfds_version_or_config_is_one_line(tmp_path):
         pipeline.load_tfds_images("mnist:9.9.9", split="train", data_dir=str(tmp_path), image_size=8, channels=1)
     _one_line(e)
     with pytest.raises(ValueError, match=r"'mnist/no_config'.*no_config not found") as e:
-        pipeline.load_tfds_images("mnist/no_config", split="train", data_dir=str(tmp_path), image_size=8,
-                                  channels=1)
+        pipeline.load_tfds_images("mnist/no_config", split="train", data_dir=str(tmp_path), image_size=8, channels=1)
     _one_line(e)
 
 
@@ -138,17 +139,32 @@ def test_npz_with_pickled_objects_is_refused_not_unpickled(tmp_path):
     assert not os.path.exists(marker)
 
 
-@pytest.mark.parametrize("name,arrays,pattern", [
-    ("key", dict(image=np.zeros((2, 4, 4), np.uint8)),
-     r"has no 'images' array; its keys are \['image'\].*" + _NPZ_HOWTO),
-    ("float", dict(images=np.zeros((2, 4, 4), np.float32)),
-     r"'images' must be uint8, got float32; scale the pixels to 0\.\.255"),
-    ("rgba", dict(images=np.zeros((2, 4, 4, 4), np.uint8)),
-     r"'images' has 4 channels.*1 \(grayscale\) or 3 \(RGB\).*images\[\.\.\., :3\]"),
-    ("single", dict(images=np.zeros((32, 32, 3), np.uint8)),
-     r"'images' has shape \(32, 32, 3\), which looks like one \[H, W, C\] image.*images\[None\]"),
-    ("empty", dict(images=np.zeros((0, 4, 4), np.uint8)), r"'images' holds no images \(shape \(0, 4, 4\)\)"),
-])
+@pytest.mark.parametrize(
+    "name,arrays,pattern",
+    [
+        (
+            "key",
+            dict(image=np.zeros((2, 4, 4), np.uint8)),
+            r"has no 'images' array; its keys are \['image'\].*" + _NPZ_HOWTO,
+        ),
+        (
+            "float",
+            dict(images=np.zeros((2, 4, 4), np.float32)),
+            r"'images' must be uint8, got float32; scale the pixels to 0\.\.255",
+        ),
+        (
+            "rgba",
+            dict(images=np.zeros((2, 4, 4, 4), np.uint8)),
+            r"'images' has 4 channels.*1 \(grayscale\) or 3 \(RGB\).*images\[\.\.\., :3\]",
+        ),
+        (
+            "single",
+            dict(images=np.zeros((32, 32, 3), np.uint8)),
+            r"'images' has shape \(32, 32, 3\), which looks like one \[H, W, C\] image.*images\[None\]",
+        ),
+        ("empty", dict(images=np.zeros((0, 4, 4), np.uint8)), r"'images' holds no images \(shape \(0, 4, 4\)\)"),
+    ],
+)
 def test_npz_wrong_key_dtype_or_shape(tmp_path, name, arrays, pattern):
     path = tmp_path / f"{name}.npz"
     np.savez(path, **arrays)

@@ -91,7 +91,11 @@ def test_import_jaxgan_data_does_not_import_tensorflow():
 
 def test_load_tfds_digits_resized(digits_dir):
     out = pipeline.load_tfds_images(
-        "sklearn_digits", split="train", data_dir=digits_dir, image_size=32, channels=1,
+        "sklearn_digits",
+        split="train",
+        data_dir=digits_dir,
+        image_size=32,
+        channels=1,
         with_labels=True,
     )
     assert out["image"].shape == (1442, 32, 32, 1) and out["image"].dtype == np.uint8
@@ -100,16 +104,17 @@ def test_load_tfds_digits_resized(digits_dir):
     train = digits.split_indices(ref_labels)["train"]
     np.testing.assert_array_equal(out["label"], ref_labels[train])
     # Same size and channels: exactly the stored pixels.
-    same = pipeline.load_tfds_images(
-        "sklearn_digits", split="test", data_dir=digits_dir, image_size=8, channels=1
-    )
+    same = pipeline.load_tfds_images("sklearn_digits", split="test", data_dir=digits_dir, image_size=8, channels=1)
     np.testing.assert_array_equal(same["image"], ref_images[digits.split_indices(ref_labels)["test"]])
     assert set(same) == {"image"}
 
 
 def test_load_tfds_digits_rgb_and_split_slices(digits_dir):
     out = pipeline.load_tfds_images(
-        "sklearn_digits", split="train[:10]+test[:5]", data_dir=digits_dir, image_size=16,
+        "sklearn_digits",
+        split="train[:10]+test[:5]",
+        data_dir=digits_dir,
+        image_size=16,
         channels=3,
     )
     assert out["image"].shape == (15, 16, 16, 3)
@@ -124,23 +129,17 @@ def test_load_tfds_digits_uses_default_data_dir(digits_dir, monkeypatch):
 
 def test_load_tfds_unknown_split_lists_available(digits_dir):
     with pytest.raises(ValueError, match=r"no split 'validation'.*\['test', 'train'\]"):
-        pipeline.load_tfds_images(
-            "sklearn_digits", split="validation", data_dir=digits_dir, image_size=8, channels=1
-        )
+        pipeline.load_tfds_images("sklearn_digits", split="validation", data_dir=digits_dir, image_size=8, channels=1)
 
 
 def test_load_tfds_bad_channels(digits_dir):
     with pytest.raises(ValueError, match=r"data\.channels=4: jaxgan trains on 1 \(grayscale\) or 3 \(RGB\)"):
-        pipeline.load_tfds_images(
-            "sklearn_digits", split="test", data_dir=digits_dir, image_size=8, channels=4
-        )
+        pipeline.load_tfds_images("sklearn_digits", split="test", data_dir=digits_dir, image_size=8, channels=4)
 
 
 def test_unprepared_dataset_raises_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"cifar10.*tfds build cifar10 --data_dir="):
-        pipeline.load_tfds_images(
-            "cifar10", split="train", data_dir=str(tmp_path), image_size=32, channels=3
-        )
+        pipeline.load_tfds_images("cifar10", split="train", data_dir=str(tmp_path), image_size=32, channels=3)
 
 
 @pytest.fixture(scope="module")
@@ -154,25 +153,25 @@ def mock_root(tmp_path_factory):
 
 
 def _mock(root, n):
-    return tfds.testing.mock_data(
-        num_examples=n, policy=tfds.testing.MockPolicy.USE_FILES, data_dir=root
-    )
+    return tfds.testing.mock_data(num_examples=n, policy=tfds.testing.MockPolicy.USE_FILES, data_dir=root)
 
 
 def test_load_tfds_mnist_with_mock_data(mock_root, tmp_path):
     with _mock(mock_root, 6):
         # mock_data ignores the data_dir argument (it injects its own).
         out = pipeline.load_tfds_images(
-            "mnist", split="train", data_dir=str(tmp_path), image_size=32, channels=3,
+            "mnist",
+            split="train",
+            data_dir=str(tmp_path),
+            image_size=32,
+            channels=3,
             with_labels=True,
         )
         assert out["image"].shape == (6, 32, 32, 3) and out["image"].dtype == np.uint8
         assert out["label"].shape == (6,) and out["label"].dtype == np.int32
         assert ((out["label"] >= 0) & (out["label"] < 10)).all()
         with pytest.raises(ValueError, match=r"no split 'validation'"):
-            pipeline.load_tfds_images(
-                "mnist", split="validation", data_dir=str(tmp_path), image_size=28, channels=1
-            )
+            pipeline.load_tfds_images("mnist", split="validation", data_dir=str(tmp_path), image_size=28, channels=1)
 
 
 def test_load_tfds_variable_size_images_with_mock_data(mock_root):
@@ -185,13 +184,15 @@ def test_load_tfds_missing_label_and_image_features(mock_root, tmp_path):
     with _mock(mock_root, 2):
         with pytest.raises(ValueError, match=r"'celeb_a' has no 'label' feature.*with_labels"):
             pipeline.load_tfds_images(
-                "celeb_a", split="train", data_dir=str(tmp_path), image_size=8, channels=3,
+                "celeb_a",
+                split="train",
+                data_dir=str(tmp_path),
+                image_size=8,
+                channels=3,
                 with_labels=True,
             )
         with pytest.raises(ValueError, match=r"'imdb_reviews' has no 'image' feature"):
-            pipeline.load_tfds_images(
-                "imdb_reviews", split="train", data_dir=str(tmp_path), image_size=8, channels=1
-            )
+            pipeline.load_tfds_images("imdb_reviews", split="train", data_dir=str(tmp_path), image_size=8, channels=1)
 
 
 # ----------------------------------------------------------------------------
@@ -362,8 +363,7 @@ def test_image_folder_palette_png(tmp_path):
 def test_image_folder_alpha_is_dropped(tmp_path):
     rng = np.random.default_rng(4)
     rgba = rng.integers(0, 256, (5, 5, 4), dtype=np.uint8)
-    np.testing.assert_array_equal(_load_one(tmp_path, "rgba.png", Image.fromarray(rgba, "RGBA"), 5, 3),
-                                  rgba[..., :3])
+    np.testing.assert_array_equal(_load_one(tmp_path, "rgba.png", Image.fromarray(rgba, "RGBA"), 5, 3), rgba[..., :3])
     la = rng.integers(0, 256, (5, 5, 2), dtype=np.uint8)
     np.testing.assert_array_equal(_load_one(tmp_path, "la.png", Image.fromarray(la, "LA"), 5, 1), la[..., :1])
 
@@ -482,25 +482,21 @@ def test_batcher_process_shards_concatenate_to_global_batch(process_count):
     arrays = _ids(21)
     kw = dict(batch_size=8, seed=9)
     full = ArrayBatcher(arrays, **kw)
-    shards = [
-        ArrayBatcher(arrays, process_index=p, process_count=process_count, **kw)
-        for p in range(process_count)
-    ]
+    shards = [ArrayBatcher(arrays, process_index=p, process_count=process_count, **kw) for p in range(process_count)]
     for step in range(12):  # crosses several epoch boundaries
         parts = [s.batch_at(step) for s in shards]
         assert all(len(part["label"]) == 8 // process_count for part in parts)
         for key in ("image", "label"):
-            np.testing.assert_array_equal(
-                np.concatenate([part[key] for part in parts]), full.batch_at(step)[key]
-            )
+            np.testing.assert_array_equal(np.concatenate([part[key] for part in parts]), full.batch_at(step)[key])
 
 
 def test_batcher_resume_equals_straight_run():
     batcher = ArrayBatcher(_ids(13), batch_size=4, seed=1, process_index=1, process_count=2)
     straight = list(itertools.islice(iter(batcher), 15))
     resumed = list(itertools.islice(batcher.iterate(6), 9))
-    fresh = list(itertools.islice(ArrayBatcher(
-        _ids(13), batch_size=4, seed=1, process_index=1, process_count=2).iterate(6), 9))
+    fresh = list(
+        itertools.islice(ArrayBatcher(_ids(13), batch_size=4, seed=1, process_index=1, process_count=2).iterate(6), 9)
+    )
     for a, b, c in zip(straight[6:], resumed, fresh, strict=True):
         np.testing.assert_array_equal(a["label"], b["label"])
         np.testing.assert_array_equal(a["label"], c["label"])
@@ -509,8 +505,7 @@ def test_batcher_resume_equals_straight_run():
 
 def test_batcher_errors():
     with pytest.raises(ValueError, match="common length"):
-        ArrayBatcher({"image": np.zeros((3, 1, 1, 1), np.uint8), "label": np.zeros(4)},
-                     batch_size=2, seed=0)
+        ArrayBatcher({"image": np.zeros((3, 1, 1, 1), np.uint8), "label": np.zeros(4)}, batch_size=2, seed=0)
     with pytest.raises(ValueError, match="process_index"):
         ArrayBatcher(_ids(10), batch_size=4, seed=0, process_index=2, process_count=2)
     with pytest.raises(ValueError, match="'image' must be uint8 images or float32 samples"):

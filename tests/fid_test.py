@@ -126,13 +126,14 @@ def test_frechet_distance_with_dead_features_matches_pytorch_fid_sqrtm():
     rng = np.random.default_rng(3)
     live = np.maximum(rng.normal(size=(300, 20)) @ rng.normal(size=(20, 20)), 0)
     a = np.concatenate([live, np.zeros((300, 12))], axis=1)
-    b = np.concatenate([np.maximum(rng.normal(size=(250, 20)) @ rng.normal(size=(20, 20)) + 0.1, 0),
-                        np.full((250, 12), 0.5)], axis=1)  # dead too, at another constant: only the mean differs
+    b = np.concatenate(
+        [np.maximum(rng.normal(size=(250, 20)) @ rng.normal(size=(20, 20)) + 0.1, 0), np.full((250, 12), 0.5)], axis=1
+    )  # dead too, at another constant: only the mean differs
     mu1, s1, mu2, s2 = a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
     got = stats.frechet_distance(mu1, s1, mu2, s2)
     assert got == pytest.approx(_pytorch_fid_reference(mu1, s1, mu2, s2), rel=1e-9)
     want_live = stats.frechet_distance(mu1[:20], s1[:20, :20], mu2[:20], s2[:20, :20])
-    assert got == pytest.approx(want_live + 12 * 0.5 ** 2, rel=1e-12)  # the dead units' mean term, by hand
+    assert got == pytest.approx(want_live + 12 * 0.5**2, rel=1e-12)  # the dead units' mean term, by hand
 
 
 def test_frechet_distance_closed_forms():
@@ -153,8 +154,9 @@ def test_frechet_distance_closed_forms():
     want = u @ u + v @ v - 2 * abs(u @ v)
     got = stats.frechet_distance(np.zeros(d), np.outer(u, u), np.zeros(d), np.outer(v, v))
     assert got == pytest.approx(want, rel=1e-7)
-    assert got == pytest.approx(_pytorch_fid_reference(np.zeros(d), np.outer(u, u), np.zeros(d), np.outer(v, v)),
-                                rel=1e-7)
+    assert got == pytest.approx(
+        _pytorch_fid_reference(np.zeros(d), np.outer(u, u), np.zeros(d), np.outer(v, v)), rel=1e-7
+    )
 
 
 def test_frechet_distance_errors():
@@ -196,12 +198,15 @@ def _torch_bilinear_numpy(x, out_h, out_w):
     x0, x1, lx = taps(x.shape[2], out_w)
     ly, lx = ly[None, :, None, None], lx[None, None, :, None]
     rows0, rows1 = x[:, y0], x[:, y1]
-    return ((1 - ly) * ((1 - lx) * rows0[:, :, x0] + lx * rows0[:, :, x1])
-            + ly * ((1 - lx) * rows1[:, :, x0] + lx * rows1[:, :, x1]))
+    return (1 - ly) * ((1 - lx) * rows0[:, :, x0] + lx * rows0[:, :, x1]) + ly * (
+        (1 - lx) * rows1[:, :, x0] + lx * rows1[:, :, x1]
+    )
 
 
-@pytest.mark.parametrize("shape,out", [((2, 32, 32, 3), (299, 299)), ((1, 300, 311, 2), (299, 299)),
-                                       ((1, 64, 29, 1), (17, 40)), ((1, 5, 7, 1), (5, 7))])
+@pytest.mark.parametrize(
+    "shape,out",
+    [((2, 32, 32, 3), (299, 299)), ((1, 300, 311, 2), (299, 299)), ((1, 64, 29, 1), (17, 40)), ((1, 5, 7, 1), (5, 7))],
+)
 def test_bilinear_resize_matches_torch_formula(shape, out):
     x = np.random.default_rng(0).uniform(0, 1, size=shape)
     got = resize.resize_bilinear(jnp.asarray(x, jnp.float32), out)
@@ -224,8 +229,9 @@ def _pil_bicubic_numpy(x, out_h, out_w):
 
     def cubic(t, a=-0.5):
         t = np.abs(t)
-        return np.where(t < 1, ((a + 2) * t - (a + 3)) * t * t + 1,
-                        np.where(t < 2, (((t - 5) * t + 8) * t - 4) * a, 0.0))
+        return np.where(
+            t < 1, ((a + 2) * t - (a + 3)) * t * t + 1, np.where(t < 2, (((t - 5) * t + 8) * t - 4) * a, 0.0)
+        )
 
     def matrix(in_size, out_size):
         scale = in_size / out_size
@@ -277,12 +283,20 @@ def test_sharded_padded_features_and_fid_match_an_independent_pipeline(cheap_ext
     np.testing.assert_allclose(cheap_extractor(real), f_real, rtol=2e-5, atol=2e-5)
     # Real images as an iterable of uneven batches, fake as one array: same answer as numpy + pytorch-fid's formula.
     result = fid.fid(fake, iter([real[:2], real[2:6], real[6:]]), extractor=cheap_extractor, reference="test set")
-    want = _pytorch_fid_reference(f_real.mean(0), np.cov(f_real, rowvar=False),
-                                  f_fake.mean(0), np.cov(f_fake, rowvar=False))
+    want = _pytorch_fid_reference(
+        f_real.mean(0), np.cov(f_real, rowvar=False), f_fake.mean(0), np.cov(f_fake, rowvar=False)
+    )
     assert result.fid == pytest.approx(want, rel=1e-4)
-    assert result.as_dict() == {"fid": result.fid, "weights_id": "random-test-weights",
-                                "weights_sha256": "0123456789abcdef", "resize": "pytorch_fid", "feature_dim": 64,
-                                "n_real": 7, "n_fake": 5, "reference": "test set"}
+    assert result.as_dict() == {
+        "fid": result.fid,
+        "weights_id": "random-test-weights",
+        "weights_sha256": "0123456789abcdef",
+        "resize": "pytorch_fid",
+        "feature_dim": 64,
+        "n_real": 7,
+        "n_fake": 5,
+        "reference": "test set",
+    }
     # Gray input is repeated to RGB.
     gray = real[:3, :, :, :1]
     np.testing.assert_allclose(cheap_extractor(gray), cheap_extractor(np.repeat(gray, 3, -1)), rtol=1e-6)
@@ -294,7 +308,8 @@ def test_clean_mode_uses_pil_bicubic_and_tf_normalization():
     ex = fid.InceptionFeatures(variables, weights_meta=meta, feature_dim=64, batch_size=2, resize="clean")
     x = np.random.default_rng(4).integers(0, 256, size=(2, 20, 20, 3), dtype=np.uint8)
     want = inception.InceptionV3(feature_dim=64).apply(
-        variables, jnp.asarray((np.clip(_pil_bicubic_numpy(x, 299, 299), 0, 255) - 128) / 128, jnp.float32))
+        variables, jnp.asarray((np.clip(_pil_bicubic_numpy(x, 299, 299), 0, 255) - 128) / 128, jnp.float32)
+    )
     np.testing.assert_allclose(ex(x), np.asarray(want), rtol=1e-4, atol=1e-4)
 
 
@@ -315,12 +330,15 @@ def test_reference_stats_cache_is_keyed_and_skips_the_images(cheap_extractor, tm
     np.testing.assert_allclose(s1.cov, np.cov(f, rowvar=False), rtol=1e-9, atol=1e-12)
     fid.reference_stats(cheap_extractor, source, n=6, **spec)  # a different n is a different entry
     assert len(calls) == 2
-    k1, _ = fid.reference_key(dataset="toy", split="train", resolution=16, resize="pytorch_fid", n=5,
-                              feature_dim=64, weights_sha256="a")
-    k2, _ = fid.reference_key(dataset="toy", split="train", resolution=16, resize="clean", n=5,
-                              feature_dim=64, weights_sha256="a")
-    k3, _ = fid.reference_key(dataset="toy", split="train", resolution=16, resize="pytorch_fid", n=5,
-                              feature_dim=64, weights_sha256="b")
+    k1, _ = fid.reference_key(
+        dataset="toy", split="train", resolution=16, resize="pytorch_fid", n=5, feature_dim=64, weights_sha256="a"
+    )
+    k2, _ = fid.reference_key(
+        dataset="toy", split="train", resolution=16, resize="clean", n=5, feature_dim=64, weights_sha256="a"
+    )
+    k3, _ = fid.reference_key(
+        dataset="toy", split="train", resolution=16, resize="pytorch_fid", n=5, feature_dim=64, weights_sha256="b"
+    )
     assert len({k1, k2, k3}) == 3
     # A corrupt entry is recomputed, not trusted.
     for p in (tmp_path / "fid_stats").glob("*.npz"):
@@ -330,8 +348,9 @@ def test_reference_stats_cache_is_keyed_and_skips_the_images(cheap_extractor, tm
 
 
 def test_user_weights_file_is_reported_unverified_in_the_fid_protocol(tmp_path):
-    path = weights.save_params(random_inception_variables(2, feature_dim=2048), tmp_path / "user.npz",
-                               source="user", source_hash="-")
+    path = weights.save_params(
+        random_inception_variables(2, feature_dim=2048), tmp_path / "user.npz", source="user", source_hash="-"
+    )
     ex = fid.InceptionFeatures(weights_path=path, feature_dim=64)
     trunk = weights.load_params_file(path)[1]["trunk_sha256"]
     assert trunk != weights.DEFAULT_TRUNK_SHA256
@@ -339,8 +358,11 @@ def test_user_weights_file_is_reported_unverified_in_the_fid_protocol(tmp_path):
     p = fid.fid_from_stats(s, s, extractor=ex, reference="r").as_dict()
     assert p["weights_id"] == f"unverified:{trunk[:16]}" != weights.WEIGHTS_ID and p["weights_sha256"] == trunk[:16]
     # Metadata passed by hand that claims the known id for another trunk is not believed either.
-    ex = fid.InceptionFeatures(random_inception_variables(), feature_dim=64,
-                               weights_meta={"weights_id": weights.WEIGHTS_ID, "trunk_sha256": "ab" * 32})
+    ex = fid.InceptionFeatures(
+        random_inception_variables(),
+        feature_dim=64,
+        weights_meta={"weights_id": weights.WEIGHTS_ID, "trunk_sha256": "ab" * 32},
+    )
     assert ex.weights_id == "unverified:" + "ab" * 8
 
 

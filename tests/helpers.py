@@ -65,10 +65,15 @@ def write_mock_tfds_metadata(root, name: str, splits: dict[str, int]) -> None:
     path = builder.data_path
     infos = [
         tfds.core.SplitInfo(
-            name=split, shard_lengths=[n], num_bytes=0,
+            name=split,
+            shard_lengths=[n],
+            num_bytes=0,
             filename_template=tfds.core.ShardedFileTemplate(
-                data_dir=path, template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
-                dataset_name=builder.name, split=split, filetype_suffix="tfrecord",
+                data_dir=path,
+                template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
+                dataset_name=builder.name,
+                split=split,
+                filetype_suffix="tfrecord",
             ),
         )
         for split, n in splits.items()

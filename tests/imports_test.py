@@ -20,20 +20,44 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "jaxgan"
 
 HEAVY = ("tensorflow", "tensorflow_datasets", "orbax", "clu")
-ORCHESTRATORS = ("jaxgan.orchestrate", "jaxgan.loop", "jaxgan.translation.orchestrate", "jaxgan.translation.loop",
-                 "jaxgan.video.orchestrate", "jaxgan.video.loop")
-FORBIDDEN = HEAVY + ("ml_collections", "jaxgan.data", "jaxgan.runner", "jaxgan.config", "jaxgan.build",
-                     "jaxgan.checkpoint") + ORCHESTRATORS
+ORCHESTRATORS = (
+    "jaxgan.orchestrate",
+    "jaxgan.loop",
+    "jaxgan.translation.orchestrate",
+    "jaxgan.translation.loop",
+    "jaxgan.video.orchestrate",
+    "jaxgan.video.loop",
+)
+FORBIDDEN = (
+    HEAVY
+    + ("ml_collections", "jaxgan.data", "jaxgan.runner", "jaxgan.config", "jaxgan.build", "jaxgan.checkpoint")
+    + ORCHESTRATORS
+)
 
 CORE_MODULES = sorted(
-    [*ROOT.joinpath("train").rglob("*.py"), *ROOT.joinpath("nets").rglob("*.py"),
-     *ROOT.joinpath("metrics").rglob("*.py"), *ROOT.joinpath("classify").rglob("*.py"),
-     ROOT / "losses.py", ROOT / "state.py", ROOT / "common.py", ROOT / "regularizers.py", ROOT / "augment.py",
-     ROOT / "optim.py", ROOT / "sampling.py", ROOT / "latent.py", ROOT / "compile_cache.py", ROOT / "run_config.py",
-     # The translation step and nets (its orchestrator and apply.py are I/O layers, like jaxgan.orchestrate).
-     ROOT / "translation" / "steps.py", ROOT / "translation" / "nets.py",
-     # The video GAN step and nets (its orchestrator is an I/O layer).
-     ROOT / "video" / "steps.py", ROOT / "video" / "nets.py", ROOT / "video" / "__init__.py"]
+    [
+        *ROOT.joinpath("train").rglob("*.py"),
+        *ROOT.joinpath("nets").rglob("*.py"),
+        *ROOT.joinpath("metrics").rglob("*.py"),
+        *ROOT.joinpath("classify").rglob("*.py"),
+        ROOT / "losses.py",
+        ROOT / "state.py",
+        ROOT / "common.py",
+        ROOT / "regularizers.py",
+        ROOT / "augment.py",
+        ROOT / "optim.py",
+        ROOT / "sampling.py",
+        ROOT / "latent.py",
+        ROOT / "compile_cache.py",
+        ROOT / "run_config.py",
+        # The translation step and nets (its orchestrator and apply.py are I/O layers, like jaxgan.orchestrate).
+        ROOT / "translation" / "steps.py",
+        ROOT / "translation" / "nets.py",
+        # The video GAN step and nets (its orchestrator is an I/O layer).
+        ROOT / "video" / "steps.py",
+        ROOT / "video" / "nets.py",
+        ROOT / "video" / "__init__.py",
+    ]
 )
 
 
@@ -79,8 +103,16 @@ def _is_forbidden(name: str) -> bool:
 
 def test_core_module_list_is_complete():
     rel = {str(p.relative_to(ROOT)) for p in CORE_MODULES}
-    assert {"train/steps.py", "train/parallel.py", "train/seeds.py", "nets/dcgan.py", "losses.py", "state.py",
-            "common.py", "translation/steps.py"} <= rel
+    assert {
+        "train/steps.py",
+        "train/parallel.py",
+        "train/seeds.py",
+        "nets/dcgan.py",
+        "losses.py",
+        "state.py",
+        "common.py",
+        "translation/steps.py",
+    } <= rel
 
 
 @pytest.mark.parametrize("path", CORE_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -112,8 +144,21 @@ def test_layering_checker_catches_violations(tmp_path):
 
 # What the config schema may import at module level: the standard library, ml_collections and run_config.
 SCHEMA_MODULES = (ROOT / "config.py", ROOT / "run_config.py", ROOT / "compile_cache.py")
-SCHEMA_FORBIDDEN = ("jax", "flax", "optax", "numpy", "jaxgan.nets", "jaxgan.losses", "jaxgan.train", "jaxgan.build",
-                    "jaxgan.metrics", "jaxgan.data", "jaxgan.state", "jaxgan.latent", "jaxgan.optim") + HEAVY
+SCHEMA_FORBIDDEN = (
+    "jax",
+    "flax",
+    "optax",
+    "numpy",
+    "jaxgan.nets",
+    "jaxgan.losses",
+    "jaxgan.train",
+    "jaxgan.build",
+    "jaxgan.metrics",
+    "jaxgan.data",
+    "jaxgan.state",
+    "jaxgan.latent",
+    "jaxgan.optim",
+) + HEAVY
 
 
 def _module_level_imports(path: pathlib.Path) -> list[str]:
@@ -130,8 +175,9 @@ def _module_level_imports(path: pathlib.Path) -> list[str]:
 
 @pytest.mark.parametrize("path", SCHEMA_MODULES, ids=lambda p: p.name)
 def test_config_schema_imports_no_network_or_builder(path):
-    bad = sorted({n for n in _module_level_imports(path)
-                  if any(n == f or n.startswith(f + ".") for f in SCHEMA_FORBIDDEN)})
+    bad = sorted(
+        {n for n in _module_level_imports(path) if any(n == f or n.startswith(f + ".") for f in SCHEMA_FORBIDDEN)}
+    )
     assert not bad, f"{path.relative_to(ROOT.parent)} imports {bad} at module level"
 
 
@@ -154,7 +200,6 @@ def test_loading_a_config_builds_nothing():
         "import jaxgan.build\n"
         "assert build_networks is jaxgan.build.build_networks and 'jaxgan.build' in sys.modules\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            cwd=ROOT.parent)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "LOADED []" in result.stdout

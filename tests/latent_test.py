@@ -53,11 +53,14 @@ def test_latent_with_codes_sets_exactly_the_chosen_codes():
     np.testing.assert_array_equal(np.asarray(z2[:, 4:]), np.asarray(z[:, 4:]))  # the noise is kept
 
 
-@pytest.mark.parametrize("args, match", [
-    (((1,), 0), "sizes >= 2"),
-    (((10,), -1), "continuous"),
-    (((10, 10), 0, 2), "no noise"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (((1,), 0), "sizes >= 2"),
+        (((10,), -1), "continuous"),
+        (((10, 10), 0, 2), "no noise"),
+    ],
+)
 def test_bad_codes_fail_clearly(args, match):
     categorical, continuous, *latent_dim = args
     with pytest.raises(ValueError, match=match):
@@ -74,8 +77,11 @@ def test_info_loss_equals_numpy_cross_entropy_plus_gaussian_nll():
         logits = logits.astype(np.float64)
         return np.log(np.exp(logits).sum(1)) - logits[np.arange(len(y)), y]
 
-    expected = np.mean(ce(q[:, :10], ids[:, 0]) + ce(q[:, 10:13], ids[:, 1])
-                       + 0.5 * np.sum((q[:, 13:].astype(np.float64) - cont) ** 2, axis=1))
+    expected = np.mean(
+        ce(q[:, :10], ids[:, 0])
+        + ce(q[:, 10:13], ids[:, 1])
+        + 0.5 * np.sum((q[:, 13:].astype(np.float64) - cont) ** 2, axis=1)
+    )
     got = regularizers.info_loss(jnp.asarray(q), jnp.asarray(ids), jnp.asarray(cont), (10, 3))
     np.testing.assert_allclose(float(got), expected, rtol=1e-5)
     with pytest.raises(ValueError, match="do not fit"):
@@ -99,7 +105,9 @@ def test_generator_reads_its_codes_from_z():
     z = jax.random.normal(jax.random.key(4), (2, 8))
     variables = g.init(jax.random.key(0), z, train=False)
     same_codes = z.at[:, 0].add(1e-4)  # (almost surely) the same categorical code: near-identical output
-    other_code = latent.latent_with_codes(z, CODES, (np.asarray(latent.codes_from_latent(z, CODES)[0]) + [[5, 0]]) % [10, 3])
+    other_code = latent.latent_with_codes(
+        z, CODES, (np.asarray(latent.codes_from_latent(z, CODES)[0]) + [[5, 0]]) % [10, 3]
+    )
     x, x_same, x_other = (g.apply(variables, v, train=False) for v in (z, same_codes, other_code))
     np.testing.assert_allclose(x, x_same, atol=1e-6)
     assert float(jnp.max(jnp.abs(x - x_other))) > 1e-3
@@ -110,11 +118,14 @@ def test_generator_reads_its_codes_from_z():
     assert MLPDiscriminator(info_outputs=CODES.q_outputs).info_outputs == 15
 
 
-@pytest.mark.parametrize("categorical, continuous, match", [
-    ("ten", 0, "comma-separated code sizes"),
-    ("10,1", 0, "sizes >= 2"),
-    ("", -2, "continuous"),
-])
+@pytest.mark.parametrize(
+    "categorical, continuous, match",
+    [
+        ("ten", 0, "comma-separated code sizes"),
+        ("10,1", 0, "sizes >= 2"),
+        ("", -2, "continuous"),
+    ],
+)
 def test_config_with_malformed_codes_fails_before_building(categorical, continuous, match):
     from jaxgan import config as config_lib
 

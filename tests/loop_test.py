@@ -76,9 +76,20 @@ def test_launcher_prints_workdir_and_trains(tmp_path):
     workdir = tmp_path / "cli"
     env = dict(os.environ, JAXGAN_DATA_DIR=str(tmp_path / "tfds"), XLA_FLAGS="")
     result = subprocess.run(
-        [sys.executable, "experiments/train.py", "--config=experiments/configs/test.py",
-         f"--workdir={workdir}", "--config.train_steps=2", "--config.sample_every_steps=2"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "experiments/train.py",
+            "--config=experiments/configs/test.py",
+            f"--workdir={workdir}",
+            "--config.train_steps=2",
+            "--config.sample_every_steps=2",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"writing to workdir {workdir}" in result.stdout
     assert os.path.exists(workdir / "samples" / "ema_000002.png")
@@ -108,12 +119,24 @@ def test_bad_batch_size_fails_before_anything_is_written(tmp_path):
 
 # --- Preemption, crashes and damaged checkpoints -----------------------------------------------
 
+
 def _launch(workdir, data_dir, *flags):
     # Same XLA_FLAGS (8 CPU devices) as this process, so in-process reference runs match bit for bit.
     env = dict(os.environ, JAXGAN_DATA_DIR=str(data_dir))
     return subprocess.Popen(
-        [sys.executable, "experiments/train.py", "--config=experiments/configs/test.py", f"--workdir={workdir}",
-         *flags], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "experiments/train.py",
+            "--config=experiments/configs/test.py",
+            f"--workdir={workdir}",
+            *flags,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finished_steps(workdir):
@@ -138,6 +161,7 @@ def _wait_for(predicate, process, timeout=300):
 
 def _restored_leaves(workdir, like):
     from jaxgan import checkpoint
+
     with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"), async_save=False) as manager:
         state, step = checkpoint.restore_latest(manager, jax.device_get(like))
     return step, _leaves(state)
@@ -161,7 +185,8 @@ def test_sigkill_between_checkpoints_then_relaunch_is_bit_exact(tmp_path):
 
     straight = orchestrate.train_and_evaluate(
         _config(end, data_dir=str(data_dir), checkpoint_every_steps=2, sample_every_steps=100000),
-        str(tmp_path / "straight"))
+        str(tmp_path / "straight"),
+    )
     step, resumed = _restored_leaves(workdir, straight)
     assert step == end
     for a, b in zip(_leaves(straight), resumed):
@@ -171,14 +196,20 @@ def test_sigkill_between_checkpoints_then_relaunch_is_bit_exact(tmp_path):
     assert logged == sorted(set(logged)) and logged[-1] == end  # one row per step, though steps were re-run
     for name in ("g", "ema"):
         png = f"samples/{name}_{end:06d}.png"
-        np.testing.assert_array_equal(np.asarray(Image.open(os.path.join(workdir, png))),
-                                      np.asarray(Image.open(tmp_path / "straight" / png)))
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(os.path.join(workdir, png))), np.asarray(Image.open(tmp_path / "straight" / png))
+        )
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
     data_dir, workdir = tmp_path / "tfds", str(tmp_path / "preempted")
-    process = _launch(workdir, data_dir, "--config.train_steps=100000", "--config.checkpoint_every_steps=100000",
-                      "--config.sample_every_steps=1")
+    process = _launch(
+        workdir,
+        data_dir,
+        "--config.train_steps=100000",
+        "--config.checkpoint_every_steps=100000",
+        "--config.sample_every_steps=1",
+    )
     _wait_for(lambda: os.path.exists(os.path.join(workdir, "samples", "g_000001.png")), process)
     assert not _finished_steps(workdir)
     process.send_signal(signal.SIGTERM)
@@ -189,6 +220,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
     assert f"checkpoint saved at step {saved[0]}" in out
 
     from jaxgan import workdir as workdir_lib
+
     assert workdir_lib.load_generator(workdir).step == saved[0]  # a complete, readable checkpoint
 
 
@@ -212,26 +244,47 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caps
 
 def test_check_finite_looks_at_the_parameters_too():
     state = {"w": np.array([1.0, np.nan], np.float32), "step": np.int32(3)}
-    with pytest.raises(FloatingPointError, match="parameters or optimizer state at step 7. Last good checkpoint: step 5"):
+    with pytest.raises(
+        FloatingPointError, match="parameters or optimizer state at step 7. Last good checkpoint: step 5"
+    ):
         runner.check_finite(7, {"d_loss": 0.5}, state, 5)
     runner.check_finite(7, {"d_loss": 0.5}, {"w": np.ones(2, np.float32)}, 5)
 
 
 # --- Dry run, durations, sampling, evaluators ----------------------------------------------------
 
+
 def test_dry_run_prints_counts_and_config_without_writing(tmp_path):
     env = dict(os.environ, XLA_FLAGS="")
     result = subprocess.run(
-        [sys.executable, "experiments/train.py", "--config=experiments/configs/test.py", "--dry_run",
-         f"--workdir={tmp_path / 'never'}", "--config.train_images=1000"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "experiments/train.py",
+            "--config=experiments/configs/test.py",
+            "--dry_run",
+            f"--workdir={tmp_path / 'never'}",
+            "--config.train_images=1000",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     from jaxgan.build import build_networks
     from jaxgan.state import create_train_state
     import optax
+
     g, d = build_networks(test_config.get_config())
-    state = create_train_state(0, generator=g, discriminator=d, example_images=np.zeros((1, 32, 32, 1), np.float32),
-                               g_tx=optax.sgd(0.1), d_tx=optax.sgd(0.1))
+    state = create_train_state(
+        0,
+        generator=g,
+        discriminator=d,
+        example_images=np.zeros((1, 32, 32, 1), np.float32),
+        g_tx=optax.sgd(0.1),
+        d_tx=optax.sgd(0.1),
+    )
     count = lambda tree: sum(x.size for x in jax.tree_util.tree_leaves(tree))
     assert f"Generator {count(state.g.params):,} parameters, discriminator {count(state.d.params):,}" in result.stdout
     assert "63 steps of 16 real images" in result.stdout  # ceil(1000 / 16)
@@ -248,6 +301,7 @@ def test_dry_run_rejects_a_bad_config():
 
 def test_durations_in_images_round_up_to_steps():
     from jaxgan.config import resolve_schedule
+
     config = test_config.get_config()  # batch 16
     config.n_critic = 2  # 32 real images per step
     config.train_images = 1000
@@ -290,8 +344,13 @@ def test_evaluators_sample_export_and_python_api(tmp_path):
     # Independent reference: G_ema(z_i) with z_i = N(0, I) keyed by fold_in(PRNGKey(seed), i).
     key = jax.random.PRNGKey(7)
     z = np.stack([np.asarray(jax.random.normal(jax.random.fold_in(key, i), (16,))) for i in range(10)])
-    expected = np.asarray(to_uint8(generate(build_networks(config)[0], jax.device_get(state.g_ema_params),
-                                            jax.device_get(state.g.batch_stats), z)))
+    expected = np.asarray(
+        to_uint8(
+            generate(
+                build_networks(config)[0], jax.device_get(state.g_ema_params), jax.device_get(state.g.batch_stats), z
+            )
+        )
+    )
 
     gan = workdir_lib.load_generator(workdir)
     assert gan.step == 4
@@ -300,8 +359,14 @@ def test_evaluators_sample_export_and_python_api(tmp_path):
     out = tmp_path / "export" / "s.npz"
     env = dict(os.environ, XLA_FLAGS="")
     for _ in range(2):
-        result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=10", "--seed=7",
-                                 f"--out={out}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=10", "--seed=7", f"--out={out}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         with np.load(out) as f:
             assert sorted(f.files) == ["images"]
@@ -311,23 +376,54 @@ def test_evaluators_sample_export_and_python_api(tmp_path):
 
     raw = workdir_lib.load_generator(workdir, ema=False)
     assert not np.array_equal(raw.sample_uint8(10, seed=7), expected)
-    result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=10", "--seed=7",
-                             f"--out={out}", "--no_ema"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=10", "--seed=7", f"--out={out}", "--no_ema"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0 and "(raw G)" in result.stdout, result.stderr[-3000:]
     with np.load(out) as f:
         np.testing.assert_array_equal(f["images"], raw.sample_uint8(10, seed=7))
     truncated = gan.sample_uint8(10, seed=7, truncation=0.5)  # BigGAN's truncation trick (tests/sampling_test.py)
     assert not np.array_equal(truncated, expected)
-    result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=10", "--seed=7",
-                             f"--out={out}", "--truncation=0.5"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "tools/sample.py",
+            f"--workdir={workdir}",
+            "--num=10",
+            "--seed=7",
+            f"--out={out}",
+            "--truncation=0.5",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0 and "truncated to +/-0.5" in result.stdout, result.stderr[-3000:]
     with np.load(out) as f:
         np.testing.assert_array_equal(f["images"], truncated)
         assert float(f["truncation"]) == 0.5
-    result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=10",
-                             f"--out={tmp_path / 'bad.npz'}", "--truncation=0"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "tools/sample.py",
+            f"--workdir={workdir}",
+            "--num=10",
+            f"--out={tmp_path / 'bad.npz'}",
+            "--truncation=0",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0 and "--truncation" in result.stderr and not (tmp_path / "bad.npz").exists()
     with pytest.raises(ValueError, match="unconditional"):
         gan.sample(2, labels=[0, 1])
@@ -339,6 +435,7 @@ def test_evaluators_sample_export_and_python_api(tmp_path):
 
 def test_prefetch_to_mesh_keeps_order_and_reraises():
     from jaxgan.train import make_mesh, prefetch_to_mesh
+
     mesh = make_mesh()
     n = jax.device_count()
     batches = [{"image": np.full((1, n, 2), i, np.float32)} for i in range(5)]
@@ -349,6 +446,7 @@ def test_prefetch_to_mesh_keeps_order_and_reraises():
     def broken():
         yield batches[0]
         raise OSError("disk gone")
+
     it = prefetch_to_mesh(broken(), mesh)
     next(it)
     with pytest.raises(OSError, match="disk gone"):
@@ -357,6 +455,7 @@ def test_prefetch_to_mesh_keeps_order_and_reraises():
 
 def test_conditional_run_uses_labels_and_samples_by_class(tmp_path):
     from jaxgan import workdir as workdir_lib
+
     config = _config(2, data_dir=str(tmp_path / "tfds"), sample_every_steps=2)
     config.model.num_classes = 10
     config.num_samples = 20
@@ -378,6 +477,7 @@ def test_conditional_run_uses_labels_and_samples_by_class(tmp_path):
 
 def _event_scalars(workdir):
     import tensorflow as tf
+
     values = {}
     for path in glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
@@ -392,8 +492,10 @@ def _event_scalars(workdir):
 def test_config_evaluators_write_eval_scalars(tmp_path):
     from jaxgan import workdir as workdir_lib
     from jaxgan.metrics.evaluator import DigitsFrechetEvaluator
-    config = _config(4, data_dir=str(tmp_path / "tfds"), eval_every_steps=2, eval_metrics="fcd,msssim",
-                     eval_num_samples=16)
+
+    config = _config(
+        4, data_dir=str(tmp_path / "tfds"), eval_every_steps=2, eval_metrics="fcd,msssim", eval_num_samples=16
+    )
     workdir = str(tmp_path / "run")
     orchestrate.train_and_evaluate(config, workdir)
     scalars = _event_scalars(workdir)
@@ -402,7 +504,8 @@ def test_config_evaluators_write_eval_scalars(tmp_path):
     # The step-4 FCD is that of the final EMA generator's samples drawn with the config's seed.
     gan = workdir_lib.load_generator(workdir)
     direct = DigitsFrechetEvaluator(num_samples=16, seed=config.seed)(
-        lambda num, seed: gan.sample_uint8(num, seed=seed), 4)
+        lambda num, seed: gan.sample_uint8(num, seed=seed), 4
+    )
     np.testing.assert_allclose(scalars["eval/fcd"][4], direct["fcd"], rtol=1e-4)
     assert scalars["eval/fcd"][4] > scalars["eval/fcd_floor"][4]  # 4 steps of training are far from the data
 
@@ -422,6 +525,7 @@ def test_two_dimensional_mixture_run_exports_points(tmp_path):
     """A 2-D ring run: the loop trains on points, draws scatter pictures, and tools/sample.py
     writes `points` equal to the Python API's samples."""
     from jaxgan import workdir as workdir_lib
+
     config = test_config.get_config()
     config.data.source, config.data.name, config.data.num_examples = "mixture", "ring", 1000
     config.model.name, config.model.g_width, config.model.d_width, config.model.depth = "mlp", 32, 32, 2
@@ -431,19 +535,26 @@ def test_two_dimensional_mixture_run_exports_points(tmp_path):
     picture = np.asarray(Image.open(os.path.join(workdir, "samples", "ema_000004.png")))
     assert picture.shape == (256, 256) and 0 < (picture == 255).sum() <= config.num_samples
     out = tmp_path / "ring.npz"
-    result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=50", "--seed=3",
-                             f"--out={out}"], cwd=ROOT, env=dict(os.environ, XLA_FLAGS=""), capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=50", "--seed=3", f"--out={out}"],
+        cwd=ROOT,
+        env=dict(os.environ, XLA_FLAGS=""),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(out) as f:
         assert f.files == ["points"] and f["points"].dtype == np.float32 and f["points"].shape == (50, 2)
-        np.testing.assert_allclose(f["points"], workdir_lib.load_generator(workdir).sample(50, seed=3), rtol=1e-5,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            f["points"], workdir_lib.load_generator(workdir).sample(50, seed=3), rtol=1e-5, atol=1e-6
+        )
     assert not os.path.exists(tmp_path / "ring.png")  # no image grid for points
 
 
 def test_scatter_image_places_points_by_hand():
     from jaxgan.sampling import scatter_image
+
     canvas = scatter_image(np.array([[0.0, 0.0], [1.0, 1.0], [-1.0, -1.0], [5.0, 0.0]]), size=10, extent=2.0)
     # x = 0 -> column floor(2/4 * 10) = 5; y = 0 -> row 9 - 5 = 4; (1, 1) -> column 7, row 2; (-1, -1) -> column 2, row 7.
     assert {tuple(p) for p in np.argwhere(canvas == 255)} == {(4, 5), (2, 7), (7, 2)}  # (5, 0) is outside
@@ -453,8 +564,10 @@ def test_scatter_image_places_points_by_hand():
 
 def test_call_sizes_stop_at_every_periodic_action():
     from jaxgan.run_config import Schedule
-    schedule = Schedule(train_steps=23, log_every=10, sample_every=0, checkpoint_every=7, eval_every=0,
-                        images_per_step=1)
+
+    schedule = Schedule(
+        train_steps=23, log_every=10, sample_every=0, checkpoint_every=7, eval_every=0, images_per_step=1
+    )
     sizes = list(schedule.call_sizes(0, 3))
     # Events after steps 7, 10, 14, 20, 21 and 23 (the end): calls end exactly there, never inside.
     assert sizes == [3, 3, 1, 3, 3, 1, 3, 3, 1, 1, 1]  # 0-6-7 | 10 | 13-14 | 17-20 | 21 | 22-23
@@ -485,6 +598,7 @@ def test_steps_per_call_trains_the_same_run(tmp_path):
     # The "modes" evaluator scored the final EMA generator's 2,500 float points (not uint8 images).
     from jaxgan import workdir as workdir_lib
     from jaxgan.metrics import modes
+
     scalars = _event_scalars(str(tmp_path / "k4"))
     points = workdir_lib.load_generator(str(tmp_path / "k4")).sample(2500, seed=config.seed)
     direct = modes.mode_coverage(points, "grid")

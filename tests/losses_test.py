@@ -99,7 +99,8 @@ def test_large_logits_are_finite_and_correct(name):
     np.testing.assert_allclose(g, ref_g(fake.astype(np.float64)), rtol=1e-5, atol=1e-6)
     # Gradients stay finite too (what training actually needs).
     grads = jax.grad(lambda r, f: jnp.sum(loss.d(r, f)) + jnp.sum(loss.g(f)), argnums=(0, 1))(
-        jnp.asarray(real), jnp.asarray(fake))
+        jnp.asarray(real), jnp.asarray(fake)
+    )
     assert all(np.all(np.isfinite(np.asarray(x))) for x in grads)
 
 
@@ -127,9 +128,9 @@ def test_unknown_name_lists_valid_names():
     assert str(sorted(LOSSES)) in message
 
 
-
 def test_ema_decay_warmup_closed_form():
     from jaxgan.train.steps import ema_decay_with_warmup
+
     decay = ema_decay_with_warmup(0.999)
     for step, expected in [(0, 0.1), (5, 6 / 15), (1000, 1001 / 1010), (100000, 0.999)]:
         np.testing.assert_allclose(float(decay(np.float32(step))), expected, rtol=1e-6)

@@ -114,7 +114,9 @@ def test_make_stacked_digits_replays_documented_draws():
     idx = np.random.default_rng(3).integers(0, len(ref_images), size=(500, 3))
     for c in range(3):
         np.testing.assert_array_equal(images[..., c], ref_images[idx[:, c]])
-    np.testing.assert_array_equal(modes, 100 * ref_labels[idx[:, 0]] + 10 * ref_labels[idx[:, 1]] + ref_labels[idx[:, 2]])
+    np.testing.assert_array_equal(
+        modes, 100 * ref_labels[idx[:, 0]] + 10 * ref_labels[idx[:, 1]] + ref_labels[idx[:, 2]]
+    )
     assert images.dtype == np.uint8 and images.shape == (500, 32, 32, 3)
     assert not np.array_equal(dc.make_stacked_digits(500, seed=4, split="test")[1], modes)
 

@@ -139,7 +139,17 @@ def test_ms_ssim_closed_forms():
 def test_num_scales():
     # The side after j halvings (odd sides padded first) is ceil(s / 2^j); it must stay >= 11.
     assert [diversity.num_scales(s, s) for s in (11, 20, 21, 32, 43, 64, 128, 160, 175, 176, 512)] == [
-        1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+        4,
+        4,
+        5,
+        5,
+        5,
     ]
     assert diversity.num_scales(64, 32) == 2  # the short side decides
     assert diversity.num_scales(512, 512, max_scales=3) == 3

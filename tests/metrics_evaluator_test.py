@@ -82,6 +82,7 @@ def _sampler(images: np.ndarray, calls: list):
     def sample_fn(num, seed):
         calls.append((num, seed))
         return images[np.random.default_rng(seed).permutation(len(images))[:num]]
+
     return sample_fn
 
 
@@ -109,8 +110,7 @@ def test_digits_frechet_evaluator_value_and_floor_match_direct_computation():
     assert out["fcd"] > 1.5 * out["fcd_floor"]
     # Fewer samples: the floor takes as many held-out images.
     ev50 = evaluator.DigitsFrechetEvaluator(num_samples=50)
-    assert ev50.floor == pytest.approx(_frechet_sqrtm(f_train, digits_classifier.digits_features(test[:50])),
-                                       rel=1e-4)
+    assert ev50.floor == pytest.approx(_frechet_sqrtm(f_train, digits_classifier.digits_features(test[:50])), rel=1e-4)
     # A custom reference without held-out images reports no floor.
     ev2 = evaluator.DigitsFrechetEvaluator(reference_images=train[..., None], num_samples=50)
     assert set(ev2.evaluate_images(fakes[:50])) == {"fcd"}
@@ -121,8 +121,9 @@ def test_inception_evaluator_all_metrics_from_one_extraction(cheap_extractor):
     fakes = _images(2, 40, channels=1)  # gray: repeated to RGB
     ex = CountingExtractor(cheap_extractor)
     metrics = ("fid", "kid", "precision", "recall", "density", "coverage")
-    ev = evaluator.InceptionEvaluator(metrics=metrics, num_samples=16, seed=5, reference_images=real,
-                                      extractor=ex, kid_subsets=7, kid_subset_size=10)
+    ev = evaluator.InceptionEvaluator(
+        metrics=metrics, num_samples=16, seed=5, reference_images=real, extractor=ex, kid_subsets=7, kid_subset_size=10
+    )
     assert ex.calls == [24]  # the reference, once, at construction
     calls = []
     out = ev(_sampler(fakes, calls), step=1)
@@ -136,10 +137,20 @@ def test_inception_evaluator_all_metrics_from_one_extraction(cheap_extractor):
     p = prdc.prdc(f_real, f_fake)
     assert {m: out[m] for m in evaluator.PRDC_METRICS} == pytest.approx(p)
     assert ev.last_protocol == {
-        "weights_id": "random-test-weights", "weights_sha256": "0123456789abcdef", "resize": "pytorch_fid",
-        "feature_dim": 64, "n_real": 24, "n_fake": 16, "reference": "reference images given",
-        "metrics": list(metrics), "seed": 5, "kid_subsets": 7, "kid_subset_size": 10,
-        "k_precision_recall": 3, "k_density_coverage": 5}
+        "weights_id": "random-test-weights",
+        "weights_sha256": "0123456789abcdef",
+        "resize": "pytorch_fid",
+        "feature_dim": 64,
+        "n_real": 24,
+        "n_fake": 16,
+        "reference": "reference images given",
+        "metrics": list(metrics),
+        "seed": 5,
+        "kid_subsets": 7,
+        "kid_subset_size": 10,
+        "k_precision_recall": 3,
+        "k_density_coverage": 5,
+    }
 
 
 def test_inception_evaluator_reference_features_are_cached(cheap_extractor, tmp_path):
@@ -156,32 +167,36 @@ def test_inception_evaluator_reference_features_are_cached(cheap_extractor, tmp_
     ev_fid = evaluator.InceptionEvaluator(reference_images=real, num_reference=10, **kw)
     ev_fid2 = evaluator.InceptionEvaluator(reference_images=source, num_reference=10, resolution=16, **kw)
     assert calls == [] and len(list((tmp_path / "fid_stats").glob("toy-train-*.npz"))) == 1
-    np.testing.assert_allclose(ev_fid2.real_stats.cov, np.cov(cheap_extractor(real[:10]), rowvar=False),
-                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        ev_fid2.real_stats.cov, np.cov(cheap_extractor(real[:10]), rowvar=False), rtol=1e-6, atol=1e-9
+    )
     assert ev_fid.reference == ev_fid2.reference
     with pytest.raises(ValueError, match="Pass resolution= with a callable"):
         evaluator.InceptionEvaluator(reference_images=source, **kw)
-    f, desc = evaluator.cached_reference_features(cheap_extractor, source, dataset="toy", split="train",
-                                           resolution=(16, 16), n=10, cache_dir=tmp_path)
+    f, desc = evaluator.cached_reference_features(
+        cheap_extractor, source, dataset="toy", split="train", resolution=(16, 16), n=10, cache_dir=tmp_path
+    )
     assert calls == [] and "toy/train" in desc  # a hit: the images are never loaded
     np.testing.assert_allclose(f, cheap_extractor(real[:10]), rtol=1e-6)
     np.testing.assert_array_equal(ev1.real_features, f)
-    evaluator.cached_reference_features(cheap_extractor, source, dataset="toy", split="train", resolution=(16, 16),
-                                 n=12, cache_dir=tmp_path)
+    evaluator.cached_reference_features(
+        cheap_extractor, source, dataset="toy", split="train", resolution=(16, 16), n=12, cache_dir=tmp_path
+    )
     assert calls == [1]  # another n is another entry
     for p in (tmp_path / "fid_features").glob("*.npz"):
         p.write_bytes(b"garbage")  # corrupt entries are recomputed, not trusted
-    evaluator.cached_reference_features(cheap_extractor, source, dataset="toy", split="train", resolution=(16, 16),
-                                 n=12, cache_dir=tmp_path)
+    evaluator.cached_reference_features(
+        cheap_extractor, source, dataset="toy", split="train", resolution=(16, 16), n=12, cache_dir=tmp_path
+    )
     assert calls == [1, 1]
 
 
 def test_inception_evaluator_fid_from_cached_reference_stats(cheap_extractor, tmp_path):
     real, fakes = _images(4, 10), _images(5, 6)
-    s, desc = fid.reference_stats(cheap_extractor, real, dataset="toy", split="train", resolution=16,
-                                  cache_dir=tmp_path)
-    ev = evaluator.InceptionEvaluator(reference_stats=s, reference_name=desc, num_samples=6,
-                                      extractor=cheap_extractor)
+    s, desc = fid.reference_stats(
+        cheap_extractor, real, dataset="toy", split="train", resolution=16, cache_dir=tmp_path
+    )
+    ev = evaluator.InceptionEvaluator(reference_stats=s, reference_name=desc, num_samples=6, extractor=cheap_extractor)
     out = ev.evaluate_images(fakes)
     assert out["fid"] == pytest.approx(_frechet_sqrtm(cheap_extractor(real), cheap_extractor(fakes)), rel=1e-4)
     assert ev.last_protocol["reference"] == desc and ev.last_protocol["n_real"] == 10
@@ -191,8 +206,10 @@ def test_inception_score_from_the_classifier_on_the_same_features():
     fakes = _images(6, 20, size=8)
     ex = ProjectionExtractor(8 * 8 * 3)
     rng = np.random.default_rng(8)
-    fc = {"kernel": rng.normal(size=(2048, 1008)).astype(np.float32) * 0.05,
-          "bias": rng.normal(size=1008).astype(np.float32)}
+    fc = {
+        "kernel": rng.normal(size=(2048, 1008)).astype(np.float32) * 0.05,
+        "bias": rng.normal(size=1008).astype(np.float32),
+    }
     ev = evaluator.make_evaluator("is", num_samples=20, extractor=ex, fc=fc)
     out = ev.evaluate_images(fakes)
     logits = ex(fakes).astype(np.float64) @ fc["kernel"].astype(np.float64) + fc["bias"]
@@ -222,8 +239,9 @@ def test_cpu_compiler_options_keep_golden_features_and_reach_the_extractor(cheap
     x = jax.ShapeDtypeStruct((8, 16, 16, 3), np.uint8, sharding=cheap_extractor._batch_sharding)
     hlo = cheap_extractor._fn.lower(cheap_extractor._variables, x).compile().as_text()
     assert "convolution" in hlo and "ynn_fusion" not in hlo  # the option reached the extractor's jit
-    xla_defaults = fid.InceptionFeatures(random_inception_variables(), weights_meta={}, feature_dim=64,
-                                         batch_size=8, compiler_options={})
+    xla_defaults = fid.InceptionFeatures(
+        random_inception_variables(), weights_meta={}, feature_dim=64, batch_size=8, compiler_options={}
+    )
     hlo = xla_defaults._fn.lower(xla_defaults._variables, x).compile().as_text()
     assert "ynn_fusion" in hlo  # the negative control: XLA's defaults do use the YNNPACK fusions here
     imgs = _images(14, 8)
@@ -268,8 +286,14 @@ def test_registry_and_errors(cheap_extractor):
 
 def _tool(*args, cache_dir) -> subprocess.CompletedProcess:
     env = {**os.environ, "JAXGAN_CACHE_DIR": str(cache_dir), "XLA_FLAGS": ""}
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "metrics.py"), *args], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "metrics.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -295,8 +319,17 @@ def test_tool_fid_and_prdc_match_in_process_computation(tool_files):
     meta = {"weights_id": "x", "trunk_sha256": "0" * 64}
     ex = fid.InceptionFeatures(variables, weights_meta=meta, feature_dim=64, batch_size=8)
     f_a, f_b = ex(a[:18]), ex(b[:18])
-    r = _tool("--metric=fid", f"--a={d / 'a.npz'}", f"--b={d / 'b.npz'}", "--num=18", "--num_real=18", "--feature_dim=64",
-              "--batch_size=6", f"--weights={wpath}", cache_dir=d)
+    r = _tool(
+        "--metric=fid",
+        f"--a={d / 'a.npz'}",
+        f"--b={d / 'b.npz'}",
+        "--num=18",
+        "--num_real=18",
+        "--feature_dim=64",
+        "--batch_size=6",
+        f"--weights={wpath}",
+        cache_dir=d,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -314,8 +347,15 @@ def test_tool_fid_and_prdc_match_in_process_computation(tool_files):
     folder.mkdir(exist_ok=True)
     for i, img in enumerate(b):
         Image.fromarray(img[..., 0]).save(folder / f"{i:03d}.png")
-    r = _tool("--metric=prdc", f"--a={d / 'a.npz'}", f"--b={folder}", "--feature_dim=64", "--batch_size=4",
-              f"--weights={wpath}", cache_dir=d)
+    r = _tool(
+        "--metric=prdc",
+        f"--a={d / 'a.npz'}",
+        f"--b={folder}",
+        "--feature_dim=64",
+        "--batch_size=4",
+        f"--weights={wpath}",
+        cache_dir=d,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
     want = prdc.prdc(ex(b), ex(a))
@@ -337,25 +377,29 @@ def test_tool_fcd_msssim_modes(tool_files):
     r = _tool("--metric=msssim", f"--a={d / 'a.npz'}", "--num_pairs=10", cache_dir=d)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout)["msssim"] == pytest.approx(
-        diversity.msssim_diversity(tool_files[3], num_pairs=10, seed=0))
+        diversity.msssim_diversity(tool_files[3], num_pairs=10, seed=0)
+    )
     r = _tool("--metric=modes", f"--a={d / 'points.npz'}", "--data=ring", cache_dir=d)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
     assert (out["modes"], out["high_quality"], out["num_modes"]) == (3, 1.0, 8)  # means 0, 3, 5 hit exactly
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--metric=fid", "--a={d}/missing.npz", "--b={d}/b.npz"], "missing.npz: no such file"),
-    (["--metric=fid", "--a={d}/points.npz", "--b={d}/b.npz"], "has no 'images' array"),
-    (["--metric=fid", "--a={d}/float.npz", "--b={d}/b.npz"], "must be uint8"),
-    (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--num=1"], "needs at least 2 samples in --a, got 1"),
-    (["--metric=prdc", "--a={d}/a.npz", "--b={d}/b.npz", "--num_real=5"], "needs at least 6 samples in --b"),
-    (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--num=30"], "--num=30, but --a holds only 20"),
-    (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--num_real=30"], "--num_real=30, but --b holds only 24"),
-    (["--metric=modes", "--a={d}/points.npz"], "needs --data"),
-    (["--metric=is", "--a={d}/a.npz", "--weights={w}"], "no classifier"),
-    (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--weights={d}/nope.npz"], "weights unavailable"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--metric=fid", "--a={d}/missing.npz", "--b={d}/b.npz"], "missing.npz: no such file"),
+        (["--metric=fid", "--a={d}/points.npz", "--b={d}/b.npz"], "has no 'images' array"),
+        (["--metric=fid", "--a={d}/float.npz", "--b={d}/b.npz"], "must be uint8"),
+        (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--num=1"], "needs at least 2 samples in --a, got 1"),
+        (["--metric=prdc", "--a={d}/a.npz", "--b={d}/b.npz", "--num_real=5"], "needs at least 6 samples in --b"),
+        (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--num=30"], "--num=30, but --a holds only 20"),
+        (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--num_real=30"], "--num_real=30, but --b holds only 24"),
+        (["--metric=modes", "--a={d}/points.npz"], "needs --data"),
+        (["--metric=is", "--a={d}/a.npz", "--weights={w}"], "no classifier"),
+        (["--metric=fid", "--a={d}/a.npz", "--b={d}/b.npz", "--weights={d}/nope.npz"], "weights unavailable"),
+    ],
+)
 def test_tool_errors_exit_nonzero_with_a_message(tool_files, args, message):
     d, wpath = tool_files[:2]
     r = _tool(*[a.format(d=d, w=wpath) for a in args], cache_dir=d)

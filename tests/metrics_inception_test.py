@@ -60,7 +60,7 @@ def _np_conv_bn_relu(x, p, s, *, stride=1, pad=(0, 0)):
     y = np.zeros((x.shape[0], ho, wo, k.shape[3]))
     for a in range(kh):
         for b in range(kw):
-            patch = x[:, a:a + stride * (ho - 1) + 1:stride, b:b + stride * (wo - 1) + 1:stride]
+            patch = x[:, a : a + stride * (ho - 1) + 1 : stride, b : b + stride * (wo - 1) + 1 : stride]
             y += patch @ k[a, b]
     y = (y - s["mean"]) / np.sqrt(s["var"].astype(np.float64) + 1e-3) + p["bias"]
     return np.maximum(y, 0.0)
@@ -71,7 +71,7 @@ def _np_max_pool(x):
     out = np.full((x.shape[0], ho, wo, x.shape[3]), -np.inf)
     for a in range(3):
         for b in range(3):
-            out = np.maximum(out, x[:, a:a + 2 * (ho - 1) + 1:2, b:b + 2 * (wo - 1) + 1:2])
+            out = np.maximum(out, x[:, a : a + 2 * (ho - 1) + 1 : 2, b : b + 2 * (wo - 1) + 1 : 2])
     return out
 
 
@@ -153,8 +153,7 @@ class _Tensor:
         self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
 
     def __reduce__(self):
-        return _rebuild_tensor_v2, (self.storage, self.offset, self.size, self.stride, False,
-                                    collections.OrderedDict())
+        return _rebuild_tensor_v2, (self.storage, self.offset, self.size, self.stride, False, collections.OrderedDict())
 
 
 def _torch_pickle(obj) -> bytes:
@@ -162,7 +161,8 @@ def _torch_pickle(obj) -> bytes:
     pickler = pickle.Pickler(buf, protocol=2)
     types = {np.dtype(np.float32): FloatStorage, np.dtype(np.int64): LongStorage}
     pickler.persistent_id = lambda o: (
-        ("storage", types[o.array.dtype], o.key, "cpu", o.array.size) if isinstance(o, _Storage) else None)
+        ("storage", types[o.array.dtype], o.key, "cpu", o.array.size) if isinstance(o, _Storage) else None
+    )
     pickler.dump(obj)
     data = buf.getvalue()
     for name, module in (("_rebuild_tensor_v2", "torch._utils"), ("FloatStorage", "torch"), ("LongStorage", "torch")):
@@ -190,8 +190,11 @@ def _torch_save_zip(obj) -> bytes:
 
 def _torch_save_legacy(obj) -> bytes:
     out = io.BytesIO()
-    for header in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True,
-                                                  "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+    for header in (
+        0x1950A86A20F9469CFC6C,
+        1001,
+        {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}},
+    ):
         pickle.dump(header, out, protocol=2)
     out.write(_torch_pickle(obj))
     storages = _storages_of(obj)
@@ -223,7 +226,9 @@ def test_reader_rebuilds_strided_views_of_shared_storages(writer):
     got = weights.read_torch_file(writer(obj))
     np.testing.assert_array_equal(got["plain"], base.reshape(4, 10))
     np.testing.assert_array_equal(got["transposed"], base.reshape(4, 10).T)
-    np.testing.assert_array_equal(got["offset_window"], [[base[13 + 10 * i + 2 * j] for j in range(3)] for i in range(2)])
+    np.testing.assert_array_equal(
+        got["offset_window"], [[base[13 + 10 * i + 2 * j] for j in range(3)] for i in range(2)]
+    )
     np.testing.assert_array_equal(got["longs"], [-1, 2**40])
     assert got["longs"].dtype == np.int64
 
@@ -234,6 +239,7 @@ def test_reader_refuses_code_in_the_pickle(tmp_path):
     class Evil:
         def __reduce__(self):
             import os
+
             return os.system, (f"touch {marker}",)
 
     buf = io.BytesIO()
@@ -326,15 +332,18 @@ def test_missing_corrupt_and_wrong_weights_files_say_how_to_fetch(tmp_path):
 
 
 @pytest.mark.parametrize("writer", [_torch_save_zip, _torch_save_legacy], ids=["zip", "legacy"])
-@pytest.mark.parametrize("storage_len, offset, size, stride", [
-    pytest.param(1, 0, (10000, 10000), (0, 0), id="stride0-1e8-elements-from-1"),  # a <1 kB file -> 400 MB
-    pytest.param(4, 0, (5, 4), (0, 1), id="rows-broadcast-past-the-storage"),
-    pytest.param(6, 0, (2, 3), (3, 1, 1), id="more-strides-than-dims"),
-    pytest.param(6, 0, (2, -3), (3, 1), id="negative-size"),
-    pytest.param(6, 0, (3, 2), (-2, 1), id="negative-stride"),
-    pytest.param(6, 5, (2,), (1,), id="offset-window-past-the-end"),
-    pytest.param(6, -1, (2,), (1,), id="negative-offset"),
-])
+@pytest.mark.parametrize(
+    "storage_len, offset, size, stride",
+    [
+        pytest.param(1, 0, (10000, 10000), (0, 0), id="stride0-1e8-elements-from-1"),  # a <1 kB file -> 400 MB
+        pytest.param(4, 0, (5, 4), (0, 1), id="rows-broadcast-past-the-storage"),
+        pytest.param(6, 0, (2, 3), (3, 1, 1), id="more-strides-than-dims"),
+        pytest.param(6, 0, (2, -3), (3, 1), id="negative-size"),
+        pytest.param(6, 0, (3, 2), (-2, 1), id="negative-stride"),
+        pytest.param(6, 5, (2,), (1,), id="offset-window-past-the-end"),
+        pytest.param(6, -1, (2,), (1,), id="negative-offset"),
+    ],
+)
 def test_reader_refuses_tensors_larger_than_their_storage(writer, storage_len, offset, size, stride):
     obj = collections.OrderedDict(w=_Tensor(_Storage("0", np.ones(storage_len, np.float32)), offset, size, stride))
     with pytest.raises(weights.WeightsError, match=r"Tensor 'w' \(size .*stride .*storage of \d+ elements") as e:

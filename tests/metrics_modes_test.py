@@ -78,11 +78,13 @@ def test_collapsed_to_one_mode():
 def test_two_modes_plus_low_quality_samples():
     # 1000 on grid mode (-4, -4) [index 0], 500 on (0, 2) [index 13], 1000 far from every mean.
     grid = modes.get_mixture("grid")
-    x = np.concatenate([
-        np.tile([-4.0, -4.0], (1000, 1)),
-        np.tile([0.0, 2.0], (500, 1)),
-        np.tile([1.0, 1.0], (1000, 1)),  # sqrt(2) away from the nearest means: low quality
-    ])
+    x = np.concatenate(
+        [
+            np.tile([-4.0, -4.0], (1000, 1)),
+            np.tile([0.0, 2.0], (500, 1)),
+            np.tile([1.0, 1.0], (1000, 1)),  # sqrt(2) away from the nearest means: low quality
+        ]
+    )
     out = modes.mode_coverage(x, grid)
     assert out["modes"] == 2
     assert out["high_quality"] == pytest.approx(1500 / 2500)

@@ -52,8 +52,10 @@ def test_mlp_generator_batch_norm_normalises_with_batch_stats_in_training_and_ru
     rng = np.random.default_rng(2)
     p = jax.tree_util.tree_map(lambda a: a, p)
     for name in ("BatchNorm_0", "BatchNorm_1"):
-        p[name] = {"scale": jnp.asarray(rng.uniform(0.5, 2, 6), jnp.float32),
-                   "bias": jnp.asarray(rng.normal(size=6), jnp.float32)}
+        p[name] = {
+            "scale": jnp.asarray(rng.uniform(0.5, 2, 6), jnp.float32),
+            "bias": jnp.asarray(rng.normal(size=6), jnp.float32),
+        }
     variables = {"params": p, "batch_stats": variables["batch_stats"]}
 
     def bn(x, q, mean, var):
@@ -67,8 +69,9 @@ def test_mlp_generator_batch_norm_normalises_with_batch_stats_in_training_and_ru
     out, mutated = g.apply(variables, z, train=True, mutable=["batch_stats"])
     np.testing.assert_allclose(np.asarray(out), _dense(p["Dense_2"], a1), rtol=1e-4, atol=1e-5)
     # Running statistics: momentum 0.9 from (0, 1).
-    np.testing.assert_allclose(np.asarray(mutated["batch_stats"]["BatchNorm_0"]["mean"]), 0.1 * h0.mean(0),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(mutated["batch_stats"]["BatchNorm_0"]["mean"]), 0.1 * h0.mean(0), rtol=1e-4, atol=1e-6
+    )
     # Inference uses the running statistics, not the batch's.
     stats = mutated["batch_stats"]
     m0, v0 = (np.asarray(stats["BatchNorm_0"][k]) for k in ("mean", "var"))
@@ -127,7 +130,7 @@ def test_modes_evaluator_on_hand_made_grid_points():
 
     means = np.array([(a, b) for a in (-4, -2, 0, 2, 4) for b in (-4, -2, 0, 2, 4)], np.float64)
     # Mode k gets k + 1 points 0.14 (2.8 sigma) off its mean, plus one point 0.16 (3.2 sigma) off each.
-    good = np.concatenate([np.repeat(means[k:k + 1] + [0.14, 0.0], k + 1, 0) for k in range(25)])
+    good = np.concatenate([np.repeat(means[k : k + 1] + [0.14, 0.0], k + 1, 0) for k in range(25)])
     bad = means + [0.0, 0.16]
     got = ModesEvaluator(data="grid").evaluate_samples(np.concatenate([good, bad]).astype(np.float32))
     p = np.arange(1, 26) / np.arange(1, 26).sum()
@@ -168,8 +171,9 @@ def test_multi_seed_driver_equals_single_seed_runs(num_devices):
     from jaxgan.train.seeds import multi_seed_steps, stack_trees, tree_index
     from experiments import mode_collapse
 
-    config = _tiny_mixture_config(**{"model.pack": 2, "batch_size": 16, "regularization.lecam": 0.1,
-                                     "ema_half_life_images": 50.0})
+    config = _tiny_mixture_config(
+        **{"model.pack": 2, "batch_size": 16, "regularization.lecam": 0.1, "ema_half_life_images": 50.0}
+    )
     seeds, num_steps = (3, 5), 4
     g, d = config_lib.build_networks(config)
     g_tx, d_tx = config_lib.build_optimizers(config)
@@ -195,12 +199,18 @@ def test_multi_seed_driver_equals_single_seed_runs(num_devices):
         assert int(got.step) == 2 * num_steps
         jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6), got, want[i])
     # Another batch order changes D's result beyond the tolerance: the comparison is not vacuous.
-    other = run(stack_trees([step.init_state(s, arrays["image"][0, :1]) for s in seeds]), arrays,
-                mode_collapse.batch_indices(batchers, 1, num_steps, config.n_critic))[0]
+    other = run(
+        stack_trees([step.init_state(s, arrays["image"][0, :1]) for s in seeds]),
+        arrays,
+        mode_collapse.batch_indices(batchers, 1, num_steps, config.n_critic),
+    )[0]
     with pytest.raises(AssertionError):
-        np.testing.assert_allclose(jax.device_get(tree_index(other, 0)).d.params["hidden0"]["kernel"],
-                                   tree_index(jax.device_get(states), 0).d.params["hidden0"]["kernel"],
-                                   rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(
+            jax.device_get(tree_index(other, 0)).d.params["hidden0"]["kernel"],
+            tree_index(jax.device_get(states), 0).d.params["hidden0"]["kernel"],
+            rtol=2e-5,
+            atol=2e-6,
+        )
 
 
 def test_multi_seed_driver_rejects_bad_indices():
@@ -235,8 +245,7 @@ def test_seed_devices_split_the_seeds_evenly_and_the_sweep_asks_for_a_device_per
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
     monkeypatch.setattr(mode_collapse.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     mode_collapse.one_cpu_device_per_core()
-    assert os.environ["XLA_FLAGS"] == ("--xla_cpu_enable_fast_math=false "
-                                       "--xla_force_host_platform_device_count=3")
+    assert os.environ["XLA_FLAGS"] == ("--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count=3")
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
     mode_collapse.one_cpu_device_per_core()  # a count the user set is kept
     assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=8"
@@ -250,9 +259,11 @@ def test_summary_and_table_writer_on_given_numbers(tmp_path):
 
     from experiments import mode_collapse
 
-    per_seed = [{"modes": 8, "high_quality": 0.97, "reverse_kl": 0.01},
-                {"modes": 7, "high_quality": 0.95, "reverse_kl": 0.05},
-                {"modes": 8, "high_quality": 0.99, "reverse_kl": 0.03}]
+    per_seed = [
+        {"modes": 8, "high_quality": 0.97, "reverse_kl": 0.01},
+        {"modes": 7, "high_quality": 0.95, "reverse_kl": 0.05},
+        {"modes": 8, "high_quality": 0.99, "reverse_kl": 0.03},
+    ]
     row = mode_collapse.summarize("pacgan2", "ring", per_seed, num_modes=8, steps=100)
     # Hand-computed: mean 23/3; sample std of (8, 7, 8) = sqrt(1/3); s.e. = sqrt(1/3) / sqrt(3) = 1/3.
     assert row.modes_mean == pytest.approx(23 / 3) and row.modes_se == pytest.approx(1 / 3)
@@ -267,15 +278,23 @@ def test_summary_and_table_writer_on_given_numbers(tmp_path):
     md = open(md_path).read()
     assert "| ring | pacgan2 | 3 | 7.7 +/- 0.3 | 97.0 +/- 1.2 | 0.030 +/- 0.012 | 2/3 |" in md
     assert "7.9 / 95.6% / 0.07" in md  # the published PacGAN2 ring row beside it
-    stacked = mode_collapse.summarize("pacgan2", "stacked_digits", [
-        {"modes": 1000, "high_quality": float("nan"), "reverse_kl": 0.05}], num_modes=1000, steps=100)
+    stacked = mode_collapse.summarize(
+        "pacgan2",
+        "stacked_digits",
+        [{"modes": 1000, "high_quality": float("nan"), "reverse_kl": 0.05}],
+        num_modes=1000,
+        steps=100,
+    )
     mode_collapse.write_tables([stacked], str(tmp_path))
     # PacGAN table 2 (Stacked MNIST): PacDCGAN2 1000 modes, KL 0.06; no high-quality column there.
-    assert ("| stacked_digits | pacgan2 | 1 | 1000.0 +/- 0.0 | n/a | 0.050 +/- 0.000 | 1/1 | 100 | "
-            "1000.0 modes / KL 0.06 (Stacked MNIST) |") in open(md_path).read()
+    assert (
+        "| stacked_digits | pacgan2 | 1 | 1000.0 +/- 0.0 | n/a | 0.050 +/- 0.000 | 1/1 | 100 | "
+        "1000.0 modes / KL 0.06 (Stacked MNIST) |"
+    ) in open(md_path).read()
     means = np.array([[1.0, 0.0], [-1.0, 0.0]])
-    path = mode_collapse.samples_figure(np.zeros((2, 10, 2)) + [1.0, 0.0], means, str(tmp_path / "f.png"),
-                                        titles=["a", "b"], panel=100)
+    path = mode_collapse.samples_figure(
+        np.zeros((2, 10, 2)) + [1.0, 0.0], means, str(tmp_path / "f.png"), titles=["a", "b"], panel=100
+    )
     image = np.asarray(Image.open(path).convert("RGB"))
     assert image.shape == (114, 200, 3)
     # The samples sit on the first mean: a black pixel at its centre in each panel.
@@ -315,20 +334,28 @@ def test_sn_hinge_configurations_build_a_batch_norm_free_spectrally_normalised_d
 
     for data in ("stacked_digits", "grid"):
         config = mode_collapse.train_config(data, "pacgan2_sn_hinge_ema_decay", train_steps=10)
-        assert (config.loss, config.model.spectral_norm, config.model.pack, config.lr_decay_steps) == \
-            ("hinge", True, 2, 5)
+        assert (config.loss, config.model.spectral_norm, config.model.pack, config.lr_decay_steps) == (
+            "hinge",
+            True,
+            2,
+            5,
+        )
         _, discriminator = config_lib.build_networks(config)
         x = np.zeros((4, *config_lib.data_shape(config)), np.float32)
         variables = jax.eval_shape(lambda: discriminator.init(jax.random.PRNGKey(0), x, train=False))
         names = " ".join(jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(variables))
         assert "BatchNorm" not in names, names
-        layers = [p[-2].key for p, _ in jax.tree_util.tree_leaves_with_path(variables["params"])
-                  if p[-1].key == "kernel"]
+        layers = [
+            p[-2].key for p, _ in jax.tree_util.tree_leaves_with_path(variables["params"]) if p[-1].key == "kernel"
+        ]
         assert len(layers) >= 2 and all(f"{layer}/kernel/u" in names for layer in layers), names  # power-iteration u
     assert mode_collapse.evaluates_ema("pacgan2_sn_hinge_ema_decay")
     recommended = mode_collapse.train_config("stacked_digits", mode_collapse.RECOMMENDED["stacked_digits"])
-    assert (recommended.loss, recommended.model.spectral_norm, recommended.data.cluster_labels) == \
-        ("hinge", True, recommended.model.num_classes)
+    assert (recommended.loss, recommended.model.spectral_norm, recommended.data.cluster_labels) == (
+        "hinge",
+        True,
+        recommended.model.num_classes,
+    )
     assert recommended.data.cluster_labels >= mode_collapse.CLUSTERS["stacked_digits"]
     assert set(mode_collapse.RECOMMENDED.values()) <= set(mode_collapse.DEFAULT_SWEEP)  # the table shows them
 
@@ -356,8 +383,11 @@ def test_ten_thousand_cluster_configuration_deepens_g_only():
 
     config = mode_collapse.train_config("stacked_digits", "kmeans10k_deep_g_sn_hinge_ema_decay")
     base = mode_collapse.train_config("stacked_digits", "kmeans_sn_hinge_ema_decay")
-    assert (config.data.cluster_labels, config.model.num_classes, config.model.projection_embed_sn) == \
-        (10_000, 10_000, False)
+    assert (config.data.cluster_labels, config.model.num_classes, config.model.projection_embed_sn) == (
+        10_000,
+        10_000,
+        False,
+    )
     for key in ("batch_size", "loss", "lr_decay_steps", "train_steps"):
         assert config[key] == base[key], key
     config_lib.validate(config, 1)
@@ -396,9 +426,15 @@ def test_top_k_configuration_decays_k_once_per_epoch(monkeypatch):
     assert ring.regularization.top_k_decay_steps == 1000
     step = config_lib.build_step(ring, *config_lib.build_networks(ring), *config_lib.build_optimizers(ring))
     assert step.regularization.top_k_decay_steps == 1000
-    monkeypatch.setitem(mode_collapse.CONFIGURATIONS, "_test_top_k_clusters", {
-        **mode_collapse.CONFIGURATIONS["kmeans_sn_hinge_ema_decay"], "regularization.top_k_fraction": 0.5,
-        "regularization.top_k_decay_steps": -1})
+    monkeypatch.setitem(
+        mode_collapse.CONFIGURATIONS,
+        "_test_top_k_clusters",
+        {
+            **mode_collapse.CONFIGURATIONS["kmeans_sn_hinge_ema_decay"],
+            "regularization.top_k_fraction": 0.5,
+            "regularization.top_k_decay_steps": -1,
+        },
+    )
     stacked = mode_collapse.train_config("stacked_digits", "_test_top_k_clusters")
     assert stacked.batch_size == 256 and stacked.regularization.top_k_decay_steps == 100_000 // 256
     assert mode_collapse.train_config("ring", "gan").regularization.top_k_fraction == 1.0  # off elsewhere
@@ -439,8 +475,12 @@ def test_stacked_digits_data_are_three_train_digits_and_a_run_is_scored(tmp_path
     from jaxgan.metrics import digits_classifier
 
     config = mode_collapse.train_config("stacked_digits", "pacgan2", train_steps=2)
-    assert (config.data.source, config.data.channels, config.model.name, config.batch_size) == \
-        ("stacked_digits", 3, "dcgan", 128)
+    assert (config.data.source, config.data.channels, config.model.name, config.batch_size) == (
+        "stacked_digits",
+        3,
+        "dcgan",
+        128,
+    )
     assert mode_collapse.train_config("stacked_digits", "pacgan2", "fast32").data.image_size == 32
     config.data.num_examples = 50
     images = load_training_arrays(config.data, seed=3)["image"]
@@ -456,8 +496,9 @@ def test_stacked_digits_data_are_three_train_digits_and_a_run_is_scored(tmp_path
     with pytest.raises(ValueError, match="channels=3"):
         config_lib.validate(bad, 1)
 
-    scores, samples = mode_collapse.train_image_seed("stacked_digits", "gan", preset="fast", seed=0, train_steps=2,
-                                                     workdir=str(tmp_path / "run"), num_samples=300)
+    scores, samples = mode_collapse.train_image_seed(
+        "stacked_digits", "gan", preset="fast", seed=0, train_steps=2, workdir=str(tmp_path / "run"), num_samples=300
+    )
     assert 1 <= scores["modes"] <= 300 and scores["reverse_kl"] > 0 and math.isnan(scores["high_quality"])
     assert samples.shape == (100, 8, 8, 3) and samples.dtype == np.uint8
     assert json.load(open(tmp_path / "run" / "config.json"))["data"]["source"] == "stacked_digits"
@@ -478,16 +519,38 @@ def test_command_line_trains_the_recommended_configuration_and_sample_exports_it
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, XLA_FLAGS="")
     workdir, out = tmp_path / "ring", tmp_path / "ring.npz"
-    result = subprocess.run([sys.executable, "experiments/mode_collapse.py", f"--workdir={workdir}",
-                             "--config.data=ring", "--config.seed=3", "--config.train_steps=40"],
-                            cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "experiments/mode_collapse.py",
+            f"--workdir={workdir}",
+            "--config.data=ring",
+            "--config.seed=3",
+            "--config.train_steps=40",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.load(open(workdir / "modes.json"))
-    assert (record["config"], record["seed"], record["steps"], record["weights"]) == \
-        (mode_collapse.RECOMMENDED["ring"], 3, 40, "ema")
+    assert (record["config"], record["seed"], record["steps"], record["weights"]) == (
+        mode_collapse.RECOMMENDED["ring"],
+        3,
+        40,
+        "ema",
+    )
     assert os.path.exists(workdir / "samples.png") and "40" in os.listdir(workdir / "checkpoints")
-    result = subprocess.run([sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=2500",
-                             f"--out={out}"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "tools/sample.py", f"--workdir={workdir}", "--num=2500", f"--out={out}"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(out) as f:
         points = f["points"]

@@ -14,10 +14,21 @@ from jax.sharding import PartitionSpec as P
 
 import jaxgan
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, NETWORKS,
-                         get_network_classes)
-from jaxgan.nets.layers import (PatchesConv, PatchesConvTranspose, PhaseConvTranspose, SpaceToDepthConv,
-                                SubPixelConvTranspose)
+from jaxgan.nets import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+    NETWORKS,
+    get_network_classes,
+)
+from jaxgan.nets.layers import (
+    PatchesConv,
+    PatchesConvTranspose,
+    PhaseConvTranspose,
+    SpaceToDepthConv,
+    SubPixelConvTranspose,
+)
 
 
 # --------------------------------------------------------------------------- SubPixelConvTranspose
@@ -60,12 +71,14 @@ def _assert_layer_equals_flax(layer, reference, x):
     """Same parameter shapes as the Flax layer and, given the same (nonzero-bias) params,
     the same outputs and gradients with respect to params and input."""
     params = jax.tree_util.tree_map(lambda p: p + 0.1, jax.jit(reference.init)(jax.random.PRNGKey(0), x))
-    assert jax.tree_util.tree_map(jnp.shape, jax.eval_shape(layer.init, jax.random.PRNGKey(0), x)) == \
-        jax.tree_util.tree_map(jnp.shape, params)
+    assert jax.tree_util.tree_map(
+        jnp.shape, jax.eval_shape(layer.init, jax.random.PRNGKey(0), x)
+    ) == jax.tree_util.tree_map(jnp.shape, params)
     loss = lambda module: lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
     with jax.default_matmul_precision("highest"):
-        np.testing.assert_allclose(jax.jit(layer.apply)(params, x), jax.jit(reference.apply)(params, x),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            jax.jit(layer.apply)(params, x), jax.jit(reference.apply)(params, x), rtol=1e-5, atol=1e-5
+        )
         want = jax.jit(jax.grad(loss(reference), argnums=(0, 1)))(params, x)
         got = jax.jit(jax.grad(loss(layer), argnums=(0, 1)))(params, x)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
@@ -77,8 +90,11 @@ def _assert_layer_equals_flax(layer, reference, x):
 def test_other_transposed_forms_equal_flax_with_gradients(form, kernel, stride, height, width):
     """The per-phase-window and im2col forms of nn.ConvTranspose."""
     x = jnp.asarray(np.random.RandomState(kernel + height).randn(2, height, width, 3).astype(np.float32))
-    _assert_layer_equals_flax(form(4, kernel_size=kernel, stride=stride),
-                              nn.ConvTranspose(4, (kernel, kernel), strides=(stride, stride), padding="SAME"), x)
+    _assert_layer_equals_flax(
+        form(4, kernel_size=kernel, stride=stride),
+        nn.ConvTranspose(4, (kernel, kernel), strides=(stride, stride), padding="SAME"),
+        x,
+    )
 
 
 @pytest.mark.parametrize("form", [SpaceToDepthConv, PatchesConv])
@@ -86,8 +102,11 @@ def test_other_transposed_forms_equal_flax_with_gradients(form, kernel, stride, 
 def test_strided_conv_forms_equal_flax_with_gradients(form, kernel, stride, size):
     """Space-to-depth and im2col forms of a strided nn.Conv."""
     x = jnp.asarray(np.random.RandomState(size).randn(2, size, size, 3).astype(np.float32))
-    _assert_layer_equals_flax(form(5, kernel_size=kernel, stride=stride),
-                              nn.Conv(5, (kernel, kernel), strides=(stride, stride), padding="SAME"), x)
+    _assert_layer_equals_flax(
+        form(5, kernel_size=kernel, stride=stride),
+        nn.Conv(5, (kernel, kernel), strides=(stride, stride), padding="SAME"),
+        x,
+    )
 
 
 # --------------------------------------------------------------------------- DCGAN
@@ -99,9 +118,9 @@ def test_dcgan_generator_subpixel_equals_transpose(train):
     kwargs = dict(latent_dim=16, image_size=32, channels=3, ngf=8, bn_axis_name=None)
     sub, trans = DCGANGenerator(upsample="subpixel", **kwargs), DCGANGenerator(upsample="transpose", **kwargs)
     variables = jax.jit(functools.partial(trans.init, train=False))(jax.random.PRNGKey(0), z)
-    assert (jax.tree_util.tree_map(jnp.shape, jax.eval_shape(functools.partial(sub.init, train=False),
-                                                             jax.random.PRNGKey(0), z))
-            == jax.tree_util.tree_map(jnp.shape, variables))
+    assert jax.tree_util.tree_map(
+        jnp.shape, jax.eval_shape(functools.partial(sub.init, train=False), jax.random.PRNGKey(0), z)
+    ) == jax.tree_util.tree_map(jnp.shape, variables)
     mutable = ["batch_stats"] if train else False
     with jax.default_matmul_precision("highest"):
         want = jax.jit(functools.partial(trans.apply, train=train, mutable=mutable))(variables, z)
@@ -151,8 +170,7 @@ def test_dcgan_extra_layers_add_3x3_convs_at_the_documented_widths(size, d_batch
     assert g_shape == g_shape2 == (2, size, size, 3)
     assert g2 - g0 == extra * (9 * ngf * ngf + 2 * ngf)
     d_shape, d0 = count(DCGANDiscriminator(image_size=size, ndf=ndf, batch_norm=d_batch_norm), x)
-    d_shape2, d2 = count(DCGANDiscriminator(image_size=size, ndf=ndf, batch_norm=d_batch_norm,
-                                            extra_layers=extra), x)
+    d_shape2, d2 = count(DCGANDiscriminator(image_size=size, ndf=ndf, batch_norm=d_batch_norm, extra_layers=extra), x)
     assert d_shape == d_shape2 == (2,)
     assert d2 - d0 == extra * (9 * ndf * ndf + (2 * ndf if d_batch_norm else ndf))
     with pytest.raises(ValueError, match="extra_layers=-1 must be an int >= 0"):
@@ -189,8 +207,10 @@ def test_extra_layers_config_is_dcgan_only():
 
 @pytest.mark.parametrize("size", [4, 28, 128])
 def test_dcgan_unsupported_image_size(size):
-    for module, args in ((DCGANGenerator(latent_dim=4, image_size=size), jnp.zeros((1, 4))),
-                         (DCGANDiscriminator(image_size=size), jnp.zeros((1, size, size, 1)))):
+    for module, args in (
+        (DCGANGenerator(latent_dim=4, image_size=size), jnp.zeros((1, 4))),
+        (DCGANDiscriminator(image_size=size), jnp.zeros((1, size, size, 1))),
+    ):
         with pytest.raises(ValueError) as excinfo:
             module.init(jax.random.PRNGKey(0), args, train=False)
         message = str(excinfo.value)
@@ -249,8 +269,10 @@ def test_dcgan_discriminator_batchnorm_is_cross_replica():
     x = rs.randn(batch, 32, 32, 1).astype(np.float32) * np.repeat(np.arange(1, n_devices + 1), 2)[:, None, None, None]
     variables = jax.jit(functools.partial(d.init, train=False))(jax.random.PRNGKey(0), x[:1])
     # Non-trivial running stats, so the momentum update is visible.
-    variables = {"params": variables["params"],
-                 "batch_stats": jax.tree_util.tree_map(lambda s: s + 0.5, variables["batch_stats"])}
+    variables = {
+        "params": variables["params"],
+        "batch_stats": jax.tree_util.tree_map(lambda s: s + 0.5, variables["batch_stats"]),
+    }
 
     mesh = jaxgan.make_mesh(jax.devices()[:n_devices])
 
@@ -258,15 +280,21 @@ def test_dcgan_discriminator_batchnorm_is_cross_replica():
         return d.apply(variables, x, train=True, mutable=["batch_stats"])
 
     with jax.default_matmul_precision("highest"):
-        sharded = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
-                                        out_specs=(P(DATA_AXIS), P())))
+        sharded = jax.jit(
+            jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=(P(DATA_AXIS), P()))
+        )
         logits, new = sharded(variables, x)
         # The pre-BatchNorm activations of the global batch: the convs' outputs on ONE
         # device running the whole batch (its BatchNorm, local, is then global).
         single = d.clone(bn_axis_name=None)
-        single_logits, mutated = jax.jit(functools.partial(
-            single.apply, train=True, mutable=["batch_stats", "intermediates"],
-            capture_intermediates=lambda m, _: isinstance(m, nn.Conv)))(variables, x)
+        single_logits, mutated = jax.jit(
+            functools.partial(
+                single.apply,
+                train=True,
+                mutable=["batch_stats", "intermediates"],
+                capture_intermediates=lambda m, _: isinstance(m, nn.Conv),
+            )
+        )(variables, x)
     intermediates = mutated["intermediates"]
     np.testing.assert_allclose(np.asarray(logits), np.asarray(single_logits), rtol=1e-4, atol=1e-5)
 

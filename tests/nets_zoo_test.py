@@ -23,10 +23,23 @@ import pytest
 
 import jaxgan
 from jaxgan.losses import get_loss
-from jaxgan.nets import (D_CAPACITY_PRESETS, ConditionalBatchNorm, DCGANDiscriminator, DCGANGenerator,
-                         MinibatchDiscrimination, MLPDiscriminator, MLPGenerator, NETWORKS, ResNetDiscriminator,
-                         ResNetGenerator, SpectralNorm, check_image_size, d_capacity_kwargs, get_network_classes,
-                         minibatch_stddev, pack_samples)
+from jaxgan.nets import (
+    D_CAPACITY_PRESETS,
+    ConditionalBatchNorm,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MinibatchDiscrimination,
+    MLPDiscriminator,
+    MLPGenerator,
+    NETWORKS,
+    ResNetDiscriminator,
+    ResNetGenerator,
+    check_image_size,
+    d_capacity_kwargs,
+    get_network_classes,
+    minibatch_stddev,
+    pack_samples,
+)
 from jaxgan.nets.layers import apply_layer
 from jaxgan.train.parallel import replicate, shard_map_step
 
@@ -97,10 +110,16 @@ def test_resnet_shapes(size, n_blocks):
     assert sorted(d_vars["params"]) == sorted([f"block{i}" for i in range(n_down)] + ["logit"])
     # Spectral norm (on by default) keeps its power iterates in "batch_stats", one u per kernel.
     assert set(d_vars) == {"params", "batch_stats"}
-    n_kernels = sum(1 for path, _ in jax.tree_util.tree_flatten_with_path(d_vars["params"])[0]
-                    if "kernel" in jax.tree_util.keystr(path))
-    n_u = sum(1 for path, _ in jax.tree_util.tree_flatten_with_path(d_vars["batch_stats"])[0]
-              if jax.tree_util.keystr(path).endswith("/u']"))
+    n_kernels = sum(
+        1
+        for path, _ in jax.tree_util.tree_flatten_with_path(d_vars["params"])[0]
+        if "kernel" in jax.tree_util.keystr(path)
+    )
+    n_u = sum(
+        1
+        for path, _ in jax.tree_util.tree_flatten_with_path(d_vars["batch_stats"])[0]
+        if jax.tree_util.keystr(path).endswith("/u']")
+    )
     assert n_u == n_kernels
 
 
@@ -164,8 +183,9 @@ def test_spectral_norm_conv_equals_conv_with_svd_normalized_kernel():
     top = np.linalg.svd(kernel.reshape(-1, 6), compute_uv=False)[0]
     assert abs(float(variables["batch_stats"]["conv_sn"]["conv/kernel/sigma"]) - top) <= 1e-2 * top
     reference = nn.Conv(6, (3, 3), padding="SAME")
-    ref_params = {"params": {"kernel": jnp.asarray(kernel / top, jnp.float32),
-                             "bias": variables["params"]["conv"]["bias"]}}
+    ref_params = {
+        "params": {"kernel": jnp.asarray(kernel / top, jnp.float32), "bias": variables["params"]["conv"]["bias"]}
+    }
     with jax.default_matmul_precision("highest"):
         want = np.asarray(reference.apply(ref_params, x))
         got = np.asarray(module.apply(variables, x, train=False))
@@ -181,8 +201,9 @@ def test_spectral_norm_updates_u_only_in_training():
     variables = _init(module, x)
     u0 = np.asarray(variables["batch_stats"]["dense_sn"]["dense/kernel/u"], np.float64)[0]
     _, frozen = module.apply(variables, x, train=False, mutable=["batch_stats"])
-    np.testing.assert_array_equal(np.asarray(frozen["batch_stats"]["dense_sn"]["dense/kernel/u"])[0],
-                                  u0.astype(np.float32))
+    np.testing.assert_array_equal(
+        np.asarray(frozen["batch_stats"]["dense_sn"]["dense/kernel/u"])[0], u0.astype(np.float32)
+    )
     _, updated = module.apply(variables, x, train=True, mutable=["batch_stats"])
     kernel = np.asarray(variables["params"]["dense"]["kernel"], np.float64)
     want_u, want_sigma = _power_iterate(kernel, _normalize(u0), 1)
@@ -236,16 +257,29 @@ def test_projection_discriminator_matches_hand_computation():
     np.testing.assert_allclose(np.asarray(logits), want, rtol=1e-5, atol=1e-5)
     # phi itself: ReLU then global sum pooling of the last block's output.
     with jax.default_matmul_precision("highest"):
-        _, captured = d.apply(variables, x, y, train=False, mutable=["intermediates"],
-                              capture_intermediates=lambda m, _: m.name == "block3")
+        _, captured = d.apply(
+            variables,
+            x,
+            y,
+            train=False,
+            mutable=["intermediates"],
+            capture_intermediates=lambda m, _: m.name == "block3",
+        )
     last = np.asarray(captured["intermediates"]["block3"]["__call__"][0], np.float64)
     np.testing.assert_allclose(phi, np.maximum(last, 0).sum(axis=(1, 2)), rtol=1e-5, atol=1e-5)
 
 
 def test_factorized_projection_matches_hand_computation():
     # projection_dim=3: f(x, y) = psi(phi) + embed[y] . (W phi), Miyato & Koyama's V factorized as embed W.
-    d = DCGANDiscriminator(image_size=8, ndf=4, num_classes=5, conditioning="projection", projection_dim=3,
-                           batch_norm=False, bn_axis_name=None)
+    d = DCGANDiscriminator(
+        image_size=8,
+        ndf=4,
+        num_classes=5,
+        conditioning="projection",
+        projection_dim=3,
+        batch_norm=False,
+        bn_axis_name=None,
+    )
     x, y = jnp.asarray(_rand(4, 8, 8, 3)), jnp.array([0, 3, 4, 3], jnp.int32)
     variables = _init(d, x, y)
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), variables["params"])
@@ -264,8 +298,16 @@ def test_projection_embedding_spectral_norm_can_be_left_out():
     # embedding's spectral norm the rows are divided by its sigma, without it they are E's raw rows.
     x, y1, y2 = jnp.asarray(_rand(3, 8, 8, 3)), jnp.array([0, 1, 4], jnp.int32), jnp.array([2, 3, 0], jnp.int32)
     for embed_sn in (True, False):
-        d = DCGANDiscriminator(image_size=8, ndf=4, num_classes=5, conditioning="projection", spectral_norm=True,
-                               embed_spectral_norm=embed_sn, batch_norm=False, bn_axis_name=None)
+        d = DCGANDiscriminator(
+            image_size=8,
+            ndf=4,
+            num_classes=5,
+            conditioning="projection",
+            spectral_norm=True,
+            embed_spectral_norm=embed_sn,
+            batch_norm=False,
+            bn_axis_name=None,
+        )
         variables = d.init(KEY, x, y1, train=False)
         assert ("embed_sn" in variables["batch_stats"]) == embed_sn
         with jax.default_matmul_precision("highest"):
@@ -282,18 +324,27 @@ def test_projection_embedding_spectral_norm_can_be_left_out():
 
 def test_projection_options_need_a_projection_d():
     x, y = jnp.zeros((2, 8, 8, 3)), jnp.zeros((2,), jnp.int32)
-    for d, match in ((DCGANDiscriminator(image_size=8, ndf=4, num_classes=2, projection_dim=4), "projection_dim=4"),
-                     (DCGANDiscriminator(image_size=8, ndf=4, num_classes=2, conditioning="projection",
-                                         projection_dim=-1), "projection_dim must be an int >= 0"),
-                     (DCGANDiscriminator(image_size=8, ndf=4, num_classes=2, conditioning="projection",
-                                         embed_spectral_norm=False), "embed_spectral_norm=False")):
+    for d, match in (
+        (DCGANDiscriminator(image_size=8, ndf=4, num_classes=2, projection_dim=4), "projection_dim=4"),
+        (
+            DCGANDiscriminator(image_size=8, ndf=4, num_classes=2, conditioning="projection", projection_dim=-1),
+            "projection_dim must be an int >= 0",
+        ),
+        (
+            DCGANDiscriminator(
+                image_size=8, ndf=4, num_classes=2, conditioning="projection", embed_spectral_norm=False
+            ),
+            "embed_spectral_norm=False",
+        ),
+    ):
         with pytest.raises(ValueError, match=match):
             jax.eval_shape(functools.partial(d.init, train=False), KEY, x, y)
 
 
 def test_acgan_head_sows_class_logits():
-    d = DCGANDiscriminator(image_size=32, ndf=4, num_classes=3, conditioning="none", aux_classifier=True,
-                           bn_axis_name=None)
+    d = DCGANDiscriminator(
+        image_size=32, ndf=4, num_classes=3, conditioning="none", aux_classifier=True, bn_axis_name=None
+    )
     x, y = jnp.asarray(_rand(2, 32, 32, 1)), jnp.array([1, 2], jnp.int32)
     variables = _init(d, x, y)
     with jax.default_matmul_precision("highest"):
@@ -309,10 +360,14 @@ def test_acgan_head_sows_class_logits():
     np.testing.assert_array_equal(np.asarray(logits), np.asarray(other_logits))
 
 
-@pytest.mark.parametrize("d,shape", [
-    (MLPDiscriminator(hidden=8, depth=2), (3, 5)),
-    (DCGANDiscriminator(ndf=4, bn_axis_name=None), (3, 32, 32, 1)),
-], ids=["mlp", "dcgan"])
+@pytest.mark.parametrize(
+    "d,shape",
+    [
+        (MLPDiscriminator(hidden=8, depth=2), (3, 5)),
+        (DCGANDiscriminator(ndf=4, bn_axis_name=None), (3, 32, 32, 1)),
+    ],
+    ids=["mlp", "dcgan"],
+)
 def test_features_are_the_logit_layer_input(d, shape):
     """The sown "features" phi are what the linear logit reads: logit = phi . w + b."""
     x = jnp.asarray(_rand(*shape))
@@ -329,19 +384,42 @@ def test_features_are_the_logit_layer_input(d, shape):
 def _conditional_nets():
     common = dict(bn_axis_name=None)
     return [
-        ("mlp", MLPGenerator(latent_dim=4, out_shape=(2,), hidden=8, num_classes=3),
-         MLPDiscriminator(hidden=8, num_classes=3), (2,)),
-        ("mlp_embed", MLPGenerator(latent_dim=4, out_shape=(2,), hidden=8, num_classes=3, label_embed_dim=2),
-         MLPDiscriminator(hidden=8, num_classes=3, conditioning="projection"), (2,)),
-        ("dcgan", DCGANGenerator(latent_dim=4, ngf=4, channels=1, num_classes=3, **common),
-         DCGANDiscriminator(ndf=4, num_classes=3, **common), (32, 32, 1)),
-        ("dcgan_projection", DCGANGenerator(latent_dim=4, ngf=4, channels=1, num_classes=3, label_embed_dim=5,
-                                            **common),
-         DCGANDiscriminator(ndf=4, num_classes=3, conditioning="projection", **common), (32, 32, 1)),
-        ("resnet", ResNetGenerator(latent_dim=4, ngf=4, channels=1, num_classes=3, **common),
-         ResNetDiscriminator(ndf=4, num_classes=3, **common), (32, 32, 1)),
-        ("resnet_concat", ResNetGenerator(latent_dim=4, ngf=4, channels=1, num_classes=3, **common),
-         ResNetDiscriminator(ndf=4, num_classes=3, conditioning="concat", **common), (32, 32, 1)),
+        (
+            "mlp",
+            MLPGenerator(latent_dim=4, out_shape=(2,), hidden=8, num_classes=3),
+            MLPDiscriminator(hidden=8, num_classes=3),
+            (2,),
+        ),
+        (
+            "mlp_embed",
+            MLPGenerator(latent_dim=4, out_shape=(2,), hidden=8, num_classes=3, label_embed_dim=2),
+            MLPDiscriminator(hidden=8, num_classes=3, conditioning="projection"),
+            (2,),
+        ),
+        (
+            "dcgan",
+            DCGANGenerator(latent_dim=4, ngf=4, channels=1, num_classes=3, **common),
+            DCGANDiscriminator(ndf=4, num_classes=3, **common),
+            (32, 32, 1),
+        ),
+        (
+            "dcgan_projection",
+            DCGANGenerator(latent_dim=4, ngf=4, channels=1, num_classes=3, label_embed_dim=5, **common),
+            DCGANDiscriminator(ndf=4, num_classes=3, conditioning="projection", **common),
+            (32, 32, 1),
+        ),
+        (
+            "resnet",
+            ResNetGenerator(latent_dim=4, ngf=4, channels=1, num_classes=3, **common),
+            ResNetDiscriminator(ndf=4, num_classes=3, **common),
+            (32, 32, 1),
+        ),
+        (
+            "resnet_concat",
+            ResNetGenerator(latent_dim=4, ngf=4, channels=1, num_classes=3, **common),
+            ResNetDiscriminator(ndf=4, num_classes=3, conditioning="concat", **common),
+            (32, 32, 1),
+        ),
     ]
 
 
@@ -371,14 +449,17 @@ def test_conditional_nets_use_labels(name, g, d, shape):
         d_apply(d_vars, x, jax.nn.one_hot(y1, 3))
 
 
-@pytest.mark.parametrize("cls,args", [
-    (MLPGenerator(latent_dim=4), (jnp.zeros((2, 4)),)),
-    (MLPDiscriminator(), (jnp.zeros((2, 2)),)),
-    (DCGANGenerator(latent_dim=4, ngf=4), (jnp.zeros((2, 4)),)),
-    (DCGANDiscriminator(ndf=4), (jnp.zeros((2, 32, 32, 3)),)),
-    (ResNetGenerator(latent_dim=4, ngf=4), (jnp.zeros((2, 4)),)),
-    (ResNetDiscriminator(ndf=4), (jnp.zeros((2, 32, 32, 3)),)),
-])
+@pytest.mark.parametrize(
+    "cls,args",
+    [
+        (MLPGenerator(latent_dim=4), (jnp.zeros((2, 4)),)),
+        (MLPDiscriminator(), (jnp.zeros((2, 2)),)),
+        (DCGANGenerator(latent_dim=4, ngf=4), (jnp.zeros((2, 4)),)),
+        (DCGANDiscriminator(ndf=4), (jnp.zeros((2, 32, 32, 3)),)),
+        (ResNetGenerator(latent_dim=4, ngf=4), (jnp.zeros((2, 4)),)),
+        (ResNetDiscriminator(ndf=4), (jnp.zeros((2, 32, 32, 3)),)),
+    ],
+)
 def test_unconditional_nets_reject_labels(cls, args):
     with pytest.raises(ValueError, match="unconditional.*got labels"):
         jax.eval_shape(lambda: cls.init(KEY, *args, jnp.zeros((2,), jnp.int32), train=False))
@@ -414,8 +495,9 @@ def test_conditional_batchnorm_vs_numpy():
     # With per-class gamma/beta: gamma[y] * x_hat + beta[y] (de Vries et al. 2017).
     gamma, beta = _rand(k, c, seed=1), _rand(k, c, seed=2)
     params = {"gamma": {"embedding": jnp.asarray(gamma)}, "beta": {"embedding": jnp.asarray(beta)}}
-    out, _ = module.apply({**variables, "params": params}, jnp.asarray(x), jnp.asarray(y), train=True,
-                          mutable=["batch_stats"])
+    out, _ = module.apply(
+        {**variables, "params": params}, jnp.asarray(x), jnp.asarray(y), train=True, mutable=["batch_stats"]
+    )
     want = gamma[y][:, None, None, :] * x_hat + beta[y][:, None, None, :]
     np.testing.assert_allclose(np.asarray(out), want, rtol=1e-4, atol=1e-5)
 
@@ -434,15 +516,22 @@ def _mbstd_reference(x, group_size, num_features):
         members = [j + m * t for t in range(g)]  # sample i is in group i % m
         std = np.sqrt(x[members].var(axis=0) + 1e-8)  # [..., C] over the group's samples
         for f in range(num_features):
-            value = std[..., f * (c // num_features):(f + 1) * (c // num_features)].mean()
+            value = std[..., f * (c // num_features) : (f + 1) * (c // num_features)].mean()
             for i in members:
                 out[i, ..., f] = value
     return np.concatenate([x, out], axis=-1)
 
 
-@pytest.mark.parametrize("shape,group_size,num_features", [
-    ((8, 3, 3, 4), 4, 1), ((8, 3, 3, 4), 2, 2), ((6, 2, 2, 3), 3, 1), ((3, 5), 4, 1), ((8, 6), 2, 3),
-])
+@pytest.mark.parametrize(
+    "shape,group_size,num_features",
+    [
+        ((8, 3, 3, 4), 4, 1),
+        ((8, 3, 3, 4), 2, 2),
+        ((6, 2, 2, 3), 3, 1),
+        ((3, 5), 4, 1),
+        ((8, 6), 2, 3),
+    ],
+)
 def test_minibatch_stddev_vs_numpy(shape, group_size, num_features):
     x = _rand(*shape) * np.arange(1, shape[0] + 1, dtype=np.float32).reshape((-1,) + (1,) * (len(shape) - 1))
     got = minibatch_stddev(jnp.asarray(x), group_size=group_size, num_features=num_features)
@@ -472,12 +561,21 @@ def test_minibatch_discrimination_vs_numpy():
 
 def test_discriminators_with_minibatch_layers_run():
     """The switches on every D: the logit depends on the other samples of the batch."""
-    for d, shape in ((MLPDiscriminator(hidden=8, minibatch_std=True, mbstd_group_size=2, minibatch_discrimination=3),
-                      (4, 5)),
-                     (DCGANDiscriminator(ndf=4, minibatch_std=True, mbstd_group_size=2, minibatch_discrimination=3,
-                                         bn_axis_name=None), (4, 32, 32, 1)),
-                     (ResNetDiscriminator(ndf=4, minibatch_std=True, mbstd_group_size=2, minibatch_discrimination=3,
-                                          bn_axis_name=None), (4, 32, 32, 1))):
+    for d, shape in (
+        (MLPDiscriminator(hidden=8, minibatch_std=True, mbstd_group_size=2, minibatch_discrimination=3), (4, 5)),
+        (
+            DCGANDiscriminator(
+                ndf=4, minibatch_std=True, mbstd_group_size=2, minibatch_discrimination=3, bn_axis_name=None
+            ),
+            (4, 32, 32, 1),
+        ),
+        (
+            ResNetDiscriminator(
+                ndf=4, minibatch_std=True, mbstd_group_size=2, minibatch_discrimination=3, bn_axis_name=None
+            ),
+            (4, 32, 32, 1),
+        ),
+    ):
         x = _rand(*shape)
         variables = _init(d, jnp.asarray(x))
         apply = jax.jit(functools.partial(d.apply, train=False))
@@ -509,8 +607,9 @@ def test_packing_equals_unpacked_d_on_concatenated_inputs(kind):
         kw = dict(ndf=4, bn_axis_name=None)
         packed, plain = DCGANDiscriminator(pack=pack, num_classes=2, **kw), DCGANDiscriminator(**kw)
         x, y = _rand(b, 32, 32, 1), np.array([0, 1, 1, 0, 0, 1], np.int32)
-        with_maps = np.concatenate([x, np.broadcast_to(np.eye(2, dtype=np.float32)[y][:, None, None],
-                                                       (b, 32, 32, 2))], -1)
+        with_maps = np.concatenate(
+            [x, np.broadcast_to(np.eye(2, dtype=np.float32)[y][:, None, None], (b, 32, 32, 2))], -1
+        )
         manual = np.concatenate([with_maps[k::pack] for k in range(pack)], axis=-1)
     else:
         kw = dict(ndf=4, bn_axis_name=None)
@@ -540,8 +639,15 @@ def _mlp_d_params(n_in, hidden, depth):
 
 
 def _dcgan_d_params(c, ndf):  # 32 px: conv(+bias) | conv-BN | conv-BN | dense from 4x4x4ndf
-    return (_conv(4, c, ndf) + _conv(4, ndf, 2 * ndf, False) + 2 * 2 * ndf + _conv(4, 2 * ndf, 4 * ndf, False)
-            + 2 * 4 * ndf + 16 * 4 * ndf + 1)
+    return (
+        _conv(4, c, ndf)
+        + _conv(4, ndf, 2 * ndf, False)
+        + 2 * 2 * ndf
+        + _conv(4, 2 * ndf, 4 * ndf, False)
+        + 2 * 4 * ndf
+        + 16 * 4 * ndf
+        + 1
+    )
 
 
 def _resnet32_d_params(c, w, depth):  # optimized block, down block, `depth` plain blocks, dense
@@ -557,8 +663,11 @@ def test_d_capacity_param_counts(preset):
     mlp = MLPDiscriminator(**{"hidden": 64, "depth": 3, **d_capacity_kwargs(preset, "mlp")})
     counts["mlp"] = (mlp, jnp.zeros((1, 10)), _mlp_d_params(10, int(64 * width), 1 if preset == "shallow" else 3))
     resnet = ResNetDiscriminator(ndf=16, **d_capacity_kwargs(preset, "resnet"))
-    counts["resnet"] = (resnet, jnp.zeros((1, 32, 32, 3)),
-                        _resnet32_d_params(3, int(16 * width), 0 if preset == "shallow" else 2))
+    counts["resnet"] = (
+        resnet,
+        jnp.zeros((1, 32, 32, 3)),
+        _resnet32_d_params(3, int(16 * width), 0 if preset == "shallow" else 2),
+    )
     if preset != "shallow":
         dcgan = DCGANDiscriminator(ndf=16, **d_capacity_kwargs(preset, "dcgan"))
         counts["dcgan"] = (dcgan, jnp.zeros((1, 32, 32, 3)), _dcgan_d_params(3, int(16 * width)))
@@ -592,16 +701,19 @@ def test_registry_and_image_size_checks():
         d_capacity_kwargs("tiny", "mlp")
 
 
-@pytest.mark.parametrize("module,x,match", [
-    (ResNetGenerator(latent_dim=4, image_size=48), jnp.zeros((1, 4)), r"\(32, 64, 128\), got 48"),
-    (ResNetDiscriminator(image_size=16), jnp.zeros((1, 16, 16, 3)), r"\(32, 64, 128\), got 16"),
-    (ResNetDiscriminator(image_size=32), jnp.zeros((1, 64, 64, 3)), r"expects images \[B, 32, 32, C\]"),
-    (DCGANDiscriminator(conditioning="cat"), jnp.zeros((1, 32, 32, 3)), "unknown conditioning 'cat'"),
-    (MLPDiscriminator(aux_classifier=True), jnp.zeros((1, 2)), "aux_classifier=True needs num_classes > 0"),
-    (MLPDiscriminator(num_classes=3, conditioning="none"), jnp.zeros((1, 2)), "would ignore the labels"),
-    (MLPDiscriminator(width_multiplier=0.0), jnp.zeros((1, 2)), "width_multiplier must be > 0"),
-    (MLPDiscriminator(minibatch_std=True, mbstd_group_size=4), jnp.zeros((6, 2)), "divisible by the group size"),
-])
+@pytest.mark.parametrize(
+    "module,x,match",
+    [
+        (ResNetGenerator(latent_dim=4, image_size=48), jnp.zeros((1, 4)), r"\(32, 64, 128\), got 48"),
+        (ResNetDiscriminator(image_size=16), jnp.zeros((1, 16, 16, 3)), r"\(32, 64, 128\), got 16"),
+        (ResNetDiscriminator(image_size=32), jnp.zeros((1, 64, 64, 3)), r"expects images \[B, 32, 32, C\]"),
+        (DCGANDiscriminator(conditioning="cat"), jnp.zeros((1, 32, 32, 3)), "unknown conditioning 'cat'"),
+        (MLPDiscriminator(aux_classifier=True), jnp.zeros((1, 2)), "aux_classifier=True needs num_classes > 0"),
+        (MLPDiscriminator(num_classes=3, conditioning="none"), jnp.zeros((1, 2)), "would ignore the labels"),
+        (MLPDiscriminator(width_multiplier=0.0), jnp.zeros((1, 2)), "width_multiplier must be > 0"),
+        (MLPDiscriminator(minibatch_std=True, mbstd_group_size=4), jnp.zeros((6, 2)), "divisible by the group size"),
+    ],
+)
 def test_bad_options_raise_clear_errors(module, x, match):
     with pytest.raises(ValueError, match=match):
         jax.eval_shape(functools.partial(module.init, train=False), KEY, x)
@@ -610,7 +722,9 @@ def test_bad_options_raise_clear_errors(module, x, match):
 def test_pack_with_projection_is_rejected():
     d = ResNetDiscriminator(num_classes=2, pack=2)
     with pytest.raises(ValueError, match="pack=2 joins samples of different classes"):
-        jax.eval_shape(functools.partial(d.init, train=False), KEY, jnp.zeros((2, 32, 32, 3)), jnp.zeros((2,), jnp.int32))
+        jax.eval_shape(
+            functools.partial(d.init, train=False), KEY, jnp.zeros((2, 32, 32, 3)), jnp.zeros((2,), jnp.int32)
+        )
 
 
 @pytest.mark.parametrize("size, mixed", [(8, True), (16, False)])
@@ -620,23 +734,43 @@ def test_dcgan_generator_conditional_batchnorm_is_the_plain_g_with_each_class_sc
     only on a batch of one class; at 8 px (one BN layer) on the rows of each class in a mixed batch."""
     k = 3
     z = jnp.asarray(_rand(6, 8))
-    make = functools.partial(DCGANGenerator, latent_dim=8, image_size=size, channels=3, ngf=4, num_classes=k,
-                             label_embed_dim=5, bn_axis_name=None)
+    make = functools.partial(
+        DCGANGenerator,
+        latent_dim=8,
+        image_size=size,
+        channels=3,
+        ngf=4,
+        num_classes=k,
+        label_embed_dim=5,
+        bn_axis_name=None,
+    )
     cbn, plain = make(conditional_batch_norm=True), make()
     mixed_labels = jnp.asarray(np.array([0, 2, 1, 2, 0, 1], np.int32))
     params = cbn.init(KEY, z, mixed_labels, train=False)["params"]
     bn_names = sorted(n for n in params if n.startswith("ConditionalBatchNorm"))
     assert len(bn_names) == {8: 1, 16: 2}[size]  # the 4x4 projection, then each hidden up-layer
-    tables = {n: {t: _rand(k, params[n][t]["embedding"].shape[1], seed=i + 10 * j) + (t == "gamma")
-                  for j, t in enumerate(("gamma", "beta"))} for i, n in enumerate(bn_names)}
+    tables = {
+        n: {
+            t: _rand(k, params[n][t]["embedding"].shape[1], seed=i + 10 * j) + (t == "gamma")
+            for j, t in enumerate(("gamma", "beta"))
+        }
+        for i, n in enumerate(bn_names)
+    }
     params = {**params, **{n: {t: {"embedding": jnp.asarray(v)} for t, v in tb.items()} for n, tb in tables.items()}}
     shared = {n: params[n] for n in params if not n.startswith("ConditionalBatchNorm")}
     for c in range(k):
         y = mixed_labels if mixed else jnp.full((6,), c, jnp.int32)
         got, _ = cbn.apply({"params": params}, z, y, train=True, mutable=["batch_stats"])
-        plain_params = {**shared, **{f"BatchNorm_{i}": {"scale": jnp.asarray(tables[n]["gamma"][c]),
-                                                         "bias": jnp.asarray(tables[n]["beta"][c])}
-                                     for i, n in enumerate(bn_names)}}
+        plain_params = {
+            **shared,
+            **{
+                f"BatchNorm_{i}": {
+                    "scale": jnp.asarray(tables[n]["gamma"][c]),
+                    "bias": jnp.asarray(tables[n]["beta"][c]),
+                }
+                for i, n in enumerate(bn_names)
+            },
+        }
         want, _ = plain.apply({"params": plain_params}, z, y, train=True, mutable=["batch_stats"])
         rows = np.asarray(y) == c
         np.testing.assert_allclose(np.asarray(got)[rows], np.asarray(want)[rows], rtol=1e-5, atol=1e-6)

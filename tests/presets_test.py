@@ -21,23 +21,44 @@ from jaxgan.train import make_mesh, replicate, shard_map_step
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "configs")
 # The image-to-image translation configs train another step (tests/translation_test.py).
-NOT_GAN_ZOO = ("__init__.py", "test.py", "cyclegan.py", "pix2pix.py",
-               # The GAN data-augmentation experiment's configs (tests/augment_classifier_test.py).
-               "augment_classifier.py", "augment_classifier_full.py",
-               # The video GAN's config (tests/video_test.py).
-               "video_gan.py")
+NOT_GAN_ZOO = (
+    "__init__.py",
+    "test.py",
+    "cyclegan.py",
+    "pix2pix.py",
+    # The GAN data-augmentation experiment's configs (tests/augment_classifier_test.py).
+    "augment_classifier.py",
+    "augment_classifier_full.py",
+    # The video GAN's config (tests/video_test.py).
+    "video_gan.py",
+)
 PRESETS = sorted(f[:-3] for f in os.listdir(CONFIG_DIR) if f.endswith(".py") and f not in NOT_GAN_ZOO)
 
 
 def test_the_issue_presets_exist():
-    assert set(PRESETS) >= {"mlp_gan", "dcgan", "cgan", "cgan_projection", "acgan", "lsgan", "wgan", "wgan_gp",
-                            "sngan_resnet"}
+    assert set(PRESETS) >= {
+        "mlp_gan",
+        "dcgan",
+        "cgan",
+        "cgan_projection",
+        "acgan",
+        "lsgan",
+        "wgan",
+        "wgan_gp",
+        "sngan_resnet",
+    }
 
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    return data.load_tfds_images("sklearn_digits", split="train", data_dir=str(tmp_path_factory.mktemp("tfds")),
-                                 image_size=32, channels=1, with_labels=True)
+    return data.load_tfds_images(
+        "sklearn_digits",
+        split="train",
+        data_dir=str(tmp_path_factory.mktemp("tfds")),
+        image_size=32,
+        channels=1,
+        with_labels=True,
+    )
 
 
 def _shrunk(name):
@@ -71,8 +92,10 @@ def test_preset_trains(name, digits):
     final = jax.device_get(state)
     for net in ("g", "d"):
         before, after = getattr(initial, net).params, getattr(final, net).params
-        moved = [float(np.abs(np.asarray(a) - b).max()) for a, b in
-                 zip(jax.tree_util.tree_leaves(after), jax.tree_util.tree_leaves(before))]
+        moved = [
+            float(np.abs(np.asarray(a) - b).max())
+            for a, b in zip(jax.tree_util.tree_leaves(after), jax.tree_util.tree_leaves(before))
+        ]
         assert max(moved) > 0, f"{name}: {net} did not change"
     assert "d_loss" in values and "g_loss" in values
     if config.regularization.weight_clip:  # WGAN: every critic weight inside [-c, c] after the update
@@ -80,21 +103,38 @@ def test_preset_trains(name, digits):
         assert max(float(np.abs(np.asarray(x)).max()) for x in jax.tree_util.tree_leaves(final.d.params)) <= c
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda c: setattr(c.model, "name", "stylegan9"), r"valid names: \['dcgan', 'mlp', 'resnet'\]"),
-    (lambda c: setattr(c, "loss", "wgan"), "config.loss='wgan' is unknown; valid names"),
-    (lambda c: setattr(c.data, "image_size", 48), "48"),
-    (lambda c: (setattr(c.model, "num_classes", 10), setattr(c.data, "source", "folder")), "folder of images has none"),
-    (lambda c: setattr(c, "batch_size", 17), "not divisible"),
-    (lambda c: setattr(c.data, "source", "parquet"), r"valid: \('tfds', 'npz', 'folder', 'mixture', 'stacked_digits'\)"),
-    (lambda c: (setattr(c.data, "source", "mixture"), setattr(c.data, "name", "ring")), "needs model.name='mlp'"),
-    (lambda c: (setattr(c.data, "source", "mixture"), setattr(c.data, "name", "spiral")), "not a mixture"),
-    (lambda c: setattr(c, "lr_decay_steps", c.train_steps + 1),
-     r"config.lr_decay_steps=1501 must be in \[0, total_steps=1500\], got 1501"),
-    (lambda c: (setattr(c, "lr_decay_steps", 1), setattr(c, "train_images", 6400)), "not config.train_images"),
-    (lambda c: (setattr(c, "lr_decay_steps", 1), setattr(c.regularization, "r1_gamma", 1.0),
-                setattr(c.regularization, "r1_every", 16)), "lazy R1"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda c: setattr(c.model, "name", "stylegan9"), r"valid names: \['dcgan', 'mlp', 'resnet'\]"),
+        (lambda c: setattr(c, "loss", "wgan"), "config.loss='wgan' is unknown; valid names"),
+        (lambda c: setattr(c.data, "image_size", 48), "48"),
+        (
+            lambda c: (setattr(c.model, "num_classes", 10), setattr(c.data, "source", "folder")),
+            "folder of images has none",
+        ),
+        (lambda c: setattr(c, "batch_size", 17), "not divisible"),
+        (
+            lambda c: setattr(c.data, "source", "parquet"),
+            r"valid: \('tfds', 'npz', 'folder', 'mixture', 'stacked_digits'\)",
+        ),
+        (lambda c: (setattr(c.data, "source", "mixture"), setattr(c.data, "name", "ring")), "needs model.name='mlp'"),
+        (lambda c: (setattr(c.data, "source", "mixture"), setattr(c.data, "name", "spiral")), "not a mixture"),
+        (
+            lambda c: setattr(c, "lr_decay_steps", c.train_steps + 1),
+            r"config.lr_decay_steps=1501 must be in \[0, total_steps=1500\], got 1501",
+        ),
+        (lambda c: (setattr(c, "lr_decay_steps", 1), setattr(c, "train_images", 6400)), "not config.train_images"),
+        (
+            lambda c: (
+                setattr(c, "lr_decay_steps", 1),
+                setattr(c.regularization, "r1_gamma", 1.0),
+                setattr(c.regularization, "r1_every", 16),
+            ),
+            "lazy R1",
+        ),
+    ],
+)
 def test_config_errors_name_the_problem_before_building(change, match):
     config = importlib.import_module("experiments.configs.dcgan").get_config()
     change(config)

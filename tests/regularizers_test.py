@@ -56,8 +56,10 @@ def _fd_grad_norms(x, h=1e-6):
 
 def _data(batch=5, seed=1):
     rs = np.random.RandomState(seed)
-    return (jnp.asarray(rs.normal(0, 1, (batch, 2, 3)), jnp.float32),
-            jnp.asarray(rs.normal(1, 2, (batch, 2, 3)), jnp.float32))
+    return (
+        jnp.asarray(rs.normal(0, 1, (batch, 2, 3)), jnp.float32),
+        jnp.asarray(rs.normal(1, 2, (batch, 2, 3)), jnp.float32),
+    )
 
 
 def test_gradient_norms_match_finite_differences():
@@ -78,8 +80,9 @@ def test_wgan_gp_matches_finite_differences(one_sided):
     norms = _fd_grad_norms(x_hat)
     excess = norms - 1.0
     want = np.mean(np.maximum(excess, 0.0) ** 2 if one_sided else excess**2)
-    got = jax.jit(lambda r, f, k: reg.gradient_penalty(lambda v: _jax_mlp(_jax_params(), v), r, f, k,
-                                                        one_sided=one_sided))(real, fake, key)
+    got = jax.jit(
+        lambda r, f, k: reg.gradient_penalty(lambda v: _jax_mlp(_jax_params(), v), r, f, k, one_sided=one_sided)
+    )(real, fake, key)
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
 
@@ -132,9 +135,14 @@ def test_dragan_axis_name_uses_global_std():
     # with axis_name the perturbation is non-zero and bounded by c * global std.
     mesh = Mesh(np.asarray(jax.devices()[:8]), ("data",))
     x = jnp.repeat(jnp.arange(8.0), 2)[:, None, None] * jnp.ones((16, 1, 3))
-    run = lambda axis_name: jax.jit(jax.shard_map(
-        lambda v: reg.dragan_interpolates(jax.random.PRNGKey(0), v, axis_name=axis_name) - v,
-        mesh=mesh, in_specs=P("data"), out_specs=P("data")))(x)
+    run = lambda axis_name: jax.jit(
+        jax.shard_map(
+            lambda v: reg.dragan_interpolates(jax.random.PRNGKey(0), v, axis_name=axis_name) - v,
+            mesh=mesh,
+            in_specs=P("data"),
+            out_specs=P("data"),
+        )
+    )(x)
     np.testing.assert_array_equal(run(None), 0.0)
     offsets = np.asarray(run("data"))
     assert offsets.max() > 0 and offsets.max() <= 0.5 * np.std(np.asarray(x)) + 1e-6
@@ -144,7 +152,7 @@ def test_r1_r2_linear_closed_form_and_double_backprop():
     # D(x) = <w, x> + b: grad_x D = w for every example, so R1 = R2 = ||w||^2 and dR1/dw = 2 w.
     w = jnp.asarray(np.random.RandomState(9).normal(size=(2, 3)), jnp.float32)
     real, fake = _data()
-    d = lambda w: (lambda x: jnp.sum(x * w, axis=(1, 2)) + 0.7)
+    d = lambda w: lambda x: jnp.sum(x * w, axis=(1, 2)) + 0.7
     want = float(np.sum(np.asarray(w, np.float64) ** 2))
     np.testing.assert_allclose(reg.r1_penalty(d(w), real), want, rtol=1e-6)
     np.testing.assert_allclose(reg.r2_penalty(d(w), fake), want, rtol=1e-6)
@@ -247,12 +255,17 @@ def test_axis_name_paths_equal_the_global_batch():
 
     def fn(r, f, g1, g2, z1, z2, axis_name=None):
         new = reg.lecam_update(anchors, r, f, decay=0.9, axis_name=axis_name)
-        return (new.real, new.fake, reg.mode_seeking_ratio(g1, g2, z1, z2, axis_name=axis_name),
-                reg.feature_matching_loss(g1, g2, axis_name=axis_name))
+        return (
+            new.real,
+            new.fake,
+            reg.mode_seeking_ratio(g1, g2, z1, z2, axis_name=axis_name),
+            reg.feature_matching_loss(g1, g2, axis_name=axis_name),
+        )
 
     want = fn(r, f, g1, g2, z1, z2)
-    got = jax.jit(jax.shard_map(lambda *a: fn(*a, axis_name="data"), mesh=mesh, in_specs=(P("data"),) * 6,
-                                out_specs=(P(),) * 4))(r, f, g1, g2, z1, z2)
+    got = jax.jit(
+        jax.shard_map(lambda *a: fn(*a, axis_name="data"), mesh=mesh, in_specs=(P("data"),) * 6, out_specs=(P(),) * 4)
+    )(r, f, g1, g2, z1, z2)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-5)
 
@@ -332,9 +345,14 @@ def test_replay_buffer_follows_the_image_pool_rule():
 def test_replay_buffer_sharded_equals_single_device():
     mesh = Mesh(np.asarray(jax.devices()[:8]), ("data",))
     buf = reg.replay_buffer_init(5, (2, 2, 1))
-    run = jax.jit(jax.shard_map(
-        lambda b, f: reg.replay_buffer_query(b, f, jax.random.PRNGKey(1), axis_name="data"),
-        mesh=mesh, in_specs=(P(), P("data")), out_specs=(P("data"), P())))
+    run = jax.jit(
+        jax.shard_map(
+            lambda b, f: reg.replay_buffer_query(b, f, jax.random.PRNGKey(1), axis_name="data"),
+            mesh=mesh,
+            in_specs=(P(), P("data")),
+            out_specs=(P("data"), P()),
+        )
+    )
     single = jax.jit(lambda b, f: reg.replay_buffer_query(b, f, jax.random.PRNGKey(1)))
     sharded_buf, single_buf = buf, buf
     for step in range(3):
@@ -366,17 +384,21 @@ def test_gman_aggregation_matches_numpy_and_its_limits():
     # GMAN-lambda: w = exp(lambda L) / sum exp(lambda L), lambda = 1 / temperature.
     for temperature in (0.5, 2.0):
         w = np.exp(losses / temperature) / np.sum(np.exp(losses / temperature))
-        np.testing.assert_allclose(reg.aggregate_losses(jl, mode="softmax", temperature=temperature),
-                                   np.sum(w * losses), rtol=1e-5)
+        np.testing.assert_allclose(
+            reg.aggregate_losses(jl, mode="softmax", temperature=temperature), np.sum(w * losses), rtol=1e-5
+        )
         # The weights are not stopped: d/dL_i = w_i (1 + lambda (L_i - sum_j w_j L_j)).
         lam, agg = 1 / temperature, np.sum(w * losses)
-        grad = jax.grad(lambda l: reg.aggregate_losses(l, mode="softmax", temperature=temperature))(jl)
+        grad = jax.grad(lambda v: reg.aggregate_losses(v, mode="softmax", temperature=temperature))(jl)
         np.testing.assert_allclose(grad, w * (1 + lam * (losses - agg)), rtol=1e-5)
     # Limits: lambda = 0 (temperature inf) is the mean, lambda -> inf the max.
-    np.testing.assert_allclose(reg.aggregate_losses(jl, mode="softmax", temperature=float("inf")), losses.mean(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        reg.aggregate_losses(jl, mode="softmax", temperature=float("inf")), losses.mean(), rtol=1e-6
+    )
     np.testing.assert_allclose(reg.aggregate_losses(jl, mode="softmax", temperature=1e-3), 1.7, rtol=1e-5)
-    with pytest.raises(ValueError, match=r"Unknown aggregation mode 'median'; valid modes: \('mean', 'max', 'softmax'\)"):
+    with pytest.raises(
+        ValueError, match=r"Unknown aggregation mode 'median'; valid modes: \('mean', 'max', 'softmax'\)"
+    ):
         reg.aggregate_losses(jl, mode="median")
     with pytest.raises(ValueError, match=r"temperature must be > 0"):
         reg.aggregate_losses(jl, mode="softmax", temperature=0.0)
@@ -390,8 +412,9 @@ def test_instance_noise_and_schedule():
     np.testing.assert_allclose(noisy.mean(), 0.0, atol=0.02)
     np.testing.assert_array_equal(reg.add_instance_noise(key, x, 0.0), x)
     for step, want in ((0, 0.2), (250, 0.15), (1000, 0.0), (5000, 0.0)):
-        np.testing.assert_allclose(reg.instance_noise_sigma(step, initial_sigma=0.2, anneal_steps=1000), want,
-                                   rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(
+            reg.instance_noise_sigma(step, initial_sigma=0.2, anneal_steps=1000), want, rtol=1e-6, atol=1e-9
+        )
 
 
 # ----------------------------------------------------------------------------
@@ -467,7 +490,7 @@ def test_top_k_mean_keeps_the_best_scored_samples(fraction, k):
     scores = jnp.asarray(rs.permutation(16) - 3.5, jnp.float32)  # distinct, so the top k are unambiguous
     best = np.argsort(-np.asarray(scores))[:k]
     np.testing.assert_allclose(reg.top_k_mean(losses, scores, fraction), np.asarray(losses)[best].mean(), rtol=1e-6)
-    grad = np.asarray(jax.grad(lambda l: reg.top_k_mean(l, scores, fraction))(losses))
+    grad = np.asarray(jax.grad(lambda v: reg.top_k_mean(v, scores, fraction))(losses))
     want = np.zeros(16)
     want[best] = 1.0 / k
     np.testing.assert_allclose(grad, want, rtol=1e-6)
@@ -490,8 +513,9 @@ def test_top_k_mean_under_shard_map_chooses_over_the_global_batch():
         value, grad = jax.value_and_grad(loss)(jax.lax.pcast(w, "data", to="varying"), x, s, axis_name="data")
         return jax.lax.pmean(value, "data"), jax.lax.pmean(grad, "data")
 
-    got = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("data"), P("data")),
-                                out_specs=(P(), P())))(w, x, scores)
+    got = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("data"), P("data")), out_specs=(P(), P())))(
+        w, x, scores
+    )
     np.testing.assert_allclose(got[0], np.mean(np.tanh(np.asarray(x[:4]) @ np.asarray(w)) ** 2), rtol=1e-5)
     want = jax.value_and_grad(loss)(w, x, scores)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5)

@@ -36,8 +36,11 @@ from jaxgan.config import Schedule
 from jaxgan.lock import WorkdirLock, WorkdirLockedError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DROP_CAPS = ["setpriv", "--inh-caps=-dac_override,-dac_read_search,-fowner",
-             "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+DROP_CAPS = [
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search,-fowner",
+    "--bounding-set=-dac_override,-dac_read_search,-fowner",
+]
 
 
 def _config(steps, data_dir, **overrides):
@@ -97,21 +100,40 @@ def _copy(trained, tmp_path) -> str:
 
 def test_unreadable_checkpoint_stops_training_and_sampling_naming_the_file(trained, tmp_path):
     workdir = _copy(trained, tmp_path)
-    files = [p for p in glob.glob(os.path.join(workdir, "checkpoints", "6", "**"), recursive=True)
-             if os.path.isfile(p)]
+    files = [p for p in glob.glob(os.path.join(workdir, "checkpoints", "6", "**"), recursive=True) if os.path.isfile(p)]
     for path in files:
         os.chmod(path, 0)
     before = _snapshot(workdir)
     env = dict(os.environ, JAXGAN_DATA_DIR=str(trained[1]))
-    train = subprocess.run(_unprivileged([sys.executable, "experiments/train.py", "--config=experiments/configs/test.py",
-                                          f"--workdir={workdir}", "--config.train_steps=9"]),
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    train = subprocess.run(
+        _unprivileged(
+            [
+                sys.executable,
+                "experiments/train.py",
+                "--config=experiments/configs/test.py",
+                f"--workdir={workdir}",
+                "--config.train_steps=9",
+            ]
+        ),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert train.returncode == 1, train.stderr[-3000:]
     assert "Cannot read the checkpoint at step 6" in train.stderr and "Permission denied" in train.stderr
     assert any(path in train.stderr for path in files)  # names the file
-    sample = subprocess.run(_unprivileged([sys.executable, "tools/sample.py", f"--workdir={workdir}",
-                                           f"--out={tmp_path / 's.npz'}", "--num=4"]),
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    sample = subprocess.run(
+        _unprivileged(
+            [sys.executable, "tools/sample.py", f"--workdir={workdir}", f"--out={tmp_path / 's.npz'}", "--num=4"]
+        ),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert sample.returncode == 1 and "Cannot read the checkpoint at step 6" in sample.stderr, sample.stderr[-3000:]
     assert _snapshot(workdir) == before  # nothing moved, renamed or written: not even config.json
     assert not os.path.exists(tmp_path / "s.npz")
@@ -153,8 +175,11 @@ def test_rejected_relaunch_leaves_the_workdir_untouched(trained, tmp_path, chang
 
 def _alter_4k(workdir, step):
     """Overwrites 4 KiB in the middle of the largest array data file of checkpoint `step` with other bytes."""
-    files = [p for p in glob.glob(os.path.join(workdir, "checkpoints", str(step), "**", "d", "*"), recursive=True)
-             if os.path.isfile(p)]
+    files = [
+        p
+        for p in glob.glob(os.path.join(workdir, "checkpoints", str(step), "**", "d", "*"), recursive=True)
+        if os.path.isfile(p)
+    ]
     path = max(files, key=os.path.getsize)
     size = os.path.getsize(path)
     assert size > 8192, size
@@ -231,8 +256,10 @@ def test_all_checkpoints_damaged_refuses_to_restart_until_told(trained, tmp_path
 
 
 def _hold_lock(workdir) -> subprocess.Popen:
-    code = ("import sys, time; from jaxgan.lock import WorkdirLock\n"
-            f"with WorkdirLock({str(workdir)!r}):\n    print('held', flush=True); time.sleep(600)\n")
+    code = (
+        "import sys, time; from jaxgan.lock import WorkdirLock\n"
+        f"with WorkdirLock({str(workdir)!r}):\n    print('held', flush=True); time.sleep(600)\n"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     return holder
@@ -267,9 +294,22 @@ def test_unwritable_checkpoints_fail_at_once_with_the_os_error(trained, tmp_path
     os.chmod(os.path.join(workdir, "checkpoints"), 0o555)
     env = dict(os.environ, JAXGAN_DATA_DIR=str(trained[1]))
     start = time.monotonic()
-    result = subprocess.run(_unprivileged([sys.executable, "experiments/train.py", "--config=experiments/configs/test.py",
-                                           f"--workdir={workdir}", "--config.train_steps=9"]),
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        _unprivileged(
+            [
+                sys.executable,
+                "experiments/train.py",
+                "--config=experiments/configs/test.py",
+                f"--workdir={workdir}",
+                "--config.train_steps=9",
+            ]
+        ),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Cannot write checkpoints into" in result.stderr and "Permission denied" in result.stderr
     assert time.monotonic() - start < 200  # the old failure waited out a 300 s timeout
@@ -284,9 +324,16 @@ def test_a_workdir_that_cannot_be_one_fails_in_one_line_before_compiling(tmp_pat
         workdir.mkdir()
         os.chmod(workdir, 0o555)
     env = dict(os.environ, JAXGAN_DATA_DIR=str(tmp_path / "tfds"))
-    result = subprocess.run(_unprivileged([sys.executable, "experiments/train.py", "--config=experiments/configs/test.py",
-                                           f"--workdir={workdir}"]),
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        _unprivileged(
+            [sys.executable, "experiments/train.py", "--config=experiments/configs/test.py", f"--workdir={workdir}"]
+        ),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("jaxgan: --workdir=") and ("is a file" in last if kind == "file" else "not writable" in last)
@@ -305,6 +352,7 @@ class _Toy:
 
 def _toy_run(workdir, *, bad_step, steps=6, log_every=4, sample_every=1, steps_per_call=1):
     """run_training on a toy state whose loss turns NaN at `bad_step` (and w with it)."""
+
     def train(state, batch):
         step = state.step + 1
         loss = jnp.where(step >= bad_step, jnp.nan, 1.0)
@@ -323,13 +371,26 @@ def _toy_run(workdir, *, bad_step, steps=6, log_every=4, sample_every=1, steps_p
         written.append(step)
         return {"g": np.zeros((4, 4, 1), np.uint8)}
 
-    schedule = Schedule(train_steps=steps, log_every=log_every, sample_every=sample_every, checkpoint_every=100,
-                        eval_every=0, images_per_step=1)
+    schedule = Schedule(
+        train_steps=steps,
+        log_every=log_every,
+        sample_every=sample_every,
+        checkpoint_every=100,
+        eval_every=0,
+        images_per_step=1,
+    )
     mesh = jaxgan.make_mesh(jax.devices()[:1])
     fns = {1: jax.jit(train)} | ({steps_per_call: jax.jit(train_k)} if steps_per_call > 1 else {})
-    runner.run_training(workdir=str(workdir), init_state=_Toy(w=jnp.zeros(2), step=jnp.int32(0)), train_fns=fns,
-                        batches=lambda start, calls: iter([None] * len(calls)), schedule=schedule, mesh=mesh,
-                        hooks=runner.RunHooks(samples=samples), progress_bar=False)
+    runner.run_training(
+        workdir=str(workdir),
+        init_state=_Toy(w=jnp.zeros(2), step=jnp.int32(0)),
+        train_fns=fns,
+        batches=lambda start, calls: iter([None] * len(calls)),
+        schedule=schedule,
+        mesh=mesh,
+        hooks=runner.RunHooks(samples=samples),
+        progress_bar=False,
+    )
     return written
 
 
@@ -365,8 +426,12 @@ def test_channels_other_than_1_or_3_fail_in_validation(tmp_path):
 
 def test_metrics_jsonl_drops_the_rows_a_resume_logs_again(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    rows = [{"step": 2, "train/d_loss": 1.0}, {"step": 4, "train/d_loss": 0.9}, {"step": 4, "eval/fid": 9.0},
-            {"step": 6, "train/d_loss": 0.8}]
+    rows = [
+        {"step": 2, "train/d_loss": 1.0},
+        {"step": 4, "train/d_loss": 0.9},
+        {"step": 4, "eval/fid": 9.0},
+        {"step": 6, "train/d_loss": 0.8},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 8, "train/d_lo')  # a row cut by a kill
     assert runner.drop_jsonl_rows_after(str(path), 4) == 2
     assert [json.loads(line) for line in path.read_text().splitlines()] == rows[:3]
@@ -379,7 +444,7 @@ def test_translate_on_a_gan_zoo_workdir_says_which_tool(trained):
         apply.load_translator(str(trained[0]))
 
 
-_MID_RUN = '''
+_MID_RUN = """
 import os, sys
 import jax, jax.numpy as jnp, numpy as np
 import jaxgan
@@ -398,15 +463,21 @@ schedule = Schedule(train_steps=8, log_every=1, sample_every=1, checkpoint_every
 runner.run_training(workdir=workdir, init_state=_Toy(w=jnp.zeros(2), step=jnp.int32(0)), train_fns={1: jax.jit(train)},
                     batches=lambda s, c: iter([None] * len(c)), schedule=schedule,
                     mesh=jaxgan.make_mesh(jax.devices()[:1]), hooks=runner.RunHooks(samples=samples), progress_bar=False)
-'''
+"""
 
 
 def test_a_save_that_fails_mid_run_stops_promptly_with_the_os_error(tmp_path):
     script = tmp_path / "mid_run.py"
     script.write_text(_MID_RUN)
     start = time.monotonic()
-    result = subprocess.run(_unprivileged([sys.executable, str(script), str(tmp_path / "w")]), cwd=ROOT,
-                            env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        _unprivileged([sys.executable, str(script), str(tmp_path / "w")]),
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode != 0
     assert "PermissionError: [Errno 13] Permission denied" in result.stderr, result.stderr[-3000:]
     assert time.monotonic() - start < 200  # not a wait for a save timeout

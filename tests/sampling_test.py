@@ -54,5 +54,6 @@ def test_truncation_leaves_infogan_code_coordinates_untruncated():
     ids = np.asarray(latent.codes_from_latent(z, g.latent_codes)[0])[:, 0]
     assert stats.chisquare(np.bincount(ids, minlength=10)).pvalue > 1e-3  # still uniform over the 10 values
     plain = DCGANGenerator(latent_dim=12, image_size=8)
-    np.testing.assert_array_equal(np.asarray(generator_latents(plain, 4, 5, truncation=0.5)),
-                                  np.asarray(fixed_latents(4, 5, 12, truncation=0.5)))
+    np.testing.assert_array_equal(
+        np.asarray(generator_latents(plain, 4, 5, truncation=0.5)), np.asarray(fixed_latents(4, 5, 12, truncation=0.5))
+    )

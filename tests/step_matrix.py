@@ -106,11 +106,25 @@ class TinyD(nn.Module):
         return nn.Dense(1, name="logit")(h)[:, 0]
 
 
-ALL_ON = Regularization(gradient_penalty=1.0, dragan=1.0, r1_gamma=1.0, r2_gamma=1.0, lecam=0.1, bcr_real=1.0,
-                        bcr_fake=1.0, diff_augment="color,translation,cutout", instance_noise=0.1,
-                        instance_noise_anneal_steps=10, feature_matching=1.0, mode_seeking=0.1,
-                        historical_averaging=0.01, replay_capacity=16, top_k_fraction=0.5, top_k_decay=0.5,
-                        top_k_decay_steps=1)
+ALL_ON = Regularization(
+    gradient_penalty=1.0,
+    dragan=1.0,
+    r1_gamma=1.0,
+    r2_gamma=1.0,
+    lecam=0.1,
+    bcr_real=1.0,
+    bcr_fake=1.0,
+    diff_augment="color,translation,cutout",
+    instance_noise=0.1,
+    instance_noise_anneal_steps=10,
+    feature_matching=1.0,
+    mode_seeking=0.1,
+    historical_averaging=0.01,
+    replay_capacity=16,
+    top_k_fraction=0.5,
+    top_k_decay=0.5,
+    top_k_decay_steps=1,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +153,9 @@ CONFIGS: dict[str, Config] = {
     **{f"loss_{name}": Config(loss=name) for name in jaxgan.losses.LOSSES},
     "loss_label_smoothing": Config(loss="non_saturating", real_label=0.9),
     "gradient_penalty": Config(Regularization(gradient_penalty=10.0), loss="wasserstein"),
-    "gradient_penalty_one_sided": Config(Regularization(gradient_penalty=10.0, gradient_penalty_one_sided=True),
-                                         loss="wasserstein"),
+    "gradient_penalty_one_sided": Config(
+        Regularization(gradient_penalty=10.0, gradient_penalty_one_sided=True), loss="wasserstein"
+    ),
     "dragan": Config(Regularization(dragan=10.0, dragan_c=0.3)),
     "r1": Config(Regularization(r1_gamma=5.0)),
     "r1_lazy": Config(Regularization(r1_gamma=5.0, r1_every=2)),
@@ -157,55 +172,79 @@ CONFIGS: dict[str, Config] = {
     "replay": Config(Regularization(replay_capacity=12)),
     "top_k": Config(Regularization(top_k_fraction=0.5, top_k_decay=0.5, top_k_decay_steps=1)),
     "all_on": Config(ALL_ON),
-    "all_on_relativistic_bn_2dev": Config(ALL_ON, loss="relativistic_average", g={"batch_norm": True},
-                                          d={"batch_norm": True}, devices=2),
+    "all_on_relativistic_bn_2dev": Config(
+        ALL_ON, loss="relativistic_average", g={"batch_norm": True}, d={"batch_norm": True}, devices=2
+    ),
     "conditional_uniform": Config(g={"num_classes": 3}, d={"num_classes": 3}),
-    "conditional_real": Config(Regularization(r1_gamma=1.0, r2_gamma=1.0), g={"num_classes": 3},
-                               d={"num_classes": 3}, step={"fake_labels": "real"}),
-    "acgan": Config(Regularization(acgan_weight=0.5, feature_matching=1.0), g={"num_classes": 3},
-                    d={"num_classes": 3, "aux_classifier": True}),
+    "conditional_real": Config(
+        Regularization(r1_gamma=1.0, r2_gamma=1.0),
+        g={"num_classes": 3},
+        d={"num_classes": 3},
+        step={"fake_labels": "real"},
+    ),
+    "acgan": Config(
+        Regularization(acgan_weight=0.5, feature_matching=1.0),
+        g={"num_classes": 3},
+        d={"num_classes": 3, "aux_classifier": True},
+    ),
     "infogan": Config(Regularization(info_weight=0.7), g={"latent_codes": CODES}, d={"info_outputs": 4}),
-    "gman_mean": Config(Regularization(lecam=0.5, historical_averaging=0.1, r1_gamma=2.0, r1_every=2),
-                        step={"num_discriminators": 2}),
-    "gman_max_acgan_infogan": Config(Regularization(feature_matching=1.0, top_k_fraction=0.5, top_k_decay=0.5,
-                                                    top_k_decay_steps=1),
-                                     g={"num_classes": 3, "latent_codes": CODES},
-                                     d={"num_classes": 3, "aux_classifier": True, "info_outputs": 4},
-                                     step={"num_discriminators": 2, "d_aggregation": "max"}),
-    "gman_acgan_infogan_fakes_only": Config(Regularization(info_weight=0.5),
-                                            g={"num_classes": 3, "latent_codes": CODES},
-                                            d={"num_classes": 3, "aux_classifier": True, "info_outputs": 4},
-                                            step={"num_discriminators": 2}),
-    "gman_softmax": Config(loss="relativistic_average_hinge", step={"num_discriminators": 3,
-                                                                    "d_aggregation": "softmax",
-                                                                    "d_temperature": 0.5}),
+    "gman_mean": Config(
+        Regularization(lecam=0.5, historical_averaging=0.1, r1_gamma=2.0, r1_every=2), step={"num_discriminators": 2}
+    ),
+    "gman_max_acgan_infogan": Config(
+        Regularization(feature_matching=1.0, top_k_fraction=0.5, top_k_decay=0.5, top_k_decay_steps=1),
+        g={"num_classes": 3, "latent_codes": CODES},
+        d={"num_classes": 3, "aux_classifier": True, "info_outputs": 4},
+        step={"num_discriminators": 2, "d_aggregation": "max"},
+    ),
+    "gman_acgan_infogan_fakes_only": Config(
+        Regularization(info_weight=0.5),
+        g={"num_classes": 3, "latent_codes": CODES},
+        d={"num_classes": 3, "aux_classifier": True, "info_outputs": 4},
+        step={"num_discriminators": 2},
+    ),
+    "gman_softmax": Config(
+        loss="relativistic_average_hinge",
+        step={"num_discriminators": 3, "d_aggregation": "softmax", "d_temperature": 0.5},
+    ),
     "pack": Config(Regularization(r1_gamma=2.0, r2_gamma=2.0), d={"pack": 2}),
-    "pack_infogan_lazy_r1": Config(Regularization(r1_gamma=2.0, r1_every=2), g={"latent_codes": CODES},
-                                   d={"pack": 2, "info_outputs": 4}),
-    "batch_norm": Config(Regularization(r1_gamma=1.0, gradient_penalty=1.0), g={"batch_norm": True},
-                         d={"batch_norm": True}),
+    "pack_infogan_lazy_r1": Config(
+        Regularization(r1_gamma=2.0, r1_every=2), g={"latent_codes": CODES}, d={"pack": 2, "info_outputs": 4}
+    ),
+    "batch_norm": Config(
+        Regularization(r1_gamma=1.0, gradient_penalty=1.0), g={"batch_norm": True}, d={"batch_norm": True}
+    ),
     "critic_scan": Config(Regularization(lecam=0.5, replay_capacity=12), n_critic=3),
     "critic_unroll": Config(Regularization(lecam=0.5, replay_capacity=12), n_critic=3, critic_loop="unroll"),
     "critic_auto": Config(Regularization(r1_gamma=1.0, r1_every=2), critic_loop="auto"),
     "ema_warmup": Config(ema="warmup"),
     "ema_half_life": Config(ema="half_life"),
     "n_critic_1_flat_batch": Config(n_critic=1, flat_batch=True),
-    "steps_per_call_scan": Config(Regularization(r1_gamma=1.0, r1_every=2), steps_per_call=STEPS,
-                                  step_loop="scan"),
-    "steps_per_call_unroll": Config(Regularization(r1_gamma=1.0, r1_every=2), steps_per_call=STEPS,
-                                    step_loop="unroll"),
+    "steps_per_call_scan": Config(Regularization(r1_gamma=1.0, r1_every=2), steps_per_call=STEPS, step_loop="scan"),
+    "steps_per_call_unroll": Config(Regularization(r1_gamma=1.0, r1_every=2), steps_per_call=STEPS, step_loop="unroll"),
     "pmap_2dev": Config(Regularization(r1_gamma=1.0, lecam=0.5), wrapper="pmap", devices=2),
 }
 
 
 def build(cfg: Config):
     """The step of a configuration (make_train_step with Adam, the EMA schedule and the options)."""
-    ema = {"float": 0.9, "warmup": ema_decay_with_warmup(0.99),
-           "half_life": ema_decay_from_half_life(half_life_images=40.0, batch_size=BATCH, rampup=0.5)}[cfg.ema]
+    ema = {
+        "float": 0.9,
+        "warmup": ema_decay_with_warmup(0.99),
+        "half_life": ema_decay_from_half_life(half_life_images=40.0, batch_size=BATCH, rampup=0.5),
+    }[cfg.ema]
     return jaxgan.make_train_step(
-        generator=TinyG(**cfg.g), discriminator=TinyD(**cfg.d), g_tx=optax.adam(0.01, b1=0.5),
-        d_tx=optax.adam(0.02, b1=0.5), loss=jaxgan.get_loss(cfg.loss, real_label=cfg.real_label),
-        n_critic=cfg.n_critic, critic_loop=cfg.critic_loop, ema_decay=ema, regularization=cfg.reg, **cfg.step)
+        generator=TinyG(**cfg.g),
+        discriminator=TinyD(**cfg.d),
+        g_tx=optax.adam(0.01, b1=0.5),
+        d_tx=optax.adam(0.02, b1=0.5),
+        loss=jaxgan.get_loss(cfg.loss, real_label=cfg.real_label),
+        n_critic=cfg.n_critic,
+        critic_loop=cfg.critic_loop,
+        ema_decay=ema,
+        regularization=cfg.reg,
+        **cfg.step,
+    )
 
 
 def batches(cfg: Config, steps: int = STEPS) -> list[dict[str, np.ndarray]]:
@@ -228,7 +267,7 @@ def host(tree: Any) -> Any:
 
 def runner(step, cfg: Config) -> Callable:
     """The wrapped step of a configuration: (state, batch) -> (state, metrics), state on the host."""
-    devices = jax.devices()[:cfg.devices]
+    devices = jax.devices()[: cfg.devices]
     if cfg.wrapper == "pmap":
         run = jaxgan.pmap_step(step, devices)
         return lambda state, batch: run(state, batch)
@@ -266,18 +305,27 @@ def run_config(name: str, *, on_state: Callable[[int, Any], None] | None = None)
 
 def flatten(state: Any) -> dict[str, np.ndarray]:
     """{leaf path (jax.tree_util.keystr): array}, in the tree's leaf order."""
-    return {jax.tree_util.keystr(path): np.asarray(leaf)
-            for path, leaf in jax.tree_util.tree_flatten_with_path(host(state))[0]}
+    return {
+        jax.tree_util.keystr(path): np.asarray(leaf)
+        for path, leaf in jax.tree_util.tree_flatten_with_path(host(state))[0]
+    }
 
 
 def environment() -> dict[str, str]:
     """What bit-exact results depend on besides the code: jax's version and XLA's flags."""
     import jaxlib
 
-    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
-            "xla_flags": " ".join(sorted(f for f in os.environ.get("XLA_FLAGS", "").split()
-                                         if f.startswith(("--xla_backend_optimization_level",
-                                                          "--xla_force_host_platform_device_count"))))}
+    return {
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "xla_flags": " ".join(
+            sorted(
+                f
+                for f in os.environ.get("XLA_FLAGS", "").split()
+                if f.startswith(("--xla_backend_optimization_level", "--xla_force_host_platform_device_count"))
+            )
+        ),
+    }
 
 
 def record(out_dir: str, names: list[str] | None = None) -> None:

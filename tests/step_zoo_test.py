@@ -7,7 +7,6 @@ host-side recomputations, closed forms and device-count invariance.
 
 from __future__ import annotations
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +17,7 @@ import pytest
 import jaxgan
 from jaxgan import regularizers
 from jaxgan.latent import LatentCodes
-from jaxgan.nets import DCGANDiscriminator, MLPDiscriminator, MLPGenerator
+from jaxgan.nets import MLPDiscriminator, MLPGenerator
 from jaxgan.train import Regularization
 
 SHAPE = (8, 8, 1)
@@ -27,15 +26,26 @@ _CODES = LatentCodes((3,), 0)
 
 
 def _nets(**d_kwargs):
-    return (MLPGenerator(latent_dim=4, out_shape=SHAPE, hidden=16, depth=1, tanh_output=True),
-            MLPDiscriminator(hidden=16, depth=1, **d_kwargs))
+    return (
+        MLPGenerator(latent_dim=4, out_shape=SHAPE, hidden=16, depth=1, tanh_output=True),
+        MLPDiscriminator(hidden=16, depth=1, **d_kwargs),
+    )
 
 
 def _step(reg=Regularization(), *, lr=0.05, n_critic=2, loss="hinge", nets=None, **kwargs):
     g, d = nets or _nets()
     tx = optax.sgd(lr)
-    return jaxgan.make_train_step(generator=g, discriminator=d, g_tx=tx, d_tx=tx, loss=jaxgan.get_loss(loss),
-                                  n_critic=n_critic, ema_decay=0.9, regularization=reg, **kwargs)
+    return jaxgan.make_train_step(
+        generator=g,
+        discriminator=d,
+        g_tx=tx,
+        d_tx=tx,
+        loss=jaxgan.get_loss(loss),
+        n_critic=n_critic,
+        ema_decay=0.9,
+        regularization=reg,
+        **kwargs,
+    )
 
 
 def _batch(n_critic=2, seed=0):
@@ -58,15 +68,31 @@ def _run(step, state, batches, n_devices):
 
 
 def _assert_close(a, b, rtol=1e-5, atol=1e-6):
-    for (path, x), (_, y) in zip(jax.tree_util.tree_flatten_with_path(a)[0], jax.tree_util.tree_flatten_with_path(b)[0]):
+    for (path, x), (_, y) in zip(
+        jax.tree_util.tree_flatten_with_path(a)[0], jax.tree_util.tree_flatten_with_path(b)[0]
+    ):
         np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=jax.tree_util.keystr(path))
 
 
-ALL_ON = Regularization(gradient_penalty=1.0, dragan=1.0, r1_gamma=1.0, r2_gamma=1.0, lecam=0.1, bcr_real=1.0,
-                        bcr_fake=1.0, diff_augment="color,translation,cutout", instance_noise=0.1,
-                        instance_noise_anneal_steps=10, feature_matching=1.0, mode_seeking=0.1,
-                        historical_averaging=0.01, replay_capacity=16, top_k_fraction=0.5, top_k_decay=0.5,
-                        top_k_decay_steps=1)
+ALL_ON = Regularization(
+    gradient_penalty=1.0,
+    dragan=1.0,
+    r1_gamma=1.0,
+    r2_gamma=1.0,
+    lecam=0.1,
+    bcr_real=1.0,
+    bcr_fake=1.0,
+    diff_augment="color,translation,cutout",
+    instance_noise=0.1,
+    instance_noise_anneal_steps=10,
+    feature_matching=1.0,
+    mode_seeking=0.1,
+    historical_averaging=0.01,
+    replay_capacity=16,
+    top_k_fraction=0.5,
+    top_k_decay=0.5,
+    top_k_decay_steps=1,
+)
 
 
 def test_every_stabilizer_at_once_is_independent_of_the_device_count():
@@ -81,8 +107,18 @@ def test_every_stabilizer_at_once_is_independent_of_the_device_count():
     for m, r in zip(metrics, ref_metrics):
         for k in r:
             np.testing.assert_allclose(m[k], r[k], rtol=1e-4, atol=1e-6, err_msg=k)
-    for name in ("d_gradient_penalty", "d_dragan", "d_r1", "d_r2", "d_lecam", "d_bcr", "d_historical_average",
-                 "g_feature_matching", "g_mode_seeking", "g_historical_average"):
+    for name in (
+        "d_gradient_penalty",
+        "d_dragan",
+        "d_r1",
+        "d_r2",
+        "d_lecam",
+        "d_bcr",
+        "d_historical_average",
+        "g_feature_matching",
+        "g_mode_seeking",
+        "g_historical_average",
+    ):
         assert name in ref_metrics[-1] and np.isfinite(ref_metrics[-1][name]), name
     assert ref_metrics[-1]["d_r1"] > 0 and ref_metrics[-1]["d_bcr"] > 0
     assert [m["g_top_k_fraction"] for m in ref_metrics] == [1.0, 0.5]  # k = B at step 0, then nu B
@@ -91,8 +127,9 @@ def test_every_stabilizer_at_once_is_independent_of_the_device_count():
     assert not np.allclose(ref.d.params["logit"]["kernel"], state.d.params["logit"]["kernel"])
 
 
-@pytest.mark.parametrize("reg", [Regularization(), Regularization(top_k_fraction=0.25, top_k_decay=0.5,
-                                                                   top_k_decay_steps=1)])
+@pytest.mark.parametrize(
+    "reg", [Regularization(), Regularization(top_k_fraction=0.25, top_k_decay=0.5, top_k_decay_steps=1)]
+)
 def test_two_identical_discriminators_equal_one(reg):
     """GMAN plumbing: K=2 copies of the same D, mean aggregation == a single D (also with top-k G updates, each
     D choosing its own k at step 3)."""
@@ -192,8 +229,9 @@ def test_lecam_anchors_and_historical_average_follow_their_closed_forms():
     moving = _step(Regularization(historical_averaging=0.1), nets=(g, d))
     state = moving.init_state(0, np.zeros((1, *SHAPE), np.float32))
     final, _ = _run(moving, state, [batch], 2)
-    _assert_close(final.extras["d_average"],
-                  jax.tree_util.tree_map(lambda a, b: (a + b) / 2, state.d.params, final.d.params))
+    _assert_close(
+        final.extras["d_average"], jax.tree_util.tree_map(lambda a, b: (a + b) / 2, state.d.params, final.d.params)
+    )
 
 
 def test_replay_buffer_stores_the_first_fakes_in_order():
@@ -203,8 +241,9 @@ def test_replay_buffer_stores_the_first_fakes_in_order():
     state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
     final, _ = _run(step, state, [_batch(n_critic=1)], 2)
     d_key = jax.random.split(jax.random.fold_in(jax.random.fold_in(jnp.asarray(state.rng), 0), 0), 1)[0]
-    z = np.stack([np.asarray(jax.random.normal(jax.random.fold_in(jax.random.fold_in(d_key, 0), i), (4,)))
-                  for i in range(BATCH)])
+    z = np.stack(
+        [np.asarray(jax.random.normal(jax.random.fold_in(jax.random.fold_in(d_key, 0), i), (4,))) for i in range(BATCH)]
+    )
     fakes = np.asarray(g.apply({"params": state.g.params}, z, train=True))
     np.testing.assert_allclose(final.extras["replay"].images, fakes, rtol=1e-5, atol=1e-6)
     assert int(final.extras["replay"].count) == BATCH
@@ -212,6 +251,7 @@ def test_replay_buffer_stores_the_first_fakes_in_order():
 
 def test_acgan_class_loss_equals_host_cross_entropy():
     from jaxgan.nets import MLPGenerator as G
+
     g = G(latent_dim=4, out_shape=SHAPE, hidden=16, depth=1, tanh_output=True, num_classes=3)
     d = MLPDiscriminator(hidden=16, depth=1, num_classes=3, conditioning="none", aux_classifier=True)
     step = _step(lr=0.0, nets=(g, d), n_critic=1, loss="non_saturating")
@@ -220,8 +260,9 @@ def test_acgan_class_loss_equals_host_cross_entropy():
     batch = _batch(n_critic=1)
     batch["label"] = np.arange(BATCH, dtype=np.int32)[None] % 3
     _, metrics = _run(step, state, [batch], 2)
-    _, inter = d.apply({"params": state.d.params}, batch["image"][0], batch["label"][0], train=True,
-                       mutable=["intermediates"])
+    _, inter = d.apply(
+        {"params": state.d.params}, batch["image"][0], batch["label"][0], train=True, mutable=["intermediates"]
+    )
     logits = np.asarray(inter["intermediates"]["class_logits"][0], np.float64)
     log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     real_ce = -np.mean(log_p[np.arange(BATCH), batch["label"][0]])
@@ -236,6 +277,7 @@ def test_infogan_losses_equal_a_host_recomputation_from_the_steps_latents():
     """lr 0, n_critic 1: d_info_loss and g_info_loss are info_loss of Q's outputs on G(z) for the z the step draws
     (D update: fold_in(split(fold_in(step key, 0), 1)[0], 0); G update: fold_in(fold_in(step key, 1), 0))."""
     from jaxgan import latent
+
     codes = latent.make_codes((3,), 1)
     g = MLPGenerator(latent_dim=4, out_shape=SHAPE, hidden=16, depth=1, tanh_output=True, latent_codes=codes)
     d = MLPDiscriminator(hidden=16, depth=1, pack=2, info_outputs=codes.q_outputs)
@@ -260,15 +302,17 @@ def test_top_k_g_loss_equals_a_host_recomputation_from_the_steps_latents():
     """lr 0, step 3 of a schedule at max(0.25, 0.5^3): g_loss is the hinge G loss -D(G(z)) averaged over the
     4 of the 16 fakes D scores highest (Sinha et al. 2020), for the z the step draws (as the InfoGAN test)."""
     g, d = _nets()
-    step = _step(Regularization(top_k_fraction=0.25, top_k_decay=0.5, top_k_decay_steps=1), lr=0.0, nets=(g, d),
-                 n_critic=1)
+    step = _step(
+        Regularization(top_k_fraction=0.25, top_k_decay=0.5, top_k_decay_steps=1), lr=0.0, nets=(g, d), n_critic=1
+    )
     state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
     state = state.replace(step=jnp.asarray(3, state.step.dtype))
     _, metrics = _run(step, state, [_batch(n_critic=1)], 2)
     latent_key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(state.rng, 3), 1), 0)
     z = jnp.stack([jax.random.normal(jax.random.fold_in(latent_key, i), (4,)) for i in range(BATCH)])
-    logits = np.asarray(d.apply({"params": state.d.params}, g.apply({"params": state.g.params}, z, train=True),
-                                train=True), np.float64)
+    logits = np.asarray(
+        d.apply({"params": state.d.params}, g.apply({"params": state.g.params}, z, train=True), train=True), np.float64
+    )
     assert metrics[0]["g_top_k_fraction"] == 0.25
     np.testing.assert_allclose(metrics[0]["g_loss"], -np.sort(logits)[-4:].mean(), rtol=1e-5)
     assert not np.isclose(metrics[0]["g_loss"], -logits.mean(), rtol=1e-3)
@@ -278,15 +322,22 @@ def test_infogan_q_learns_the_codes():
     """With lr > 0, Q's cross-entropy on a 4-way code falls from ~log 4 (G makes the code visible, Q reads
     it); with info_weight 0 (the same nets, the term only measured) it stays near log 4."""
     from jaxgan import latent
+
     codes = latent.make_codes((4,), 0)
     g = MLPGenerator(latent_dim=4, out_shape=SHAPE, hidden=16, depth=1, tanh_output=True, latent_codes=codes)
     d = MLPDiscriminator(hidden=16, depth=1, info_outputs=codes.q_outputs)
     tx = optax.adam(1e-2)
     final = {}
     for weight in (1.0, 0.0):
-        step = jaxgan.make_train_step(generator=g, discriminator=d, g_tx=tx, d_tx=tx, n_critic=1,
-                                      loss=jaxgan.get_loss("non_saturating"),
-                                      regularization=Regularization(info_weight=weight))
+        step = jaxgan.make_train_step(
+            generator=g,
+            discriminator=d,
+            g_tx=tx,
+            d_tx=tx,
+            n_critic=1,
+            loss=jaxgan.get_loss("non_saturating"),
+            regularization=Regularization(info_weight=weight),
+        )
         state = step.init_state(0, np.zeros((1, *SHAPE), np.float32))
         _, metrics = _run(step, state, [_batch(n_critic=1, seed=s) for s in range(150)], 1)
         assert abs(metrics[0]["g_info_loss"] - np.log(4)) < 0.3
@@ -294,28 +345,44 @@ def test_infogan_q_learns_the_codes():
     assert final[1.0] < 0.4 * np.log(4) and final[0.0] > 0.8 * np.log(4), final
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(reg=Regularization(weight_clip=0.01), loss="hinge"), "Weight clipping"),
-    (dict(reg=Regularization(gradient_penalty=10.0), nets=_nets(pack=2)), "packed D"),
-    (dict(reg=Regularization(diff_augment="nope")), "Unknown DiffAugment"),
-    (dict(reg=Regularization(r1_every=0)), "r1_every"),
-    (dict(reg=Regularization(top_k_fraction=0.0)), "top_k_fraction must lie in"),
-    (dict(reg=Regularization(top_k_decay=1.5)), "top_k_decay must lie in"),
-    (dict(reg=Regularization(top_k_decay_steps=0)), "top_k_decay_steps"),
-    (dict(reg=Regularization(g_adversarial_weight=0.0)), "without a loss"),
-    (dict(nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, num_classes=3), MLPDiscriminator())), "num_classes"),
-    (dict(num_discriminators=0), "num_discriminators"),
-    (dict(reg=Regularization(replay_capacity=8),
-          nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, num_classes=3), MLPDiscriminator(num_classes=3))),
-     "replay buffer stores past fakes without their class labels"),
-    (dict(d_aggregation="median"), "d_aggregation"),
-    (dict(nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, latent_codes=_CODES), MLPDiscriminator())),
-     "Q head has info_outputs=3"),
-    (dict(nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE), MLPDiscriminator(info_outputs=3))), "info_outputs=0"),
-    (dict(reg=Regularization(replay_capacity=8),
-          nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, latent_codes=_CODES), MLPDiscriminator(info_outputs=3))),
-     "without their InfoGAN codes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(reg=Regularization(weight_clip=0.01), loss="hinge"), "Weight clipping"),
+        (dict(reg=Regularization(gradient_penalty=10.0), nets=_nets(pack=2)), "packed D"),
+        (dict(reg=Regularization(diff_augment="nope")), "Unknown DiffAugment"),
+        (dict(reg=Regularization(r1_every=0)), "r1_every"),
+        (dict(reg=Regularization(top_k_fraction=0.0)), "top_k_fraction must lie in"),
+        (dict(reg=Regularization(top_k_decay=1.5)), "top_k_decay must lie in"),
+        (dict(reg=Regularization(top_k_decay_steps=0)), "top_k_decay_steps"),
+        (dict(reg=Regularization(g_adversarial_weight=0.0)), "without a loss"),
+        (dict(nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, num_classes=3), MLPDiscriminator())), "num_classes"),
+        (dict(num_discriminators=0), "num_discriminators"),
+        (
+            dict(
+                reg=Regularization(replay_capacity=8),
+                nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, num_classes=3), MLPDiscriminator(num_classes=3)),
+            ),
+            "replay buffer stores past fakes without their class labels",
+        ),
+        (dict(d_aggregation="median"), "d_aggregation"),
+        (
+            dict(nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE, latent_codes=_CODES), MLPDiscriminator())),
+            "Q head has info_outputs=3",
+        ),
+        (dict(nets=(MLPGenerator(latent_dim=4, out_shape=SHAPE), MLPDiscriminator(info_outputs=3))), "info_outputs=0"),
+        (
+            dict(
+                reg=Regularization(replay_capacity=8),
+                nets=(
+                    MLPGenerator(latent_dim=4, out_shape=SHAPE, latent_codes=_CODES),
+                    MLPDiscriminator(info_outputs=3),
+                ),
+            ),
+            "without their InfoGAN codes",
+        ),
+    ],
+)
 def test_incompatible_options_fail_before_compiling(kwargs, match):
     with pytest.raises(ValueError, match=match):
         _step(**kwargs)
@@ -336,6 +403,7 @@ def test_pack_must_divide_the_per_device_batch():
 def test_ema_half_life_and_rampup_closed_form():
     """StyleGAN2-ADA: beta = 0.5 ** (B / h), h = min(half_life, images_seen * rampup)."""
     from jaxgan.train import ema_decay_from_half_life
+
     plain = ema_decay_from_half_life(half_life_images=10_000, batch_size=64)
     ramped = ema_decay_from_half_life(half_life_images=10_000, batch_size=64, rampup=0.05)
     for step in (0, 1, 100, 3125, 100_000):
@@ -350,7 +418,13 @@ def test_ema_half_life_and_rampup_closed_form():
 def test_a_state_without_the_stabilizers_extras_fails_clearly():
     step = _step(Regularization(lecam=0.1, replay_capacity=4))
     g, d = _nets()
-    bare = jaxgan.create_train_state(0, generator=g, discriminator=d, example_images=np.zeros((1, *SHAPE), np.float32),
-                                     g_tx=optax.sgd(0.05), d_tx=optax.sgd(0.05))
+    bare = jaxgan.create_train_state(
+        0,
+        generator=g,
+        discriminator=d,
+        example_images=np.zeros((1, *SHAPE), np.float32),
+        g_tx=optax.sgd(0.05),
+        d_tx=optax.sgd(0.05),
+    )
     with pytest.raises(ValueError, match=r"lacks \['lecam', 'replay'\].*step\.init_state"):
         _run(step, bare, [_batch()], 1)

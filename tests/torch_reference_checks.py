@@ -25,25 +25,51 @@ torch.set_num_threads(1)  # small tensors; and OpenMP spin-waits crawl on a shar
 from benchmarks import torch_nets as tn  # noqa: E402  (needs torch)
 from benchmarks import torch_reference as tr  # noqa: E402
 from jaxgan.metrics import inception  # noqa: E402
-from jaxgan.nets import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,  # noqa: E402
-                         ResNetDiscriminator, ResNetGenerator)
+from jaxgan.nets import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,  # noqa: E402
+    ResNetDiscriminator,
+    ResNetGenerator,
+)
 from tests.helpers import random_inception_variables  # noqa: E402
 
 # row -> (jaxgan G, jaxgan D, torch G, torch D, latent_dim, image shape HWC), as tools/bench.py and
 # experiments/configs/sngan_resnet.py build them (sngan32 on 32x32x3).
 NETS = {
-    "mlp": lambda: (MLPGenerator(latent_dim=100, out_shape=(28, 28, 1), hidden=256, depth=2, tanh_output=True),
-                    MLPDiscriminator(hidden=256, depth=2),
-                    tn.MLPGenerator(100, (1, 28, 28), 256, 2, True), tn.MLPDiscriminator(784, 256, 2), 100, (28, 28, 1)),
-    "dcgan32": lambda: (DCGANGenerator(latent_dim=100, image_size=32, channels=1, ngf=64, bn_axis_name=None),
-                        DCGANDiscriminator(image_size=32, ndf=64, bn_axis_name=None),
-                        tn.DCGANGenerator(100, 32, 1, 64), tn.DCGANDiscriminator(32, 1, 64), 100, (32, 32, 1)),
-    "dcgan64": lambda: (DCGANGenerator(latent_dim=100, image_size=64, channels=3, ngf=64, bn_axis_name=None),
-                        DCGANDiscriminator(image_size=64, ndf=64, bn_axis_name=None),
-                        tn.DCGANGenerator(100, 64, 3, 64), tn.DCGANDiscriminator(64, 3, 64), 100, (64, 64, 3)),
-    "sngan32": lambda: (ResNetGenerator(latent_dim=128, image_size=32, channels=3, ngf=64, bn_axis_name=None),
-                        ResNetDiscriminator(image_size=32, ndf=64, spectral_norm=True, bn_axis_name=None),
-                        tn.ResNetGenerator(128, 3, 64), tn.ResNetDiscriminator(3, 64), 128, (32, 32, 3)),
+    "mlp": lambda: (
+        MLPGenerator(latent_dim=100, out_shape=(28, 28, 1), hidden=256, depth=2, tanh_output=True),
+        MLPDiscriminator(hidden=256, depth=2),
+        tn.MLPGenerator(100, (1, 28, 28), 256, 2, True),
+        tn.MLPDiscriminator(784, 256, 2),
+        100,
+        (28, 28, 1),
+    ),
+    "dcgan32": lambda: (
+        DCGANGenerator(latent_dim=100, image_size=32, channels=1, ngf=64, bn_axis_name=None),
+        DCGANDiscriminator(image_size=32, ndf=64, bn_axis_name=None),
+        tn.DCGANGenerator(100, 32, 1, 64),
+        tn.DCGANDiscriminator(32, 1, 64),
+        100,
+        (32, 32, 1),
+    ),
+    "dcgan64": lambda: (
+        DCGANGenerator(latent_dim=100, image_size=64, channels=3, ngf=64, bn_axis_name=None),
+        DCGANDiscriminator(image_size=64, ndf=64, bn_axis_name=None),
+        tn.DCGANGenerator(100, 64, 3, 64),
+        tn.DCGANDiscriminator(64, 3, 64),
+        100,
+        (64, 64, 3),
+    ),
+    "sngan32": lambda: (
+        ResNetGenerator(latent_dim=128, image_size=32, channels=3, ngf=64, bn_axis_name=None),
+        ResNetDiscriminator(image_size=32, ndf=64, spectral_norm=True, bn_axis_name=None),
+        tn.ResNetGenerator(128, 3, 64),
+        tn.ResNetDiscriminator(3, 64),
+        128,
+        (32, 32, 3),
+    ),
 }
 
 
@@ -75,14 +101,19 @@ def test_param_counts_and_output_shapes_match_jaxgan(row):
     assert tn.num_params(td) == _count(d_vars["params"])
     # Per-tensor sizes agree too, not only the totals (a layout transpose keeps the size).
     assert sorted(p.numel() for p in tg.parameters()) == sorted(
-        math.prod(v.shape) for v in jax.tree_util.tree_leaves(g_vars["params"]))
+        math.prod(v.shape) for v in jax.tree_util.tree_leaves(g_vars["params"])
+    )
     assert sorted(p.numel() for p in td.parameters()) == sorted(
-        math.prod(v.shape) for v in jax.tree_util.tree_leaves(d_vars["params"]))
+        math.prod(v.shape) for v in jax.tree_util.tree_leaves(d_vars["params"])
+    )
     g_out = jax.eval_shape(lambda: jg.apply(jax.tree_util.tree_map(jnp.zeros_like, g_vars), z, train=False))
     d_out = jax.eval_shape(lambda: jd.apply(jax.tree_util.tree_map(jnp.zeros_like, d_vars), x, train=False))
     with torch.no_grad():
-        assert tuple(tg(torch.zeros(2, latent)).shape) == (2, c, h, w) == (g_out.shape[0], *g_out.shape[3:],
-                                                                            *g_out.shape[1:3])
+        assert (
+            tuple(tg(torch.zeros(2, latent)).shape)
+            == (2, c, h, w)
+            == (g_out.shape[0], *g_out.shape[3:], *g_out.shape[1:3])
+        )
         assert tuple(td(torch.zeros(2, c, h, w)).shape) == d_out.shape == (2,)
 
 
@@ -302,8 +333,7 @@ def test_losses_are_jaxgans():
     real, fake = torch.tensor([2.0, -1.0, 0.3]), torch.tensor([-0.5, 1.5, 0.0])
     sp = lambda v: np.log1p(np.exp(v))  # softplus by hand
     _, _, _, _, (d_real, d_fake), g_ns, adam = tr.build_gan("mlp", 1, 2)
-    np.testing.assert_allclose((d_real(real) + d_fake(fake)).numpy(), sp(-real.numpy()) + sp(fake.numpy()),
-                               rtol=1e-6)
+    np.testing.assert_allclose((d_real(real) + d_fake(fake)).numpy(), sp(-real.numpy()) + sp(fake.numpy()), rtol=1e-6)
     np.testing.assert_allclose(g_ns(fake).numpy(), sp(-fake.numpy()), rtol=1e-6)
     assert adam == dict(lr=2e-4, betas=(0.5, 0.999))
     _, _, reals, _, (d_real, d_fake), g_h, adam = tr.build_gan("sngan32", 5, 2)
@@ -313,17 +343,48 @@ def test_losses_are_jaxgans():
 
 
 def test_cli_runs_each_measurement_in_its_own_process_and_reports_the_promised_keys():
-    out = subprocess.run([sys.executable, "benchmarks/torch_reference.py", "--only=mlp", "--variants=eager",
-                          "--steps=1", "--repeats=1", "--batch_size=8", "--n_critic=2", "--threads=1", "--json"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/torch_reference.py",
+            "--only=mlp",
+            "--variants=eager",
+            "--steps=1",
+            "--repeats=1",
+            "--batch_size=8",
+            "--n_critic=2",
+            "--threads=1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     (line,) = out.stdout.splitlines()  # one JSON line per (row, variant), nothing else on stdout
     r = json.loads(line)
     assert "error" not in r, r
-    assert {"name", "variant", "framework", "torch_version", "threads", "batch_size", "n_critic", "steps_per_s",
-            "images_per_s", "compile_plus_first_s", "peak_rss_mb"} <= set(r)
+    assert {
+        "name",
+        "variant",
+        "framework",
+        "torch_version",
+        "threads",
+        "batch_size",
+        "n_critic",
+        "steps_per_s",
+        "images_per_s",
+        "compile_plus_first_s",
+        "peak_rss_mb",
+    } <= set(r)
     assert (r["name"], r["variant"], r["framework"], r["threads"], r["batch_size"], r["n_critic"]) == (
-        "mlp", "eager", "torch", 1, 8, 2)
+        "mlp",
+        "eager",
+        "torch",
+        1,
+        8,
+        2,
+    )
     assert r["torch_version"] == torch.__version__
     assert r["images_per_s"] == pytest.approx(8 * 2 * r["steps_per_s"])
     assert r["compile_plus_first_s"] > 0

@@ -20,8 +20,10 @@ import pytest
 from tests import child_pytest
 
 CHECKS = Path(__file__).with_name("torch_reference_checks.py")
-ENABLE = ('to run them: pip install -e ".[bench]" (the registry\'s Linux torch is the CUDA build, ~3 GB; '
-          'the CPU-only one: pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu)')
+ENABLE = (
+    'to run them: pip install -e ".[bench]" (the registry\'s Linux torch is the CUDA build, ~3 GB; '
+    "the CPU-only one: pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu)"
+)
 
 # What the checks use, in the order they first use it: the import, a conv, autograd, Adam (which
 # imports torch._dynamo and, in CUDA builds, triton).
@@ -33,6 +35,7 @@ opt = torch.optim.Adam([x], lr=1e-3)
 opt.step()
 print(torch.__version__)
 """
+
 
 def _check_names() -> list[str]:
     """The checks' test functions, read from the file's syntax (importing it would import torch)."""
@@ -48,8 +51,10 @@ def probe_torch(timeout_s: float = 300) -> tuple[bool, str]:
         return False, f"PyTorch's first use (import, conv, backward, Adam) did not finish in {timeout_s:.0f} s"
     if proc.returncode != 0:
         tail = child_pytest._tail(proc.stderr, 8)
-        return False, (f"PyTorch's first use (import, conv, backward, Adam) ended with "
-                       f"{child_pytest.describe_exit(proc.returncode)} in a fresh interpreter: {tail}")
+        return False, (
+            f"PyTorch's first use (import, conv, backward, Adam) ended with "
+            f"{child_pytest.describe_exit(proc.returncode)} in a fresh interpreter: {tail}"
+        )
     return True, proc.stdout.strip()
 
 
@@ -97,12 +102,18 @@ def test_a_crashing_test_fails_alone_and_the_others_still_run(tmp_path):
         "@pytest.mark.parametrize('x', [1, 2])\n"
         "def test_after(x): assert x < 2\n"
         "def test_skip(): pytest.skip('no widget here')\n"
-        "def test_abort(): import os; os.abort()\n")
+        "def test_abort(): import os; os.abort()\n"
+    )
     run = child_pytest.run_file(tmp_path / "crashy_checks.py", tmp_path, cwd=tmp_path)
     got = {nodeid.split("::")[-1]: o for nodeid, o in run.outcomes.items()}
     assert {k: o.status for k, o in got.items()} == {
-        "test_before": "passed", "test_crash": "crashed", "test_after[1]": "passed", "test_after[2]": "failed",
-        "test_skip": "skipped", "test_abort": "crashed"}
+        "test_before": "passed",
+        "test_crash": "crashed",
+        "test_after[1]": "passed",
+        "test_after[2]": "failed",
+        "test_skip": "skipped",
+        "test_abort": "crashed",
+    }
     assert "SIGSEGV (signal 11)" in got["test_crash"].text and "test_crash" in got["test_crash"].text
     assert "SIGABRT (signal 6)" in got["test_abort"].text
     assert "assert 2 < 2" in got["test_after[2]"].text

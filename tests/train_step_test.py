@@ -104,31 +104,43 @@ def _count_backend_compiles():
 
 
 def _mlp_nets(latent_dim=8, hidden=32, out_shape=(2,)):
-    return (MLPGenerator(latent_dim=latent_dim, out_shape=out_shape, hidden=hidden, depth=2),
-            MLPDiscriminator(hidden=hidden, depth=2))
+    return (
+        MLPGenerator(latent_dim=latent_dim, out_shape=out_shape, hidden=hidden, depth=2),
+        MLPDiscriminator(hidden=hidden, depth=2),
+    )
 
 
 def _dcgan_nets():
-    return (DCGANGenerator(latent_dim=16, image_size=32, channels=1, ngf=8),
-            DCGANDiscriminator(image_size=32, ndf=8))
+    return (DCGANGenerator(latent_dim=16, image_size=32, channels=1, ngf=8), DCGANDiscriminator(image_size=32, ndf=8))
 
 
 def _batches(sample_shape, n_critic=N_CRITIC, batch=BATCH, steps=N_STEPS, seed=0):
     rs = np.random.RandomState(seed)
-    return [{"image": rs.uniform(-1, 1, (n_critic, batch, *sample_shape)).astype(np.float32)}
-            for _ in range(steps)]
+    return [{"image": rs.uniform(-1, 1, (n_critic, batch, *sample_shape)).astype(np.float32)} for _ in range(steps)]
 
 
-def _setup(kind, *, n_critic=N_CRITIC, tx=None, ema_decay=0.99, critic_loop="auto", loss="non_saturating",
-           nets=None):
+def _setup(kind, *, n_critic=N_CRITIC, tx=None, ema_decay=0.99, critic_loop="auto", loss="non_saturating", nets=None):
     generator, discriminator = nets if nets is not None else (_mlp_nets() if kind == "mlp" else _dcgan_nets())
     tx = tx if tx is not None else optax.adam(1e-3, b1=0.5)
-    step = jaxgan.make_train_step(generator=generator, discriminator=discriminator, g_tx=tx, d_tx=tx,
-                                  loss=jaxgan.get_loss(loss), n_critic=n_critic, ema_decay=ema_decay,
-                                  critic_loop=critic_loop)
+    step = jaxgan.make_train_step(
+        generator=generator,
+        discriminator=discriminator,
+        g_tx=tx,
+        d_tx=tx,
+        loss=jaxgan.get_loss(loss),
+        n_critic=n_critic,
+        ema_decay=ema_decay,
+        critic_loop=critic_loop,
+    )
     example = np.zeros((2, *step.sample_shape), np.float32)
-    state = jaxgan.create_train_state(jax.random.PRNGKey(42), generator=generator, discriminator=discriminator,
-                                      example_images=example, g_tx=tx, d_tx=tx)
+    state = jaxgan.create_train_state(
+        jax.random.PRNGKey(42),
+        generator=generator,
+        discriminator=discriminator,
+        example_images=example,
+        g_tx=tx,
+        d_tx=tx,
+    )
     return step, _host(state)
 
 
@@ -178,8 +190,11 @@ def parity(request):
     step, state = _setup(kind)
     batches = _batches(step.sample_shape)
     runs = {"kind": kind, "initial": state}
-    for name, runner, n in (("shard_map_1", _run_shard_map, 1), ("shard_map_8", _run_shard_map, 8),
-                            ("pmap_8", _run_pmap, 8)):
+    for name, runner, n in (
+        ("shard_map_1", _run_shard_map, 1),
+        ("shard_map_8", _run_shard_map, 8),
+        ("pmap_8", _run_pmap, 8),
+    ):
         t0 = time.perf_counter()
         runs[name] = runner(step, state, batches, n)
         print(f"{kind} {name}: {time.perf_counter() - t0:.1f} s for {N_STEPS} steps incl. compile")
@@ -199,8 +214,9 @@ COMPARED_STEPS = {"mlp": N_STEPS, "dcgan": 1}
 def test_data_parallel_matches_single_device(parity, name):
     steps = COMPARED_STEPS[parity["kind"]]
     reference = parity["shard_map_1"]["states"][steps - 1]
-    _assert_states_close(parity[name]["states"][steps - 1], reference,
-                         what=f"{parity['kind']} {name} vs 1 device after {steps} steps")
+    _assert_states_close(
+        parity[name]["states"][steps - 1], reference, what=f"{parity['kind']} {name} vs 1 device after {steps} steps"
+    )
     # The whole state moved: the comparison is not between two untouched states.
     for net in ("g", "d"):
         moved = _rel_errors(getattr(reference, net).params, getattr(parity["initial"], net).params)
@@ -211,8 +227,11 @@ def test_data_parallel_matches_single_device(parity, name):
 
 
 def test_shard_map_and_pmap_agree(parity):
-    _assert_states_close(parity["pmap_8"]["state"], parity["shard_map_8"]["state"],
-                         what=f"{parity['kind']} pmap vs shard_map on 8 devices")
+    _assert_states_close(
+        parity["pmap_8"]["state"],
+        parity["shard_map_8"]["state"],
+        what=f"{parity['kind']} pmap vs shard_map on 8 devices",
+    )
 
 
 def test_batch_stats_are_present_and_compared(parity):
@@ -278,8 +297,13 @@ def test_scan_and_unroll_critic_loops_agree():
         # SGD, not Adam: D's BatchNorm makes it blind to a constant shift of its input, so
         # the biases before it (and G's output bias) have a zero true gradient; Adam would
         # turn the ~1e-9 rounding noise there into full-size steps of either sign.
-        step, state = _setup("bn_mlp", n_critic=n_critic, critic_loop=loop, tx=optax.sgd(0.05),
-                             nets=(_BNMLPGenerator(), _BNMLPDiscriminator()))
+        step, state = _setup(
+            "bn_mlp",
+            n_critic=n_critic,
+            critic_loop=loop,
+            tx=optax.sgd(0.05),
+            nets=(_BNMLPGenerator(), _BNMLPDiscriminator()),
+        )
         batches = _batches(step.sample_shape, n_critic=n_critic, steps=2)
         results[loop] = _run_shard_map(step, state, batches, 2)
     _assert_states_close(results["scan"]["state"], results["unroll"]["state"], what="scan vs unroll")
@@ -309,8 +333,9 @@ def test_steps_per_call_equals_single_steps(step_loop):
     _assert_states_close(_host(end), single["state"], tol=1e-6, what=f"{k} steps per call ({step_loop})")
     per_step = jax.device_get(per_step)
     for name in single["metrics"][0]:
-        np.testing.assert_allclose(per_step[name], [m[name] for m in single["metrics"]], rtol=1e-5, atol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            per_step[name], [m[name] for m in single["metrics"]], rtol=1e-5, atol=1e-6, err_msg=name
+        )
 
 
 def test_steps_per_call_rejects_a_batch_without_the_steps_axis():
@@ -351,8 +376,14 @@ def test_latents_depend_on_global_index_not_device_count(n_devices):
     def per_device(x):  # x: this device's [local, 1] slice; only its length is used
         return sample_latents(key, global_example_indices(x.shape[0], DATA_AXIS), 6)
 
-    f = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=jax.sharding.PartitionSpec(DATA_AXIS),
-                              out_specs=jax.sharding.PartitionSpec(DATA_AXIS)))
+    f = jax.jit(
+        jax.shard_map(
+            per_device,
+            mesh=mesh,
+            in_specs=jax.sharding.PartitionSpec(DATA_AXIS),
+            out_specs=jax.sharding.PartitionSpec(DATA_AXIS),
+        )
+    )
     got = np.asarray(f(jnp.zeros((BATCH, 1))))
     assert local * n_devices == BATCH
     np.testing.assert_array_equal(got, _reference_latents(key, BATCH, 6))
@@ -388,15 +419,18 @@ def test_step_draws_documented_latents_for_d_and_g(frozen_mlp):
         d_keys = jax.random.split(jax.random.fold_in(step_key, 0), N_CRITIC)
         g_key = jax.random.fold_in(step_key, 1)
         # Latents: fold_in(update key, 0), then fold_in(., global example index).
-        d_fake = [np.asarray(d(g(_reference_latents(jax.random.fold_in(d_keys[j], 0), BATCH, step.latent_dim))))
-                  for j in range(N_CRITIC)]
+        d_fake = [
+            np.asarray(d(g(_reference_latents(jax.random.fold_in(d_keys[j], 0), BATCH, step.latent_dim))))
+            for j in range(N_CRITIC)
+        ]
         g_fake = np.asarray(d(g(_reference_latents(jax.random.fold_in(g_key, 0), BATCH, step.latent_dim))))
         real_logits = [np.asarray(d(real[j])) for j in range(N_CRITIC)]
         np.testing.assert_allclose(float(metrics["d_fake_logit"]), np.mean(d_fake), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(float(metrics["d_real_logit"]), np.mean(real_logits), rtol=1e-5, atol=1e-6)
         # Wasserstein: d_loss = mean(fake - real), g_loss = -mean(fake) on G's own latents.
-        np.testing.assert_allclose(float(metrics["d_loss"]), np.mean(d_fake) - np.mean(real_logits),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            float(metrics["d_loss"]), np.mean(d_fake) - np.mean(real_logits), rtol=1e-5, atol=1e-6
+        )
         np.testing.assert_allclose(float(metrics["g_loss"]), -np.mean(g_fake), rtol=1e-5, atol=1e-6)
         # The test can tell the draws apart: D's two updates and G's update see different fakes.
         assert abs(np.mean(d_fake[0]) - np.mean(d_fake[1])) > 1e-4
@@ -429,8 +463,8 @@ def test_ema_after_one_sgd_step():
     record = _run_shard_map(step, state, _batches(step.sample_shape, batch=6, steps=1), 2)
     new = record["state"]
     expected = jax.tree_util.tree_map(
-        lambda old, p: 0.9 * old.astype(np.float64) + 0.1 * p.astype(np.float64),
-        state.g_ema_params, new.g.params)
+        lambda old, p: 0.9 * old.astype(np.float64) + 0.1 * p.astype(np.float64), state.g_ema_params, new.g.params
+    )
     for (path, got), (_, want) in zip(_leaves_with_paths(new.g_ema_params), _leaves_with_paths(expected)):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=jax.tree_util.keystr(path))
     # Not vacuous: params moved, and the EMA differs from both old and new params.
@@ -503,8 +537,10 @@ def test_divisibility_is_checked_against_the_mesh_devices():
     step, state = _setup("mlp")
     mesh = jaxgan.make_mesh(_devices(4))
     run = jaxgan.shard_map_step(step, mesh)
-    with pytest.raises(ValueError, match="batch size 6 is not divisible by the device count 4; use a batch "
-                                         "size that is a multiple of 4"):
+    with pytest.raises(
+        ValueError,
+        match="batch size 6 is not divisible by the device count 4; use a batch size that is a multiple of 4",
+    ):
         run(jaxgan.replicate(state, mesh), {"image": np.zeros((N_CRITIC, 6, 2), np.float32)})
     assert run.compiled._cache_size() == 0
 
@@ -522,8 +558,14 @@ def test_bad_n_critic(n_critic):
     generator, discriminator = _mlp_nets()
     tx = optax.sgd(0.1)
     with pytest.raises(ValueError) as excinfo:
-        jaxgan.make_train_step(generator=generator, discriminator=discriminator, g_tx=tx, d_tx=tx,
-                               loss=jaxgan.get_loss("hinge"), n_critic=n_critic)
+        jaxgan.make_train_step(
+            generator=generator,
+            discriminator=discriminator,
+            g_tx=tx,
+            d_tx=tx,
+            loss=jaxgan.get_loss("hinge"),
+            n_critic=n_critic,
+        )
     assert repr(n_critic) in str(excinfo.value) and ">= 1" in str(excinfo.value)
 
 
@@ -541,8 +583,14 @@ def test_generator_shape_mismatch_in_create_train_state():
     tx = optax.sgd(0.1)
     with _count_backend_compiles() as compiles:
         with pytest.raises(ValueError) as excinfo:
-            jaxgan.create_train_state(0, generator=generator, discriminator=discriminator,
-                                      example_images=np.zeros((4, 2), np.float32), g_tx=tx, d_tx=tx)
+            jaxgan.create_train_state(
+                0,
+                generator=generator,
+                discriminator=discriminator,
+                example_images=np.zeros((4, 2), np.float32),
+                g_tx=tx,
+                d_tx=tx,
+            )
     message = str(excinfo.value)
     assert "(3,)" in message and "(2,)" in message and "match" in message
     assert compiles == []
@@ -584,10 +632,23 @@ def _ring_gan():
     generator = MLPGenerator(latent_dim=2, out_shape=(2,), hidden=128, depth=3)
     discriminator = MLPDiscriminator(hidden=128, depth=3)
     tx = optax.adam(1e-3, b1=0.5)
-    step = jaxgan.make_train_step(generator=generator, discriminator=discriminator, g_tx=tx, d_tx=tx,
-                                  loss=jaxgan.get_loss("least_squares"), n_critic=1, ema_decay=0.99)
-    state = jaxgan.create_train_state(RING_SEED, generator=generator, discriminator=discriminator,
-                                      example_images=np.zeros((1, 2), np.float32), g_tx=tx, d_tx=tx)
+    step = jaxgan.make_train_step(
+        generator=generator,
+        discriminator=discriminator,
+        g_tx=tx,
+        d_tx=tx,
+        loss=jaxgan.get_loss("least_squares"),
+        n_critic=1,
+        ema_decay=0.99,
+    )
+    state = jaxgan.create_train_state(
+        RING_SEED,
+        generator=generator,
+        discriminator=discriminator,
+        example_images=np.zeros((1, 2), np.float32),
+        g_tx=tx,
+        d_tx=tx,
+    )
     return generator, step, state
 
 
@@ -610,10 +671,12 @@ def test_mlp_gan_covers_the_ring_of_gaussians():
     elapsed = time.perf_counter() - t0
     modes, quality = _mode_coverage(_g_samples(generator, final.g_ema_params))
     raw_modes, raw_quality = _mode_coverage(_g_samples(generator, final.g.params))
-    print(f"ring: {RING_STEPS} steps in {elapsed:.1f} s; EMA G covers {modes}/8 modes, "
-          f"{quality:.1%} of samples within 3 sigma; raw G {raw_modes}/8, {raw_quality:.1%}; "
-          f"fresh G {initial_modes}/8, {initial_quality:.1%}; last metrics "
-          f"{ {k: round(float(v), 3) for k, v in metrics.items()} }")
+    print(
+        f"ring: {RING_STEPS} steps in {elapsed:.1f} s; EMA G covers {modes}/8 modes, "
+        f"{quality:.1%} of samples within 3 sigma; raw G {raw_modes}/8, {raw_quality:.1%}; "
+        f"fresh G {initial_modes}/8, {initial_quality:.1%}; last metrics "
+        f"{ {k: round(float(v), 3) for k, v in metrics.items()} }"
+    )
     assert int(final.step) == RING_STEPS
     assert initial_modes < 7, "a fresh G already covers the ring: the check would be vacuous"
     assert modes >= 7, (modes, quality)
@@ -621,6 +684,7 @@ def test_mlp_gan_covers_the_ring_of_gaussians():
 
 def test_auto_compiler_options_turn_ynn_fusions_off_only_for_convolutions_on_cpu():
     from jaxgan.train.parallel import CPU_CONV_STEP_COMPILER_OPTIONS, resolve_compiler_options
+
     mlp_step, _ = _setup("mlp")
     dcgan_step, _ = _setup("dcgan")
     cpus = _devices(2)

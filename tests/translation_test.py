@@ -37,8 +37,10 @@ def test_the_pure_parts_import_no_io():
     import subprocess
     import sys
 
-    code = ("import sys, jaxgan.translation; print(sorted(m for m in ('tensorflow', 'tensorflow_datasets', "
-            "'orbax', 'orbax.checkpoint', 'clu') if m in sys.modules))")
+    code = (
+        "import sys, jaxgan.translation; print(sorted(m for m in ('tensorflow', 'tensorflow_datasets', "
+        "'orbax', 'orbax.checkpoint', 'clu') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
 
@@ -54,8 +56,9 @@ def test_losses_by_hand():
     np.testing.assert_allclose(tsteps.CYCLEGAN_LSGAN.d(real, fake), 0.3125, rtol=1e-6)
     # CycleGAN's G: (f - 1)^2 with f = 0, 3: (1 + 4) / 2.
     np.testing.assert_allclose(tsteps.CYCLEGAN_LSGAN.g(jnp.array([0.0, 3.0])), 2.5, rtol=1e-6)
-    np.testing.assert_allclose(tsteps.l1_loss(jnp.array([1.0, -1.0, 0.5]), jnp.array([0.0, 0.0, 0.0])), 2.5 / 3,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        tsteps.l1_loss(jnp.array([1.0, -1.0, 0.5]), jnp.array([0.0, 0.0, 0.0])), 2.5 / 3, rtol=1e-6
+    )
     # pix2pix's D: logit 0 is D = 1/2: -log(1/2) for each term, D's objective halved.
     np.testing.assert_allclose(tsteps.PIX2PIX_BCE.d(jnp.zeros(4), jnp.zeros(4)), np.log(2.0), rtol=1e-6)
     # pix2pix's G: -log sigmoid(log 3) = -log(3/4).
@@ -85,8 +88,17 @@ class _ConstD(nn.Module):
 
 def _toy_cyclegan(pool_size: int = 4, lr: float = 0.1) -> tsteps.CycleGANStep:
     tx = tsteps.adam(lr, total_steps=10, decay_steps=0)
-    return tsteps.CycleGANStep(g_ab=_Shift(0.1), g_ba=_Shift(0.2), d_a=_ConstD(), d_b=_ConstD(), g_tx=tx, d_tx=tx,
-                               shape_a=(4, 4, 3), shape_b=(4, 4, 3), pool_size=pool_size)
+    return tsteps.CycleGANStep(
+        g_ab=_Shift(0.1),
+        g_ba=_Shift(0.2),
+        d_a=_ConstD(),
+        d_b=_ConstD(),
+        g_tx=tx,
+        d_tx=tx,
+        shape_a=(4, 4, 3),
+        shape_b=(4, 4, 3),
+        pool_size=pool_size,
+    )
 
 
 def test_cyclegan_losses_by_hand():
@@ -227,14 +239,23 @@ def test_sizes_the_nets_cannot_take_fail_before_compiling():
     with pytest.raises(ValueError, match=r"48x48 cannot be halved enough times.*multiples of 64"):
         tsteps.Pix2PixStep(UNetGenerator(num_downs=6), PatchDiscriminator(), tx, tx, (48, 48, 1), (48, 48, 3))
     with pytest.raises(ValueError, match="multiples of 4"):
-        tsteps.CycleGANStep(ResnetGenerator(), ResnetGenerator(), PatchDiscriminator(), PatchDiscriminator(), tx, tx,
-                            (30, 30, 3), (30, 30, 3))
+        tsteps.CycleGANStep(
+            ResnetGenerator(),
+            ResnetGenerator(),
+            PatchDiscriminator(),
+            PatchDiscriminator(),
+            tx,
+            tx,
+            (30, 30, 3),
+            (30, 30, 3),
+        )
 
 
 def test_linear_decay_over_second_half():
     schedule = tsteps.linear_decay_schedule(2e-4, total_steps=200, decay_steps=100)
-    np.testing.assert_allclose([schedule(0), schedule(100), schedule(150), schedule(200)],
-                               [2e-4, 2e-4, 1e-4, 0.0], atol=1e-10)
+    np.testing.assert_allclose(
+        [schedule(0), schedule(100), schedule(150), schedule(200)], [2e-4, 2e-4, 1e-4, 0.0], atol=1e-10
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -267,20 +288,36 @@ def test_data_errors_name_the_file(tmp_path):
     _save(tmp_path / "A" / "x.png", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
     _save(tmp_path / "B" / "y.png", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
     with pytest.raises(ValueError, match=r"x.png: no partner named 'x.\*'"):
-        tdata.load_translation_data(source="folders", paired=True, load_size=8, channels_a=3, channels_b=3,
-                                    path_a=str(tmp_path / "A"), path_b=str(tmp_path / "B"))
+        tdata.load_translation_data(
+            source="folders",
+            paired=True,
+            load_size=8,
+            channels_a=3,
+            channels_b=3,
+            path_a=str(tmp_path / "A"),
+            path_b=str(tmp_path / "B"),
+        )
     _save(tmp_path / "B" / "x.jpg", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
     _save(tmp_path / "A" / "y.png", np.zeros((8, 8, 3), np.uint8))
-    a, b = tdata.load_translation_data(source="folders", paired=True, load_size=8, channels_a=3, channels_b=3,
-                                       path_a=str(tmp_path / "A"), path_b=str(tmp_path / "B"))
+    a, b = tdata.load_translation_data(
+        source="folders",
+        paired=True,
+        load_size=8,
+        channels_a=3,
+        channels_b=3,
+        path_a=str(tmp_path / "A"),
+        path_b=str(tmp_path / "B"),
+    )
     np.testing.assert_array_equal(a[1], 0)  # A/y.png pairs with B/y.png, A/x.png with B/x.jpg
     np.testing.assert_array_equal(b[1], np.asarray(Image.open(tmp_path / "B" / "y.png")))
     with pytest.raises(FileNotFoundError, match=r"tfds build cycle_gan/horse2zebra --data_dir="):
         tdata.load_cycle_gan_tfds("horse2zebra", load_size=8, data_dir=str(tmp_path / "no_tfds"))
     # Through the loop: the data error comes before the workdir is made or anything compiles.
     from jaxgan.translation import orchestrate
-    config = _tiny_config("cyclegan", **{"data.source": "folders", "data.path_a": str(empty),
-                                         "data.path_b": str(tmp_path / "B")})
+
+    config = _tiny_config(
+        "cyclegan", **{"data.source": "folders", "data.path_a": str(empty), "data.path_b": str(tmp_path / "B")}
+    )
     with pytest.raises(ValueError, match="the folder holds no PNG/JPEG"):
         orchestrate.train_and_evaluate(config, str(tmp_path / "never_made"), mesh=make_mesh(jax.devices()[:1]))
     assert not (tmp_path / "never_made").exists()
@@ -297,7 +334,9 @@ def _serve_splits(root, splits: dict[str, np.ndarray]):
         # label as TFDS' cycle_gan: 0 for domain A, 1 for B
         return tf.data.Dataset.from_tensor_slices({"image": images, "label": np.full(len(images), split[-1] == "B")})
 
-    return tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_FILES, data_dir=str(root), as_dataset_fn=as_dataset)
+    return tfds.testing.mock_data(
+        policy=tfds.testing.MockPolicy.USE_FILES, data_dir=str(root), as_dataset_fn=as_dataset
+    )
 
 
 def test_cycle_gan_tfds_by_name_with_mock_data(tmp_path):
@@ -380,8 +419,16 @@ def test_paper_presets_load_by_path_and_match_the_papers(name):
     # Both papers: 286 -> 256 px crops, batch 1, Adam 2e-4 beta1 0.5, widths 64, the 70x70 PatchGAN
     # (Zhu et al. 2017 sec. 4 and appendix 7; Isola et al. 2017 sec. 3.3, 6.2).
     assert config.model == name
-    assert (config.data.load_size, config.data.crop_size, config.batch_size, config.learning_rate, config.b1,
-            config.g.features, config.d.features, config.d.num_layers) == (286, 256, 1, 2e-4, 0.5, 64, 64, 3)
+    assert (
+        config.data.load_size,
+        config.data.crop_size,
+        config.batch_size,
+        config.learning_rate,
+        config.b1,
+        config.g.features,
+        config.d.features,
+        config.d.num_layers,
+    ) == (286, 256, 1, 2e-4, 0.5, 64, 64, 3)
     if name == "cyclegan":  # 9 blocks at 256 px, lambda 10, identity 0.5 lambda, 50 fakes, decay over the 2nd half
         assert (config.data.source, config.data.name) == ("tfds", "horse2zebra")
         assert (config.g.num_blocks, config.cycle_weight, config.identity_weight, config.pool_size) == (9, 10, 0.5, 50)
@@ -410,17 +457,32 @@ def _triplets(path) -> np.ndarray:
     cell = CROP + 2
     rows = (grid.shape[0] - 2) // cell
     assert grid.shape == (rows * cell + 2, 3 * cell + 2, 3)
-    return np.stack([np.stack([grid[2 + r * cell: (r + 1) * cell, 2 + c * cell: (c + 1) * cell] for c in range(3)])
-                     for r in range(rows)])
+    return np.stack(
+        [
+            np.stack([grid[2 + r * cell : (r + 1) * cell, 2 + c * cell : (c + 1) * cell] for c in range(3)])
+            for r in range(rows)
+        ]
+    )
 
 
 def test_cyclegan_trains_resumes_exactly_and_translates(tmp_path):
     from jaxgan.translation import apply, orchestrate
 
     mesh = make_mesh(jax.devices()[:1])
-    config = _tiny_config("cyclegan", **{"g.num_blocks": 1, "g.features": 8, "d.features": 8, "batch_size": 4,
-                                         "train_steps": 40, "decay_steps": 20, "learning_rate": 1e-3,
-                                         "sample_every_steps": 40, "checkpoint_every_steps": 20})
+    config = _tiny_config(
+        "cyclegan",
+        **{
+            "g.num_blocks": 1,
+            "g.features": 8,
+            "d.features": 8,
+            "batch_size": 4,
+            "train_steps": 40,
+            "decay_steps": 20,
+            "learning_rate": 1e-3,
+            "sample_every_steps": 40,
+            "checkpoint_every_steps": 20,
+        },
+    )
     straight = orchestrate.train_and_evaluate(config, str(tmp_path / "straight"), mesh=mesh)
     orchestrate.train_and_evaluate(config, str(tmp_path / "resumed"), stop_at=20, mesh=mesh)
     resumed = orchestrate.train_and_evaluate(config, str(tmp_path / "resumed"), mesh=mesh)
@@ -431,8 +493,12 @@ def test_cyclegan_trains_resumes_exactly_and_translates(tmp_path):
     # The cycle error |G_ba(G_ab(a)) - a| of the fixed sample rows, read back from the PNG triplets
     # (input | translated | reconstructed), falls; at init G ~ 0 so it is ~ |a|. (Measured: 88 -> 52 of 255.)
     samples = tmp_path / "straight" / "samples"
-    cycle = lambda step: np.mean([np.mean(np.abs(t[:, 2] - t[:, 0])) for t in (
-        _triplets(samples / f"{name}_{step:06d}.png") for name in ("a2b", "b2a"))])
+    cycle = lambda step: np.mean(
+        [
+            np.mean(np.abs(t[:, 2] - t[:, 0]))
+            for t in (_triplets(samples / f"{name}_{step:06d}.png") for name in ("a2b", "b2a"))
+        ]
+    )
     assert cycle(40) < 0.7 * cycle(0), (cycle(0), cycle(40))
     lines = [json.loads(line) for line in open(tmp_path / "straight" / "metrics.jsonl")]
     assert [r["step"] for r in lines] == list(range(2, 41, 2)) and "train/cycle_a" in lines[0]
@@ -479,10 +545,21 @@ def test_pix2pix_trains_and_refuses_bad_configs(tmp_path):
     from jaxgan.translation import apply, orchestrate
 
     mesh = make_mesh(jax.devices()[:1])
-    config = _tiny_config("pix2pix", **{"g.num_downs": 2, "g.features": 8, "d.features": 8, "d.num_layers": 1,
-                                        "batch_size": 4,
-                                        "train_steps": 30, "learning_rate": 1e-3, "log_every_steps": 6,
-                                        "sample_every_steps": 30, "checkpoint_every_steps": 30})
+    config = _tiny_config(
+        "pix2pix",
+        **{
+            "g.num_downs": 2,
+            "g.features": 8,
+            "d.features": 8,
+            "d.num_layers": 1,
+            "batch_size": 4,
+            "train_steps": 30,
+            "learning_rate": 1e-3,
+            "log_every_steps": 6,
+            "sample_every_steps": 30,
+            "checkpoint_every_steps": 30,
+        },
+    )
     orchestrate.train_and_evaluate(config, str(tmp_path / "run"), mesh=mesh)
     # The L1 term falls (measured: 0.56 at step 6 -> 0.28 at step 30, in [-1, 1] units) ...
     l1s = [json.loads(line)["train/l1"] for line in open(tmp_path / "run" / "metrics.jsonl")]

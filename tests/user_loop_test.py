@@ -25,11 +25,22 @@ def _user_loop(steps: int = STEPS):
     discriminator = MLPDiscriminator(hidden=32)
     tx = optax.adam(2e-4, b1=0.5)
     state = jaxgan.create_train_state(
-        0, generator=generator, discriminator=discriminator,
-        example_images=np.zeros((1, 2), np.float32), g_tx=tx, d_tx=tx)
+        0,
+        generator=generator,
+        discriminator=discriminator,
+        example_images=np.zeros((1, 2), np.float32),
+        g_tx=tx,
+        d_tx=tx,
+    )
     step = jaxgan.make_train_step(
-        generator=generator, discriminator=discriminator, g_tx=tx, d_tx=tx,
-        loss=jaxgan.get_loss("non_saturating"), n_critic=1, ema_decay=0.99)
+        generator=generator,
+        discriminator=discriminator,
+        g_tx=tx,
+        d_tx=tx,
+        loss=jaxgan.get_loss("non_saturating"),
+        n_critic=1,
+        ema_decay=0.99,
+    )
     mesh = jaxgan.make_mesh(jax.devices()[:1])  # or make_mesh() for every device
     train_step = jaxgan.shard_map_step(step, mesh)
     state = jaxgan.replicate(state, mesh)  # the step donates (consumes) this state
@@ -41,6 +52,8 @@ def _user_loop(steps: int = STEPS):
         state, metrics = train_step(state, batch)
         history.append({k: float(v) for k, v in metrics.items()})
     return state, history
+
+
 # ------------------------------------------------------------------------------
 
 
@@ -49,9 +62,16 @@ def test_user_loop():
     discriminator = MLPDiscriminator(hidden=32)
     tx = optax.adam(2e-4, b1=0.5)
     # The same initial state as the loop builds (same seed), kept on the host for comparison.
-    initial = jax.device_get(jaxgan.create_train_state(
-        0, generator=generator, discriminator=discriminator,
-        example_images=np.zeros((1, 2), np.float32), g_tx=tx, d_tx=tx))
+    initial = jax.device_get(
+        jaxgan.create_train_state(
+            0,
+            generator=generator,
+            discriminator=discriminator,
+            example_images=np.zeros((1, 2), np.float32),
+            g_tx=tx,
+            d_tx=tx,
+        )
+    )
 
     state, history = _user_loop()
     final = jax.device_get(state)
@@ -66,6 +86,7 @@ def test_user_loop():
         assert all(np.all(np.isfinite(a)) for a in after)
         assert all(not np.array_equal(a, b) for a, b in zip(after, before)), f"{net} params did not all change"
     # The EMA of G trails G: it moved from the initial params but not all the way.
-    for ema, g, g0 in zip(*(jax.tree_util.tree_leaves(t) for t in (final.g_ema_params, final.g.params,
-                                                                    initial.g.params))):
+    for ema, g, g0 in zip(
+        *(jax.tree_util.tree_leaves(t) for t in (final.g_ema_params, final.g.params, initial.g.params))
+    ):
         assert not np.array_equal(ema, g0) and not np.array_equal(ema, g)

@@ -26,8 +26,7 @@ from jaxgan.data.digits import split_indices
 from jaxgan.metrics import video as vmetrics
 from jaxgan.train import make_mesh, replicate
 from jaxgan.translation.steps import INIT_COMPILER_OPTIONS
-from jaxgan.video.nets import (ImageDiscriminator, SpaceTimeConv, VideoDiscriminator, VideoGenerator,
-                               check_frame_size)
+from jaxgan.video.nets import ImageDiscriminator, SpaceTimeConv, VideoDiscriminator, VideoGenerator, check_frame_size
 
 CONFIGS = os.path.join(os.path.dirname(__file__), os.pardir, "experiments", "configs")
 
@@ -73,8 +72,9 @@ def test_space_time_conv_is_flax_3d_conv():
         x = jax.random.normal(jax.random.PRNGKey(1), (2, frames, 8, 8, 3))
         layer = SpaceTimeConv(6, time_stride=time_stride)
         reference = nn.Conv(6, (4, 4, 4), strides=(time_stride, 2, 2), padding="SAME")
-        ours, theirs = _run_once(lambda x: (lambda p: (layer.apply(p, x), reference.apply(p, x)))(
-            layer.init(jax.random.PRNGKey(0), x)), x)
+        ours, theirs = _run_once(
+            lambda x: (lambda p: (layer.apply(p, x), reference.apply(p, x)))(layer.init(jax.random.PRNGKey(0), x)), x
+        )
         assert theirs.shape == (2, -(-frames // time_stride), 4, 4, 6)
         np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
@@ -95,8 +95,11 @@ def test_bad_network_sizes_fail_clearly():
             check_frame_size(bad)
     g = VideoGenerator(content_dim=6, motion_dim=3, frame_size=16, width=8)
     with pytest.raises(ValueError, match="z_content"):
-        jax.eval_shape(lambda: g.init(jax.random.PRNGKey(0), jnp.zeros((2, 5)), jnp.zeros((2, 3)),
-                                      jnp.zeros((2, 4, 3)), train=False))
+        jax.eval_shape(
+            lambda: g.init(
+                jax.random.PRNGKey(0), jnp.zeros((2, 5)), jnp.zeros((2, 3)), jnp.zeros((2, 4, 3)), train=False
+            )
+        )
     with pytest.raises(ValueError, match="D_V expects videos"):
         VideoDiscriminator(frame_size=16).init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 16, 1)))
 
@@ -144,9 +147,9 @@ def test_moving_digits_are_seeded_and_stay_in_frame():
         steps = np.abs(np.diff(positions[0], axis=0))
         assert steps.max() <= 3 + 1  # at most max_speed (+ rounding) per frame
         for t, (y, x) in enumerate(positions[0]):  # the digit is drawn there, and nothing else
-            np.testing.assert_array_equal(video[t, y:y + 16, x:x + 16, 0], sprites[rows[0]])
+            np.testing.assert_array_equal(video[t, y : y + 16, x : x + 16, 0], sprites[rows[0]])
             outside = video[t, ..., 0].copy()
-            outside[y:y + 16, x:x + 16] = 0
+            outside[y : y + 16, x : x + 16] = 0
             assert not outside.any()
     moving = [np.abs(np.diff(source.clip(i)[0].astype(int), axis=0)).sum() for i in range(20)]
     assert min(moving) > 0
@@ -164,8 +167,10 @@ def test_batches_are_step_indexed_and_split_over_processes():
     source = vdata.MovingDigits(frame_size=16, num_frames=4)
     whole = vdata.MovingDigitsBatcher(source, batch_size=4).batch_at(3)["video"]
     np.testing.assert_array_equal(whole, source.clips(np.arange(12, 16))[0].astype(np.float32) / 127.5 - 1)
-    halves = [vdata.MovingDigitsBatcher(source, batch_size=4, process_index=p, process_count=2).batch_at(3)["video"]
-              for p in range(2)]
+    halves = [
+        vdata.MovingDigitsBatcher(source, batch_size=4, process_index=p, process_count=2).batch_at(3)["video"]
+        for p in range(2)
+    ]
     np.testing.assert_array_equal(np.concatenate(halves), whole)
 
 
@@ -181,8 +186,9 @@ def test_bad_data_arguments_fail_clearly():
 
 
 def test_tfds_builder_reads_back_the_stream(tmp_path):
-    config = vdata.moving_digits_config(frame_size=16, num_digits=2, num_frames=4, train_clips=3, test_clips=2,
-                                        name="tiny_test")
+    config = vdata.moving_digits_config(
+        frame_size=16, num_digits=2, num_frames=4, train_clips=3, test_clips=2, name="tiny_test"
+    )
     builder = vdata.build_moving_digits(tmp_path, config=config)
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
@@ -190,18 +196,20 @@ def test_tfds_builder_reads_back_the_stream(tmp_path):
     expected, labels = vdata.MovingDigits(split="test", frame_size=16, num_digits=2, num_frames=4).clips([0, 1])
     np.testing.assert_array_equal(stored, expected)
     # By name, cut to 3 frames and converted to RGB (gray repeated).
-    rgb = vdata.load_tfds_videos("moving_digits/tiny_test", split="test", num_frames=3, frame_size=16, channels=3,
-                                 data_dir=tmp_path)
+    rgb = vdata.load_tfds_videos(
+        "moving_digits/tiny_test", split="test", num_frames=3, frame_size=16, channels=3, data_dir=tmp_path
+    )
     np.testing.assert_array_equal(rgb, np.repeat(expected[:, :3], 3, axis=-1))
     with pytest.raises(FileNotFoundError, match="tfds build moving_mnist"):
-        vdata.load_tfds_videos("moving_mnist", split="test", num_frames=4, frame_size=16, channels=1,
-                               data_dir=tmp_path)
+        vdata.load_tfds_videos("moving_mnist", split="test", num_frames=4, frame_size=16, channels=1, data_dir=tmp_path)
     with pytest.raises(ValueError, match="no split 'validation'"):
-        vdata.load_tfds_videos("moving_digits/tiny_test", split="validation", num_frames=3, frame_size=16,
-                               channels=1, data_dir=tmp_path)
+        vdata.load_tfds_videos(
+            "moving_digits/tiny_test", split="validation", num_frames=3, frame_size=16, channels=1, data_dir=tmp_path
+        )
     with pytest.raises(ValueError, match="at least 9 frames"):
-        vdata.load_tfds_videos("moving_digits/tiny_test", split="test", num_frames=9, frame_size=16, channels=1,
-                               data_dir=tmp_path)
+        vdata.load_tfds_videos(
+            "moving_digits/tiny_test", split="test", num_frames=9, frame_size=16, channels=1, data_dir=tmp_path
+        )
 
 
 # ----------------------------------------------------------------------------
@@ -214,8 +222,16 @@ def test_motion_and_temporal_score_by_hand():
     np.testing.assert_allclose(vmetrics.clip_motion(clip), [2 / 3, 0.0])
     still = np.zeros((3, 4, 2, 2, 1), np.uint8)
     score = vmetrics.temporal_score(still, clip)
-    np.testing.assert_allclose([score["motion_real"], score["motion_spread_real"], score["motion_fake"],
-                                score["motion_gap"], score["motion_spread_gap"]], [1 / 3, 1 / 3, 0, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(
+        [
+            score["motion_real"],
+            score["motion_spread_real"],
+            score["motion_fake"],
+            score["motion_gap"],
+            score["motion_spread_gap"],
+        ],
+        [1 / 3, 1 / 3, 0, 1 / 3, 1 / 3],
+    )
 
 
 def test_frame_frechet_distance_is_the_1d_formula_over_frames():
@@ -295,9 +311,13 @@ def test_video_discriminator_learns_temporal_order():
     @functools.partial(jax.jit, compiler_options=INIT_COMPILER_OPTIONS)  # compiles fast, runs fast enough
     def update(params, opt, real, shuffled):
         def loss(p):
-            return jnp.mean(optax.sigmoid_binary_cross_entropy(
-                jnp.concatenate([d.apply(p, real), d.apply(p, shuffled)]),
-                jnp.concatenate([jnp.ones(len(real)), jnp.zeros(len(shuffled))])))
+            return jnp.mean(
+                optax.sigmoid_binary_cross_entropy(
+                    jnp.concatenate([d.apply(p, real), d.apply(p, shuffled)]),
+                    jnp.concatenate([jnp.ones(len(real)), jnp.zeros(len(shuffled))]),
+                )
+            )
+
         grads = jax.grad(loss)(params)
         updates, opt = tx.update(grads, opt)
         return optax.apply_updates(params, updates), opt
@@ -331,6 +351,7 @@ def test_step_device_count_invariant_and_checks_batches():
         assert all(np.isfinite(float(v)) for v in metrics.values())
     # The same step under jax.pmap (same axis name) on 4 devices.
     from jaxgan.video.steps import pmap_video_step  # pylint: disable=g-import-not-at-top
+
     pmapped = pmap_video_step(compiled.step, jax.local_devices()[:4])
     host_state = jax.device_get(compiled.init(0))
     for batch in batches:
@@ -352,13 +373,15 @@ def test_step_device_count_invariant_and_checks_batches():
 def test_bad_configs_fail_before_compiling():
     from jaxgan.video import orchestrate  # pylint: disable=g-import-not-at-top
 
-    for overrides, message in [({"data.frame_size": 24}, "power of two"),
-                               ({"batch_size": 6}, "multiple of the device count 4"),
-                               ({"data.source": "folder"}, "valid: "),
-                               ({"data.source": "tfds"}, "needs config.data.name"),
-                               ({"data.channels": 3}, "grayscale"),
-                               ({"compile": "fast"}, "config.compile"),
-                               ({"loss": "nope"}, "Unknown loss")]:
+    for overrides, message in [
+        ({"data.frame_size": 24}, "power of two"),
+        ({"batch_size": 6}, "multiple of the device count 4"),
+        ({"data.source": "folder"}, "valid: "),
+        ({"data.source": "tfds"}, "needs config.data.name"),
+        ({"data.channels": 3}, "grayscale"),
+        ({"compile": "fast"}, "config.compile"),
+        ({"loss": "nope"}, "Unknown loss"),
+    ]:
         with pytest.raises(ValueError, match=message):
             config = _test_config(**overrides)
             orchestrate.validate(config, 4)
@@ -381,10 +404,16 @@ def test_training_resumes_exactly_writes_samples_and_closes_the_gap(tmp_path):
         np.testing.assert_array_equal(x, y)
 
     samples = tmp_path / "straight" / "samples"
-    assert sorted(os.listdir(samples)) == sorted(f"{n}_{s:06d}.{e}" for n in ("g", "ema") for s in (0, 4, 8)
-                                                 for e in ("gif", "png"))
-    clips = np.asarray(jax.device_get(orchestrate.compiled_step(config, mesh).sample(
-        straight.g_ema_params, straight.g.batch_stats, config.seed + 1)))
+    assert sorted(os.listdir(samples)) == sorted(
+        f"{n}_{s:06d}.{e}" for n in ("g", "ema") for s in (0, 4, 8) for e in ("gif", "png")
+    )
+    clips = np.asarray(
+        jax.device_get(
+            orchestrate.compiled_step(config, mesh).sample(
+                straight.g_ema_params, straight.g.batch_stats, config.seed + 1
+            )
+        )
+    )
     clips = np.clip(np.round((clips + 1) * 127.5), 0, 255).astype(np.uint8)  # [2, 4, 16, 16, 1]
     with Image.open(samples / "ema_000008.gif") as gif:
         assert gif.n_frames == 4
@@ -393,7 +422,9 @@ def test_training_resumes_exactly_writes_samples_and_closes_the_gap(tmp_path):
     np.testing.assert_array_equal(frame[2:18, 2:18], clips[0, 2, ..., 0])  # clip 0, frame 2, top left
     grid = np.asarray(Image.open(samples / "ema_000008.png"))
     for i, t in ((0, 0), (1, 3)):  # row = clip, column = frame, 2 px padding
-        np.testing.assert_array_equal(grid[2 + i * 18:2 + i * 18 + 16, 2 + t * 18:2 + t * 18 + 16], clips[i, t, ..., 0])
+        np.testing.assert_array_equal(
+            grid[2 + i * 18 : 2 + i * 18 + 16, 2 + t * 18 : 2 + t * 18 + 16], clips[i, t, ..., 0]
+        )
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "straight"))
     # A relaunch that repeats a step never overwrites that step's samples.
     assert orchestrate.unused_name(str(samples), "ema", 8) == "ema-rerun1"
@@ -409,8 +440,9 @@ def test_training_resumes_exactly_writes_samples_and_closes_the_gap(tmp_path):
     start = compiled.init(config.seed)
     real = orchestrate.reference_clips(config, 16)
     as_uint8 = lambda x: np.clip(np.round((np.asarray(x) + 1) * 127.5), 0, 255).astype(np.uint8)
-    clips = lambda s: np.concatenate([as_uint8(compiled.sample(s.g.params, s.g.batch_stats, seed))
-                                      for seed in range(8)])  # 16 clips, 64 frames
+    clips = lambda s: np.concatenate(
+        [as_uint8(compiled.sample(s.g.params, s.g.batch_stats, seed)) for seed in range(8)]
+    )  # 16 clips, 64 frames
     evaluator = vmetrics.VideoEvaluator(real, features="digits")
     before, after = clips(start), clips(state)
     fd_before = evaluator.evaluate_videos(before)["frame_fd_digits"]
@@ -427,9 +459,20 @@ def test_launcher_trains_the_test_preset_and_says_where_the_samples_are(tmp_path
 
     root = os.path.join(os.path.dirname(__file__), os.pardir)
     workdir = tmp_path / "run"
-    result = subprocess.run([sys.executable, "experiments/video_gan.py", "--config=experiments/configs/video_gan.py:test",
-                             f"--workdir={workdir}", "--config.train_steps=4"],
-                            cwd=root, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "experiments/video_gan.py",
+            "--config=experiments/configs/video_gan.py:test",
+            f"--workdir={workdir}",
+            "--config.train_steps=4",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"jaxgan: writing to workdir {workdir}" in result.stdout
     assert f"jaxgan: stopped at step 4. Samples (GIF + frame grids) in {workdir / 'samples'}" in result.stdout

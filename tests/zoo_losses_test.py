@@ -60,10 +60,12 @@ def test_relativistic_matches_numpy(name):
     r, f = rs.normal(0, 3, 32), rs.normal(-1, 3, 32)
     loss = get_loss(name)
     ref_d, ref_g = _np_relativistic(name, r, f)
-    np.testing.assert_allclose(loss.d(jnp.asarray(r, jnp.float32), jnp.asarray(f, jnp.float32)), ref_d,
-                               rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(loss.g(jnp.asarray(f, jnp.float32), jnp.asarray(r, jnp.float32)), ref_g,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        loss.d(jnp.asarray(r, jnp.float32), jnp.asarray(f, jnp.float32)), ref_d, rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        loss.g(jnp.asarray(f, jnp.float32), jnp.asarray(r, jnp.float32)), ref_g, rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", RELATIVISTIC)
@@ -95,20 +97,29 @@ def test_relativistic_pmean_equals_global_batch(name):
         # Each device differentiates its LOCAL mean loss; pmean's transpose adds the
         # other devices' share through the global means. The global loss is the mean of
         # the local ones, so the global gradient is the local gradient / 8.
-        grads = jax.grad(lambda r, f: jnp.mean(loss.d(r, f, axis_name="data"))
-                         + 2 * jnp.mean(loss.g(f, r, axis_name="data")), argnums=(0, 1))(r, f)
+        grads = jax.grad(
+            lambda r, f: jnp.mean(loss.d(r, f, axis_name="data")) + 2 * jnp.mean(loss.g(f, r, axis_name="data")),
+            argnums=(0, 1),
+        )(r, f)
         return d, g, jax.tree_util.tree_map(lambda x: x / 8, grads)
 
-    sharded = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P("data"), P("data")),
-                                    out_specs=(P("data"), P("data"), (P("data"), P("data")))))
+    sharded = jax.jit(
+        jax.shard_map(
+            per_device,
+            mesh=mesh,
+            in_specs=(P("data"), P("data")),
+            out_specs=(P("data"), P("data"), (P("data"), P("data"))),
+        )
+    )
     d, g, grads = sharded(r, f)
     np.testing.assert_allclose(d, ref_d, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(g, ref_g, rtol=1e-5, atol=1e-6)
     for got, want in zip(grads, ref_grads):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     # Without axis_name each device would use its local means: a different loss.
-    local = jax.jit(jax.shard_map(lambda r, f: loss.d(r, f), mesh=mesh, in_specs=(P("data"), P("data")),
-                                  out_specs=P("data")))(r, f)
+    local = jax.jit(
+        jax.shard_map(lambda r, f: loss.d(r, f), mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P("data"))
+    )(r, f)
     assert np.max(np.abs(np.asarray(local) - np.asarray(ref_d))) > 0.1
 
 
@@ -128,8 +139,9 @@ def test_one_sided_label_smoothing_matches_cross_entropy(name):
     sig = lambda x: 1.0 / (1.0 + np.exp(-x))
     want = -0.9 * np.log(sig(r)) - 0.1 * np.log(1 - sig(r)) - np.log(1 - sig(f))
     smoothed = get_loss(name, real_label=0.9)
-    np.testing.assert_allclose(smoothed.d(jnp.asarray(r, jnp.float32), jnp.asarray(f, jnp.float32)), want,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        smoothed.d(jnp.asarray(r, jnp.float32), jnp.asarray(f, jnp.float32)), want, rtol=1e-5, atol=1e-6
+    )
     # G's loss is unchanged, and real_label=1.0 is the registered loss itself.
     np.testing.assert_array_equal(smoothed.g(jnp.asarray(f)), get_loss(name).g(jnp.asarray(f)))
     assert get_loss(name, real_label=1.0) is LOSSES[name]

@@ -49,26 +49,41 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_string("only", "", "Comma-separated rows (mlp, dcgan32, dcgan64, sngan32, fid, ring_fast, ring_full); "
-                    "empty = all.")
-flags.DEFINE_integer("batch_size", 64, "Global batch per D update (fid: images per extraction call = 50; ring "
-                     "rows: their configuration's 200 points).")
+flags.DEFINE_string(
+    "only", "", "Comma-separated rows (mlp, dcgan32, dcgan64, sngan32, fid, ring_fast, ring_full); empty = all."
+)
+flags.DEFINE_integer(
+    "batch_size",
+    64,
+    "Global batch per D update (fid: images per extraction call = 50; ring rows: their configuration's 200 points).",
+)
 flags.DEFINE_integer("n_critic", 0, "D updates per step; 0 = the row's own (1; sngan32: 5; ring rows: always 1).")
 flags.DEFINE_string("critic_loop", "auto", "scan, unroll or auto.")
-flags.DEFINE_integer("steps_per_call", 0, "Train steps per compiled call (jaxgan.multi_step; ring rows: the sweep's "
-                     "lax.scan); 0 = 1 (ring rows: 500); steps/s counts steps.")
+flags.DEFINE_integer(
+    "steps_per_call",
+    0,
+    "Train steps per compiled call (jaxgan.multi_step; ring rows: the sweep's "
+    "lax.scan); 0 = 1 (ring rows: 500); steps/s counts steps.",
+)
 flags.DEFINE_integer("seeds", 1, "ring rows: seeds trained at once (the benchmark's sweep trains 10).")
 flags.DEFINE_string("step_loop", "auto", "With steps_per_call > 1: scan, unroll or auto.")
-flags.DEFINE_string("compiler_options", "auto",
-                    "XLA options of the step: 'auto' (jaxgan's CPU choice), 'none' (XLA defaults) or k=v,k=v.")
+flags.DEFINE_string(
+    "compiler_options",
+    "auto",
+    "XLA options of the step: 'auto' (jaxgan's CPU choice), 'none' (XLA defaults) or k=v,k=v.",
+)
 flags.DEFINE_integer("steps", 10, "Steps per timed run.")
 flags.DEFINE_integer("repeats", 5, "Timed runs; the median is reported.")
 flags.DEFINE_enum("torch", "auto", ["auto", "off"], "auto: run the PyTorch reference when torch is installed.")
 flags.DEFINE_string("torch_variants", "eager,channels_last,compile", "PyTorch variants to run.")
 flags.DEFINE_bool("json", False, "One JSON line per row instead of a table.")
 flags.DEFINE_bool("fid_xla_defaults", False, "fid row: XLA's default options, not fid.CPU_COMPILER_OPTIONS.")
-flags.DEFINE_bool("profile", False, "Train rows: also profile --steps steps per XLA op (jax.profiler) and report "
-                  "where the time goes, by op category and the top ops.")
+flags.DEFINE_bool(
+    "profile",
+    False,
+    "Train rows: also profile --steps steps per XLA op (jax.profiler) and report "
+    "where the time goes, by op category and the top ops.",
+)
 flags.DEFINE_string("child", "", "Internal: run one row in this process and print its JSON line.")
 FLAGS = flags.FLAGS
 
@@ -89,13 +104,20 @@ def peak_rss_mb() -> float:
 
 def _row_networks(name: str):
     from jaxgan.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+
     if name == "mlp":
-        return (MLPGenerator(latent_dim=100, out_shape=(28, 28, 1), hidden=256, depth=2, tanh_output=True),
-                MLPDiscriminator(hidden=256, depth=2), (28, 28, 1))
+        return (
+            MLPGenerator(latent_dim=100, out_shape=(28, 28, 1), hidden=256, depth=2, tanh_output=True),
+            MLPDiscriminator(hidden=256, depth=2),
+            (28, 28, 1),
+        )
     if name in ("dcgan32", "dcgan64"):
         size, channels = (32, 1) if name == "dcgan32" else (64, 3)
-        return (DCGANGenerator(latent_dim=100, image_size=size, channels=channels, ngf=64),
-                DCGANDiscriminator(image_size=size, ndf=64), (size, size, channels))
+        return (
+            DCGANGenerator(latent_dim=100, image_size=size, channels=channels, ngf=64),
+            DCGANDiscriminator(image_size=size, ndf=64),
+            (size, size, channels),
+        )
     raise KeyError(name)
 
 
@@ -104,9 +126,11 @@ def _row_step(name: str, n_critic: int):
     import optax
 
     import jaxgan
+
     if name == "sngan32":
         from experiments.configs import sngan_resnet
         from jaxgan.config import build_networks, build_optimizers, build_step
+
         config = sngan_resnet.get_config()
         config.data.channels, config.batch_size, config.n_critic = 3, FLAGS.batch_size, n_critic
         config.critic_loop = FLAGS.critic_loop
@@ -116,9 +140,16 @@ def _row_step(name: str, n_critic: int):
         return generator, discriminator, step.sample_shape, step, g_tx, d_tx
     generator, discriminator, shape = _row_networks(name)
     g_tx = d_tx = optax.adam(2e-4, b1=0.5)
-    step = jaxgan.make_train_step(generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-                                  loss=jaxgan.get_loss("non_saturating"), n_critic=n_critic, ema_decay=0.999,
-                                  critic_loop=FLAGS.critic_loop)
+    step = jaxgan.make_train_step(
+        generator=generator,
+        discriminator=discriminator,
+        g_tx=g_tx,
+        d_tx=d_tx,
+        loss=jaxgan.get_loss("non_saturating"),
+        n_critic=n_critic,
+        ema_decay=0.999,
+        critic_loop=FLAGS.critic_loop,
+    )
     return generator, discriminator, shape, step, g_tx, d_tx
 
 
@@ -135,6 +166,7 @@ def _compiler_options():
 
 def _tree_bytes(tree) -> int:
     import jax
+
     return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
 
 
@@ -149,6 +181,7 @@ def _time_steps(call, state, *, calls: int, steps_per_call: int):
     """Times `call(state) -> (state, metrics)`: the first call (compilation included) apart, then the median
     over --repeats runs of `calls` calls, per step. Returns (first call s, s per step, state, metrics)."""
     import jax
+
     start = time.perf_counter()
     state, metrics = call(state)
     jax.block_until_ready(metrics)
@@ -168,17 +201,20 @@ def bench_train_row(name: str) -> dict:
     import numpy as np
 
     import jaxgan
+
     n_critic = FLAGS.n_critic or ROW_N_CRITIC.get(name, 1)
     generator, discriminator, shape, step, g_tx, d_tx = _row_step(name, n_critic)
     k = FLAGS.steps_per_call or 1
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (n_critic, FLAGS.batch_size, *shape)).astype(np.float32)
-    state = jaxgan.create_train_state(0, generator=generator, discriminator=discriminator,
-                                      example_images=images[0], g_tx=g_tx, d_tx=d_tx)
+    state = jaxgan.create_train_state(
+        0, generator=generator, discriminator=discriminator, example_images=images[0], g_tx=g_tx, d_tx=d_tx
+    )
     state = state.replace(extras=step.init_extras(state))
     mesh = jaxgan.make_mesh(jax.local_devices())
-    train_step = jaxgan.shard_map_step(step, mesh, steps_per_call=k, step_loop=FLAGS.step_loop,
-                                       compiler_options=_compiler_options())
+    train_step = jaxgan.shard_map_step(
+        step, mesh, steps_per_call=k, step_loop=FLAGS.step_loop, compiler_options=_compiler_options()
+    )
     state = jaxgan.replicate(state, mesh)
     if k > 1:
         batch = jaxgan.train.multi_global_batch({"image": np.stack([images] * k)}, mesh)
@@ -203,15 +239,28 @@ def bench_train_row(name: str) -> dict:
     if FLAGS.profile:
         sys.path.insert(0, ROOT)
         from benchmarks.xla_profile import profile_steps
+
         state, breakdown = profile_steps(train_step, state, batch, calls, calls * k)
-    return dict(op_breakdown=breakdown, name=name, framework="jaxgan", backend=jax.default_backend(), devices=mesh.size,
-                n_critic=n_critic, critic_loop=jaxgan.train.steps.resolve_critic_loop(FLAGS.critic_loop),
-                steps_per_call=k, batch_size=FLAGS.batch_size, steps_per_s=1.0 / per_step,
-                images_per_s=FLAGS.batch_size * n_critic / per_step, compile_plus_first_s=compile_s,
-                flops_per_step=flops, state_mb=state_bytes / 2**20,
-                step_temp_mb=None if temp is None else temp / 2**20,
-                state_copies=None if held is None else held / state_bytes, peak_rss_mb=peak_rss_mb(),
-                compiler_options=row_options or "xla defaults")
+    return dict(
+        op_breakdown=breakdown,
+        name=name,
+        framework="jaxgan",
+        backend=jax.default_backend(),
+        devices=mesh.size,
+        n_critic=n_critic,
+        critic_loop=jaxgan.train.steps.resolve_critic_loop(FLAGS.critic_loop),
+        steps_per_call=k,
+        batch_size=FLAGS.batch_size,
+        steps_per_s=1.0 / per_step,
+        images_per_s=FLAGS.batch_size * n_critic / per_step,
+        compile_plus_first_s=compile_s,
+        flops_per_step=flops,
+        state_mb=state_bytes / 2**20,
+        step_temp_mb=None if temp is None else temp / 2**20,
+        state_copies=None if held is None else held / state_bytes,
+        peak_rss_mb=peak_rss_mb(),
+        compiler_options=row_options or "xla defaults",
+    )
 
 
 def bench_ring_row(name: str) -> dict:
@@ -239,15 +288,28 @@ def bench_ring_row(name: str) -> dict:
     flops = _compiled_flops(one_step.compiled.lower(one_state, one_batch).compile()) * len(seeds)
 
     calls = max(1, FLAGS.steps // k)
-    compile_s, per_step, _, metrics = _time_steps(lambda s: runs.run(s, data, indices), runs.states, calls=calls,
-                                                  steps_per_call=k)
+    compile_s, per_step, _, metrics = _time_steps(
+        lambda s: runs.run(s, data, indices), runs.states, calls=calls, steps_per_call=k
+    )
     if not np.isfinite(np.asarray(metrics["d_loss"])).all():
         return dict(name=name, framework="jaxgan", error="the ring step diverged (non-finite d_loss)")
-    return dict(name=name, framework="jaxgan", backend=jax.default_backend(), devices=len(devices), seeds=len(seeds),
-                preset=preset, n_critic=config.n_critic, steps_per_call=k, batch_size=config.batch_size,
-                steps_per_s=1.0 / per_step, images_per_s=config.batch_size * config.n_critic * len(seeds) / per_step,
-                compile_plus_first_s=compile_s, flops_per_step=flops,
-                protocol_minutes_per_seed=PROTOCOL_STEPS * per_step / 60, peak_rss_mb=peak_rss_mb())
+    return dict(
+        name=name,
+        framework="jaxgan",
+        backend=jax.default_backend(),
+        devices=len(devices),
+        seeds=len(seeds),
+        preset=preset,
+        n_critic=config.n_critic,
+        steps_per_call=k,
+        batch_size=config.batch_size,
+        steps_per_s=1.0 / per_step,
+        images_per_s=config.batch_size * config.n_critic * len(seeds) / per_step,
+        compile_plus_first_s=compile_s,
+        flops_per_step=flops,
+        protocol_minutes_per_seed=PROTOCOL_STEPS * per_step / 60,
+        peak_rss_mb=peak_rss_mb(),
+    )
 
 
 def bench_fid() -> dict:
@@ -255,6 +317,7 @@ def bench_fid() -> dict:
     import numpy as np
 
     from jaxgan.metrics import fid, weights
+
     try:
         variables, meta = weights.load_inception_params()
     except weights.WeightsError as e:
@@ -276,11 +339,22 @@ def bench_fid() -> dict:
         flops = _compiled_flops(extractor._fn.lower(extractor._variables, images).compile()) or None  # noqa: SLF001
     except Exception:  # noqa: BLE001 - the % of peak column is then left empty
         pass
-    return dict(name="fid", framework="jaxgan", backend=jax.default_backend(), devices=extractor.mesh.size,
-                n_critic=None, critic_loop=None, steps_per_call=1, batch_size=extractor.batch_size,
-                steps_per_s=1.0 / per_batch, images_per_s=extractor.batch_size / per_batch,
-                compile_plus_first_s=compile_s, flops_per_step=flops, peak_rss_mb=peak_rss_mb(),
-                compiler_options="defaults" if FLAGS.fid_xla_defaults else "auto")
+    return dict(
+        name="fid",
+        framework="jaxgan",
+        backend=jax.default_backend(),
+        devices=extractor.mesh.size,
+        n_critic=None,
+        critic_loop=None,
+        steps_per_call=1,
+        batch_size=extractor.batch_size,
+        steps_per_s=1.0 / per_batch,
+        images_per_s=extractor.batch_size / per_batch,
+        compile_plus_first_s=compile_s,
+        flops_per_step=flops,
+        peak_rss_mb=peak_rss_mb(),
+        compiler_options="defaults" if FLAGS.fid_xla_defaults else "auto",
+    )
 
 
 def bench_peak() -> dict:
@@ -288,6 +362,7 @@ def bench_peak() -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
+
     n = PEAK_MATMUL_SIZE
     a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32)
     matmul = jax.jit(lambda x, y: x @ y)
@@ -297,18 +372,35 @@ def bench_peak() -> dict:
         start = time.perf_counter()
         jax.block_until_ready(matmul(a, a))
         times.append(time.perf_counter() - start)
-    return dict(name="peak", framework="jaxgan", backend=jax.default_backend(),
-                gflops=2 * n**3 / statistics.median(times) / 1e9)
+    return dict(
+        name="peak", framework="jaxgan", backend=jax.default_backend(), gflops=2 * n**3 / statistics.median(times) / 1e9
+    )
 
 
 def run_child(name: str) -> dict:
     """Runs `tools/bench.py --child=NAME` with this run's flags; returns its JSON line."""
-    flag_names = ("batch_size", "n_critic", "critic_loop", "steps_per_call", "step_loop", "compiler_options",
-                  "steps", "repeats", "fid_xla_defaults", "profile", "seeds")
+    flag_names = (
+        "batch_size",
+        "n_critic",
+        "critic_loop",
+        "steps_per_call",
+        "step_loop",
+        "compiler_options",
+        "steps",
+        "repeats",
+        "fid_xla_defaults",
+        "profile",
+        "seeds",
+    )
     argv = [sys.executable, os.path.abspath(__file__), f"--child={name}"]
     argv += [f"--{f}={getattr(FLAGS, f)}" for f in flag_names]
-    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+    result = subprocess.run(
+        argv,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")),
+    )
     return _last_json(result, name)
 
 
@@ -326,9 +418,15 @@ def torch_rows(name: str) -> list[dict]:
     except ImportError:
         return [dict(name=name, framework="torch", error='torch not installed: pip install "jaxgan[bench]"')]
     n_critic = FLAGS.n_critic or ROW_N_CRITIC.get(name, 1)
-    argv = [sys.executable, os.path.join(ROOT, "benchmarks", "torch_reference.py"), f"--only={name}",
-            f"--variants={FLAGS.torch_variants}", f"--steps={FLAGS.steps}", f"--repeats={FLAGS.repeats}",
-            "--json"]
+    argv = [
+        sys.executable,
+        os.path.join(ROOT, "benchmarks", "torch_reference.py"),
+        f"--only={name}",
+        f"--variants={FLAGS.torch_variants}",
+        f"--steps={FLAGS.steps}",
+        f"--repeats={FLAGS.repeats}",
+        "--json",
+    ]
     if name != "fid":
         argv += [f"--batch_size={FLAGS.batch_size}", f"--n_critic={n_critic}"]
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
@@ -352,10 +450,12 @@ def main(argv):
     if FLAGS.child:
         if FLAGS.child in RING_ROWS:
             from experiments import mode_collapse
+
             mode_collapse.one_cpu_device_per_core()  # as its sweep: seeds in parallel on the cores
             print(json.dumps(bench_ring_row(FLAGS.child)), flush=True)
             return
         import jax  # noqa: F401 - after flags, in the child only
+
         row = {"peak": bench_peak, "fid": bench_fid}.get(FLAGS.child)
         print(json.dumps(row() if row else bench_train_row(FLAGS.child)), flush=True)
         return
@@ -371,11 +471,16 @@ def main(argv):
     if FLAGS.json:
         print(json.dumps(peak), flush=True)
     else:
-        print(f"matmul peak: {_fmt(peak_gflops, '.0f')} GFLOP/s ({peak.get('backend', '?')}, "
-              f"float32 {PEAK_MATMUL_SIZE}^2)", flush=True)
-        print(f"{'row':8} {'steps/s':>8} {'img/s':>7} {'compile s':>9} {'GFLOP/st':>8} {'% peak':>6} "
-              f"{'state MB':>8} {'copies':>6} {'temp MB':>7} {'RSS MB':>7} | {'torch best':>22} {'RSS MB':>7} {'ratio':>6}",
-              flush=True)
+        print(
+            f"matmul peak: {_fmt(peak_gflops, '.0f')} GFLOP/s ({peak.get('backend', '?')}, "
+            f"float32 {PEAK_MATMUL_SIZE}^2)",
+            flush=True,
+        )
+        print(
+            f"{'row':8} {'steps/s':>8} {'img/s':>7} {'compile s':>9} {'GFLOP/st':>8} {'% peak':>6} "
+            f"{'state MB':>8} {'copies':>6} {'temp MB':>7} {'RSS MB':>7} | {'torch best':>22} {'RSS MB':>7} {'ratio':>6}",
+            flush=True,
+        )
     for name in names:
         row = run_child(name)
         if row.get("flops_per_step") and peak_gflops and row.get("steps_per_s"):
@@ -393,32 +498,46 @@ def main(argv):
         if row.get("error"):
             print(f"{name:8} error: {row['error']}", flush=True)
             continue
-        torch_text = (f"{best['steps_per_s']:.2f} ({best.get('variant')})" if best else
-                      (references[0].get("error", "")[:22] if references else
-                       "off" if name in TORCH_ROWS else "no reference"))
-        print(f"{name:8} {row['steps_per_s']:>8.2f} {row['images_per_s']:>7.0f} {row['compile_plus_first_s']:>9.1f} "
-              f"{_fmt(row.get('flops_per_step') and row['flops_per_step'] / 1e9, '.2f'):>8} "
-              f"{_fmt(row.get('percent_of_peak'), '.0f'):>6} {_fmt(row.get('state_mb'), '.1f'):>8} "
-              f"{_fmt(row.get('state_copies'), '.2f'):>6} {_fmt(row.get('step_temp_mb'), '.0f'):>7} "
-              f"{row['peak_rss_mb']:>7.0f} | {torch_text:>22} "
-              f"{_fmt(best and best.get('peak_rss_mb'), '.0f'):>7} {_fmt(row.get('ratio_to_torch_best'), '.2f'):>6}",
-              flush=True)
+        torch_text = (
+            f"{best['steps_per_s']:.2f} ({best.get('variant')})"
+            if best
+            else (
+                references[0].get("error", "")[:22] if references else "off" if name in TORCH_ROWS else "no reference"
+            )
+        )
+        print(
+            f"{name:8} {row['steps_per_s']:>8.2f} {row['images_per_s']:>7.0f} {row['compile_plus_first_s']:>9.1f} "
+            f"{_fmt(row.get('flops_per_step') and row['flops_per_step'] / 1e9, '.2f'):>8} "
+            f"{_fmt(row.get('percent_of_peak'), '.0f'):>6} {_fmt(row.get('state_mb'), '.1f'):>8} "
+            f"{_fmt(row.get('state_copies'), '.2f'):>6} {_fmt(row.get('step_temp_mb'), '.0f'):>7} "
+            f"{row['peak_rss_mb']:>7.0f} | {torch_text:>22} "
+            f"{_fmt(best and best.get('peak_rss_mb'), '.0f'):>7} {_fmt(row.get('ratio_to_torch_best'), '.2f'):>6}",
+            flush=True,
+        )
         if row.get("protocol_minutes_per_seed"):
-            print(f"{'':8} {row['seeds']} seed(s) on {row['devices']} device(s), {row['steps_per_call']} steps per "
-                  f"call: one seed of PacGAN's {PROTOCOL_STEPS:,} steps takes "
-                  f"{row['protocol_minutes_per_seed']:.0f} min", flush=True)
+            print(
+                f"{'':8} {row['seeds']} seed(s) on {row['devices']} device(s), {row['steps_per_call']} steps per "
+                f"call: one seed of PacGAN's {PROTOCOL_STEPS:,} steps takes "
+                f"{row['protocol_minutes_per_seed']:.0f} min",
+                flush=True,
+            )
         if row.get("op_breakdown"):
             b = row["op_breakdown"]
-            print(f"{'':8} XLA op time {b['op_ms_per_step']:.1f} ms/step (all threads): " + ", ".join(
-                f"{c} {v['percent']:.0f}%" for c, v in b["categories"].items()), flush=True)
-            print(f"{'':8} slowest ops (ms/step): " + ", ".join(f"{n} {ms:.1f}" for n, ms in b["top_ops"]),
-                  flush=True)
+            print(
+                f"{'':8} XLA op time {b['op_ms_per_step']:.1f} ms/step (all threads): "
+                + ", ".join(f"{c} {v['percent']:.0f}%" for c, v in b["categories"].items()),
+                flush=True,
+            )
+            print(f"{'':8} slowest ops (ms/step): " + ", ".join(f"{n} {ms:.1f}" for n, ms in b["top_ops"]), flush=True)
         for r in references:
             if r.get("error"):
                 print(f"{'':8} torch {r.get('variant', '')}: {r['error'][:200]}", flush=True)
             else:
-                print(f"{'':8} torch {r.get('variant', ''):14} {r['steps_per_s']:>8.2f} steps/s, compile "
-                      f"{_fmt(r.get('compile_plus_first_s'), '.1f')} s", flush=True)
+                print(
+                    f"{'':8} torch {r.get('variant', ''):14} {r['steps_per_s']:>8.2f} steps/s, compile "
+                    f"{_fmt(r.get('compile_plus_first_s'), '.1f')} s",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

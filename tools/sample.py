@@ -23,13 +23,21 @@ flags.DEFINE_integer("seed", 0, "Latent seed: sample i uses z_i = N(0, I) keyed 
 flags.DEFINE_string("out", None, "Output .npz path (the PNG grid goes beside it).", required=True)
 flags.DEFINE_bool("ema", True, "Sample the EMA generator (--noema or --no_ema: the raw generator).")
 flags.DEFINE_bool("no_ema", False, "Sample the raw generator instead of its EMA (same as --noema).")
-flags.DEFINE_string("labels", None, "Conditional models: 'cycle' (0,1,..,K-1,0,..), one class id for all, "
-                    "or a comma-separated list of N class ids. Default: 'cycle', or for a model conditioned on "
-                    "k-means clusters (data.cluster_labels) ids drawn with the clusters' frequencies.")
+flags.DEFINE_string(
+    "labels",
+    None,
+    "Conditional models: 'cycle' (0,1,..,K-1,0,..), one class id for all, "
+    "or a comma-separated list of N class ids. Default: 'cycle', or for a model conditioned on "
+    "k-means clusters (data.cluster_labels) ids drawn with the clusters' frequencies.",
+)
 flags.DEFINE_integer("batch_size", 256, "Samples per compiled call.")
-flags.DEFINE_float("truncation", None, "BigGAN's truncation trick (Brock et al. 2019): G's noise drawn from N(0, 1) "
-                   "truncated to [-T, T] (more typical samples, less variety; InfoGAN codes untouched). Default: "
-                   "untruncated N(0, I), as every published metric protocol uses.")
+flags.DEFINE_float(
+    "truncation",
+    None,
+    "BigGAN's truncation trick (Brock et al. 2019): G's noise drawn from N(0, 1) "
+    "truncated to [-T, T] (more typical samples, less variety; InfoGAN codes untouched). Default: "
+    "untruncated N(0, I), as every published metric protocol uses.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -82,8 +90,9 @@ def main(argv):
         labels = draw_labels(gan.label_frequencies, FLAGS.num, seed=FLAGS.seed)
     else:
         labels = parse_labels(FLAGS.labels, FLAGS.num, gan.num_classes)
-    samples = gan.sample(FLAGS.num, seed=FLAGS.seed, labels=labels, batch_size=FLAGS.batch_size,
-                         truncation=FLAGS.truncation)
+    samples = gan.sample(
+        FLAGS.num, seed=FLAGS.seed, labels=labels, batch_size=FLAGS.batch_size, truncation=FLAGS.truncation
+    )
     arrays = {}
     is_image = samples.ndim == 4
     if is_image:
@@ -97,10 +106,12 @@ def main(argv):
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
     np.savez(FLAGS.out, **arrays)
     truncated = f", latents truncated to +/-{FLAGS.truncation:g}" if FLAGS.truncation is not None else ""
-    message = f"wrote {FLAGS.num} samples of step {gan.step} ({'EMA' if use_ema else 'raw'} G{truncated}) to {FLAGS.out}"
+    message = (
+        f"wrote {FLAGS.num} samples of step {gan.step} ({'EMA' if use_ema else 'raw'} G{truncated}) to {FLAGS.out}"
+    )
     if is_image:
         grid = image_grid(arrays["images"][:256])
-        png = FLAGS.out[:-len(".npz")] + ".png"
+        png = FLAGS.out[: -len(".npz")] + ".png"
         Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(png)
         message += f" and a grid to {png}"
     print(message, flush=True)

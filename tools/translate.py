@@ -14,8 +14,9 @@ import sys
 
 from absl import app, flags
 
-flags.DEFINE_string("workdir", None, "A run directory of experiments/cyclegan.py or experiments/pix2pix.py.",
-                    required=True)
+flags.DEFINE_string(
+    "workdir", None, "A run directory of experiments/cyclegan.py or experiments/pix2pix.py.", required=True
+)
 flags.DEFINE_string("input", None, "Folder of PNG/JPEG images to translate.", required=True)
 flags.DEFINE_string("out", None, "Folder for the translated PNGs (created if missing).", required=True)
 flags.DEFINE_enum("direction", "AtoB", ["AtoB", "BtoA"], "Which generator: A->B or B->A (CycleGAN only).")
@@ -29,13 +30,17 @@ def main(argv):
 
     try:
         translator = load_translator(FLAGS.workdir)
-        written = translate_folder(translator, FLAGS.input, FLAGS.out, direction=FLAGS.direction,
-                                   overwrite=FLAGS.overwrite)
+        written = translate_folder(
+            translator, FLAGS.input, FLAGS.out, direction=FLAGS.direction, overwrite=FLAGS.overwrite
+        )
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"jaxgan translate: {e}", file=sys.stderr, flush=True)
         return 1
-    print(f"jaxgan: translated {len(written)} image(s) {FLAGS.direction} with the step-{translator.trained_steps} "
-          f"generator into {FLAGS.out}", flush=True)
+    print(
+        f"jaxgan: translated {len(written)} image(s) {FLAGS.direction} with the step-{translator.trained_steps} "
+        f"generator into {FLAGS.out}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -19,11 +19,23 @@ import ml_collections
 def get_config(preset: str = "demo") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
-    config.data = ml_collections.ConfigDict(dict(
-        source="moving_digits",  # moving_digits (made on the fly) | tfds (name: moving_mnist, ucf101, moving_digits/64px_2digit, ...)
-        name="", split="train", eval_split="test", data_dir="", max_clips=0,  # tfds; max_clips 0 = all
-        num_frames=16, frame_size=32, channels=1,
-        num_digits=1, digit_size=0, max_speed=3.0, seed=0))  # moving digits; digit_size 0 = frame_size // 2
+    config.data = ml_collections.ConfigDict(
+        dict(
+            source="moving_digits",  # moving_digits (made on the fly) | tfds (name: moving_mnist, ucf101, moving_digits/64px_2digit, ...)
+            name="",
+            split="train",
+            eval_split="test",
+            data_dir="",
+            max_clips=0,  # tfds; max_clips 0 = all
+            num_frames=16,
+            frame_size=32,
+            channels=1,
+            num_digits=1,
+            digit_size=0,
+            max_speed=3.0,
+            seed=0,
+        )
+    )  # moving digits; digit_size 0 = frame_size // 2
     config.model = ml_collections.ConfigDict(dict(content_dim=50, motion_dim=10, g_width=32, d_width=16))
     config.loss = "non_saturating"  # any of jaxgan.losses.LOSSES
     config.image_weight = 1.0  # weight of D_I's loss next to D_V's (MoCoGAN: 1)

@@ -19,8 +19,15 @@ Nothing here reads a config or a file.
 from jaxgan.classify.augment import classic_augment, elastic_displacement, rotation_shift_coordinates, warp
 from jaxgan.classify.model import PatchConv, SmallCNN, max_pool_2x2
 from jaxgan.classify.subsets import check_disjoint, per_class_subset, top_confident_per_class
-from jaxgan.classify.train import (ClassifierState, accuracy, create_state, fit, make_fit_seeds, predict_logits,
-                                   train_step)
+from jaxgan.classify.train import (
+    ClassifierState,
+    accuracy,
+    create_state,
+    fit,
+    make_fit_seeds,
+    predict_logits,
+    train_step,
+)
 
 __all__ = [
     "ClassifierState",

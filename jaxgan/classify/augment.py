@@ -30,16 +30,18 @@ import jax
 import jax.numpy as jnp
 
 
-def rotation_shift_coordinates(height: int, width: int, *, angle: jax.Array | float,
-                               shift: jax.Array | tuple[float, float]) -> jax.Array:
+def rotation_shift_coordinates(
+    height: int, width: int, *, angle: jax.Array | float, shift: jax.Array | tuple[float, float]
+) -> jax.Array:
     """Sampling coordinates [2, H, W]: q = c + R(angle) (p - c) - shift, p = (row, col).
 
     R(a) = [[cos a, -sin a], [sin a, cos a]] acts on (row, col); with angle
     pi / 2 the output is the input turned clockwise (`np.rot90(x, k=-1)`);
     a shift (dr, dc) moves the content down by dr and right by dc.
     """
-    rows, cols = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32),
-                              indexing="ij")
+    rows, cols = jnp.meshgrid(
+        jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32), indexing="ij"
+    )
     cr, cc = (height - 1) / 2.0, (width - 1) / 2.0
     cos, sin = jnp.cos(angle), jnp.sin(angle)
     shift = jnp.asarray(shift, jnp.float32)
@@ -62,7 +64,7 @@ def gaussian_smooth(field: jax.Array, *, sigma: float) -> jax.Array:
     x = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
     kernel = jnp.exp(-0.5 * (x / sigma) ** 2)
     kernel = kernel / kernel.sum()
-    along = lambda f: jnp.convolve(f, kernel, mode="full")[radius:radius + f.shape[0]]  # zero-padded, centred
+    along = lambda f: jnp.convolve(f, kernel, mode="full")[radius : radius + f.shape[0]]  # zero-padded, centred
     field = jax.vmap(along, in_axes=1, out_axes=1)(field)  # along rows (axis 0)
     return jax.vmap(along)(field)  # along columns (axis 1)
 
@@ -76,8 +78,9 @@ def elastic_displacement(key: jax.Array, height: int, width: int, *, alpha: floa
 def warp(image: jax.Array, coordinates: jax.Array, *, fill: float = -1.0) -> jax.Array:
     """image [H, W, C] resampled at `coordinates` [2, H, W]: bilinear, `fill` outside, blended with the
     border within one pixel of it (scipy.ndimage's mode='grid-constant')."""
-    sample = lambda channel: jax.scipy.ndimage.map_coordinates(channel, list(coordinates), order=1,
-                                                               mode="constant", cval=fill)
+    sample = lambda channel: jax.scipy.ndimage.map_coordinates(
+        channel, list(coordinates), order=1, mode="constant", cval=fill
+    )
     return jax.vmap(sample, in_axes=2, out_axes=2)(image)
 
 
@@ -86,8 +89,16 @@ def _check_images(images: jax.Array) -> None:
         raise ValueError(f"classic_augment expects images [B, H, W, C], got shape {images.shape}.")
 
 
-def classic_augment(key: jax.Array, images: jax.Array, *, max_shift: int = 1, max_rotation_degrees: float = 10.0,
-                    elastic_alpha: float = 0.0, elastic_sigma: float = 1.0, fill: float = -1.0) -> jax.Array:
+def classic_augment(
+    key: jax.Array,
+    images: jax.Array,
+    *,
+    max_shift: int = 1,
+    max_rotation_degrees: float = 10.0,
+    elastic_alpha: float = 0.0,
+    elastic_sigma: float = 1.0,
+    fill: float = -1.0,
+) -> jax.Array:
     """Each image [B, H, W, C] randomly shifted, rotated and elastically deformed.
 
     Per image, independently: an integer shift uniform in [-max_shift, max_shift]
@@ -98,8 +109,10 @@ def classic_augment(key: jax.Array, images: jax.Array, *, max_shift: int = 1, ma
     """
     _check_images(images)
     if max_shift < 0 or max_rotation_degrees < 0 or elastic_alpha < 0:
-        raise ValueError(f"max_shift ({max_shift}), max_rotation_degrees ({max_rotation_degrees}) and "
-                         f"elastic_alpha ({elastic_alpha}) must be >= 0 (0 turns that transform off).")
+        raise ValueError(
+            f"max_shift ({max_shift}), max_rotation_degrees ({max_rotation_degrees}) and "
+            f"elastic_alpha ({elastic_alpha}) must be >= 0 (0 turns that transform off)."
+        )
     batch, height, width, _ = images.shape
     max_angle = math.radians(max_rotation_degrees)
 

@@ -29,7 +29,7 @@ class PatchConv(nn.Module):
         height, width = x.shape[1:3]
         padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
         # Patch channel order (di, dj, c) matches the kernel's [di, dj, c, out] layout.
-        patches = jnp.concatenate([padded[:, i:i + height, j:j + width] for i in range(3) for j in range(3)], -1)
+        patches = jnp.concatenate([padded[:, i : i + height, j : j + width] for i in range(3) for j in range(3)], -1)
         return patches @ kernel.reshape(9 * in_features, self.features) + bias
 
 
@@ -64,8 +64,10 @@ class SmallCNN(nn.Module):
             raise ValueError(f"SmallCNN expects images [B, H, W, C], got shape {x.shape}.")
         min_size = 2 ** (len(self.widths) - 1)
         if min(x.shape[1:3]) < min_size:
-            raise ValueError(f"SmallCNN with {len(self.widths)} stages needs images of at least {min_size}x{min_size} "
-                             f"pixels, got {x.shape[1]}x{x.shape[2]}; use fewer widths or larger images.")
+            raise ValueError(
+                f"SmallCNN with {len(self.widths)} stages needs images of at least {min_size}x{min_size} "
+                f"pixels, got {x.shape[1]}x{x.shape[2]}; use fewer widths or larger images."
+            )
         for i, width in enumerate(self.widths):
             if i:
                 x = max_pool_2x2(x)

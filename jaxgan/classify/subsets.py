@@ -25,8 +25,10 @@ def per_class_subset(labels: np.ndarray, n_per_class: int, *, seed: int, num_cla
     for c in range(num_classes):
         rows = np.flatnonzero(labels == c)
         if len(rows) < n_per_class:
-            raise ValueError(f"Class {c} has {len(rows)} training images, fewer than n_per_class={n_per_class}; "
-                             "use a smaller n_per_class or a larger training split.")
+            raise ValueError(
+                f"Class {c} has {len(rows)} training images, fewer than n_per_class={n_per_class}; "
+                "use a smaller n_per_class or a larger training split."
+            )
         chosen.append(np.random.default_rng([seed, c]).choice(rows, n_per_class, replace=False))
     return np.sort(np.concatenate(chosen))
 
@@ -36,15 +38,18 @@ def check_disjoint(**id_sets: np.ndarray) -> None:
     names = list(id_sets)
     sets = {name: set(np.asarray(ids).ravel().tolist()) for name, ids in id_sets.items()}
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             shared = sets[a] & sets[b]
             if shared:
-                raise ValueError(f"{a} and {b} share {len(shared)} images (e.g. id {min(shared)}); they must be "
-                                 "disjoint: the test set may never be trained on.")
+                raise ValueError(
+                    f"{a} and {b} share {len(shared)} images (e.g. id {min(shared)}); they must be "
+                    "disjoint: the test set may never be trained on."
+                )
 
 
-def top_confident_per_class(label_probs: np.ndarray, labels: np.ndarray, keep_per_class: Mapping[int, int] | int
-                            ) -> np.ndarray:
+def top_confident_per_class(
+    label_probs: np.ndarray, labels: np.ndarray, keep_per_class: Mapping[int, int] | int
+) -> np.ndarray:
     """Rows of the candidates to keep: per class, the `keep` with the highest probability of their own label.
 
     `label_probs[i]` is a classifier's p(labels[i] | x_i) for candidate i (a GAN
@@ -61,8 +66,10 @@ def top_confident_per_class(label_probs: np.ndarray, labels: np.ndarray, keep_pe
         rows = np.flatnonzero(labels == c)
         k = keep[int(c)]
         if k > len(rows):
-            raise ValueError(f"Asked to keep {k} samples of class {c} but only {len(rows)} were generated; "
-                             "generate more candidates (filter_oversample).")
+            raise ValueError(
+                f"Asked to keep {k} samples of class {c} but only {len(rows)} were generated; "
+                "generate more candidates (filter_oversample)."
+            )
         order = np.lexsort((rows, -label_probs[rows]))  # highest probability first, then lower row
         out.append(np.sort(rows[order[:k]]))
     return np.concatenate(out) if out else np.zeros((0,), np.int64)

@@ -39,8 +39,9 @@ class ClassifierState(struct.PyTreeNode):
     rng: jax.Array
 
 
-def create_state(model: nn.Module, tx: optax.GradientTransformation, key: jax.Array,
-                 example_images: jax.Array) -> ClassifierState:
+def create_state(
+    model: nn.Module, tx: optax.GradientTransformation, key: jax.Array, example_images: jax.Array
+) -> ClassifierState:
     """A fresh state: params from split(key)[0], the step keys from split(key)[1]."""
     init_key, rng = jax.random.split(key)
     params = model.init(init_key, example_images)["params"]
@@ -52,8 +53,9 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-def train_step(state: ClassifierState, batch: Mapping[str, jax.Array], *, model: nn.Module,
-               tx: optax.GradientTransformation) -> tuple[ClassifierState, dict[str, jax.Array]]:
+def train_step(
+    state: ClassifierState, batch: Mapping[str, jax.Array], *, model: nn.Module, tx: optax.GradientTransformation
+) -> tuple[ClassifierState, dict[str, jax.Array]]:
     """One Optax update on batch {"image": [B, H, W, C], "label": [B]}; returns (state, {loss, accuracy})."""
 
     def loss_fn(params):
@@ -67,8 +69,14 @@ def train_step(state: ClassifierState, batch: Mapping[str, jax.Array], *, model:
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def draw_batch(key: jax.Array, pool: Mapping[str, jax.Array], pool_size: jax.Array, *, batch_size: int,
-               augment: Augment | None = None) -> dict[str, jax.Array]:
+def draw_batch(
+    key: jax.Array,
+    pool: Mapping[str, jax.Array],
+    pool_size: jax.Array,
+    *,
+    batch_size: int,
+    augment: Augment | None = None,
+) -> dict[str, jax.Array]:
     """`batch_size` rows drawn uniformly from the first `pool_size` rows; real rows augmented if `augment`."""
     k_rows, k_aug = jax.random.split(key)
     rows = jax.random.randint(k_rows, (batch_size,), 0, pool_size)
@@ -79,14 +87,23 @@ def draw_batch(key: jax.Array, pool: Mapping[str, jax.Array], pool_size: jax.Arr
     return {"image": images, "label": labels}
 
 
-def fit(state: ClassifierState, pool: Mapping[str, jax.Array], pool_size: jax.Array, *, model: nn.Module,
-        tx: optax.GradientTransformation, num_steps: int, batch_size: int,
-        augment: Augment | None = None) -> tuple[ClassifierState, jax.Array]:
+def fit(
+    state: ClassifierState,
+    pool: Mapping[str, jax.Array],
+    pool_size: jax.Array,
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    num_steps: int,
+    batch_size: int,
+    augment: Augment | None = None,
+) -> tuple[ClassifierState, jax.Array]:
     """`num_steps` train steps on batches drawn from the pool (a `lax.scan`); returns (state, losses [K])."""
 
     def body(state, _):
-        batch = draw_batch(jax.random.fold_in(state.rng, state.step), pool, pool_size, batch_size=batch_size,
-                           augment=augment)
+        batch = draw_batch(
+            jax.random.fold_in(state.rng, state.step), pool, pool_size, batch_size=batch_size, augment=augment
+        )
         state, metrics = train_step(state, batch, model=model, tx=tx)
         return state, metrics["loss"]
 
@@ -104,8 +121,15 @@ def _over_seeds(fn: Callable, seed_loop: str) -> Callable:
     raise ValueError(f"seed_loop={seed_loop!r}; valid: 'auto', 'vmap', 'map'.")
 
 
-def make_fit_seeds(*, model: nn.Module, tx: optax.GradientTransformation, num_steps: int, batch_size: int,
-                   augment: Augment | None = None, seed_loop: str = "auto") -> Callable:
+def make_fit_seeds(
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    num_steps: int,
+    batch_size: int,
+    augment: Augment | None = None,
+    seed_loop: str = "auto",
+) -> Callable:
     """The jitted `(states, pools, pool_sizes) -> (states, losses [S, K])` that trains S seeds at once.
 
     Every argument has a leading seed axis S. seed_loop "map" (the default on
@@ -123,7 +147,9 @@ def predict_logits(model: nn.Module, params: Params, images: jax.Array, *, chunk
     n = images.shape[0]
     chunks = -(-n // chunk)
     padded = jnp.pad(images, ((0, chunks * chunk - n),) + ((0, 0),) * (images.ndim - 1))
-    logits = jax.lax.map(lambda x: model.apply({"params": params}, x), padded.reshape((chunks, chunk) + images.shape[1:]))
+    logits = jax.lax.map(
+        lambda x: model.apply({"params": params}, x), padded.reshape((chunks, chunk) + images.shape[1:])
+    )
     return logits.reshape((chunks * chunk, -1))[:n]
 
 

@@ -29,8 +29,10 @@ def kmeans_labels(examples: np.ndarray, num_clusters: int, *, seed: int, max_ite
     if not isinstance(num_clusters, (int, np.integer)) or num_clusters < 1:
         raise ValueError(f"num_clusters must be an int >= 1, got {num_clusters!r}.")
     if len(examples) < num_clusters:
-        raise ValueError(f"{len(examples)} examples cannot form {num_clusters} clusters; use fewer clusters "
-                         "(data.cluster_labels) or more examples.")
+        raise ValueError(
+            f"{len(examples)} examples cannot form {num_clusters} clusters; use fewer clusters "
+            "(data.cluster_labels) or more examples."
+        )
     x = examples.reshape(len(examples), -1).astype(np.float32)
     if examples.dtype == np.uint8:
         x /= 255.0
@@ -63,8 +65,13 @@ def save_labels(path: str, labels: np.ndarray, *, num_clusters: int, seed: int) 
     """Writes the labels, their frequencies and how they were made to `path` (.npz), atomically."""
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
-        np.savez(f, labels=np.asarray(labels, np.int32), frequencies=label_frequencies(labels, num_clusters),
-                 num_clusters=num_clusters, seed=seed)
+        np.savez(
+            f,
+            labels=np.asarray(labels, np.int32),
+            frequencies=label_frequencies(labels, num_clusters),
+            num_clusters=num_clusters,
+            seed=seed,
+        )
     os.replace(tmp, path)
 
 
@@ -76,9 +83,11 @@ def load_labels(path: str, *, num_clusters: int, seed: int, num_examples: int) -
         made = (int(f["num_clusters"]), int(f["seed"]), len(f["labels"]))
         labels = np.asarray(f["labels"])
     if made != (num_clusters, seed, num_examples):
-        raise ValueError(f"{path} holds {made[0]} clusters of {made[2]} examples (seed {made[1]}), but this run "
-                         f"asks for {num_clusters} of {num_examples} (seed {seed}): the workdir belongs to another "
-                         "run. Use a new workdir (the file is kept).")
+        raise ValueError(
+            f"{path} holds {made[0]} clusters of {made[2]} examples (seed {made[1]}), but this run "
+            f"asks for {num_clusters} of {num_examples} (seed {seed}): the workdir belongs to another "
+            "run. Use a new workdir (the file is kept)."
+        )
     return labels
 
 

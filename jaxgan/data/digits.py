@@ -64,9 +64,7 @@ def _already_registered() -> bool:
         return NAME in tfds.list_builders(with_community_datasets=False)
 
 
-class SklearnDigits(
-    tfds.core.GeneratorBasedBuilder, skip_registration=_already_registered()
-):
+class SklearnDigits(tfds.core.GeneratorBasedBuilder, skip_registration=_already_registered()):
     """scikit-learn's 8x8 handwritten digits (offline; see module docstring)."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -121,9 +119,7 @@ def build_digits(data_dir: str | os.PathLike[str]) -> SklearnDigits:
         return builder
     try:
         with _no_progress_bar():
-            builder.download_and_prepare(
-                download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-            )
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     except Exception:  # pylint: disable=broad-except
         builder = SklearnDigits(data_dir=data_dir)
         if not _is_prepared(builder):  # Not a lost race: a real failure.

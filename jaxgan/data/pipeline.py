@@ -81,11 +81,15 @@ def _tf():
 def _check_target(channels: Any, image_size: Any = 1) -> None:
     """The loaders' first check: the model's channels (1 or 3) and a positive int image_size."""
     if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels not in (1, 3):
-        raise ValueError(f"data.channels={channels!r}: jaxgan trains on 1 (grayscale) or 3 (RGB) channels; set "
-                         "--config.data.channels=1 or 3.")
+        raise ValueError(
+            f"data.channels={channels!r}: jaxgan trains on 1 (grayscale) or 3 (RGB) channels; set "
+            "--config.data.channels=1 or 3."
+        )
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size <= 0:
-        raise ValueError(f"data.image_size={image_size!r}: image_size must be a positive int (the side of the "
-                         "square training images); set --config.data.image_size, e.g. to 32.")
+        raise ValueError(
+            f"data.image_size={image_size!r}: image_size must be a positive int (the side of the "
+            "square training images); set --config.data.image_size, e.g. to 32."
+        )
 
 
 def _check_channels(in_channels: int | None, channels: int) -> None:
@@ -121,9 +125,7 @@ def resize_and_convert(images: np.ndarray, *, image_size: int, channels: int) ->
     images = np.asarray(images)
     _check_target(channels, image_size)
     if images.dtype != np.uint8 or images.ndim != 4:
-        raise ValueError(
-            f"Expected uint8 images [N, H, W, C], got {images.dtype} {images.shape}."
-        )
+        raise ValueError(f"Expected uint8 images [N, H, W, C], got {images.dtype} {images.shape}.")
     _check_channels(images.shape[-1], channels)
     if images.shape[1:] == (image_size, image_size, channels):
         return images.copy()
@@ -169,8 +171,7 @@ def _check_split(name: str, builder, split: str) -> None:
         base = re.sub(r"\[.*\]$", "", part.strip())
         if base not in available:
             raise ValueError(
-                f"Dataset '{name}' has no split '{base}' (asked for split='{split}'); "
-                f"available splits: {available}."
+                f"Dataset '{name}' has no split '{base}' (asked for split='{split}'); available splits: {available}."
             )
 
 
@@ -256,10 +257,7 @@ def load_tfds_images(
     ds = builder.as_dataset(split=split, shuffle_files=False)
     spec = ds.element_spec["image"]
     if spec.dtype != tf.uint8 or spec.shape.rank != 3:
-        raise ValueError(
-            f"Dataset '{name}': 'image' must be uint8 [H, W, C], got {spec.dtype.name} "
-            f"{spec.shape}."
-        )
+        raise ValueError(f"Dataset '{name}': 'image' must be uint8 [H, W, C], got {spec.dtype.name} {spec.shape}.")
     _check_channels(spec.shape[-1], channels)
     return _materialize(ds, keys, spec.shape.is_fully_defined(), image_size, channels)
 
@@ -299,23 +297,27 @@ def _materialize(ds, keys, fixed_shape: bool, image_size: int, channels: int):
 def _as_nhwc_uint8(images: np.ndarray, source: str) -> np.ndarray:
     images = np.asarray(images)
     if images.dtype != np.uint8:
-        raise ValueError(f"{source}: 'images' must be uint8, got {images.dtype}; scale the pixels to 0..255 and "
-                         "save images.astype(np.uint8).")
+        raise ValueError(
+            f"{source}: 'images' must be uint8, got {images.dtype}; scale the pixels to 0..255 and "
+            "save images.astype(np.uint8)."
+        )
     if images.ndim == 3 and images.shape[-1] in (3, 4) and images.shape[1] > images.shape[-1]:
         # [N, H, W] with W = 3 or 4 is no plausible training set; it is one colour image.
-        raise ValueError(f"{source}: 'images' has shape {images.shape}, which looks like one [H, W, C] image; "
-                         "save a batch [N, H, W, C] (images[None] for a single image).")
+        raise ValueError(
+            f"{source}: 'images' has shape {images.shape}, which looks like one [H, W, C] image; "
+            "save a batch [N, H, W, C] (images[None] for a single image)."
+        )
     if images.size == 0:
         raise ValueError(f"{source}: 'images' holds no images (shape {images.shape}); {_NPZ_HOWTO}.")
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4:
-        raise ValueError(
-            f"{source}: 'images' must be [N, H, W] or [N, H, W, C], got shape {images.shape}."
-        )
+        raise ValueError(f"{source}: 'images' must be [N, H, W] or [N, H, W, C], got shape {images.shape}.")
     if images.shape[-1] not in (1, 3):
-        raise ValueError(f"{source}: 'images' has {images.shape[-1]} channels (shape {images.shape}); jaxgan "
-                         "reads 1 (grayscale) or 3 (RGB): drop alpha with images[..., :3] before saving.")
+        raise ValueError(
+            f"{source}: 'images' has {images.shape[-1]} channels (shape {images.shape}); jaxgan "
+            "reads 1 (grayscale) or 3 (RGB): drop alpha with images[..., :3] before saving."
+        )
     return images
 
 
@@ -340,12 +342,13 @@ def _npz_array(z, key: str, path: str) -> np.ndarray:
         return z[key]
     except ValueError as e:
         if "allow_pickle" in str(e):  # numpy refuses object arrays when allow_pickle=False
-            raise ValueError(f"{path}: '{key}' holds pickled Python objects, which jaxgan never loads; save a "
-                             f"numeric array: {_NPZ_HOWTO}.") from e
+            raise ValueError(
+                f"{path}: '{key}' holds pickled Python objects, which jaxgan never loads; save a "
+                f"numeric array: {_NPZ_HOWTO}."
+            ) from e
         raise ValueError(f"{path}: cannot read '{key}' ({_one_line(e)}); {_NPZ_HOWTO}.") from e
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-        raise ValueError(f"{path}: damaged .npz archive, '{key}' is unreadable ({_one_line(e)}); "
-                         f"{_NPZ_HOWTO}.") from e
+        raise ValueError(f"{path}: damaged .npz archive, '{key}' is unreadable ({_one_line(e)}); {_NPZ_HOWTO}.") from e
 
 
 def load_npz_images(
@@ -376,8 +379,7 @@ def load_npz_images(
             raise ValueError(f"with_labels=True but {path} has no 'labels' array.")
         if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(
-                f"{path}: 'labels' must be integers of shape ({len(images)},), got "
-                f"{labels.dtype} {labels.shape}."
+                f"{path}: 'labels' must be integers of shape ({len(images)},), got {labels.dtype} {labels.shape}."
             )
         out["label"] = labels.astype(np.int32)
     return out
@@ -412,21 +414,27 @@ def _image_to_array(im, path: str) -> np.ndarray:
         v = np.asarray(im)
         lo, hi = int(v.min()), int(v.max())
         if lo < 0 or hi > 65535:
-            raise ValueError(f"{path}: PIL mode 'I' (32-bit integer) values span {lo}..{hi}, outside the 16-bit "
-                             "range 0..65535 that jaxgan scales to 8 bits; save it as an 8- or 16-bit PNG.")
+            raise ValueError(
+                f"{path}: PIL mode 'I' (32-bit integer) values span {lo}..{hi}, outside the 16-bit "
+                "range 0..65535 that jaxgan scales to 8 bits; save it as an 8- or 16-bit PNG."
+            )
         return _scale_16_to_8(v)[..., None]
     if mode == "F":
-        raise ValueError(f"{path}: PIL mode 'F' (32-bit float) pixels have no agreed 0..255 scale, so jaxgan does "
-                         "not guess one; save it as a uint8 (or 16-bit) PNG, e.g. np.round(x * 255).astype(np.uint8) "
-                         "for values in [0, 1].")
+        raise ValueError(
+            f"{path}: PIL mode 'F' (32-bit float) pixels have no agreed 0..255 scale, so jaxgan does "
+            "not guess one; save it as a uint8 (or 16-bit) PNG, e.g. np.round(x * 255).astype(np.uint8) "
+            "for values in [0, 1]."
+        )
     if mode in ("P", "PA"):  # Palette lookup; the palette's transparency is dropped like alpha.
         return np.asarray(im.convert("RGBA"), np.uint8)[..., :3]
     if mode in ("CMYK", "YCbCr"):  # PIL's conversion; CMYK naively (no ICC profile).
         return np.asarray(im.convert("RGB"), np.uint8)
     if mode in ("RGB", "RGBA", "RGBX"):
         return np.asarray(im, np.uint8)[..., :3]
-    raise ValueError(f"{path}: PIL mode {mode!r} has no faithful 8-bit grayscale or RGB reading in jaxgan; save it "
-                     "as an 8- or 16-bit grayscale, RGB or RGBA PNG.")
+    raise ValueError(
+        f"{path}: PIL mode {mode!r} has no faithful 8-bit grayscale or RGB reading in jaxgan; save it "
+        "as an 8- or 16-bit grayscale, RGB or RGBA PNG."
+    )
 
 
 def _png_bit_depth(path: str) -> int | None:
@@ -445,8 +453,9 @@ def _read_png16(path: str) -> np.ndarray:
     try:
         v = tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
     except tf.errors.OpError as e:
-        raise ValueError(f"{path}: cannot decode this 16-bit PNG ({_one_line(e)}); re-save it or remove it "
-                         "from the folder.") from e
+        raise ValueError(
+            f"{path}: cannot decode this 16-bit PNG ({_one_line(e)}); re-save it or remove it from the folder."
+        ) from e
     return _scale_16_to_8(v[..., :1] if v.shape[-1] in (1, 2) else v[..., :3])
 
 
@@ -461,17 +470,17 @@ def _read_image(path: str) -> np.ndarray:
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, Image.DecompressionBombError) as e:
         if im is not None:
             im.close()
-        raise ValueError(f"Cannot decode image {path} ({_one_line(e)}); the file may be truncated or corrupt: "
-                         "re-save it or remove it from the folder.") from e
+        raise ValueError(
+            f"Cannot decode image {path} ({_one_line(e)}); the file may be truncated or corrupt: "
+            "re-save it or remove it from the folder."
+        ) from e
     with im:
         if im.format == "PNG" and im.mode not in _GRAY16_MODES + ("I",) and _png_bit_depth(path) == 16:
             return _read_png16(path)
         return _image_to_array(im, path)
 
 
-def load_image_folder(
-    path: str | os.PathLike[str], *, image_size: int, channels: int
-) -> dict[str, np.ndarray]:
+def load_image_folder(path: str | os.PathLike[str], *, image_size: int, channels: int) -> dict[str, np.ndarray]:
     """Loads every PNG/JPEG directly in `path` (sorted by file name) as {'image': uint8}.
 
     Each file is read as grayscale or RGB by its PIL mode, then converted to
@@ -541,8 +550,10 @@ class ArrayBatcher:
         if not sizes or len(set(sizes.values())) != 1 or 0 in sizes.values():
             raise ValueError(f"arrays must be non-empty with one common length, got {sizes}.")
         if "image" in self._arrays and self._arrays["image"].dtype not in (np.uint8, np.float32):
-            raise ValueError(f"'image' must be uint8 images or float32 samples already in the model's range "
-                             f"(e.g. 2-D points), got {self._arrays['image'].dtype}.")
+            raise ValueError(
+                f"'image' must be uint8 images or float32 samples already in the model's range "
+                f"(e.g. 2-D points), got {self._arrays['image'].dtype}."
+            )
         if not 0 <= process_index < process_count:
             raise ValueError(f"process_index {process_index} not in [0, {process_count}).")
         if seed < 0:
@@ -558,9 +569,7 @@ class ArrayBatcher:
         if epoch not in self._perms:
             if len(self._perms) >= 4:
                 self._perms.pop(next(iter(self._perms)))
-            self._perms[epoch] = np.random.default_rng([self._seed, epoch]).permutation(
-                self.num_examples
-            )
+            self._perms[epoch] = np.random.default_rng([self._seed, epoch]).permutation(self.num_examples)
         return self._perms[epoch]
 
     def indices_at(self, step: int) -> np.ndarray:

@@ -27,14 +27,28 @@ halves differ, an empty folder.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from jaxgan.common import process_batch_slice, to_model_range
 from jaxgan.data.pipeline import ArrayBatcher, _IMAGE_SUFFIXES, _image_to_array, _tfds_builder, default_data_dir
 
-_CHANNELS_OF_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "I;16L": 1, "I;16B": 1, "I;16N": 1, "F": 1, "LA": 2, "RGB": 3, "YCbCr": 3, "RGBA": 4, "CMYK": 4}
+_CHANNELS_OF_MODE = {
+    "1": 1,
+    "L": 1,
+    "I": 1,
+    "I;16": 1,
+    "I;16L": 1,
+    "I;16B": 1,
+    "I;16N": 1,
+    "F": 1,
+    "LA": 2,
+    "RGB": 3,
+    "YCbCr": 3,
+    "RGBA": 4,
+    "CMYK": 4,
+}
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601
 
 
@@ -71,8 +85,9 @@ def read_image(path: str, *, channels: int, fix: str | None = None) -> np.ndarra
                 convert = f"Convert it (e.g. PIL's .convert('{'L' if channels == 1 else 'RGB'}'))"
                 raise ValueError(
                     f"{path}: the image has {found if found else 'an unsupported number of'} channel(s) (PIL mode "
-                    f"{im.mode}), expected {channels}. {convert}" + (
-                        fix or f", or set the domain's channels to {found} if the whole domain is like this."))
+                    f"{im.mode}), expected {channels}. {convert}"
+                    + (fix or f", or set the domain's channels to {found} if the whole domain is like this.")
+                )
             if mode in ("I", "F") or mode.startswith("I;16"):  # 16-bit gray scaled, not clipped; float refused
                 im.load()
                 return _image_to_array(im, path)
@@ -89,8 +104,10 @@ def list_images(folder: str) -> list[str]:
         raise FileNotFoundError(f"No such image folder: {folder}")
     names = sorted(n for n in os.listdir(folder) if n.lower().endswith(_IMAGE_SUFFIXES))
     if not names:
-        raise ValueError(f"{folder}: the folder holds no PNG/JPEG files ({', '.join(_IMAGE_SUFFIXES)}); "
-                         "point the path at a folder of images.")
+        raise ValueError(
+            f"{folder}: the folder holds no PNG/JPEG files ({', '.join(_IMAGE_SUFFIXES)}); "
+            "point the path at a folder of images."
+        )
     return [os.path.join(folder, n) for n in names]
 
 
@@ -103,10 +120,12 @@ def split_side_by_side(image: np.ndarray, path: str) -> tuple[np.ndarray, np.nda
     """(A, B) = left and right halves of a side-by-side pair; the halves must be the same size."""
     h, w = image.shape[:2]
     if w % 2:
-        raise ValueError(f"{path}: a side-by-side pair must be an even number of pixels wide (A left, B right, "
-                         f"equal halves), but it is {w}x{h}; its halves would differ. Re-save the pair with two "
-                         "halves of one size.")
-    return image[:, : w // 2], image[:, w // 2:]
+        raise ValueError(
+            f"{path}: a side-by-side pair must be an even number of pixels wide (A left, B right, "
+            f"equal halves), but it is {w}x{h}; its halves would differ. Re-save the pair with two "
+            "halves of one size."
+        )
+    return image[:, : w // 2], image[:, w // 2 :]
 
 
 def load_side_by_side_pairs(folder: str, *, load_size: int, channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -129,8 +148,10 @@ def paired_paths(folder_a: str, folder_b: str) -> list[tuple[str, str]]:
     for mine, other, other_dir in ((a, b, folder_b), (b, a, folder_a)):
         for stem in sorted(mine):
             if stem not in other:
-                raise ValueError(f"{mine[stem]}: no partner named '{stem}.*' in {other_dir}; paired folders need "
-                                 "one image of each pair in each folder under the same name.")
+                raise ValueError(
+                    f"{mine[stem]}: no partner named '{stem}.*' in {other_dir}; paired folders need "
+                    "one image of each pair in each folder under the same name."
+                )
     return [(a[stem], b[stem]) for stem in sorted(a)]
 
 
@@ -150,8 +171,9 @@ def cycle_gan_datasets() -> list[str]:
     return [c.name for c in tfds.builder_cls("cycle_gan").BUILDER_CONFIGS]
 
 
-def load_cycle_gan_tfds(name: str, *, split: str = "train", load_size: int, data_dir: str | None = None,
-                        channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def load_cycle_gan_tfds(
+    name: str, *, split: str = "train", load_size: int, data_dir: str | None = None, channels: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """TFDS `cycle_gan/<name>`, splits `<split>A` and `<split>B`, as the uint8 domains A and B.
 
     `split` is 'train' or 'test'. A dataset that is not prepared fails with the
@@ -161,12 +183,16 @@ def load_cycle_gan_tfds(name: str, *, split: str = "train", load_size: int, data
         raise ValueError(f"cycle_gan datasets are RGB; channels must be 3, got {channels}.")
     full = cycle_gan_name(name)
     known = cycle_gan_datasets()
-    if full[len("cycle_gan/"):].split(":")[0] not in known:
-        raise ValueError(f"data.name={name!r} is not a TFDS cycle_gan dataset; set it to one of {known} "
-                         "(source='tfds' reads cycle_gan/<name>), or use source='folders' for your own images.")
+    if full[len("cycle_gan/") :].split(":")[0] not in known:
+        raise ValueError(
+            f"data.name={name!r} is not a TFDS cycle_gan dataset; set it to one of {known} "
+            "(source='tfds' reads cycle_gan/<name>), or use source='folders' for your own images."
+        )
     if split not in CYCLE_GAN_SPLITS:
-        raise ValueError(f"data.split={split!r}: cycle_gan/<name> splits are {CYCLE_GAN_SPLITS} (read as "
-                         f"<split>A and <split>B, the two domains); set data.split='train' or 'test'.")
+        raise ValueError(
+            f"data.split={split!r}: cycle_gan/<name> splits are {CYCLE_GAN_SPLITS} (read as "
+            f"<split>A and <split>B, the two domains); set data.split='train' or 'test'."
+        )
     data_dir = data_dir or default_data_dir()
     builder = _tfds_builder(full, data_dir)
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -174,8 +200,9 @@ def load_cycle_gan_tfds(name: str, *, split: str = "train", load_size: int, data
     domains = []
     for suffix in ("A", "B"):
         if f"{split}{suffix}" not in builder.info.splits:
-            raise ValueError(f"Dataset '{full}' has no split '{split}{suffix}'; available: "
-                             f"{sorted(builder.info.splits.keys())}.")
+            raise ValueError(
+                f"Dataset '{full}' has no split '{split}{suffix}'; available: {sorted(builder.info.splits.keys())}."
+            )
         ds = builder.as_dataset(split=f"{split}{suffix}", shuffle_files=False)
         domains.append(np.stack([_resize(ex["image"], load_size) for ex in tfds.as_numpy(ds)]))
     return domains[0], domains[1]
@@ -189,23 +216,29 @@ def _sample_photos() -> dict[str, np.ndarray]:
     from sklearn.datasets import load_sample_images  # pylint: disable=g-import-not-at-top
 
     data = load_sample_images()
-    return {os.path.splitext(os.path.basename(f))[0]: np.asarray(im, np.uint8)
-            for f, im in zip(data.filenames, data.images)}
+    return {
+        os.path.splitext(os.path.basename(f))[0]: np.asarray(im, np.uint8) for f, im in zip(data.filenames, data.images)
+    }
 
 
 def photo_patches(photo: np.ndarray, *, patch: int, stride: int, load_size: int) -> np.ndarray:
     """All patch x patch windows of `photo` at `stride`, each resized to load_size."""
     h, w = photo.shape[:2]
-    out = [_resize(photo[y:y + patch, x:x + patch], load_size)
-           for y in range(0, h - patch + 1, stride) for x in range(0, w - patch + 1, stride)]
+    out = [
+        _resize(photo[y : y + patch, x : x + patch], load_size)
+        for y in range(0, h - patch + 1, stride)
+        for x in range(0, w - patch + 1, stride)
+    ]
     return np.stack(out)
 
 
 def demo_unpaired(*, load_size: int, patch: int = 128, stride: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """DEMO: A = china.jpg patches, B = flower.jpg patches (see the module docstring)."""
     photos = _sample_photos()
-    return (photo_patches(photos["china"], patch=patch, stride=stride, load_size=load_size),
-            photo_patches(photos["flower"], patch=patch, stride=stride, load_size=load_size))
+    return (
+        photo_patches(photos["china"], patch=patch, stride=stride, load_size=load_size),
+        photo_patches(photos["flower"], patch=patch, stride=stride, load_size=load_size),
+    )
 
 
 def to_gray(images: np.ndarray) -> np.ndarray:
@@ -216,8 +249,9 @@ def to_gray(images: np.ndarray) -> np.ndarray:
 def demo_paired(*, load_size: int, patch: int = 128, stride: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """DEMO pairs (colorization): A = grayscale patch (1 channel), B = the colour patch, both photos."""
     photos = _sample_photos()
-    color = np.concatenate([photo_patches(photos[k], patch=patch, stride=stride, load_size=load_size)
-                            for k in ("china", "flower")])
+    color = np.concatenate(
+        [photo_patches(photos[k], patch=patch, stride=stride, load_size=load_size) for k in ("china", "flower")]
+    )
     return to_gray(color), color
 
 
@@ -226,7 +260,7 @@ def demo_paired(*, load_size: int, patch: int = 128, stride: int = 32) -> tuple[
 
 
 def crop_and_flip(image: np.ndarray, top: int, left: int, size: int, flip: bool) -> np.ndarray:
-    out = image[top:top + size, left:left + size]
+    out = image[top : top + size, left : left + size]
     return out[:, ::-1] if flip else out
 
 
@@ -241,26 +275,40 @@ class TranslationBatcher:
     (Isola et al. 2017 sec. 6.2: 286 -> 256; Zhu et al. 2017 sec. 7.1).
     """
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, *, batch_size: int, crop_size: int, seed: int, paired: bool,
-                 flip: bool = True, process_index: int = 0, process_count: int = 1):
+    def __init__(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        *,
+        batch_size: int,
+        crop_size: int,
+        seed: int,
+        paired: bool,
+        flip: bool = True,
+        process_index: int = 0,
+        process_count: int = 1,
+    ):
         for name, x in (("A", a), ("B", b)):
             if x.dtype != np.uint8 or x.ndim != 4 or len(x) == 0:
                 raise ValueError(f"Domain {name} must be non-empty uint8 [N, H, W, C], got {x.dtype} {x.shape}.")
             if min(x.shape[1:3]) < crop_size:
-                raise ValueError(f"Domain {name}'s images are {x.shape[1]}x{x.shape[2]}, smaller than the crop "
-                                 f"{crop_size}; use a load_size >= crop_size.")
+                raise ValueError(
+                    f"Domain {name}'s images are {x.shape[1]}x{x.shape[2]}, smaller than the crop "
+                    f"{crop_size}; use a load_size >= crop_size."
+                )
         if paired and (len(a) != len(b) or a.shape[1:3] != b.shape[1:3]):
             raise ValueError(f"Paired data needs as many A as B images of one size; got {a.shape} and {b.shape}.")
         self.a, self.b, self.paired, self.flip = a, b, paired, flip
         self.crop_size, self.seed, self.batch_size = crop_size, int(seed), batch_size
         kw = dict(batch_size=batch_size, process_index=process_index, process_count=process_count)
         self._order_a = ArrayBatcher({"image": a[:, :1, :1]}, seed=2 * self.seed, **kw)
-        self._order_b = self._order_a if paired else ArrayBatcher({"image": b[:, :1, :1]}, seed=2 * self.seed + 1,
-                                                                  **kw)
+        self._order_b = self._order_a if paired else ArrayBatcher({"image": b[:, :1, :1]}, seed=2 * self.seed + 1, **kw)
         self._rows = process_batch_slice(batch_size, process_index, process_count)
 
     def _crops(self, images: np.ndarray, idx: np.ndarray, draws: Sequence[tuple[int, int, bool]]) -> np.ndarray:
-        return np.stack([crop_and_flip(images[i], t, l, self.crop_size, f) for i, (t, l, f) in zip(idx, draws)])
+        return np.stack(
+            [crop_and_flip(images[i], top, left, self.crop_size, f) for i, (top, left, f) in zip(idx, draws)]
+        )
 
     def _draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[int, int, bool]:
         top = int(rng.integers(0, shape[0] - self.crop_size + 1))
@@ -275,25 +323,41 @@ class TranslationBatcher:
             rng = np.random.default_rng([self.seed, step, row])
             draws_a.append(self._draw(rng, self.a.shape[1:3]))
             draws_b.append(draws_a[-1] if self.paired else self._draw(rng, self.b.shape[1:3]))
-        return {"a": to_model_range(self._crops(self.a, idx_a, draws_a)),
-                "b": to_model_range(self._crops(self.b, idx_b, draws_b))}
+        return {
+            "a": to_model_range(self._crops(self.a, idx_a, draws_a)),
+            "b": to_model_range(self._crops(self.b, idx_b, draws_b)),
+        }
 
 
 def center_crop(images: np.ndarray, size: int) -> np.ndarray:
     """The central size x size window of uint8 [N, H, W, C] (for fixed sample grids)."""
     h, w = images.shape[1:3]
     top, left = (h - size) // 2, (w - size) // 2
-    return images[:, top:top + size, left:left + size]
+    return images[:, top : top + size, left : left + size]
 
 
-def load_translation_data(*, source: str, paired: bool, load_size: int, channels_a: int, channels_b: int,
-                          name: str = "", path_a: str = "", path_b: str = "", path: str = "", split: str = "train",
-                          data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_translation_data(
+    *,
+    source: str,
+    paired: bool,
+    load_size: int,
+    channels_a: int,
+    channels_b: int,
+    name: str = "",
+    path_a: str = "",
+    path_b: str = "",
+    path: str = "",
+    split: str = "train",
+    data_dir: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Dispatches on `source` ('demo', 'folders', 'side_by_side', 'tfds'); returns the uint8 (A, B) domains."""
+
     def check_channels(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if (a.shape[-1], b.shape[-1]) != (channels_a, channels_b):
-            raise ValueError(f"source={source!r} gives A with {a.shape[-1]} and B with {b.shape[-1]} channels; set "
-                             f"data.channels_a={a.shape[-1]} and data.channels_b={b.shape[-1]}.")
+            raise ValueError(
+                f"source={source!r} gives A with {a.shape[-1]} and B with {b.shape[-1]} channels; set "
+                f"data.channels_a={a.shape[-1]} and data.channels_b={b.shape[-1]}."
+            )
         return a, b
 
     if source == "demo":
@@ -303,10 +367,14 @@ def load_translation_data(*, source: str, paired: bool, load_size: int, channels
             raise ValueError("source='folders' needs data.path_a and data.path_b (one folder of images per domain).")
         if paired:
             pairs = paired_paths(path_a, path_b)
-            return (np.stack([_resize(read_image(pa, channels=channels_a), load_size) for pa, _ in pairs]),
-                    np.stack([_resize(read_image(pb, channels=channels_b), load_size) for _, pb in pairs]))
-        return (load_image_folder_domain(path_a, load_size=load_size, channels=channels_a),
-                load_image_folder_domain(path_b, load_size=load_size, channels=channels_b))
+            return (
+                np.stack([_resize(read_image(pa, channels=channels_a), load_size) for pa, _ in pairs]),
+                np.stack([_resize(read_image(pb, channels=channels_b), load_size) for _, pb in pairs]),
+            )
+        return (
+            load_image_folder_domain(path_a, load_size=load_size, channels=channels_a),
+            load_image_folder_domain(path_b, load_size=load_size, channels=channels_b),
+        )
     if source == "side_by_side":
         if not path:
             raise ValueError("source='side_by_side' needs data.path, a folder of A|B side-by-side images.")

@@ -59,9 +59,12 @@ def digit_sprites(digit_size: int) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image  # pylint: disable=g-import-not-at-top
 
     images, labels = digits_arrays()
-    sprites = np.stack([np.asarray(Image.fromarray(im[..., 0]).resize((digit_size, digit_size),
-                                                                       Image.Resampling.BILINEAR))
-                        for im in images])
+    sprites = np.stack(
+        [
+            np.asarray(Image.fromarray(im[..., 0]).resize((digit_size, digit_size), Image.Resampling.BILINEAR))
+            for im in images
+        ]
+    )
     return sprites.astype(np.uint8), labels
 
 
@@ -123,7 +126,7 @@ class MovingDigits:
         video = np.zeros(self.shape, np.uint8)
         for row, path in zip(rows, positions):
             for t, (y, x) in enumerate(path):
-                window = video[t, y:y + d, x:x + d, 0]
+                window = video[t, y : y + d, x : x + d, 0]
                 np.maximum(window, sprites[row], out=window)
         return video, labels[rows]
 
@@ -166,15 +169,21 @@ class ArrayVideoBatcher:
     """Step-indexed batches over in-memory uint8 videos [N, T, S, S, C]: `jaxgan.data.ArrayBatcher`'s
     order (epoch e = permutation of default_rng([seed, e])), as {"video": float32 [B_local, ...] in [-1, 1]}."""
 
-    def __init__(self, videos: np.ndarray, *, batch_size: int, seed: int, process_index: int = 0,
-                 process_count: int = 1):
+    def __init__(
+        self, videos: np.ndarray, *, batch_size: int, seed: int, process_index: int = 0, process_count: int = 1
+    ):
         from jaxgan.data.pipeline import ArrayBatcher  # pylint: disable=g-import-not-at-top
 
         videos = np.asarray(videos)
         if videos.ndim != 5 or videos.dtype != np.uint8:
             raise ValueError(f"videos must be uint8 [N, T, H, W, C], got {videos.dtype} {videos.shape}.")
-        self._batcher = ArrayBatcher({"image": videos}, batch_size=batch_size, seed=seed,
-                                     process_index=process_index, process_count=process_count)
+        self._batcher = ArrayBatcher(
+            {"image": videos},
+            batch_size=batch_size,
+            seed=seed,
+            process_index=process_index,
+            process_count=process_count,
+        )
 
     def batch_at(self, step: int) -> dict[str, np.ndarray]:
         return {"video": self._batcher.batch_at(step)["image"]}
@@ -188,6 +197,7 @@ def _tfds():
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
     from jaxgan.data.pipeline import _tf  # hides GPUs from TF first  # pylint: disable=g-import-not-at-top
+
     _tf()
     return tfds
 
@@ -205,8 +215,17 @@ def _builder_class():
     class MovingDigitsConfig(tfds.core.BuilderConfig):
         """frame_size, num_digits, num_frames and the clips per split of one `moving_digits` variant."""
 
-        def __init__(self, *, frame_size: int, num_digits: int, num_frames: int = 16, train_clips: int = 2048,
-                     test_clips: int = 256, name: str | None = None, **kwargs):
+        def __init__(
+            self,
+            *,
+            frame_size: int,
+            num_digits: int,
+            num_frames: int = 16,
+            train_clips: int = 2048,
+            test_clips: int = 256,
+            name: str | None = None,
+            **kwargs,
+        ):
             super().__init__(name=name or _config_name(frame_size, num_digits), version="1.0.0", **kwargs)
             self.frame_size, self.num_digits, self.num_frames = frame_size, num_digits, num_frames
             self.clips = {"train": train_clips, "test": test_clips}
@@ -227,13 +246,18 @@ def _builder_class():
         def _info(self):
             c = self.builder_config
             return self.dataset_info_from_configs(
-                description=("Moving scikit-learn digits: digits bouncing in a black frame (jaxgan.data.video); "
-                             "clip i of a split is MovingDigits(split, seed=0, ...).clip(i)."),
-                features=tfds.features.FeaturesDict({
-                    "video": tfds.features.Video(shape=(c.num_frames, c.frame_size, c.frame_size, 1)),
-                    "label": tfds.features.Tensor(shape=(c.num_digits,), dtype=np.int64),
-                }),
-                disable_shuffling=True)
+                description=(
+                    "Moving scikit-learn digits: digits bouncing in a black frame (jaxgan.data.video); "
+                    "clip i of a split is MovingDigits(split, seed=0, ...).clip(i)."
+                ),
+                features=tfds.features.FeaturesDict(
+                    {
+                        "video": tfds.features.Video(shape=(c.num_frames, c.frame_size, c.frame_size, 1)),
+                        "label": tfds.features.Tensor(shape=(c.num_digits,), dtype=np.int64),
+                    }
+                ),
+                disable_shuffling=True,
+            )
 
         def _split_generators(self, dl_manager):
             del dl_manager  # nothing to download
@@ -241,8 +265,9 @@ def _builder_class():
 
         def _generate_examples(self, split):
             c = self.builder_config
-            source = MovingDigits(split=split, seed=0, num_frames=c.num_frames, frame_size=c.frame_size,
-                                  num_digits=c.num_digits)
+            source = MovingDigits(
+                split=split, seed=0, num_frames=c.num_frames, frame_size=c.frame_size, num_digits=c.num_digits
+            )
             for i in range(c.clips[split]):
                 video, labels = source.clip(i)
                 yield i, {"video": video, "label": labels}
@@ -299,12 +324,21 @@ def video_feature(name: str, features: Any) -> str:
     for key in VIDEO_FEATURES:
         if key in features:
             return key
-    raise ValueError(f"Dataset '{name}' has none of the video features {VIDEO_FEATURES}; its features are "
-                     f"{sorted(features.keys())}.")
+    raise ValueError(
+        f"Dataset '{name}' has none of the video features {VIDEO_FEATURES}; its features are {sorted(features.keys())}."
+    )
 
 
-def load_tfds_videos(name: str, *, split: str, num_frames: int, frame_size: int, channels: int,
-                     data_dir: str | os.PathLike[str] | None = None, max_clips: int | None = None) -> np.ndarray:
+def load_tfds_videos(
+    name: str,
+    *,
+    split: str,
+    num_frames: int,
+    frame_size: int,
+    channels: int,
+    data_dir: str | os.PathLike[str] | None = None,
+    max_clips: int | None = None,
+) -> np.ndarray:
     """Clips of a prepared TFDS video dataset as uint8 [N, num_frames, frame_size, frame_size, channels].
 
     Each clip is its first `num_frames` frames (clips with fewer are skipped),
@@ -315,8 +349,10 @@ def load_tfds_videos(name: str, *, split: str, num_frames: int, frame_size: int,
     from jaxgan.data.pipeline import _check_split, _resize_convert_tf, default_data_dir  # pylint: disable=g-import-not-at-top
 
     if num_frames < 2 or frame_size < 1 or (max_clips is not None and max_clips < 1):
-        raise ValueError(f"Need num_frames >= 2, frame_size >= 1 and max_clips >= 1 (or None); got {num_frames}, "
-                         f"{frame_size}, {max_clips}.")
+        raise ValueError(
+            f"Need num_frames >= 2, frame_size >= 1 and max_clips >= 1 (or None); got {num_frames}, "
+            f"{frame_size}, {max_clips}."
+        )
     tf = _tfds() and __import__("tensorflow")
     data_dir = os.fspath(data_dir) if data_dir else default_data_dir()
     builder = _video_builder(name, data_dir)

@@ -270,9 +270,7 @@ def classify(images: Any, *, params: Any = None) -> tuple[np.ndarray, np.ndarray
 def _channels(images: Any, what: str) -> list[np.ndarray]:
     x = np.asarray(images)
     if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(
-            f"{what} must be stacked digits [N, H, W, 3] (one digit per channel), got shape {x.shape}."
-        )
+        raise ValueError(f"{what} must be stacked digits [N, H, W, 3] (one digit per channel), got shape {x.shape}.")
     return [x[..., c] for c in range(3)]
 
 
@@ -330,10 +328,8 @@ def digits_features(images: Any, *, stacked: bool = False, params: Any = None) -
     return classify(images, params=params)[1]
 
 
-def frechet_digits_distance(
-    images_a: Any, images_b: Any, *, stacked: bool = False, params: Any = None
-) -> float:
-    """"FCD": the Frechet distance between DigitsCNN penultimate features of two image sets.
+def frechet_digits_distance(images_a: Any, images_b: Any, *, stacked: bool = False, params: Any = None) -> float:
+    """ "FCD": the Frechet distance between DigitsCNN penultimate features of two image sets.
 
     FID's formula (Heusel et al. 2017, arXiv:1706.08500, eq. 6) on a domain
     classifier instead of Inception, as the Frechet ChemNet Distance does for

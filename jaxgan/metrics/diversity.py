@@ -77,7 +77,9 @@ def _downsample(x: np.ndarray) -> np.ndarray:
     return 0.25 * (x[..., 0::2, 0::2, :] + x[..., 1::2, 0::2, :] + x[..., 0::2, 1::2, :] + x[..., 1::2, 1::2, :])
 
 
-def num_scales(height: int, width: int, *, max_scales: int = len(MSSSIM_WEIGHTS), window_size: int = WINDOW_SIZE) -> int:
+def num_scales(
+    height: int, width: int, *, max_scales: int = len(MSSSIM_WEIGHTS), window_size: int = WINDOW_SIZE
+) -> int:
     """How many scales fit: the window must fit inside the image at every scale (module doc)."""
     side = min(height, width)
     if side < window_size:
@@ -148,7 +150,9 @@ def ms_ssim(
     return out.mean(axis=-1)
 
 
-def msssim_diversity(images: Any, *, num_pairs: int = 1000, seed: int = 0, max_scales: int = len(MSSSIM_WEIGHTS)) -> float:
+def msssim_diversity(
+    images: Any, *, num_pairs: int = 1000, seed: int = 0, max_scales: int = len(MSSSIM_WEIGHTS)
+) -> float:
     """Mean MS-SSIM over `num_pairs` random pairs of distinct images [N, H, W, C] (lower = more diverse).
 
     Pairs: numpy default_rng(seed) draws i uniformly and j uniformly among the

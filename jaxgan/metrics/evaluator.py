@@ -44,7 +44,8 @@ PRDC_METRICS = ("precision", "recall", "density", "coverage")
 FEATURES_FORMAT_VERSION = 1
 IS_WEIGHTS_HINT = (
     "Convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth (it has the fc layer) with "
-    "`python tools/fetch_inception.py --pth PATH` and pass the resulting .npz as the weights path.")
+    "`python tools/fetch_inception.py --pth PATH` and pass the resulting .npz as the weights path."
+)
 
 
 # ---------------------------------------------------------------- helpers
@@ -54,8 +55,10 @@ def check_samples(images: Any, *, num: int | None = None, what: str = "samples")
     """uint8 [N, H, W, C] (C in 1, 3) as numpy, with N == num when given; else a clear error."""
     x = np.asarray(images)
     if x.dtype != np.uint8:
-        raise TypeError(f"{what} must be uint8 [N, H, W, C] in [0, 255], got {x.dtype}; "
-                        "quantize with jaxgan.common.to_uint8 (the loop's sample_fn already does).")
+        raise TypeError(
+            f"{what} must be uint8 [N, H, W, C] in [0, 255], got {x.dtype}; "
+            "quantize with jaxgan.common.to_uint8 (the loop's sample_fn already does)."
+        )
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
         raise ValueError(f"{what} must be uint8 [N, H, W, C] with C = 1 or 3 (channels last), got shape {x.shape}.")
     if num is not None and len(x) != num:
@@ -78,11 +81,19 @@ def _check_metrics(metrics: Sequence[str] | str) -> tuple[str, ...]:
 # ---------------------------------------------------------------- metrics from features
 
 
-def inception_metrics(fake_features: np.ndarray, *, metrics: Sequence[str], real_features: np.ndarray | None = None,
-                      real_stats: stats.FeatureStats | None = None, fc: dict | None = None, seed: int = 0,
-                      kid_subsets: int = kid.KID_SUBSETS, kid_subset_size: int = kid.KID_SUBSET_SIZE,
-                      k_precision_recall: int = prdc.PRECISION_RECALL_K,
-                      k_density_coverage: int = prdc.DENSITY_COVERAGE_K) -> dict[str, float]:
+def inception_metrics(
+    fake_features: np.ndarray,
+    *,
+    metrics: Sequence[str],
+    real_features: np.ndarray | None = None,
+    real_stats: stats.FeatureStats | None = None,
+    fc: dict | None = None,
+    seed: int = 0,
+    kid_subsets: int = kid.KID_SUBSETS,
+    kid_subset_size: int = kid.KID_SUBSET_SIZE,
+    k_precision_recall: int = prdc.PRECISION_RECALL_K,
+    k_density_coverage: int = prdc.DENSITY_COVERAGE_K,
+) -> dict[str, float]:
     """The requested metrics of ONE set of fake features [N, D] against the real ones.
 
     fid needs `real_stats` or `real_features`; kid and precision/recall/density/
@@ -96,8 +107,9 @@ def inception_metrics(fake_features: np.ndarray, *, metrics: Sequence[str], real
     out: dict[str, float] = {}
     needs_features = [m for m in metrics if m not in ("fid", "is")]
     if needs_features and real_features is None:
-        raise ValueError(f"{needs_features} need the real features, not only their statistics; pass real images "
-                         "or real features.")
+        raise ValueError(
+            f"{needs_features} need the real features, not only their statistics; pass real images or real features."
+        )
     if "fid" in metrics:
         if real_stats is None:
             if real_features is None:
@@ -106,18 +118,20 @@ def inception_metrics(fake_features: np.ndarray, *, metrics: Sequence[str], real
         fake_stats = stats.feature_stats(fake)
         out["fid"] = stats.frechet_distance(real_stats.mean, real_stats.cov, fake_stats.mean, fake_stats.cov)
     if "kid" in metrics:
-        k = kid.kernel_inception_distance(real_features, fake, num_subsets=kid_subsets,
-                                          max_subset_size=kid_subset_size, seed=seed)
+        k = kid.kernel_inception_distance(
+            real_features, fake, num_subsets=kid_subsets, max_subset_size=kid_subset_size, seed=seed
+        )
         out["kid"], out["kid_std"] = k["kid_mean"], k["kid_std"]
     wanted = [m for m in PRDC_METRICS if m in metrics]
     if wanted:
-        p = prdc.prdc(real_features, fake, k_precision_recall=k_precision_recall,
-                      k_density_coverage=k_density_coverage)
+        p = prdc.prdc(real_features, fake, k_precision_recall=k_precision_recall, k_density_coverage=k_density_coverage)
         out.update({m: p[m] for m in wanted})
     if "is" in metrics:
         if fc is None:
-            raise ValueError("The Inception Score needs the 1008-way classifier, which the default FID weights "
-                             "lack. " + IS_WEIGHTS_HINT)
+            raise ValueError(
+                "The Inception Score needs the 1008-way classifier, which the default FID weights "
+                "lack. " + IS_WEIGHTS_HINT
+            )
         logits = np.asarray(inception.classifier_logits(fc, fake.astype(np.float32)))
         s = inception_score.inception_score(logits, from_logits=True)
         out["is"], out["is_std"] = s["is_mean"], s["is_std"]
@@ -127,9 +141,17 @@ def inception_metrics(fake_features: np.ndarray, *, metrics: Sequence[str], real
 # ---------------------------------------------------------------- reference features cache
 
 
-def cached_reference_features(extractor: fid_lib.InceptionFeatures, images: Any, *, dataset: str, split: str,
-                       resolution: int | tuple, n: int | None = None, options: dict | None = None,
-                       cache_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
+def cached_reference_features(
+    extractor: fid_lib.InceptionFeatures,
+    images: Any,
+    *,
+    dataset: str,
+    split: str,
+    resolution: int | tuple,
+    n: int | None = None,
+    options: dict | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, str]:
     """Real-image features [n, D], cached like `fid.reference_stats` (same key, kind "features").
 
     KID and precision/recall need the features themselves, not only their
@@ -137,9 +159,15 @@ def cached_reference_features(extractor: fid_lib.InceptionFeatures, images: Any,
     called on a cache hit). Returns (features, a one-line description).
     """
     key, spec = fid_lib.reference_key(
-        dataset=dataset, split=split, resolution=resolution, resize=extractor.resize, n=n,
-        feature_dim=extractor.feature_dim, weights_sha256=extractor.weights_sha256,
-        options={**(options or {}), "kind": "features", "features_format": FEATURES_FORMAT_VERSION})
+        dataset=dataset,
+        split=split,
+        resolution=resolution,
+        resize=extractor.resize,
+        n=n,
+        feature_dim=extractor.feature_dim,
+        weights_sha256=extractor.weights_sha256,
+        options={**(options or {}), "kind": "features", "features_format": FEATURES_FORMAT_VERSION},
+    )
     path = weights.cache_dir(cache_dir) / "fid_features" / f"{dataset}-{split}-{key[:20]}.npz"
     description = f"{dataset}/{split} {resolution}px n={'all' if n is None else n} [{key[:12]}]"
     if path.is_file():
@@ -186,35 +214,61 @@ class InceptionEvaluator:
     weights at `weights_path` (the fetched default when None).
     """
 
-    def __init__(self, *, metrics: Sequence[str] = ("fid",), num_samples: int = 10_000, seed: int = 0,
-                 reference_images: Any = None, reference_features: Any = None,
-                 reference_stats: stats.FeatureStats | None = None, num_reference: int | None = None,
-                 reference_name: str | None = None, dataset: str | None = None, split: str = "train",
-                 resolution: int | tuple | None = None, cache_dir: str | os.PathLike | None = None,
-                 extractor: fid_lib.InceptionFeatures | None = None,
-                 fc: dict | None = None, weights_path: str | os.PathLike | None = None, feature_dim: int = 2048,
-                 resize: str = "pytorch_fid", batch_size: int = 50, kid_subsets: int = kid.KID_SUBSETS,
-                 kid_subset_size: int = kid.KID_SUBSET_SIZE):
+    def __init__(
+        self,
+        *,
+        metrics: Sequence[str] = ("fid",),
+        num_samples: int = 10_000,
+        seed: int = 0,
+        reference_images: Any = None,
+        reference_features: Any = None,
+        reference_stats: stats.FeatureStats | None = None,
+        num_reference: int | None = None,
+        reference_name: str | None = None,
+        dataset: str | None = None,
+        split: str = "train",
+        resolution: int | tuple | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        extractor: fid_lib.InceptionFeatures | None = None,
+        fc: dict | None = None,
+        weights_path: str | os.PathLike | None = None,
+        feature_dim: int = 2048,
+        resize: str = "pytorch_fid",
+        batch_size: int = 50,
+        kid_subsets: int = kid.KID_SUBSETS,
+        kid_subset_size: int = kid.KID_SUBSET_SIZE,
+    ):
         self.metrics = _check_metrics(metrics)
-        given = [n for n, v in (("reference_images", reference_images), ("reference_features", reference_features),
-                                ("reference_stats", reference_stats)) if v is not None]
+        given = [
+            n
+            for n, v in (
+                ("reference_images", reference_images),
+                ("reference_features", reference_features),
+                ("reference_stats", reference_stats),
+            )
+            if v is not None
+        ]
         if len(given) > 1 or (not given and self.metrics != ("is",)):
-            raise ValueError(f"Give exactly one of reference_images, reference_features, reference_stats; got "
-                             f"{given or 'none'}.")
+            raise ValueError(
+                f"Give exactly one of reference_images, reference_features, reference_stats; got {given or 'none'}."
+            )
         if num_samples < 2:
             raise ValueError(f"num_samples must be >= 2 (10k or 50k is standard for FID), got {num_samples}.")
         if extractor is None:
             variables, meta = weights.load_inception_params(weights_path)
             fc = variables.get("fc") if fc is None else fc
-            extractor = fid_lib.InceptionFeatures(variables, weights_meta=meta, resize=resize,
-                                                  feature_dim=feature_dim, batch_size=batch_size)
+            extractor = fid_lib.InceptionFeatures(
+                variables, weights_meta=meta, resize=resize, feature_dim=feature_dim, batch_size=batch_size
+            )
         if "is" in self.metrics:
             if fc is None:
-                raise ValueError("metrics include 'is', but these Inception weights have no classifier. "
-                                 + IS_WEIGHTS_HINT)
+                raise ValueError(
+                    "metrics include 'is', but these Inception weights have no classifier. " + IS_WEIGHTS_HINT
+                )
             if extractor.feature_dim != 2048:
-                raise ValueError(f"The Inception Score needs the 2048-d pool features, got feature_dim="
-                                 f"{extractor.feature_dim}.")
+                raise ValueError(
+                    f"The Inception Score needs the 2048-d pool features, got feature_dim={extractor.feature_dim}."
+                )
         self.extractor, self.fc = extractor, fc
         self.num_samples, self.seed = int(num_samples), int(seed)
         self.kid_subsets, self.kid_subset_size = int(kid_subsets), int(kid_subset_size)
@@ -224,11 +278,15 @@ class InceptionEvaluator:
         elif reference_stats is not None:
             needs = [m for m in self.metrics if m not in ("fid", "is")]
             if needs:
-                raise ValueError(f"{needs} need reference features, not only statistics; pass reference_images "
-                                 "or reference_features.")
+                raise ValueError(
+                    f"{needs} need reference features, not only statistics; pass reference_images "
+                    "or reference_features."
+                )
             if reference_stats.mean.shape != (extractor.feature_dim,):
-                raise ValueError(f"reference_stats are {reference_stats.mean.shape[0]}-d, the extractor gives "
-                                 f"{extractor.feature_dim}-d features.")
+                raise ValueError(
+                    f"reference_stats are {reference_stats.mean.shape[0]}-d, the extractor gives "
+                    f"{extractor.feature_dim}-d features."
+                )
             self.real_stats, reference = reference_stats, reference_name or "reference statistics given"
         elif reference_features is not None:
             f = np.asarray(reference_features)
@@ -238,20 +296,28 @@ class InceptionEvaluator:
         elif dataset is not None:
             if resolution is None:
                 if callable(reference_images):
-                    raise ValueError("Pass resolution= with a callable reference_images: it names the cache entry, "
-                                     "which is looked up before the images are loaded.")
+                    raise ValueError(
+                        "Pass resolution= with a callable reference_images: it names the cache entry, "
+                        "which is looked up before the images are loaded."
+                    )
                 resolution = check_samples(reference_images, what="reference images").shape[1:3]
             resolution = (resolution, resolution) if np.ndim(resolution) == 0 else resolution
-            cached = dict(dataset=dataset, split=split, resolution=tuple(int(r) for r in resolution),
-                          n=num_reference, cache_dir=cache_dir)
+            cached = dict(
+                dataset=dataset,
+                split=split,
+                resolution=tuple(int(r) for r in resolution),
+                n=num_reference,
+                cache_dir=cache_dir,
+            )
             if set(self.metrics) <= {"fid", "is"}:  # moments suffice: fid.py's statistics cache
                 self.real_stats, reference = fid_lib.reference_stats(extractor, reference_images, **cached)
             else:
                 self.real_features, reference = cached_reference_features(extractor, reference_images, **cached)
             reference = reference_name or reference
         else:
-            x = check_samples(reference_images() if callable(reference_images) else reference_images,
-                              what="reference images")
+            x = check_samples(
+                reference_images() if callable(reference_images) else reference_images, what="reference images"
+            )
             x = x if num_reference is None else x[:num_reference]
             self.real_features, reference = extractor(x), reference_name or "reference images given"
         if self.real_features is not None:
@@ -263,9 +329,15 @@ class InceptionEvaluator:
     def _protocol(self, n_fake: int) -> dict:
         ex = self.extractor
         n_real = int(self.real_stats.n) if self.real_stats is not None else 0
-        p = fid_lib.FIDProtocol(weights_id=ex.weights_id, weights_sha256=ex.weights_sha256, resize=ex.resize,
-                                feature_dim=ex.feature_dim, n_real=n_real, n_fake=int(n_fake),
-                                reference=self.reference).as_dict()
+        p = fid_lib.FIDProtocol(
+            weights_id=ex.weights_id,
+            weights_sha256=ex.weights_sha256,
+            resize=ex.resize,
+            feature_dim=ex.feature_dim,
+            n_real=n_real,
+            n_fake=int(n_fake),
+            reference=self.reference,
+        ).as_dict()
         p.update(metrics=list(self.metrics), seed=self.seed)
         if "kid" in self.metrics:
             p.update(kid_subsets=self.kid_subsets, kid_subset_size=self.kid_subset_size)
@@ -281,9 +353,16 @@ class InceptionEvaluator:
         if len(x) < 2:
             raise ValueError(f"Need at least 2 generated samples, got {len(x)}.")
         fake = self.extractor(x)
-        values = inception_metrics(fake, metrics=self.metrics, real_features=self.real_features,
-                                   real_stats=self.real_stats, fc=self.fc, seed=self.seed,
-                                   kid_subsets=self.kid_subsets, kid_subset_size=self.kid_subset_size)
+        values = inception_metrics(
+            fake,
+            metrics=self.metrics,
+            real_features=self.real_features,
+            real_stats=self.real_stats,
+            fc=self.fc,
+            seed=self.seed,
+            kid_subsets=self.kid_subsets,
+            kid_subset_size=self.kid_subset_size,
+        )
         self.last_protocol = self._protocol(len(x))
         return values
 
@@ -308,25 +387,35 @@ class DigitsFrechetEvaluator:
     reports no floor.
     """
 
-    def __init__(self, *, num_samples: int | None = None, seed: int = 0, stacked: bool = False,
-                 reference_images: Any = None, heldout_images: Any = None, num_reference: int = 10_000,
-                 params: Any = None):
+    def __init__(
+        self,
+        *,
+        num_samples: int | None = None,
+        seed: int = 0,
+        stacked: bool = False,
+        reference_images: Any = None,
+        heldout_images: Any = None,
+        num_reference: int = 10_000,
+        params: Any = None,
+    ):
         self.seed, self.stacked, self.params = int(seed), bool(stacked), params
         if reference_images is None and heldout_images is None and not stacked:
             heldout_images = digits_classifier.load_split("test")[0][..., None]
             if num_samples is not None:
                 heldout_images = heldout_images[:num_samples]
         if num_samples is None:
-            num_samples = (10_000 if stacked else len(heldout_images) if heldout_images is not None else 1000)
+            num_samples = 10_000 if stacked else len(heldout_images) if heldout_images is not None else 1000
         if num_samples < 2:
             raise ValueError(f"num_samples must be >= 2, got {num_samples}.")
         self.num_samples = int(num_samples)
         if reference_images is None:
-            reference_images = (digits_classifier.make_stacked_digits(num_reference, seed=seed, split="train")[0]
-                                if stacked else digits_classifier.load_split("train")[0][..., None])
+            reference_images = (
+                digits_classifier.make_stacked_digits(num_reference, seed=seed, split="train")[0]
+                if stacked
+                else digits_classifier.load_split("train")[0][..., None]
+            )
             if heldout_images is None:  # stacked
-                heldout_images = digits_classifier.make_stacked_digits(self.num_samples, seed=seed + 1,
-                                                                       split="test")[0]
+                heldout_images = digits_classifier.make_stacked_digits(self.num_samples, seed=seed + 1, split="test")[0]
             self.reference = "digits/train" + (" stacked" if stacked else "")
         else:
             self.reference = "reference images given"
@@ -336,14 +425,17 @@ class DigitsFrechetEvaluator:
             self.floor = self._distance(check_samples(heldout_images, what="held-out images"))
             self.n_heldout = len(heldout_images)
             if self.n_heldout != self.num_samples:
-                log.warning("FCD: %d samples vs a floor from %d held-out images; the estimator is biased in N, "
-                            "so they are not comparable.", self.num_samples, self.n_heldout)
+                log.warning(
+                    "FCD: %d samples vs a floor from %d held-out images; the estimator is biased in N, "
+                    "so they are not comparable.",
+                    self.num_samples,
+                    self.n_heldout,
+                )
         else:
             log.info("FCD: custom reference without held-out images: no floor reported.")
 
     def _stats(self, images: np.ndarray) -> stats.FeatureStats:
-        return stats.feature_stats(digits_classifier.digits_features(images, stacked=self.stacked,
-                                                                     params=self.params))
+        return stats.feature_stats(digits_classifier.digits_features(images, stacked=self.stacked, params=self.params))
 
     def _distance(self, images: np.ndarray) -> float:
         s = self._stats(images)
@@ -381,8 +473,10 @@ class MSSSIMEvaluator:
 
     def evaluate_images(self, images: Any) -> dict[str, float]:
         x = check_samples(images, what="generated samples")
-        return {"msssim": diversity.msssim_diversity(x, num_pairs=self.num_pairs, seed=self.seed),
-                "msssim_real": self.real}
+        return {
+            "msssim": diversity.msssim_diversity(x, num_pairs=self.num_pairs, seed=self.seed),
+            "msssim_real": self.real,
+        }
 
     def __call__(self, sample_fn: SampleFn, step: int) -> dict[str, float]:
         del step
@@ -402,11 +496,9 @@ class ModesEvaluator:
 
     def __init__(self, *, data: str = "ring", num_samples: int | None = None, seed: int = 0, params: Any = None):
         if data not in (*modes_lib.MIXTURES, "stacked_digits"):
-            raise ValueError(f"ModesEvaluator: data={data!r}; valid: {sorted(modes_lib.MIXTURES)} or "
-                             "'stacked_digits'.")
+            raise ValueError(f"ModesEvaluator: data={data!r}; valid: {sorted(modes_lib.MIXTURES)} or 'stacked_digits'.")
         self.data, self.seed, self.params = data, int(seed), params
-        default = (digits_classifier.STACKED_PROTOCOL_SAMPLES if data == "stacked_digits"
-                   else modes_lib.PROTOCOL_SAMPLES)
+        default = digits_classifier.STACKED_PROTOCOL_SAMPLES if data == "stacked_digits" else modes_lib.PROTOCOL_SAMPLES
         self.num_samples = int(num_samples or default)
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
@@ -415,12 +507,13 @@ class ModesEvaluator:
         """{'modes', 'high_quality' (2-D only), 'reverse_kl'} of points [N, 2] or uint8 images [N, H, W, 3]."""
         x = np.asarray(samples)
         if self.data == "stacked_digits":
-            out = digits_classifier.stacked_digits_modes(check_samples(x, what="generated samples"),
-                                                         params=self.params)
+            out = digits_classifier.stacked_digits_modes(check_samples(x, what="generated samples"), params=self.params)
             return {"modes": float(out["modes"]), "reverse_kl": out["kl"]}
         if x.dtype == np.uint8:
-            raise TypeError("ModesEvaluator on 2-D mixtures needs float points [N, 2], got uint8 samples: the "
-                            "sample_fn quantized them as images; give it the generator's raw float output.")
+            raise TypeError(
+                "ModesEvaluator on 2-D mixtures needs float points [N, 2], got uint8 samples: the "
+                "sample_fn quantized them as images; give it the generator's raw float output."
+            )
         out = modes_lib.mode_coverage(x, self.data)
         return {"modes": float(out["modes"]), "high_quality": out["high_quality"], "reverse_kl": out["reverse_kl"]}
 
@@ -428,8 +521,9 @@ class ModesEvaluator:
         del step
         x = np.asarray(sample_fn(self.num_samples, self.seed))
         if len(x) != self.num_samples:
-            raise ValueError(f"sample_fn({self.num_samples}, seed) returned {len(x)} samples; it must return "
-                             "exactly num.")
+            raise ValueError(
+                f"sample_fn({self.num_samples}, seed) returned {len(x)} samples; it must return exactly num."
+            )
         return self.evaluate_samples(x)
 
 

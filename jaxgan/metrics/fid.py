@@ -96,7 +96,8 @@ def check_images(images: Any, *, what: str = "images") -> np.ndarray:
     if x.dtype != np.uint8:
         raise TypeError(
             f"FID takes uint8 {what} [N, H, W, 3] in [0, 255], got {x.dtype}. Quantize generator output first "
-            "(jaxgan.common.to_uint8 maps [-1, 1] to uint8), as saved PNGs are in pytorch-fid.")
+            "(jaxgan.common.to_uint8 maps [-1, 1] to uint8), as saved PNGs are in pytorch-fid."
+        )
     if x.ndim == 3:
         raise ValueError(f"{what} must be [N, H, W, C], got {x.shape}; add a batch axis (x[None]) for one image.")
     if x.ndim != 4:
@@ -116,17 +117,18 @@ def _iter_batches(images: Images, batch_size: int, what: str) -> Iterator[np.nda
     if isinstance(images, (np.ndarray, jax.Array)):
         x = check_images(images, what=what)
         for i in range(0, x.shape[0], batch_size):
-            yield x[i:i + batch_size]
+            yield x[i : i + batch_size]
         return
     if isinstance(images, (str, bytes, dict)) or not isinstance(images, Iterable):
-        raise TypeError(f"{what} must be a uint8 array [N, H, W, C] or an iterable of such batches, "
-                        f"got {type(images).__name__}.")
+        raise TypeError(
+            f"{what} must be a uint8 array [N, H, W, C] or an iterable of such batches, got {type(images).__name__}."
+        )
     for batch in images:
         if isinstance(batch, dict) and "image" in batch:
             batch = batch["image"]
         x = check_images(batch, what=what)
         for i in range(0, x.shape[0], batch_size):
-            yield x[i:i + batch_size]
+            yield x[i : i + batch_size]
 
 
 # ---------------------------------------------------------------- feature extraction
@@ -145,10 +147,18 @@ class InceptionFeatures:
       CPU devices, none elsewhere; {} for XLA's defaults.
     """
 
-    def __init__(self, variables: dict | None = None, *, weights_meta: dict | None = None,
-                 resize: str = "pytorch_fid", feature_dim: int = 2048, batch_size: int = 50,
-                 devices: list | None = None, weights_path: str | os.PathLike | None = None,
-                 compiler_options: dict | str = "auto"):
+    def __init__(
+        self,
+        variables: dict | None = None,
+        *,
+        weights_meta: dict | None = None,
+        resize: str = "pytorch_fid",
+        feature_dim: int = 2048,
+        batch_size: int = 50,
+        devices: list | None = None,
+        weights_path: str | os.PathLike | None = None,
+        compiler_options: dict | str = "auto",
+    ):
         if resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}.")
         if feature_dim not in inception.FEATURE_DIMS:
@@ -172,16 +182,22 @@ class InceptionFeatures:
         size = (INCEPTION_SIZE, INCEPTION_SIZE)
 
         if resize == "pytorch_fid":
+
             def fn(v, x):  # x: uint8 [B, H, W, 3]
                 x = x.astype(jnp.float32) / 255.0
                 x = resize_lib.resize_bilinear(x, size)
                 return model.apply(v, 2.0 * x - 1.0)
         else:
+
             def fn(v, x):  # x: float32 [B, 299, 299, 3] in [0, 255], resized on the host
                 return model.apply(v, (x - 128.0) / 128.0)
 
-        self._jit = lambda options: jax.jit(fn, in_shardings=(replicated, self._batch_sharding),
-                                            out_shardings=self._batch_sharding, compiler_options=options)
+        self._jit = lambda options: jax.jit(
+            fn,
+            in_shardings=(replicated, self._batch_sharding),
+            out_shardings=self._batch_sharding,
+            compiler_options=options,
+        )
         if compiler_options == "auto":
             compiler_options = CPU_COMPILER_OPTIONS if all(d.platform == "cpu" for d in devices) else {}
         if not isinstance(compiler_options, dict):
@@ -203,8 +219,10 @@ class InceptionFeatures:
     def __call__(self, images: Any) -> np.ndarray:
         """float32 [b, feature_dim] features of one uint8 batch [b, H, W, 3|1]."""
         x = check_images(images)
-        return np.concatenate([self._run(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
-                              or [np.zeros((0, self.feature_dim), np.float32)])
+        return np.concatenate(
+            [self._run(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+            or [np.zeros((0, self.feature_dim), np.float32)]
+        )
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         b = x.shape[0]
@@ -239,21 +257,42 @@ class InceptionFeatures:
         if acc.n < 2:
             raise ValueError(f"FID needs at least 2 {what}, got {acc.n} (use thousands: 10k or 50k is standard).")
         if acc.n < self.feature_dim:
-            log.warning("FID: only %d %s for %d-d features: the covariance is singular and FID is biased upward; "
-                        "use >= 10k for reportable numbers.", acc.n, what, self.feature_dim)
+            log.warning(
+                "FID: only %d %s for %d-d features: the covariance is singular and FID is biased upward; "
+                "use >= 10k for reportable numbers.",
+                acc.n,
+                what,
+                self.feature_dim,
+            )
         return acc.finalize()
 
 
 # ---------------------------------------------------------------- reference statistics cache
 
 
-def reference_key(*, dataset: str, split: str, resolution: int | tuple, resize: str, n: int | None,
-                  feature_dim: int, weights_sha256: str, options: dict | None = None) -> tuple[str, dict]:
+def reference_key(
+    *,
+    dataset: str,
+    split: str,
+    resolution: int | tuple,
+    resize: str,
+    n: int | None,
+    feature_dim: int,
+    weights_sha256: str,
+    options: dict | None = None,
+) -> tuple[str, dict]:
     """(sha256 hex, the JSON-able spec it hashes) for a reference statistics file."""
-    spec = {"format": STATS_FORMAT_VERSION, "dataset": str(dataset), "split": str(split),
-            "resolution": list(resolution) if isinstance(resolution, (tuple, list)) else int(resolution),
-            "resize": resize, "n": "all" if n is None else int(n), "feature_dim": int(feature_dim),
-            "weights_sha256": weights_sha256, "options": options or {}}
+    spec = {
+        "format": STATS_FORMAT_VERSION,
+        "dataset": str(dataset),
+        "split": str(split),
+        "resolution": list(resolution) if isinstance(resolution, (tuple, list)) else int(resolution),
+        "resize": resize,
+        "n": "all" if n is None else int(n),
+        "feature_dim": int(feature_dim),
+        "weights_sha256": weights_sha256,
+        "options": options or {},
+    }
     blob = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest(), spec
 
@@ -263,8 +302,13 @@ def save_stats(path: str | os.PathLike, s: stats.FeatureStats, spec: dict) -> pa
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as f:
-        np.savez(f, n=np.int64(s.n), mean=s.mean, cov=s.cov,
-                 spec=np.frombuffer(json.dumps(spec, sort_keys=True).encode(), np.uint8))
+        np.savez(
+            f,
+            n=np.int64(s.n),
+            mean=s.mean,
+            cov=s.cov,
+            spec=np.frombuffer(json.dumps(spec, sort_keys=True).encode(), np.uint8),
+        )
     os.replace(tmp, path)
     return path
 
@@ -278,9 +322,17 @@ def load_stats(path: str | os.PathLike) -> tuple[stats.FeatureStats, dict]:
         return stats.FeatureStats(int(z["n"]), z["mean"], z["cov"]), spec
 
 
-def reference_stats(extractor: InceptionFeatures, images: Images, *, dataset: str, split: str,
-                    resolution: int | tuple, n: int | None = None, options: dict | None = None,
-                    cache_dir: str | os.PathLike | None = None) -> tuple[stats.FeatureStats, str]:
+def reference_stats(
+    extractor: InceptionFeatures,
+    images: Images,
+    *,
+    dataset: str,
+    split: str,
+    resolution: int | tuple,
+    n: int | None = None,
+    options: dict | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[stats.FeatureStats, str]:
     """Real-image statistics, cached under a hash of what determines them.
 
     dataset/split/resolution/options describe `images` (the caller vouches for
@@ -288,9 +340,16 @@ def reference_stats(extractor: InceptionFeatures, images: Images, *, dataset: st
     as a zero-arg callable to skip even building the iterator on a cache hit.
     Returns (stats, a one-line description for the protocol).
     """
-    key, spec = reference_key(dataset=dataset, split=split, resolution=resolution, resize=extractor.resize,
-                              n=n, feature_dim=extractor.feature_dim, weights_sha256=extractor.weights_sha256,
-                              options=options)
+    key, spec = reference_key(
+        dataset=dataset,
+        split=split,
+        resolution=resolution,
+        resize=extractor.resize,
+        n=n,
+        feature_dim=extractor.feature_dim,
+        weights_sha256=extractor.weights_sha256,
+        options=options,
+    )
     path = weights.cache_dir(cache_dir) / "fid_stats" / f"{dataset}-{split}-{key[:20]}.npz"
     description = f"{dataset}/{split} {resolution}px n={'all' if n is None else n} [{key[:12]}]"
     if path.is_file():
@@ -310,18 +369,32 @@ def reference_stats(extractor: InceptionFeatures, images: Images, *, dataset: st
 # ---------------------------------------------------------------- FID
 
 
-def fid_from_stats(real: stats.FeatureStats, fake: stats.FeatureStats, *, extractor: InceptionFeatures,
-                   reference: str) -> FIDResult:
+def fid_from_stats(
+    real: stats.FeatureStats, fake: stats.FeatureStats, *, extractor: InceptionFeatures, reference: str
+) -> FIDResult:
     """FID between two statistics computed with `extractor`'s protocol."""
     value = stats.frechet_distance(real.mean, real.cov, fake.mean, fake.cov)
-    protocol = FIDProtocol(weights_id=extractor.weights_id, weights_sha256=extractor.weights_sha256,
-                           resize=extractor.resize, feature_dim=extractor.feature_dim, n_real=real.n,
-                           n_fake=fake.n, reference=reference)
+    protocol = FIDProtocol(
+        weights_id=extractor.weights_id,
+        weights_sha256=extractor.weights_sha256,
+        resize=extractor.resize,
+        feature_dim=extractor.feature_dim,
+        n_real=real.n,
+        n_fake=fake.n,
+        reference=reference,
+    )
     return FIDResult(value, protocol)
 
 
-def fid(fake_images: Images, real: Images | stats.FeatureStats, *, extractor: InceptionFeatures | None = None,
-        n_fake: int | None = None, n_real: int | None = None, reference: str = "images given") -> FIDResult:
+def fid(
+    fake_images: Images,
+    real: Images | stats.FeatureStats,
+    *,
+    extractor: InceptionFeatures | None = None,
+    n_fake: int | None = None,
+    n_real: int | None = None,
+    reference: str = "images given",
+) -> FIDResult:
     """FID of fake images against real images (or precomputed real `FeatureStats`).
 
     Images: uint8 [N, H, W, 3|1] arrays or iterables of batches. n_fake/n_real
@@ -331,8 +404,10 @@ def fid(fake_images: Images, real: Images | stats.FeatureStats, *, extractor: In
     extractor = extractor or InceptionFeatures()
     if isinstance(real, stats.FeatureStats):
         if real.mean.shape != (extractor.feature_dim,):
-            raise ValueError(f"The real statistics are {real.mean.shape[0]}-d, the extractor gives "
-                             f"{extractor.feature_dim}-d features.")
+            raise ValueError(
+                f"The real statistics are {real.mean.shape[0]}-d, the extractor gives "
+                f"{extractor.feature_dim}-d features."
+            )
         real_stats = real
     else:
         real_stats = extractor.stats(real, max_images=n_real, what="real images")

@@ -64,8 +64,13 @@ class ConvBN(nn.Module):
         var = self.variable("batch_stats", "var", jnp.ones, (c,)).value
         ph, pw = self.padding
         y = lax.conv_general_dilated(
-            x, kernel.astype(x.dtype), (self.strides, self.strides), ((ph, ph), (pw, pw)),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=lax.Precision.HIGHEST)
+            x,
+            kernel.astype(x.dtype),
+            (self.strides, self.strides),
+            ((ph, ph), (pw, pw)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=lax.Precision.HIGHEST,
+        )
         y = (y - mean) * lax.rsqrt(var + BN_EPS) + beta
         return nn.relu(y)
 
@@ -165,16 +170,22 @@ class InceptionE(nn.Module):
     def __call__(self, x):
         b1 = ConvBN(320, (1, 1), name="branch1x1")(x)
         b3 = ConvBN(384, (1, 1), name="branch3x3_1")(x)
-        b3 = jnp.concatenate([
-            ConvBN(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
-            ConvBN(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3),
-        ], axis=-1)
+        b3 = jnp.concatenate(
+            [
+                ConvBN(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
+                ConvBN(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3),
+            ],
+            axis=-1,
+        )
         bd = ConvBN(448, (1, 1), name="branch3x3dbl_1")(x)
         bd = ConvBN(384, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(bd)
-        bd = jnp.concatenate([
-            ConvBN(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
-            ConvBN(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd),
-        ], axis=-1)
+        bd = jnp.concatenate(
+            [
+                ConvBN(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
+                ConvBN(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd),
+            ],
+            axis=-1,
+        )
         if self.pool == "avg":
             bp = _avg_pool_3x3(x, self.avg_pool_include_pad)
         elif self.pool == "max":
@@ -225,12 +236,15 @@ class InceptionV3(nn.Module):
         if x.ndim != 4 or x.shape[-1] != 3:
             raise ValueError(f"InceptionV3 expects float NHWC images [N, H, W, 3] in [-1, 1], got shape {x.shape}.")
         if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise TypeError(f"InceptionV3 expects float images in [-1, 1], got {x.dtype}; convert uint8 as x / 127.5 - 1.")
+            raise TypeError(
+                f"InceptionV3 expects float images in [-1, 1], got {x.dtype}; convert uint8 as x / 127.5 - 1."
+            )
         stage = FEATURE_DIMS.index(self.feature_dim)
         if min(_stage_sizes(min(x.shape[1:3]))[: stage + 1]) < 1:
             raise ValueError(
                 f"Input {x.shape[1]}x{x.shape[2]} is too small for {self.feature_dim}-d features; need at least "
-                f"{min_input_size(self.feature_dim)}x{min_input_size(self.feature_dim)} (FID resizes to 299x299).")
+                f"{min_input_size(self.feature_dim)}x{min_input_size(self.feature_dim)} (FID resizes to 299x299)."
+            )
         pad = self.avg_pool_include_pad
         pool = lambda y: jnp.mean(y, axis=(1, 2))
 

@@ -127,9 +127,9 @@ def feature_stats(features: object) -> FeatureStats:
 class StreamingStats:
     """A mutable convenience wrapper over the pure accumulator.
 
-        acc = StreamingStats(2048)
-        for f in batches: acc.add(f)
-        stats = acc.finalize()
+    acc = StreamingStats(2048)
+    for f in batches: acc.add(f)
+    stats = acc.finalize()
     """
 
     def __init__(self, dim: int):

@@ -34,11 +34,14 @@ def check_videos(videos: Any, *, what: str = "videos") -> np.ndarray:
     """uint8 [N, T, H, W, C] (C in 1, 3, T >= 2) as numpy, or a clear error."""
     x = np.asarray(videos)
     if x.dtype != np.uint8:
-        raise TypeError(f"{what} must be uint8 [N, T, H, W, C] in [0, 255], got {x.dtype}; quantize with "
-                        "jaxgan.common.to_uint8.")
+        raise TypeError(
+            f"{what} must be uint8 [N, T, H, W, C] in [0, 255], got {x.dtype}; quantize with jaxgan.common.to_uint8."
+        )
     if x.ndim != 5 or x.shape[-1] not in (1, 3):
-        raise ValueError(f"{what} must be uint8 [N, T, H, W, C] with C = 1 or 3 (channels last), got shape "
-                         f"{x.shape}; a single clip needs a leading batch axis.")
+        raise ValueError(
+            f"{what} must be uint8 [N, T, H, W, C] with C = 1 or 3 (channels last), got shape "
+            f"{x.shape}; a single clip needs a leading batch axis."
+        )
     if x.shape[1] < 2:
         raise ValueError(f"{what} have {x.shape[1]} frame(s); motion needs T >= 2.")
     return x
@@ -58,8 +61,12 @@ def clip_motion(videos: Any) -> np.ndarray:
 def temporal_score(fake_videos: Any, real_videos: Any) -> dict[str, float]:
     """Motion of generated vs real clips: each side's mean and spread (std over clips), and the gaps."""
     fake, real = clip_motion(fake_videos), clip_motion(real_videos)
-    out = {"motion_fake": fake.mean(), "motion_real": real.mean(),
-           "motion_spread_fake": fake.std(), "motion_spread_real": real.std()}
+    out = {
+        "motion_fake": fake.mean(),
+        "motion_real": real.mean(),
+        "motion_spread_fake": fake.std(),
+        "motion_spread_real": real.std(),
+    }
     out["motion_gap"] = abs(out["motion_fake"] - out["motion_real"])
     out["motion_spread_gap"] = abs(out["motion_spread_fake"] - out["motion_spread_real"])
     return {k: float(v) for k, v in out.items()}
@@ -75,8 +82,10 @@ def frame_stats(videos: Any, features: FeatureFn, *, what: str = "videos") -> st
 
 def frame_frechet_distance(fake_videos: Any, real_videos: Any, *, features: FeatureFn) -> float:
     """The Frechet distance between the per-frame feature Gaussians of two sets of clips."""
-    return stats.frechet_distance_from_stats(frame_stats(fake_videos, features, what="generated videos"),
-                                             frame_stats(real_videos, features, what="real videos"))
+    return stats.frechet_distance_from_stats(
+        frame_stats(fake_videos, features, what="generated videos"),
+        frame_stats(real_videos, features, what="real videos"),
+    )
 
 
 def digits_frame_features(frames: np.ndarray) -> np.ndarray:
@@ -118,8 +127,9 @@ class VideoEvaluator:
     {frame_fd_digits | frame_fid: ..., motion_fake: ..., motion_real: ..., ...}.
     """
 
-    def __init__(self, real_videos: Any, *, features: str | FeatureFn = "digits", num_clips: int | None = None,
-                 seed: int = 0):
+    def __init__(
+        self, real_videos: Any, *, features: str | FeatureFn = "digits", num_clips: int | None = None, seed: int = 0
+    ):
         real = check_videos(real_videos, what="real videos")
         self.num_clips = int(num_clips or len(real))
         if self.num_clips < 2:
@@ -132,10 +142,14 @@ class VideoEvaluator:
     def evaluate_videos(self, videos: Any) -> dict[str, float]:
         fake = check_videos(videos, what="generated videos")
         if fake.shape[1:] != self.real.shape[1:]:
-            raise ValueError(f"Generated clips {fake.shape[1:]} and real clips {self.real.shape[1:]} differ in "
-                             "shape [T, H, W, C].")
-        out = {self.name: stats.frechet_distance_from_stats(
-            frame_stats(fake, self.features, what="generated videos"), self.real_stats)}
+            raise ValueError(
+                f"Generated clips {fake.shape[1:]} and real clips {self.real.shape[1:]} differ in shape [T, H, W, C]."
+            )
+        out = {
+            self.name: stats.frechet_distance_from_stats(
+                frame_stats(fake, self.features, what="generated videos"), self.real_stats
+            )
+        }
         out.update(temporal_score(fake, self.real))
         return out
 

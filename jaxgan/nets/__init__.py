@@ -4,8 +4,17 @@ from jaxgan.nets.conditioning import D_CONDITIONINGS, ConditionalBatchNorm
 from jaxgan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from jaxgan.nets.layers import MinibatchDiscrimination, SpectralNorm, minibatch_stddev, pack_samples
 from jaxgan.nets.mlp import MLPDiscriminator, MLPGenerator
-from jaxgan.nets.registry import (ARCHITECTURES, D_CAPACITY_PRESETS, NETWORKS, SUPPORTED_IMAGE_SIZES, Architecture,
-                                  check_image_size, d_capacity_kwargs, get_architecture, get_network_classes)
+from jaxgan.nets.registry import (
+    ARCHITECTURES,
+    D_CAPACITY_PRESETS,
+    NETWORKS,
+    SUPPORTED_IMAGE_SIZES,
+    Architecture,
+    check_image_size,
+    d_capacity_kwargs,
+    get_architecture,
+    get_network_classes,
+)
 from jaxgan.nets.resnet import ResNetDiscriminator, ResNetGenerator
 
 __all__ = [

@@ -45,40 +45,57 @@ def check_labels(labels: jax.Array | None, *, batch_size: int, num_classes: int,
     if labels is None:
         raise ValueError(
             f"{who} is class-conditional (num_classes={num_classes}) and needs labels: call it as "
-            f"module(x, labels) with int32 class ids of shape [{batch_size}].")
+            f"module(x, labels) with int32 class ids of shape [{batch_size}]."
+        )
     if labels.shape != (batch_size,) or not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(
             f"{who}: labels must be integer class ids of shape [{batch_size}] (one per sample), got "
-            f"{labels.dtype}{list(labels.shape)}; pass class ids, not one-hot vectors.")
+            f"{labels.dtype}{list(labels.shape)}; pass class ids, not one-hot vectors."
+        )
 
 
-def check_d_conditioning(*, num_classes: int, conditioning: str, aux_classifier: bool, pack: int, who: str,
-                         projection_dim: int = 0, embed_spectral_norm: bool = True,
-                         spectral_norm: bool = False) -> None:
+def check_d_conditioning(
+    *,
+    num_classes: int,
+    conditioning: str,
+    aux_classifier: bool,
+    pack: int,
+    who: str,
+    projection_dim: int = 0,
+    embed_spectral_norm: bool = True,
+    spectral_norm: bool = False,
+) -> None:
     """Validates a discriminator's conditioning options together."""
     if conditioning not in D_CONDITIONINGS:
         raise ValueError(f"{who}: unknown conditioning {conditioning!r}; valid: {D_CONDITIONINGS}.")
     if not isinstance(projection_dim, int) or projection_dim < 0:
-        raise ValueError(f"{who}: projection_dim must be an int >= 0 (0 = project onto phi itself), got "
-                         f"{projection_dim!r}.")
+        raise ValueError(
+            f"{who}: projection_dim must be an int >= 0 (0 = project onto phi itself), got {projection_dim!r}."
+        )
     if not embed_spectral_norm and not (spectral_norm and num_classes > 0 and conditioning == "projection"):
-        raise ValueError(f"{who}: embed_spectral_norm=False exempts a spectrally normalized projection D's class "
-                         f"embedding, but this D has spectral_norm={spectral_norm}, num_classes={num_classes}, "
-                         f"conditioning={conditioning!r}; leave embed_spectral_norm=True.")
+        raise ValueError(
+            f"{who}: embed_spectral_norm=False exempts a spectrally normalized projection D's class "
+            f"embedding, but this D has spectral_norm={spectral_norm}, num_classes={num_classes}, "
+            f"conditioning={conditioning!r}; leave embed_spectral_norm=True."
+        )
     if projection_dim and not (num_classes > 0 and conditioning == "projection"):
-        raise ValueError(f"{who}: projection_dim={projection_dim} sizes the projection term's class embedding, "
-                         f"but this D has num_classes={num_classes}, conditioning={conditioning!r}; set "
-                         "projection_dim=0 or use conditioning='projection' with num_classes > 0.")
+        raise ValueError(
+            f"{who}: projection_dim={projection_dim} sizes the projection term's class embedding, "
+            f"but this D has num_classes={num_classes}, conditioning={conditioning!r}; set "
+            "projection_dim=0 or use conditioning='projection' with num_classes > 0."
+        )
     if num_classes == 0 and aux_classifier:
         raise ValueError(f"{who}: aux_classifier=True needs num_classes > 0 (the classes it predicts).")
     if num_classes > 0 and conditioning == "none" and not aux_classifier:
         raise ValueError(
             f"{who}: conditioning='none' with num_classes={num_classes} would ignore the labels; use "
-            "'concat' or 'projection', or aux_classifier=True (ACGAN).")
+            "'concat' or 'projection', or aux_classifier=True (ACGAN)."
+        )
     if pack > 1 and num_classes > 0 and (conditioning == "projection" or aux_classifier):
         raise ValueError(
             f"{who}: pack={pack} joins samples of different classes into one D input, so a per-sample "
-            "projection term or class head is undefined; use conditioning='concat' without aux_classifier, or pack=1.")
+            "projection term or class head is undefined; use conditioning='concat' without aux_classifier, or pack=1."
+        )
 
 
 def one_hot(labels: jax.Array, num_classes: int, dtype: Any) -> jax.Array:
@@ -94,8 +111,9 @@ def concat_label_maps(x: jax.Array, labels: jax.Array | None, num_classes: int) 
     return jnp.concatenate([x, jnp.broadcast_to(y, x.shape[:-1] + (num_classes,))], axis=-1)
 
 
-def concat_label_to_latent(z: jax.Array, labels: jax.Array | None, *, num_classes: int, embed_dim: int,
-                           dtype: Any) -> jax.Array:
+def concat_label_to_latent(
+    z: jax.Array, labels: jax.Array | None, *, num_classes: int, embed_dim: int, dtype: Any
+) -> jax.Array:
     """[B, L] -> [B, L + K]: z next to a one-hot (embed_dim=0, K = num_classes)
     or a learned embedding (K = embed_dim) of the label (Mirza & Osindero 2014)."""
     if num_classes == 0:
@@ -138,9 +156,16 @@ class ConditionalBatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array, *, train: bool) -> jax.Array:
-        h = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=self.epsilon,
-                         use_scale=False, use_bias=False, axis_name=self.axis_name if train else None,
-                         dtype=self.dtype, name="bn")(x)
+        h = nn.BatchNorm(
+            use_running_average=not train,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            use_scale=False,
+            use_bias=False,
+            axis_name=self.axis_name if train else None,
+            dtype=self.dtype,
+            name="bn",
+        )(x)
         c = x.shape[-1]
         gamma = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones, name="gamma")(labels)
         beta = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros, name="beta")(labels)
@@ -148,8 +173,16 @@ class ConditionalBatchNorm(nn.Module):
         return h * gamma.reshape(shape).astype(h.dtype) + beta.reshape(shape).astype(h.dtype)
 
 
-def class_batch_norm(h: jax.Array, labels: jax.Array | None, *, num_classes: int, train: bool,
-                     axis_name: str | None, dtype: Any, name: str | None = None) -> jax.Array:
+def class_batch_norm(
+    h: jax.Array,
+    labels: jax.Array | None,
+    *,
+    num_classes: int,
+    train: bool,
+    axis_name: str | None,
+    dtype: Any,
+    name: str | None = None,
+) -> jax.Array:
     """Cross-replica BatchNorm (momentum 0.9, eps 1e-5); class-conditional (`ConditionalBatchNorm`) when
     num_classes > 0. Call it inside a compact method."""
     if num_classes:
@@ -197,8 +230,9 @@ def d_layer(module: DiscriminatorOptions, layer: nn.Module, x: jax.Array, train:
     return apply_layer(layer, x, spectral_norm=module.spectral_norm, train=train, axis_name=module.bn_axis_name)
 
 
-def discriminator_head(module: DiscriminatorOptions, phi: jax.Array, labels: jax.Array | None, *,
-                       train: bool) -> jax.Array:
+def discriminator_head(
+    module: DiscriminatorOptions, phi: jax.Array, labels: jax.Array | None, *, train: bool
+) -> jax.Array:
     """phi [B, F] (the penultimate features) -> logits [B] float32.
 
     Call it from the discriminator's compact `__call__` with the discriminator as
@@ -228,15 +262,17 @@ def discriminator_head(module: DiscriminatorOptions, phi: jax.Array, labels: jax
     module.sow("intermediates", "features", phi.astype(jnp.float32))
     h = phi
     if module.minibatch_discrimination:
-        h = layer(MinibatchDiscrimination(module.minibatch_discrimination, module.mbd_kernel_dim, dtype=dtype,
-                                          name="mbd"), h)
+        h = layer(
+            MinibatchDiscrimination(module.minibatch_discrimination, module.mbd_kernel_dim, dtype=dtype, name="mbd"), h
+        )
     logits = layer(nn.Dense(1, dtype=dtype, name="logit"), h)[:, 0].astype(jnp.float32)
     if num_classes and module.conditioning == "projection":
         projected = phi
         if module.projection_dim:
             projected = layer(nn.Dense(module.projection_dim, use_bias=False, dtype=dtype, name="projection"), phi)
-        embed = nn.Embed(num_classes, projected.shape[-1], embedding_init=nn.initializers.xavier_uniform(),
-                         name="embed")
+        embed = nn.Embed(
+            num_classes, projected.shape[-1], embedding_init=nn.initializers.xavier_uniform(), name="embed"
+        )
         # Spectral norm on the class embedding too, as in Miyato & Koyama's SNEmbedID, unless turned off.
         e = layer(embed, labels) if module.embed_spectral_norm else embed(labels)
         logits = logits + jnp.sum(e.astype(jnp.float32) * projected.astype(jnp.float32), axis=-1)
@@ -250,16 +286,21 @@ def discriminator_head(module: DiscriminatorOptions, phi: jax.Array, labels: jax
     return logits
 
 
-
 def discriminator_input(module: DiscriminatorOptions, x: jax.Array, labels: jax.Array | None) -> jax.Array:
     """Validates a D's options and labels, then [B, ..., C] -> its first layer's input:
     one-hot label maps appended (conditioning == "concat"), then PacGAN packing
     to [B // pack, ..., pack * C'] (each packed sample carries its own label maps)."""
     who = type(module).__name__
-    check_d_conditioning(num_classes=module.num_classes, conditioning=module.conditioning,
-                         aux_classifier=module.aux_classifier, pack=module.pack, who=who,
-                         projection_dim=module.projection_dim, embed_spectral_norm=module.embed_spectral_norm,
-                         spectral_norm=module.spectral_norm)
+    check_d_conditioning(
+        num_classes=module.num_classes,
+        conditioning=module.conditioning,
+        aux_classifier=module.aux_classifier,
+        pack=module.pack,
+        who=who,
+        projection_dim=module.projection_dim,
+        embed_spectral_norm=module.embed_spectral_norm,
+        spectral_norm=module.spectral_norm,
+    )
     check_labels(labels, batch_size=x.shape[0], num_classes=module.num_classes, who=who)
     h = x.astype(module.dtype)
     if module.conditioning == "concat":

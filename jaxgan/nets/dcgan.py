@@ -28,11 +28,26 @@ import jax.numpy as jnp
 
 from jaxgan import latent
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.conditioning import (DiscriminatorOptions, class_batch_norm, check_labels, concat_label_to_latent, d_layer,
-                                      generator_latent,
-                                      discriminator_head, discriminator_input)
-from jaxgan.nets.layers import (PatchesConv, batch_norm, PatchesConvTranspose, PhaseConvTranspose, SpaceToDepthConv, SubPixelConvTranspose, minibatch_stddev,
-                                scaled_width)
+from jaxgan.nets.conditioning import (
+    DiscriminatorOptions,
+    class_batch_norm,
+    check_labels,
+    concat_label_to_latent,
+    d_layer,
+    generator_latent,
+    discriminator_head,
+    discriminator_input,
+)
+from jaxgan.nets.layers import (
+    PatchesConv,
+    batch_norm,
+    PatchesConvTranspose,
+    PhaseConvTranspose,
+    SpaceToDepthConv,
+    SubPixelConvTranspose,
+    minibatch_stddev,
+    scaled_width,
+)
 
 SUPPORTED_SIZES = (8, 16, 32, 64)
 
@@ -64,8 +79,9 @@ def _transposed_conv(form: str, features: int, use_bias: bool, dtype: Any, name:
     if form == "subpixel":
         return SubPixelConvTranspose(features, kernel_size=4, stride=2, use_bias=use_bias, dtype=dtype, name=name)
     if form == "transpose":
-        return nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME", use_bias=use_bias,
-                                dtype=dtype, name=name)
+        return nn.ConvTranspose(
+            features, (4, 4), strides=(2, 2), padding="SAME", use_bias=use_bias, dtype=dtype, name=name
+        )
     raise ValueError(f"Unknown transposed-conv form {form!r}; valid: {UPSAMPLE_FORMS}.")
 
 
@@ -112,15 +128,28 @@ class DCGANGenerator(nn.Module):
         n_up = _num_resolution_steps(self.image_size)
         _check_extra_layers(self.extra_layers, "DCGANGenerator")
         if self.conditional_batch_norm and not self.num_classes:
-            raise ValueError("DCGANGenerator: conditional_batch_norm=True takes per-class scales and shifts, so it "
-                             "needs num_classes > 0; turn it off for an unconditional G.")
+            raise ValueError(
+                "DCGANGenerator: conditional_batch_norm=True takes per-class scales and shifts, so it "
+                "needs num_classes > 0; turn it off for an unconditional G."
+            )
         check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="DCGANGenerator")
-        norm = functools.partial(class_batch_norm, labels=labels, train=train, axis_name=self.bn_axis_name,
-                                 dtype=self.dtype, num_classes=self.num_classes if self.conditional_batch_norm else 0)
+        norm = functools.partial(
+            class_batch_norm,
+            labels=labels,
+            train=train,
+            axis_name=self.bn_axis_name,
+            dtype=self.dtype,
+            num_classes=self.num_classes if self.conditional_batch_norm else 0,
+        )
         width = self.ngf * 2 ** (n_up - 1)
         z_in = generator_latent(z, self.latent_codes, latent_dim=self.latent_dim, who="DCGANGenerator")
-        h = concat_label_to_latent(z_in.astype(self.dtype), labels, num_classes=self.num_classes,
-                                   embed_dim=self.label_embed_dim, dtype=self.dtype)
+        h = concat_label_to_latent(
+            z_in.astype(self.dtype),
+            labels,
+            num_classes=self.num_classes,
+            embed_dim=self.label_embed_dim,
+            dtype=self.dtype,
+        )
         h = nn.Dense(4 * 4 * width, use_bias=False, dtype=self.dtype)(h)
         h = h.reshape(z.shape[0], 4, 4, width)
         h = nn.relu(norm(h))
@@ -179,7 +208,8 @@ class DCGANDiscriminator(DiscriminatorOptions):
         if x.ndim != 4 or x.shape[1:3] != (self.image_size, self.image_size):
             raise ValueError(
                 f"DCGANDiscriminator(image_size={self.image_size}) expects images [B, {self.image_size}, "
-                f"{self.image_size}, C], got shape {tuple(x.shape)}; set image_size to the data's size.")
+                f"{self.image_size}, C], got shape {tuple(x.shape)}; set image_size to the data's size."
+            )
         h = discriminator_input(self, x, labels)
         layer = lambda lyr, h: d_layer(self, lyr, h, train)
         width = scaled_width(self.ndf, self.width_multiplier)
@@ -191,8 +221,12 @@ class DCGANDiscriminator(DiscriminatorOptions):
                 h = batch_norm(train, self.bn_axis_name, self.dtype)(h)
             h = nn.leaky_relu(h, 0.2)
             for j in range(self.extra_layers if i == 0 else 0):
-                h = layer(nn.Conv(width, (3, 3), padding="SAME", use_bias=not self.batch_norm, dtype=self.dtype,
-                                  name=f"extra{j}"), h)
+                h = layer(
+                    nn.Conv(
+                        width, (3, 3), padding="SAME", use_bias=not self.batch_norm, dtype=self.dtype, name=f"extra{j}"
+                    ),
+                    h,
+                )
                 if self.batch_norm:
                     h = batch_norm(train, self.bn_axis_name, self.dtype)(h)
                 h = nn.leaky_relu(h, 0.2)

@@ -13,8 +13,14 @@ import numpy as np
 def batch_norm(train: bool, axis_name: str | None, dtype: Any, name: str | None = None) -> nn.BatchNorm:
     """BatchNorm with PyTorch's defaults (its momentum 0.1 is Flax's 0.9; eps 1e-5): batch statistics in
     training, cross-replica over `axis_name`, running ones otherwise. Create it inside a compact method."""
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                        axis_name=axis_name if train else None, dtype=dtype, name=name)
+    return nn.BatchNorm(
+        use_running_average=not train,
+        momentum=0.9,
+        epsilon=1e-5,
+        axis_name=axis_name if train else None,
+        dtype=dtype,
+        name=name,
+    )
 
 
 def _same_padding_before(kernel: int, stride: int) -> int:
@@ -31,8 +37,9 @@ def subpixel_taps(kernel: int, stride: int) -> tuple[int, np.ndarray]:
     where the phase has no tap there.
     """
     pad = _same_padding_before(kernel, stride)
-    hits = [(p, (p + k - pad) // stride, k) for p in range(stride) for k in range(kernel)
-            if (p + k - pad) % stride == 0]
+    hits = [
+        (p, (p + k - pad) // stride, k) for p in range(stride) for k in range(kernel) if (p + k - pad) % stride == 0
+    ]
     d_min = min(d for _, d, _ in hits)
     width = max(d for _, d, _ in hits) - d_min + 1
     table = -np.ones((stride, width), np.int32)
@@ -86,16 +93,18 @@ class SubPixelConvTranspose(StridedConvForm):
     than a transposed one on CPU (see tools/bench.py).
     """
 
-
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k, s = self.kernel_size, self.stride
         kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
         phase_kernel, pad_lo, pad_hi = _phase_kernel(kernel.astype(self.dtype), s)
         y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype), phase_kernel, window_strides=(1, 1),
+            x.astype(self.dtype),
+            phase_kernel,
+            window_strides=(1, 1),
             padding=((pad_lo, pad_hi), (pad_lo, pad_hi)),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
         y = depth_to_space(y, s)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
@@ -150,10 +159,23 @@ class PhaseConvTranspose(StridedConvForm):
         xp = jnp.pad(x.astype(self.dtype), ((0, 0), (lo, hi), (lo, hi), (0, 0)))
         kernels = window_kernel.reshape(width, width, c_in, s, s, self.features)
         # Phase (py, px): a VALID conv of its own taps over the input shifted by its window start.
-        phases = [[jax.lax.conv_general_dilated(
-            xp[:, starts[py] + lo:starts[py] + lo + h + width - 1, starts[px] + lo:starts[px] + lo + w + width - 1],
-            kernels[:, :, :, py, px], window_strides=(1, 1), padding="VALID",
-            dimension_numbers=("NHWC", "HWIO", "NHWC")) for px in range(s)] for py in range(s)]
+        phases = [
+            [
+                jax.lax.conv_general_dilated(
+                    xp[
+                        :,
+                        starts[py] + lo : starts[py] + lo + h + width - 1,
+                        starts[px] + lo : starts[px] + lo + w + width - 1,
+                    ],
+                    kernels[:, :, :, py, px],
+                    window_strides=(1, 1),
+                    padding="VALID",
+                    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                )
+                for px in range(s)
+            ]
+            for py in range(s)
+        ]
         y = jnp.concatenate([jnp.concatenate(row, axis=-1) for row in phases], axis=-1)  # [B, H, W, (py, px, C)]
         y = depth_to_space(y, s)
         if self.use_bias:
@@ -178,7 +200,6 @@ class SpaceToDepthConv(StridedConvForm):
     an ordinary one, and G's update backpropagates through every D layer.
     """
 
-
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k, s = self.kernel_size, self.stride
@@ -195,9 +216,14 @@ class SpaceToDepthConv(StridedConvForm):
         blocks = k // s
         kernel = kernel.astype(self.dtype).reshape(blocks, s, blocks, s, c, self.features)
         kernel = jnp.transpose(kernel, (0, 2, 1, 3, 4, 5)).reshape(blocks, blocks, s * s * c, self.features)
-        y = jax.lax.conv_general_dilated(space_to_depth(x, s), kernel, window_strides=(1, 1), padding="VALID",
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        y = y[:, :h // s, :w // s]
+        y = jax.lax.conv_general_dilated(
+            space_to_depth(x, s),
+            kernel,
+            window_strides=(1, 1),
+            padding="VALID",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        y = y[:, : h // s, : w // s]
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
         return y
@@ -206,8 +232,11 @@ class SpaceToDepthConv(StridedConvForm):
 def _patches(x: jax.Array, window: int, stride: int, out_h: int, out_w: int) -> jax.Array:
     """[B, H', W', C] (already padded) -> [B, out_h, out_w, window*window*C]: im2col by strided slices,
     channel order (ky, kx, C), so a conv is one matmul with the kernel reshaped [window*window*C, F]."""
-    cols = [x[:, ky:ky + stride * (out_h - 1) + 1:stride, kx:kx + stride * (out_w - 1) + 1:stride]
-            for ky in range(window) for kx in range(window)]
+    cols = [
+        x[:, ky : ky + stride * (out_h - 1) + 1 : stride, kx : kx + stride * (out_w - 1) + 1 : stride]
+        for ky in range(window)
+        for kx in range(window)
+    ]
     return jnp.concatenate(cols, axis=-1)
 
 
@@ -224,8 +253,9 @@ class PatchesConv(StridedConvForm):
         kernel = self.param("kernel", self.kernel_init, (k, k, c, self.features), jnp.float32)
         out_h, out_w = -(-h // s), -(-w // s)
         pad_h, pad_w = max((out_h - 1) * s + k - h, 0), max((out_w - 1) * s + k - w, 0)
-        x = jnp.pad(x.astype(self.dtype), ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2),
-                                           (0, 0)))
+        x = jnp.pad(
+            x.astype(self.dtype), ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0))
+        )
         y = _patches(x, k, s, out_h, out_w) @ kernel.astype(self.dtype).reshape(k * k * c, self.features)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
@@ -296,7 +326,8 @@ class SpectralNorm(nn.Module):
         return nn.map_variables(
             lambda layer: layer(*args, **kwargs),
             trans_in_fn=lambda vs: jax.tree_util.tree_map_with_path(
-                lambda path, v: self._normalize(path, v, update_stats), vs),
+                lambda path, v: self._normalize(path, v, update_stats), vs
+            ),
             init=self.is_initializing(),
             mutable=True,
         )(self.layer_instance)
@@ -306,8 +337,11 @@ class SpectralNorm(nn.Module):
             return value  # biases, scalars: left alone
         matrix = spectral_norm_matrix(jnp.asarray(value, jnp.float32))
         name = "/".join([self.layer_instance.name] + [str(getattr(k, "key", k)) for k in path[1:]])
-        u_var = self.variable("batch_stats", f"{name}/u", lambda: jax.random.normal(
-            self.make_rng("params"), (1, matrix.shape[-1]), jnp.float32))
+        u_var = self.variable(
+            "batch_stats",
+            f"{name}/u",
+            lambda: jax.random.normal(self.make_rng("params"), (1, matrix.shape[-1]), jnp.float32),
+        )
         sigma_var = self.variable("batch_stats", f"{name}/sigma", lambda: jnp.ones((), jnp.float32))
         u = u_var.value
         for _ in range(self.n_steps):
@@ -323,13 +357,15 @@ class SpectralNorm(nn.Module):
         return (matrix / jnp.where(sigma != 0, sigma, 1.0)).reshape(value.shape).astype(value.dtype)
 
 
-def apply_layer(layer: nn.Module, x: jax.Array, *, spectral_norm: bool, train: bool,
-                axis_name: str | None) -> jax.Array:
+def apply_layer(
+    layer: nn.Module, x: jax.Array, *, spectral_norm: bool, train: bool, axis_name: str | None
+) -> jax.Array:
     """`layer(x)`, through `SpectralNorm` when `spectral_norm` (power iterate stored in training only)."""
     if not spectral_norm:
         return layer(x)
-    return SpectralNorm(layer, axis_name=axis_name if train else None,
-                        name=f"{layer.name}_sn" if layer.name else None)(x, update_stats=train)
+    return SpectralNorm(layer, axis_name=axis_name if train else None, name=f"{layer.name}_sn" if layer.name else None)(
+        x, update_stats=train
+    )
 
 
 # --------------------------------------------------------------------------- minibatch statistics
@@ -356,7 +392,8 @@ def minibatch_stddev(x: jax.Array, *, group_size: int = 4, num_features: int = 1
     if group_size < 1 or b % g:
         raise ValueError(
             f"minibatch_stddev: the (per-device) batch size {b} must be divisible by the group size "
-            f"min({group_size}, {b}) = {g}; change the batch size or mbstd_group_size.")
+            f"min({group_size}, {b}) = {g}; change the batch size or mbstd_group_size."
+        )
     if num_features < 1 or c % num_features:
         raise ValueError(f"minibatch_stddev: {c} channels cannot be split into num_features={num_features} groups.")
     spatial = x.shape[1:-1]
@@ -387,8 +424,9 @@ class MinibatchDiscrimination(nn.Module):
 
     @nn.compact
     def __call__(self, f: jax.Array) -> jax.Array:
-        t = self.param("kernel", nn.initializers.normal(0.05), (f.shape[-1], self.num_kernels * self.kernel_dim),
-                       jnp.float32)
+        t = self.param(
+            "kernel", nn.initializers.normal(0.05), (f.shape[-1], self.num_kernels * self.kernel_dim), jnp.float32
+        )
         m = (f.astype(self.dtype) @ t.astype(self.dtype)).astype(jnp.float32)
         m = m.reshape(f.shape[0], self.num_kernels, self.kernel_dim)
         l1 = jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)  # [B, B, K]
@@ -413,7 +451,8 @@ def pack_samples(x: jax.Array, pack: int) -> jax.Array:
     if b % pack:
         raise ValueError(
             f"PacGAN packing: the (per-device) batch size {b} is not divisible by pack={pack}; use a batch "
-            f"size that is a multiple of {pack} (times the device count).")
+            f"size that is a multiple of {pack} (times the device count)."
+        )
     if pack == 1:
         return x
     y = x.reshape((b // pack, pack) + x.shape[1:])

@@ -22,9 +22,15 @@ import jax.numpy as jnp
 
 from jaxgan import latent
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.conditioning import (DiscriminatorOptions, check_labels, concat_label_to_latent, d_layer,
-                                      generator_latent,
-                                      discriminator_head, discriminator_input)
+from jaxgan.nets.conditioning import (
+    DiscriminatorOptions,
+    check_labels,
+    concat_label_to_latent,
+    d_layer,
+    generator_latent,
+    discriminator_head,
+    discriminator_input,
+)
 from jaxgan.nets.layers import batch_norm, minibatch_stddev, scaled_width
 
 
@@ -64,8 +70,13 @@ class MLPGenerator(nn.Module):
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
         check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="MLPGenerator")
         z_in = generator_latent(z, self.latent_codes, latent_dim=self.latent_dim, who="MLPGenerator")
-        h = concat_label_to_latent(z_in.astype(self.dtype), labels, num_classes=self.num_classes,
-                                   embed_dim=self.label_embed_dim, dtype=self.dtype)
+        h = concat_label_to_latent(
+            z_in.astype(self.dtype),
+            labels,
+            num_classes=self.num_classes,
+            embed_dim=self.label_embed_dim,
+            dtype=self.dtype,
+        )
         for _ in range(self.depth):
             h = nn.Dense(self.hidden, use_bias=not self.batch_norm, dtype=self.dtype)(h)
             if self.batch_norm:

@@ -34,23 +34,42 @@ def extra_layers(model: Model, net: str) -> int:
 
 def _dcgan_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
     size, channels = shape[0], shape[2]
-    return (dict(image_size=size, channels=channels, ngf=m["g_width"], upsample=m["upsample"],
-                 label_embed_dim=m["label_embed_dim"], extra_layers=extra_layers(m, "g"),
-                 conditional_batch_norm=m.get("g_conditional_bn", False)),
-            dict(image_size=size, ndf=m["d_width"], batch_norm=m["d_batch_norm"],
-                 downsample=m.get("downsample", "conv"), extra_layers=extra_layers(m, "d")))
+    return (
+        dict(
+            image_size=size,
+            channels=channels,
+            ngf=m["g_width"],
+            upsample=m["upsample"],
+            label_embed_dim=m["label_embed_dim"],
+            extra_layers=extra_layers(m, "g"),
+            conditional_batch_norm=m.get("g_conditional_bn", False),
+        ),
+        dict(
+            image_size=size,
+            ndf=m["d_width"],
+            batch_norm=m["d_batch_norm"],
+            downsample=m.get("downsample", "conv"),
+            extra_layers=extra_layers(m, "d"),
+        ),
+    )
 
 
 def _mlp_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return (dict(out_shape=tuple(shape), hidden=m["g_width"], depth=m["depth"], tanh_output=len(shape) == 3,
-                 label_embed_dim=m["label_embed_dim"], batch_norm=m.get("g_batch_norm", False)),
-            dict(hidden=m["d_width"], maxout_pieces=m.get("d_maxout_pieces", 0),
-                 depth=m.get("d_depth", 0) or m["depth"]))
+    return (
+        dict(
+            out_shape=tuple(shape),
+            hidden=m["g_width"],
+            depth=m["depth"],
+            tanh_output=len(shape) == 3,
+            label_embed_dim=m["label_embed_dim"],
+            batch_norm=m.get("g_batch_norm", False),
+        ),
+        dict(hidden=m["d_width"], maxout_pieces=m.get("d_maxout_pieces", 0), depth=m.get("d_depth", 0) or m["depth"]),
+    )
 
 
 def _resnet_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return (dict(image_size=shape[0], channels=shape[2], ngf=m["g_width"]),
-            dict(image_size=shape[0], ndf=m["d_width"]))
+    return (dict(image_size=shape[0], channels=shape[2], ngf=m["g_width"]), dict(image_size=shape[0], ndf=m["d_width"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,19 +83,32 @@ class Architecture:
     image_sizes: tuple[int, ...] | None
     fields: Fields
 
-    def from_config(self, model: Model, sample_shape: tuple[int, ...], *, latent_codes: latent.LatentCodes,
-                    dtype: Any) -> tuple[nn.Module, nn.Module]:
+    def from_config(
+        self, model: Model, sample_shape: tuple[int, ...], *, latent_codes: latent.LatentCodes, dtype: Any
+    ) -> tuple[nn.Module, nn.Module]:
         """(G, D) for samples of `sample_shape` from `model`'s fields; `latent_codes` (InfoGAN codes, sizing
         D's Q head) and the compute `dtype` come resolved."""
         g_own, d_own = self.fields(model, sample_shape)
-        generator = self.generator(latent_dim=model["latent_dim"], num_classes=model["num_classes"],
-                                   latent_codes=latent_codes, dtype=dtype, **g_own)
+        generator = self.generator(
+            latent_dim=model["latent_dim"],
+            num_classes=model["num_classes"],
+            latent_codes=latent_codes,
+            dtype=dtype,
+            **g_own,
+        )
         d_kwargs = dict(  # `jaxgan.nets.conditioning.DiscriminatorOptions`: the same field names in every D
-            num_classes=model["num_classes"], conditioning=model["conditioning"],
-            aux_classifier=model["aux_classifier"], projection_dim=model.get("projection_dim", 0),
-            embed_spectral_norm=model.get("projection_embed_sn", True), minibatch_std=model["minibatch_std"],
-            minibatch_discrimination=model["minibatch_discrimination"], pack=model["pack"],
-            info_outputs=latent_codes.q_outputs, spectral_norm=model["spectral_norm"], dtype=dtype)
+            num_classes=model["num_classes"],
+            conditioning=model["conditioning"],
+            aux_classifier=model["aux_classifier"],
+            projection_dim=model.get("projection_dim", 0),
+            embed_spectral_norm=model.get("projection_embed_sn", True),
+            minibatch_std=model["minibatch_std"],
+            minibatch_discrimination=model["minibatch_discrimination"],
+            pack=model["pack"],
+            info_outputs=latent_codes.q_outputs,
+            spectral_norm=model["spectral_norm"],
+            dtype=dtype,
+        )
         d_kwargs.update(d_own)
         d_kwargs.update(d_capacity_kwargs(model["d_capacity"], self.name))  # the preset wins (e.g. its depth)
         return generator, self.discriminator(**d_kwargs)
@@ -89,7 +121,8 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 NETWORKS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
-    name: (a.generator, a.discriminator) for name, a in ARCHITECTURES.items()}
+    name: (a.generator, a.discriminator) for name, a in ARCHITECTURES.items()
+}
 
 # Image sizes each network supports; None = any sample shape (the MLP flattens).
 SUPPORTED_IMAGE_SIZES: dict[str, tuple[int, ...] | None] = {name: a.image_sizes for name, a in ARCHITECTURES.items()}
@@ -131,7 +164,8 @@ def check_image_size(name: str, image_size: int, *, channels: int | None = None)
         others = [n for n, sizes in SUPPORTED_IMAGE_SIZES.items() if sizes is None or image_size in sizes]
         raise ValueError(
             f"Network {name!r} supports image_size in {supported}, got {image_size}; resize the data to one "
-            f"of them or use a network that supports {image_size}: {others}.")
+            f"of them or use a network that supports {image_size}: {others}."
+        )
     if channels is not None and (not isinstance(channels, int) or isinstance(channels, bool) or channels < 1):
         raise ValueError(f"channels must be a positive int (1 grey, 3 RGB), got {channels!r}.")
 

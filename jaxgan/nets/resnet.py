@@ -34,8 +34,14 @@ import jax.numpy as jnp
 
 from jaxgan import latent
 from jaxgan.common import DATA_AXIS
-from jaxgan.nets.conditioning import (DiscriminatorOptions, check_labels, class_batch_norm,
-                                      discriminator_head, discriminator_input, generator_latent)
+from jaxgan.nets.conditioning import (
+    DiscriminatorOptions,
+    check_labels,
+    class_batch_norm,
+    discriminator_head,
+    discriminator_input,
+    generator_latent,
+)
 from jaxgan.nets.layers import apply_layer, avg_pool2, minibatch_stddev, scaled_width, upsample_nearest
 
 SUPPORTED_SIZES = (32, 64, 128)
@@ -54,7 +60,8 @@ def check_size(image_size: int, who: str) -> None:
     if image_size not in SUPPORTED_SIZES:
         raise ValueError(
             f"{who} supports image_size in {SUPPORTED_SIZES}, got {image_size}; "
-            "resize the data or pick another architecture.")
+            "resize the data or pick another architecture."
+        )
 
 
 class GBlock(nn.Module):
@@ -72,8 +79,9 @@ class GBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None, *, train: bool) -> jax.Array:
         bn = dict(num_classes=self.num_classes, train=train, axis_name=self.bn_axis_name, dtype=self.dtype)
-        conv = lambda k, init, name: nn.Conv(self.features, (k, k), padding="SAME", kernel_init=init,
-                                             dtype=self.dtype, name=name)
+        conv = lambda k, init, name: nn.Conv(
+            self.features, (k, k), padding="SAME", kernel_init=init, dtype=self.dtype, name=name
+        )
         h = nn.relu(class_batch_norm(x, labels, name="bn0", **bn))
         h = conv(3, _RESIDUAL_INIT, "conv0")(upsample_nearest(h))
         h = nn.relu(class_batch_norm(h, labels, name="bn1", **bn))
@@ -98,10 +106,12 @@ class DBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        layer = lambda lyr, h: apply_layer(lyr, h, spectral_norm=self.spectral_norm, train=train,
-                                           axis_name=self.bn_axis_name)
-        conv = lambda k, init, name: nn.Conv(self.features, (k, k), padding="SAME", kernel_init=init,
-                                             dtype=self.dtype, name=name)
+        layer = lambda lyr, h: apply_layer(
+            lyr, h, spectral_norm=self.spectral_norm, train=train, axis_name=self.bn_axis_name
+        )
+        conv = lambda k, init, name: nn.Conv(
+            self.features, (k, k), padding="SAME", kernel_init=init, dtype=self.dtype, name=name
+        )
         h = x if self.optimized else nn.relu(x)
         h = layer(conv(3, _RESIDUAL_INIT, "conv0"), h)
         h = layer(conv(3, _RESIDUAL_INIT, "conv1"), nn.relu(h))
@@ -145,10 +155,14 @@ class ResNetGenerator(nn.Module):
         h = nn.Dense(4 * 4 * widths[0], kernel_init=_INIT, dtype=self.dtype, name="linear")(z_in.astype(self.dtype))
         h = h.reshape(z.shape[0], 4, 4, widths[0])
         for i, width in enumerate(widths[1:]):
-            h = GBlock(width, num_classes=self.num_classes, bn_axis_name=self.bn_axis_name, dtype=self.dtype,
-                       name=f"up{i}")(h, labels, train=train)
-        h = nn.relu(class_batch_norm(h, None, num_classes=0, train=train, axis_name=self.bn_axis_name,
-                                     dtype=self.dtype, name="bn_out"))
+            h = GBlock(
+                width, num_classes=self.num_classes, bn_axis_name=self.bn_axis_name, dtype=self.dtype, name=f"up{i}"
+            )(h, labels, train=train)
+        h = nn.relu(
+            class_batch_norm(
+                h, None, num_classes=0, train=train, axis_name=self.bn_axis_name, dtype=self.dtype, name="bn_out"
+            )
+        )
         h = nn.Conv(self.channels, (3, 3), padding="SAME", kernel_init=_INIT, dtype=self.dtype, name="to_image")(h)
         return jnp.tanh(h).astype(jnp.float32)
 
@@ -191,7 +205,8 @@ class ResNetDiscriminator(DiscriminatorOptions):
         if x.ndim != 4 or x.shape[1:3] != (self.image_size, self.image_size):
             raise ValueError(
                 f"ResNetDiscriminator(image_size={self.image_size}) expects images [B, {self.image_size}, "
-                f"{self.image_size}, C], got shape {tuple(x.shape)}; set image_size to the data's size.")
+                f"{self.image_size}, C], got shape {tuple(x.shape)}; set image_size to the data's size."
+            )
         down, plain_width, default_depth = _D_ARCH[self.image_size]
         depth = default_depth if self.depth is None else self.depth
         if depth < 0:
@@ -202,7 +217,14 @@ class ResNetDiscriminator(DiscriminatorOptions):
         for i, (width, downsample) in enumerate(blocks):
             if self.minibatch_std and i == len(blocks) - 1:
                 h = minibatch_stddev(h, group_size=self.mbstd_group_size)
-            h = DBlock(width, downsample=downsample, optimized=(i == 0), spectral_norm=self.spectral_norm,
-                       bn_axis_name=self.bn_axis_name, dtype=self.dtype, name=f"block{i}")(h, train=train)
+            h = DBlock(
+                width,
+                downsample=downsample,
+                optimized=(i == 0),
+                spectral_norm=self.spectral_norm,
+                bn_axis_name=self.bn_axis_name,
+                dtype=self.dtype,
+                name=f"block{i}",
+            )(h, train=train)
         phi = jnp.sum(nn.relu(h), axis=(1, 2))  # global sum pooling (SNGAN)
         return discriminator_head(self, phi, labels, train=train)

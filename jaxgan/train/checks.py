@@ -23,7 +23,7 @@ FAKE_LABELS = ("uniform", "real")  # how a conditional G's class ids are drawn (
 
 
 def resolve_critic_loop(critic_loop: str) -> str:
-    """"scan" or "unroll" for the n_critic D updates; "auto" picks by backend.
+    """ "scan" or "unroll" for the n_critic D updates; "auto" picks by backend.
 
     Both run inside the one compiled step and give the same result. On XLA CPU a G update
     that follows a `lax.scan` over conv D updates runs many times slower, so "auto" unrolls
@@ -39,15 +39,32 @@ def resolve_critic_loop(critic_loop: str) -> str:
 
 def check_regularization(reg: Regularization, *, loss: AdversarialLoss, pack: int, sample_ndim: int) -> None:
     """Out-of-range or conflicting `Regularization` options (`Regularization.validate`)."""
-    for name in ("gradient_penalty", "dragan", "dragan_c", "r1_gamma", "r2_gamma", "weight_clip", "lecam",
-                 "bcr_real", "bcr_fake", "instance_noise", "feature_matching", "g_adversarial_weight",
-                 "mode_seeking", "historical_averaging", "acgan_weight", "info_weight"):
+    for name in (
+        "gradient_penalty",
+        "dragan",
+        "dragan_c",
+        "r1_gamma",
+        "r2_gamma",
+        "weight_clip",
+        "lecam",
+        "bcr_real",
+        "bcr_fake",
+        "instance_noise",
+        "feature_matching",
+        "g_adversarial_weight",
+        "mode_seeking",
+        "historical_averaging",
+        "acgan_weight",
+        "info_weight",
+    ):
         if not float(getattr(reg, name)) >= 0.0:
             raise ValueError(f"regularization.{name} must be >= 0, got {getattr(reg, name)!r}.")
     for name in ("top_k_fraction", "top_k_decay"):
         if not 0.0 < float(getattr(reg, name)) <= 1.0:
-            raise ValueError(f"regularization.{name} must lie in (0, 1] (Sinha et al.: fraction 0.5, decay "
-                             f"0.99; fraction 1 turns top-k off), got {getattr(reg, name)!r}.")
+            raise ValueError(
+                f"regularization.{name} must lie in (0, 1] (Sinha et al.: fraction 0.5, decay "
+                f"0.99; fraction 1 turns top-k off), got {getattr(reg, name)!r}."
+            )
     for name in ("r1_every", "instance_noise_anneal_steps", "top_k_decay_steps"):
         if not isinstance(getattr(reg, name), int) or getattr(reg, name) < 1:
             raise ValueError(f"regularization.{name} must be an int >= 1, got {getattr(reg, name)!r}.")
@@ -58,26 +75,41 @@ def check_regularization(reg: Regularization, *, loss: AdversarialLoss, pack: in
     if reg.weight_clip and loss.name != "wasserstein":
         raise ValueError(
             f"Weight clipping enforces the Lipschitz constraint of the WGAN critic; it does not go with "
-            f"loss {loss.name!r}. Use loss='wasserstein', or drop weight_clip.")
+            f"loss {loss.name!r}. Use loss='wasserstein', or drop weight_clip."
+        )
     if pack > 1 and (reg.gradient_penalty or reg.dragan or reg.bcr_real or reg.bcr_fake):
         raise ValueError(
             f"A packed D (pack={pack}) gives one logit per {pack} samples, so WGAN-GP's and DRAGAN's "
             "per-sample interpolates and bCR's per-sample consistency are undefined; use pack=1, drop the "
-            "penalty, or use R1 / R2 (taken per packed tuple).")
+            "penalty, or use R1 / R2 (taken per packed tuple)."
+        )
     policies = {"diff_augment": reg.diff_augment}
     if reg.bcr_real or reg.bcr_fake:
         policies["bcr_policy"] = reg.bcr_policy
     for name, policy in policies.items():
         if augment.parse_policy(policy) and sample_ndim != 3:
-            raise ValueError(f"regularization.{name}={policy!r} augments images [H, W, C]; the samples "
-                             f"have {sample_ndim} dims. Drop it for non-image data.")
+            raise ValueError(
+                f"regularization.{name}={policy!r} augments images [H, W, C]; the samples "
+                f"have {sample_ndim} dims. Drop it for non-image data."
+            )
     if reg.g_adversarial_weight == 0 and not (reg.feature_matching or reg.mode_seeking):
         raise ValueError("g_adversarial_weight=0 leaves G without a loss; add feature_matching.")
 
 
-def check_step_options(*, generator: nn.Module, discriminator: nn.Module, loss: Any, n_critic: Any, ema_decay: Any,
-                       critic_loop: str, num_discriminators: Any, d_aggregation: str, d_temperature: float,
-                       fake_labels: str, regularization: Regularization) -> None:
+def check_step_options(
+    *,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    loss: Any,
+    n_critic: Any,
+    ema_decay: Any,
+    critic_loop: str,
+    num_discriminators: Any,
+    d_aggregation: str,
+    d_temperature: float,
+    fake_labels: str,
+    regularization: Regularization,
+) -> None:
     """The arguments of `make_train_step` that can be checked without tracing the networks."""
     if not isinstance(n_critic, (int, np.integer)) or isinstance(n_critic, bool) or n_critic < 1:
         raise ValueError(f"n_critic must be an int >= 1 (D updates per G update), got {n_critic!r}.")
@@ -99,10 +131,13 @@ def check_step_options(*, generator: nn.Module, discriminator: nn.Module, loss: 
     if g_classes != d_classes:
         raise ValueError(
             f"The generator has num_classes={g_classes} but the discriminator {d_classes}; a conditional GAN needs "
-            "both conditional on the same classes (or both unconditional).")
+            "both conditional on the same classes (or both unconditional)."
+        )
     if regularization.replay_capacity and g_classes:
-        raise ValueError("The replay buffer stores past fakes without their class labels, so it cannot feed a "
-                         "conditional D; use replay_capacity=0 with num_classes > 0.")
+        raise ValueError(
+            "The replay buffer stores past fakes without their class labels, so it cannot feed a "
+            "conditional D; use replay_capacity=0 with num_classes > 0."
+        )
 
 
 def check_latent_codes(generator: nn.Module, discriminator: nn.Module, regularization: Regularization) -> None:
@@ -110,18 +145,31 @@ def check_latent_codes(generator: nn.Module, discriminator: nn.Module, regulariz
     codes = getattr(generator, "latent_codes", latent.LatentCodes())
     q_outputs = int(getattr(discriminator, "info_outputs", 0))
     if codes.q_outputs != q_outputs:
-        want = (f"info_outputs={codes.q_outputs} (the codes' LatentCodes.q_outputs)" if codes else
-                "info_outputs=0 (G has no latent codes)")
+        want = (
+            f"info_outputs={codes.q_outputs} (the codes' LatentCodes.q_outputs)"
+            if codes
+            else "info_outputs=0 (G has no latent codes)"
+        )
         raise ValueError(
             f"G's InfoGAN codes {tuple(codes)} need a D whose Q head has {want}; the D has info_outputs={q_outputs}. "
-            "Build both from the same codes (config.model.info_categorical / info_continuous).")
+            "Build both from the same codes (config.model.info_categorical / info_continuous)."
+        )
     if codes and regularization.replay_capacity:
-        raise ValueError("The replay buffer stores past fakes without their InfoGAN codes, so Q could not be "
-                         "trained on them; use replay_capacity=0 with latent codes.")
+        raise ValueError(
+            "The replay buffer stores past fakes without their InfoGAN codes, so Q could not be "
+            "trained on them; use replay_capacity=0 with latent codes."
+        )
 
 
-def check_batch(batch: Mapping[str, Any], *, sample_shape: tuple[int, ...], n_critic: int, num_devices: int,
-                num_classes: int = 0, pack: int = 1) -> None:
+def check_batch(
+    batch: Mapping[str, Any],
+    *,
+    sample_shape: tuple[int, ...],
+    n_critic: int,
+    num_devices: int,
+    num_classes: int = 0,
+    pack: int = 1,
+) -> None:
     """Validates a GLOBAL batch's layout, dtype and divisibility (see `jaxgan.train.steps`)."""
     if "image" not in batch:
         raise ValueError(f"The batch needs an 'image' entry; it has {sorted(batch)}.")
@@ -155,7 +203,8 @@ def check_batch(batch: Mapping[str, Any], *, sample_shape: tuple[int, ...], n_cr
         if "label" not in batch:
             raise ValueError(
                 f"The generator is class-conditional (num_classes={num_classes}) but the batch has no 'label' "
-                "entry; use a labeled dataset, or an unconditional model (num_classes=0).")
+                "entry; use a labeled dataset, or an unconditional model (num_classes=0)."
+            )
         labels = batch["label"]
         label_shape = tuple(labels.shape)
         if len(label_shape) == 1 and n_critic == 1:
@@ -163,4 +212,5 @@ def check_batch(batch: Mapping[str, Any], *, sample_shape: tuple[int, ...], n_cr
         if label_shape != shape[:2] or not np.issubdtype(np.dtype(labels.dtype), np.integer):
             raise ValueError(
                 f"batch['label'] has {np.dtype(labels.dtype)} shape {tuple(labels.shape)}; expected integer class "
-                f"ids of shape {list(shape[:2])}, one per image.")
+                f"ids of shape {list(shape[:2])}, one per image."
+            )

@@ -31,8 +31,9 @@ def ema_decay_with_warmup(decay: float) -> Callable[[jax.Array], jax.Array]:
     return lambda step: jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
-def ema_decay_from_half_life(*, half_life_images: float, batch_size: int,
-                             rampup: float | None = None) -> Callable[[jax.Array], jax.Array]:
+def ema_decay_from_half_life(
+    *, half_life_images: float, batch_size: int, rampup: float | None = None
+) -> Callable[[jax.Array], jax.Array]:
     """StyleGAN2-ADA's EMA: the weight of G's past halves every `half_life_images` images.
 
     decay = 0.5 ** (batch_size / h) per step, where h = half_life_images, or with

@@ -59,7 +59,8 @@ def sample_latents(key: jax.Array, example_indices: jax.Array, latent_dim: int) 
 def sample_labels(key: jax.Array, example_indices: jax.Array, num_classes: int) -> jax.Array:
     """Uniform class ids for G's samples, keyed by the global example index."""
     return jax.vmap(lambda i: jax.random.randint(jax.random.fold_in(key, i), (), 0, num_classes))(
-        example_indices).astype(jnp.int32)
+        example_indices
+    ).astype(jnp.int32)
 
 
 class StepKeys(NamedTuple):
@@ -71,8 +72,7 @@ class StepKeys(NamedTuple):
     @classmethod
     def of(cls, rng: jax.Array, step: jax.Array, n_critic: int) -> StepKeys:
         key = jax.random.fold_in(rng, step)
-        return cls(critic=jax.random.split(jax.random.fold_in(key, 0), n_critic),
-                   generator=jax.random.fold_in(key, 1))
+        return cls(critic=jax.random.split(jax.random.fold_in(key, 0), n_critic), generator=jax.random.fold_in(key, 1))
 
 
 class CriticKeys(NamedTuple):

@@ -38,9 +38,15 @@ def apply_gradients(net: NetState, grads: Params, tx: optax.GradientTransformati
     return NetState(params=optax.apply_updates(net.params, updates), batch_stats=batch_stats, opt_state=opt_state)
 
 
-def update_net(net: NetState, tx: optax.GradientTransformation, loss_fn: Callable[[Params], tuple[jax.Array, Any]],
-               *, axis_name: str = DATA_AXIS, batch_stats: Callable[[Any], Params] | None = None,
-               grad_scale: float | None = None) -> tuple[NetState, tuple[jax.Array, Any], Params]:
+def update_net(
+    net: NetState,
+    tx: optax.GradientTransformation,
+    loss_fn: Callable[[Params], tuple[jax.Array, Any]],
+    *,
+    axis_name: str = DATA_AXIS,
+    batch_stats: Callable[[Any], Params] | None = None,
+    grad_scale: float | None = None,
+) -> tuple[NetState, tuple[jax.Array, Any], Params]:
     """One data-parallel optimizer step of `net` on `loss_fn(params) -> (loss, aux)`.
 
     Each device differentiates its local loss (`as_varying`), the gradients are
@@ -62,13 +68,15 @@ def call_args(x: jax.Array, labels: jax.Array | None) -> tuple[jax.Array, ...]:
     return (x,) if labels is None else (x, labels)
 
 
-def train_forward(module: nn.Module, params: Params, batch_stats: Params, x: jax.Array,
-                  labels: jax.Array | None = None) -> tuple[jax.Array, Params]:
+def train_forward(
+    module: nn.Module, params: Params, batch_stats: Params, x: jax.Array, labels: jax.Array | None = None
+) -> tuple[jax.Array, Params]:
     """Training-mode forward pass returning the output and the new BatchNorm stats."""
     if not batch_stats:
         return module.apply({"params": params}, *call_args(x, labels), train=True), batch_stats
-    out, mutated = module.apply({"params": params, "batch_stats": batch_stats}, *call_args(x, labels),
-                                train=True, mutable=["batch_stats"])
+    out, mutated = module.apply(
+        {"params": params, "batch_stats": batch_stats}, *call_args(x, labels), train=True, mutable=["batch_stats"]
+    )
     return out, mutated["batch_stats"]
 
 

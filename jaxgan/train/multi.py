@@ -13,7 +13,7 @@ from jaxgan.train.checks import resolve_critic_loop
 
 
 def resolve_step_loop(step_loop: str) -> str:
-    """"scan" or "unroll" for K train steps in one call (`multi_step`); "auto" picks by backend.
+    """ "scan" or "unroll" for K train steps in one call (`multi_step`); "auto" picks by backend.
 
     Both give the result of K single steps. On XLA CPU a `lax.scan` over whole conv train
     steps runs many times slower than the same steps unrolled, so "auto" unrolls on CPU and
@@ -23,8 +23,9 @@ def resolve_step_loop(step_loop: str) -> str:
     return resolve_critic_loop(step_loop)
 
 
-def multi_step(step: Callable[[Any, Mapping[str, jax.Array]], tuple[Any, Metrics]],
-               num_steps: int, *, step_loop: str = "auto") -> Callable:
+def multi_step(
+    step: Callable[[Any, Mapping[str, jax.Array]], tuple[Any, Metrics]], num_steps: int, *, step_loop: str = "auto"
+) -> Callable:
     """K = `num_steps` train steps in one pure call: `(state, batches) -> (state, metrics)`.
 
     Every batch leaf gains a leading K axis (`[K, n_critic, B, ...]`); step k

@@ -59,18 +59,22 @@ def uses_convolution(step: Any) -> bool:
         args = (x,) if labels is None else (x, labels)
         return str(jax.make_jaxpr(lambda *a: module.init(key, *a, train=False))(*args))
 
-    return any("conv_general_dilated" in traced(m, x, y) for m, x, y in
-               ((step.generator, z, labels_g), (step.discriminator, x, labels_d)))
+    return any(
+        "conv_general_dilated" in traced(m, x, y)
+        for m, x, y in ((step.generator, z, labels_g), (step.discriminator, x, labels_d))
+    )
 
 
-def resolve_compiler_options(compiler_options: Mapping[str, Any] | str | None, devices: Sequence[jax.Device],
-                             step: Any = None) -> dict[str, Any] | None:
-    """"auto" -> `CPU_CONV_STEP_COMPILER_OPTIONS` when every device is a CPU and the
+def resolve_compiler_options(
+    compiler_options: Mapping[str, Any] | str | None, devices: Sequence[jax.Device], step: Any = None
+) -> dict[str, Any] | None:
+    """ "auto" -> `CPU_CONV_STEP_COMPILER_OPTIONS` when every device is a CPU and the
     step's networks convolve, else XLA's defaults; a dict is used as given."""
     if compiler_options == "auto":
         on_cpu = all(d.platform == "cpu" for d in devices)
-        compiler_options = (CPU_CONV_STEP_COMPILER_OPTIONS if on_cpu and step is not None and uses_convolution(step)
-                            else {})
+        compiler_options = (
+            CPU_CONV_STEP_COMPILER_OPTIONS if on_cpu and step is not None and uses_convolution(step) else {}
+        )
     if compiler_options is None:
         return None
     if not isinstance(compiler_options, Mapping):
@@ -101,16 +105,21 @@ def global_batch(local_batch: Mapping[str, Any], mesh: Mesh, spec: P = BATCH_SPE
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
 
 
-def multi_global_batch(local_batches: Mapping[str, Any], mesh: Mesh,
-                       spec: P = MULTI_BATCH_SPEC) -> dict[str, jax.Array]:
+def multi_global_batch(
+    local_batches: Mapping[str, Any], mesh: Mesh, spec: P = MULTI_BATCH_SPEC
+) -> dict[str, jax.Array]:
     """`global_batch` for K steps per call: this process's rows [K, n_critic, B_local, ...] (or as `spec`)."""
     sharding = NamedSharding(mesh, spec)
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batches.items()}
 
 
-def prefetch_to_mesh(local_batches: Iterable[Mapping[str, Any]], mesh: Mesh, *, size: int = 2,
-                     place: Callable[[Mapping[str, Any], Mesh], dict[str, jax.Array]] | None = None,
-                     ) -> Iterator[dict[str, jax.Array]]:
+def prefetch_to_mesh(
+    local_batches: Iterable[Mapping[str, Any]],
+    mesh: Mesh,
+    *,
+    size: int = 2,
+    place: Callable[[Mapping[str, Any], Mesh], dict[str, jax.Array]] | None = None,
+) -> Iterator[dict[str, jax.Array]]:
     """Yields `place(b, mesh)` (default `global_batch`) for each local numpy batch,
     prepared `size` batches ahead in a background thread, so host batching and the
     host-to-device copy overlap the running step. Errors in the producer are re-raised here.
@@ -168,14 +177,21 @@ def _check_steps_axis(batch: Mapping[str, Any], steps_per_call: int) -> dict[str
             raise ValueError(
                 f"batch[{name!r}] has shape {shape}; with steps_per_call={steps_per_call} every leaf needs a leading "
                 f"axis of {steps_per_call} (one batch per step: [K, n_critic, B, ...]). Stack K step batches "
-                "with np.stack, or use steps_per_call=1.")
+                "with np.stack, or use steps_per_call=1."
+            )
         one_step[name] = jax.ShapeDtypeStruct(shape[1:], leaf.dtype)
     return one_step
 
 
-def shard_map_step(step: GANStep, mesh: Mesh, *, steps_per_call: int = 1, step_loop: str = "auto",
-                   compiler_options: Mapping[str, Any] | str | None = "auto",
-                   batch_spec: P = BATCH_SPEC) -> CompiledStep:
+def shard_map_step(
+    step: GANStep,
+    mesh: Mesh,
+    *,
+    steps_per_call: int = 1,
+    step_loop: str = "auto",
+    compiler_options: Mapping[str, Any] | str | None = "auto",
+    batch_spec: P = BATCH_SPEC,
+) -> CompiledStep:
     """The step under `jax.shard_map` + `jax.jit`, state donated.
 
     The returned function takes the state replicated on `mesh` (see `replicate`)
@@ -199,16 +215,20 @@ def shard_map_step(step: GANStep, mesh: Mesh, *, steps_per_call: int = 1, step_l
     fn = multi_step(step, steps_per_call, step_loop=step_loop) if multi else step
     spec = P(None, *batch_spec) if multi else batch_spec
     sharded = jax.shard_map(fn, mesh=mesh, in_specs=(P(), spec), out_specs=(P(), P()))
-    compiled = jax.jit(sharded, donate_argnums=0,
-                       compiler_options=resolve_compiler_options(compiler_options, list(mesh.devices.flat), step))
+    compiled = jax.jit(
+        sharded,
+        donate_argnums=0,
+        compiler_options=resolve_compiler_options(compiler_options, list(mesh.devices.flat), step),
+    )
     num_devices = mesh.size
     layout = (lambda b: _with_critic_axis(b, step)) if isinstance(step, GANStep) else dict
 
     def run(state: GANTrainState, batch: Mapping[str, Any]) -> tuple[GANTrainState, Metrics]:
         on_mesh = all(isinstance(v, jax.Array) for v in batch.values())  # already global arrays
         if multi:
-            step.check_batch(_check_steps_axis(batch, steps_per_call), num_devices if on_mesh else
-                             len(mesh.local_devices))
+            step.check_batch(
+                _check_steps_axis(batch, steps_per_call), num_devices if on_mesh else len(mesh.local_devices)
+            )
             return compiled(state, batch if on_mesh else multi_global_batch(batch, mesh, spec))
         if on_mesh:
             step.check_batch(batch, num_devices)
@@ -241,7 +261,7 @@ def pmap_step(step: Any, devices: Sequence[jax.Device] | None = None, *, batch_s
 
     def split(v: Any) -> np.ndarray:
         v = np.asarray(v)
-        return v.reshape(*v.shape[:axis], num_devices, v.shape[axis] // num_devices, *v.shape[axis + 1:])
+        return v.reshape(*v.shape[:axis], num_devices, v.shape[axis] // num_devices, *v.shape[axis + 1 :])
 
     def run(state: Any, batch: Mapping[str, Any]) -> tuple[Any, Metrics]:
         step.check_batch(batch, num_devices)

@@ -59,8 +59,9 @@ def seed_devices(num_seeds: int, devices: Sequence[jax.Device] | None = None) ->
     return devices[:n]
 
 
-def multi_seed_steps(step: GANStep, *, devices: Sequence[jax.Device] | None = None, unroll: int = 1,
-                     seed_loop: str = "auto") -> MultiSeedStep:
+def multi_seed_steps(
+    step: GANStep, *, devices: Sequence[jax.Device] | None = None, unroll: int = 1, seed_loop: str = "auto"
+) -> MultiSeedStep:
     """The jitted `(states, data, indices) -> (states, metrics)` that runs K steps of S seeds.
 
     Args:
@@ -110,11 +111,15 @@ def multi_seed_steps(step: GANStep, *, devices: Sequence[jax.Device] | None = No
         if num_seeds is None:
             raise ValueError("states must be stacked on a leading seed axis (jaxgan.train.seeds.stack_trees).")
         if num_seeds % len(devices):
-            raise ValueError(f"{num_seeds} seeds do not split evenly over {len(devices)} devices; train a multiple "
-                             f"of {len(devices)} seeds or pass devices=seed_devices(num_seeds).")
+            raise ValueError(
+                f"{num_seeds} seeds do not split evenly over {len(devices)} devices; train a multiple "
+                f"of {len(devices)} seeds or pass devices=seed_devices(num_seeds)."
+            )
         if indices.ndim != 4 or indices.shape[0] != num_seeds or indices.shape[2] != step.n_critic:
-            raise ValueError(f"indices has shape {indices.shape}; expected [S={num_seeds}, K, "
-                             f"n_critic={step.n_critic}, B] integer rows of each seed's data.")
+            raise ValueError(
+                f"indices has shape {indices.shape}; expected [S={num_seeds}, K, "
+                f"n_critic={step.n_critic}, B] integer rows of each seed's data."
+            )
         if not np.issubdtype(indices.dtype, np.integer):
             raise ValueError(f"indices must be integers, got {indices.dtype}.")
         missing = [k for k in keys if k not in data]
@@ -123,12 +128,15 @@ def multi_seed_steps(step: GANStep, *, devices: Sequence[jax.Device] | None = No
         for k in keys:
             shape = np.shape(data[k])
             if shape[0] != num_seeds or (k == "image" and tuple(shape[2:]) != tuple(step.sample_shape)):
-                raise ValueError(f"data[{k!r}] has shape {shape}; expected [S={num_seeds}, N"
-                                 f"{', ' + ', '.join(map(str, step.sample_shape)) if k == 'image' else ''}].")
+                raise ValueError(
+                    f"data[{k!r}] has shape {shape}; expected [S={num_seeds}, N"
+                    f"{', ' + ', '.join(map(str, step.sample_shape)) if k == 'image' else ''}]."
+                )
             if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
                 raise ValueError(f"indices run outside data[{k!r}]'s {shape[1]} rows.")
-        step.check_batch({k: np.zeros((step.n_critic, indices.shape[3], *np.shape(data[k])[2:]),
-                                      data[k].dtype) for k in keys}, 1)
+        step.check_batch(
+            {k: np.zeros((step.n_critic, indices.shape[3], *np.shape(data[k])[2:]), data[k].dtype) for k in keys}, 1
+        )
         return compiled(place(states), place({k: data[k] for k in keys}), place(indices.astype(np.int32)))
 
     run.compiled = compiled

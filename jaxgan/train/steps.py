@@ -53,13 +53,31 @@ from jaxgan.common import DATA_AXIS, Metrics, Params
 from jaxgan.losses import AdversarialLoss
 from jaxgan.state import GANTrainState, NetState, create_train_state, latent_dim_of, num_classes_of
 from jaxgan.train import terms
+
 # Re-exported: the step's pieces live in their own modules; these names stay importable from here.
-from jaxgan.train.checks import (CRITIC_LOOPS, FAKE_LABELS, check_batch, check_latent_codes,  # noqa: F401
-                                 check_step_options, resolve_critic_loop)
+from jaxgan.train.checks import (
+    CRITIC_LOOPS,
+    FAKE_LABELS,
+    check_batch,
+    check_latent_codes,  # noqa: F401
+    check_step_options,
+    resolve_critic_loop,
+)
 from jaxgan.train.ema import EmaDecay, ema_decay_from_half_life, ema_decay_with_warmup, ema_update  # noqa: F401
-from jaxgan.train.keys import (CriticExampleKeys, CriticKeys, GeneratorExampleKeys, GeneratorKeys,  # noqa: F401
-                               InputKeys, StepKeys, example_keys, fold_each, global_example_indices, per_example,
-                               sample_labels, sample_latents)
+from jaxgan.train.keys import (
+    CriticExampleKeys,
+    CriticKeys,
+    GeneratorExampleKeys,
+    GeneratorKeys,  # noqa: F401
+    InputKeys,
+    StepKeys,
+    example_keys,
+    fold_each,
+    global_example_indices,
+    per_example,
+    sample_labels,
+    sample_latents,
+)
 from jaxgan.train.kit import apply_gradients, as_varying, call_args, train_forward, update_net  # noqa: F401
 from jaxgan.train.multi import multi_step, resolve_step_loop  # noqa: F401
 from jaxgan.train.terms import DContext, DOutput, GContext, GeneratorPass, Regularization  # noqa: F401
@@ -160,9 +178,15 @@ class GANStep:
     def init_state(self, rng: jax.Array | int, example_images: Any) -> GANTrainState:
         """The initial state for this step: networks, optimizers, EMA and every extra
         the enabled stabilizers keep (`extras`)."""
-        state = create_train_state(rng, generator=self.generator, discriminator=self.discriminator,
-                                   example_images=example_images, g_tx=self.g_tx, d_tx=self.d_tx,
-                                   num_discriminators=self.num_discriminators)
+        state = create_train_state(
+            rng,
+            generator=self.generator,
+            discriminator=self.discriminator,
+            example_images=example_images,
+            g_tx=self.g_tx,
+            d_tx=self.d_tx,
+            num_discriminators=self.num_discriminators,
+        )
         return state.replace(extras=self.init_extras(state))
 
     def init_extras(self, state: GANTrainState) -> dict[str, Any]:
@@ -183,8 +207,10 @@ class GANStep:
         # The keys come from init_extras itself, evaluated abstractly (no arrays built).
         missing = set(jax.eval_shape(self.init_extras, state)) - set(state.extras)
         if missing:
-            raise ValueError(f"The state lacks {sorted(missing)} that the enabled stabilizers keep; create it with "
-                             "step.init_state(rng, example_images) instead of create_train_state.")
+            raise ValueError(
+                f"The state lacks {sorted(missing)} that the enabled stabilizers keep; create it with "
+                "step.init_state(rng, example_images) instead of create_train_state."
+            )
 
     # --- the step ----------------------------------------------------------------------------------
 
@@ -204,8 +230,7 @@ class GANStep:
             d, r1_metrics = self._lazy_r1_update(d, state.step, images[-1], _last(labels))
             d_metrics.update(r1_metrics)
         g = state.g.replace(batch_stats=g_stats)
-        g, d, g_metrics = self._g_update(g, d, extras, keys.generator, indices, (images[-1], _last(labels)),
-                                         state.step)
+        g, d, g_metrics = self._g_update(g, d, extras, keys.generator, indices, (images[-1], _last(labels)), state.step)
         extras = self._update_averages(extras, g, d, state.step)
         decay = self.ema_decay(state.step) if callable(self.ema_decay) else self.ema_decay
         new_state = state.replace(
@@ -217,8 +242,9 @@ class GANStep:
         )
         return new_state, {**d_metrics, **g_metrics}
 
-    def _update_averages(self, extras: Mapping[str, Any], g: NetState, d: NetState,
-                         step: jax.Array) -> Mapping[str, Any]:
+    def _update_averages(
+        self, extras: Mapping[str, Any], g: NetState, d: NetState, step: jax.Array
+    ) -> Mapping[str, Any]:
         """Historical averaging's running means of G's and D's params (Salimans et al. 2016), after the updates."""
         if not self.regularization.historical_averaging:
             return extras
@@ -229,8 +255,9 @@ class GANStep:
 
     # --- D ------------------------------------------------------------------------------------------
 
-    def _d_forward(self, params: Params, stats: Params, x: jax.Array, labels: jax.Array | None,
-                   capture: bool) -> tuple[DOutput, Params]:
+    def _d_forward(
+        self, params: Params, stats: Params, x: jax.Array, labels: jax.Array | None, capture: bool
+    ) -> tuple[DOutput, Params]:
         """One training-mode pass of D with the intermediates the losses need."""
         variables = {"params": params, **({"batch_stats": stats} if stats else {})}
         mutable = (["batch_stats"] if stats else []) + (["intermediates"] if capture else [])
@@ -239,15 +266,18 @@ class GANStep:
         logits, mutated = self.discriminator.apply(variables, *call_args(x, labels), train=True, mutable=mutable)
         inter = mutated.get("intermediates", {})
         get = lambda name: inter[name][-1] if name in inter else None
-        return (DOutput(logits, get("features"), get("class_logits"), get("info_outputs")),
-                mutated.get("batch_stats", stats))
+        return (
+            DOutput(logits, get("features"), get("class_logits"), get("info_outputs")),
+            mutated.get("batch_stats", stats),
+        )
 
     def _d_logit_fn(self, params: Params, stats: Params, labels: jax.Array | None) -> Callable[[jax.Array], jax.Array]:
         """x -> D's logits, for gradient penalties (statistics updates discarded)."""
         return lambda x: self._d_forward(params, stats, x, labels, capture=False)[0].logits
 
-    def _penalized(self, params: Params, stats: Params, labels: jax.Array | None,
-                   x: jax.Array) -> tuple[Callable[[jax.Array], jax.Array], jax.Array]:
+    def _penalized(
+        self, params: Params, stats: Params, labels: jax.Array | None, x: jax.Array
+    ) -> tuple[Callable[[jax.Array], jax.Array], jax.Array]:
         """(d_fn, samples) for R1: a packed D's sample is its tuple of `pack` inputs."""
         return regularizers.packed_samples(self._d_logit_fn(params, stats, labels), x, self.pack)
 
@@ -258,13 +288,15 @@ class GANStep:
         if augment.parse_policy(reg.diff_augment):
             x = per_example(functools.partial(augment.diff_augment, policy=reg.diff_augment), keys.diff_augment, x)
         if reg.instance_noise:
-            sigma = regularizers.instance_noise_sigma(step, initial_sigma=reg.instance_noise,
-                                                      anneal_steps=reg.instance_noise_anneal_steps)
+            sigma = regularizers.instance_noise_sigma(
+                step, initial_sigma=reg.instance_noise, anneal_steps=reg.instance_noise_anneal_steps
+            )
             x = per_example(lambda k, xi: regularizers.add_instance_noise(k, xi, sigma), keys.instance_noise, x)
         return x
 
-    def _critic_updates(self, state: GANTrainState, images: jax.Array, labels: jax.Array | None,
-                        keys: jax.Array, indices: jax.Array):
+    def _critic_updates(
+        self, state: GANTrainState, images: jax.Array, labels: jax.Array | None, keys: jax.Array, indices: jax.Array
+    ):
         """The n_critic D updates, sub-batch j for update j; metrics stacked on a leading axis."""
         carry = (state.d, state.g.batch_stats, state.extras)
         update = lambda carry, xs: self._d_update(state.g.params, state.step, carry, xs, indices)
@@ -289,11 +321,19 @@ class GANStep:
         fake = jax.lax.stop_gradient(fake)
         extras = dict(extras)
         if self.regularization.replay_capacity:  # unconditional only (make_train_step checks)
-            fake, extras["replay"] = regularizers.replay_buffer_query(extras["replay"], fake, keys.replay,
-                                                                     axis_name=self.axis_name)
-        one_d = functools.partial(self._single_d_update, real=real, fake=fake, real_labels=real_labels,
-                                  fake_labels=fake_labels, keys=CriticExampleKeys.of(keys.examples, indices),
-                                  step=step, z=z)
+            fake, extras["replay"] = regularizers.replay_buffer_query(
+                extras["replay"], fake, keys.replay, axis_name=self.axis_name
+            )
+        one_d = functools.partial(
+            self._single_d_update,
+            real=real,
+            fake=fake,
+            real_labels=real_labels,
+            fake_labels=fake_labels,
+            keys=CriticExampleKeys.of(keys.examples, indices),
+            step=step,
+            z=z,
+        )
         own = {name: extras[name] for name in ("lecam", "d_average") if name in extras}  # per discriminator
         if self.num_discriminators == 1:
             d, anchors, metrics = one_d(d, own)
@@ -304,8 +344,19 @@ class GANStep:
             extras["lecam"] = anchors
         return (d, g_stats, extras), metrics
 
-    def _single_d_update(self, d: NetState, extras: Mapping[str, Any], *, real, fake, real_labels, fake_labels,
-                         keys: CriticExampleKeys, step, z):
+    def _single_d_update(
+        self,
+        d: NetState,
+        extras: Mapping[str, Any],
+        *,
+        real,
+        fake,
+        real_labels,
+        fake_labels,
+        keys: CriticExampleKeys,
+        step,
+        z,
+    ):
         """One discriminator's update on its adversarial loss and terms; then weight clipping (WGAN, Arjovsky
         et al. 2017) and LeCam's anchors (Tseng et al. 2021)."""
         reg = self.regularization
@@ -316,22 +367,43 @@ class GANStep:
             real_out, stats = self._d_forward(params, d.batch_stats, real_in, real_labels, self._capture)
             fake_out, stats = self._d_forward(params, stats, fake_in, fake_labels, self._capture)
             adversarial = jnp.mean(self.loss.d(real_out.logits, fake_out.logits, axis_name=self.axis_name))
-            ctx = DContext(self, params, functools.partial(self._d_logit_fn, params, stats), real_in, fake_in,
-                           real_labels, fake_labels, real_out, fake_out, z, keys, extras)
+            ctx = DContext(
+                self,
+                params,
+                functools.partial(self._d_logit_fn, params, stats),
+                real_in,
+                fake_in,
+                real_labels,
+                fake_labels,
+                real_out,
+                fake_out,
+                z,
+                keys,
+                extras,
+            )
             values = terms.evaluate(self.d_terms, ctx)
             total = adversarial + terms.weighted_sum(self.d_terms, values)
             return total, _DAux(stats, real_out.logits, fake_out.logits, adversarial, values)
 
-        d, (_, aux), grads = update_net(d, self.d_tx, loss_fn, axis_name=self.axis_name,
-                                        batch_stats=lambda aux: aux.stats)
+        d, (_, aux), grads = update_net(
+            d, self.d_tx, loss_fn, axis_name=self.axis_name, batch_stats=lambda aux: aux.stats
+        )
         if reg.weight_clip:
             d = d.replace(params=regularizers.clip_weights(d.params, reg.weight_clip))
         anchors = extras.get("lecam")
         if anchors is not None:
-            anchors = regularizers.lecam_update(anchors, aux.real_logits, aux.fake_logits, decay=reg.lecam_decay,
-                                                axis_name=self.axis_name)
-        metrics = jax.lax.pmean({"d_loss": aux.adversarial, "d_real_logit": jnp.mean(aux.real_logits),
-                                 "d_fake_logit": jnp.mean(aux.fake_logits), **aux.terms}, self.axis_name)
+            anchors = regularizers.lecam_update(
+                anchors, aux.real_logits, aux.fake_logits, decay=reg.lecam_decay, axis_name=self.axis_name
+            )
+        metrics = jax.lax.pmean(
+            {
+                "d_loss": aux.adversarial,
+                "d_real_logit": jnp.mean(aux.real_logits),
+                "d_fake_logit": jnp.mean(aux.fake_logits),
+                **aux.terms,
+            },
+            self.axis_name,
+        )
         metrics["d_grad_norm"] = optax.tree.norm(grads)
         return d, anchors, metrics
 
@@ -344,10 +416,13 @@ class GANStep:
         reg = self.regularization
 
         def one_d(d: NetState) -> tuple[NetState, jax.Array]:
-            loss_fn = lambda params: (regularizers.r1_penalty(*self._penalized(params, d.batch_stats, labels, real)),
-                                      None)
-            d, (r1, _), _ = update_net(d, self.d_tx, loss_fn, axis_name=self.axis_name,
-                                       grad_scale=reg.r1_gamma / 2 * reg.r1_every)
+            loss_fn = lambda params: (
+                regularizers.r1_penalty(*self._penalized(params, d.batch_stats, labels, real)),
+                None,
+            )
+            d, (r1, _), _ = update_net(
+                d, self.d_tx, loss_fn, axis_name=self.axis_name, grad_scale=reg.r1_gamma / 2 * reg.r1_every
+            )
             return d, jax.lax.pmean(r1, self.axis_name)
 
         def r1_update(d: NetState) -> tuple[NetState, jax.Array]:
@@ -372,6 +447,7 @@ class GANStep:
     def _g_adversarial(self, fake_out: DOutput, real_out: DOutput | None, top_k: jax.Array | None) -> jax.Array:
         """G's adversarial loss: over the top-k fakes when on (Sinha et al. 2020); K discriminators' losses
         aggregated (GMAN, Durugkar et al. 2017)."""
+
         def one_d(fake_logits, real_logits):
             per_example_loss = self.loss.g(fake_logits, real_logits, axis_name=self.axis_name)
             if top_k is None:
@@ -384,8 +460,16 @@ class GANStep:
         per_d = jax.vmap(one_d)(fake_out.logits, real_logits)
         return regularizers.aggregate_losses(per_d, mode=self.d_aggregation, temperature=self.d_temperature)
 
-    def _g_update(self, g: NetState, d: NetState, extras: Mapping[str, Any], key: jax.Array, indices: jax.Array,
-                  real_last: tuple[jax.Array, jax.Array | None], step: jax.Array):
+    def _g_update(
+        self,
+        g: NetState,
+        d: NetState,
+        extras: Mapping[str, Any],
+        key: jax.Array,
+        indices: jax.Array,
+        real_last: tuple[jax.Array, jax.Array | None],
+        step: jax.Array,
+    ):
         """The G update against the updated D(s), on the last real sub-batch when the loss reads reals."""
         reg = self.regularization
         keys = GeneratorKeys.of(key)
@@ -395,26 +479,34 @@ class GANStep:
         inputs = GeneratorExampleKeys.of(keys.examples, indices)
         needs_real = self.loss.g_needs_real or bool(reg.feature_matching)
         real_in = self._d_inputs(real, inputs.real_inputs, step) if needs_real else None
-        top_k = None if reg.top_k_fraction == 1.0 else regularizers.top_k_fraction(
-            step, min_fraction=reg.top_k_fraction, decay=reg.top_k_decay, decay_steps=reg.top_k_decay_steps)
+        top_k = (
+            None
+            if reg.top_k_fraction == 1.0
+            else regularizers.top_k_fraction(
+                step, min_fraction=reg.top_k_fraction, decay=reg.top_k_decay, decay_steps=reg.top_k_decay_steps
+            )
+        )
 
         def loss_fn(g_params):
             generate = GeneratorPass(functools.partial(train_forward, self.generator, g_params), g.batch_stats)
             fake = generate(z, fake_labels)
-            fake_out, d_stats = self._d_on(d.params, d.batch_stats, self._d_inputs(fake, inputs.fake_inputs, step),
-                                           fake_labels)
+            fake_out, d_stats = self._d_on(
+                d.params, d.batch_stats, self._d_inputs(fake, inputs.fake_inputs, step), fake_labels
+            )
             real_out = None
             if needs_real:
-                real_out = jax.tree_util.tree_map(jax.lax.stop_gradient,
-                                                  self._d_on(d.params, d_stats, real_in, real_labels)[0])
+                real_out = jax.tree_util.tree_map(
+                    jax.lax.stop_gradient, self._d_on(d.params, d_stats, real_in, real_labels)[0]
+                )
             adversarial = self._g_adversarial(fake_out, real_out, top_k)
             ctx = GContext(self, g_params, generate, fake, z, fake_labels, real_out, fake_out, keys, indices, extras)
             values = terms.evaluate(self.g_terms, ctx, self.num_discriminators)
             total = reg.g_adversarial_weight * adversarial + terms.weighted_sum(self.g_terms, values)
             return total, _GAux(adversarial, generate.stats, d_stats, values)
 
-        g, (_, aux), grads = update_net(g, self.g_tx, loss_fn, axis_name=self.axis_name,
-                                        batch_stats=lambda aux: aux.g_stats)
+        g, (_, aux), grads = update_net(
+            g, self.g_tx, loss_fn, axis_name=self.axis_name, batch_stats=lambda aux: aux.g_stats
+        )
         d = d.replace(batch_stats=aux.d_stats)
         metrics = jax.lax.pmean({"g_loss": aux.adversarial, **aux.terms}, self.axis_name)
         metrics["g_grad_norm"] = optax.tree.norm(grads)
@@ -424,8 +516,14 @@ class GANStep:
 
     def check_batch(self, batch: Mapping[str, Any], num_devices: int) -> None:
         """Fails with a message naming the value and the fix, before any compilation."""
-        check_batch(batch, sample_shape=self.sample_shape, n_critic=self.n_critic, num_devices=num_devices,
-                    num_classes=self.num_classes, pack=self.pack)
+        check_batch(
+            batch,
+            sample_shape=self.sample_shape,
+            n_critic=self.n_critic,
+            num_devices=num_devices,
+            num_classes=self.num_classes,
+            pack=self.pack,
+        )
 
 
 def make_train_step(
@@ -463,16 +561,26 @@ def make_train_step(
         update reads, so they follow the data's class frequencies; for unbalanced classes and
         k-means cluster labels, as the self-conditioned GAN of Liu et al. 2020, arXiv:2006.10728).
     """
-    check_step_options(generator=generator, discriminator=discriminator, loss=loss, n_critic=n_critic,
-                       ema_decay=ema_decay, critic_loop=critic_loop, num_discriminators=num_discriminators,
-                       d_aggregation=d_aggregation, d_temperature=d_temperature, fake_labels=fake_labels,
-                       regularization=regularization)
+    check_step_options(
+        generator=generator,
+        discriminator=discriminator,
+        loss=loss,
+        n_critic=n_critic,
+        ema_decay=ema_decay,
+        critic_loop=critic_loop,
+        num_discriminators=num_discriminators,
+        d_aggregation=d_aggregation,
+        d_temperature=d_temperature,
+        fake_labels=fake_labels,
+        regularization=regularization,
+    )
     latent_dim = latent_dim_of(generator)
     check_latent_codes(generator, discriminator, regularization)
     z = jax.ShapeDtypeStruct((1, latent_dim), jnp.float32)
     y = jax.ShapeDtypeStruct((1,), jnp.int32) if num_classes_of(generator) else None
     out = jax.eval_shape(
-        lambda z, y: generator.init_with_output(jax.random.PRNGKey(0), *call_args(z, y), train=False)[0], z, y)
+        lambda z, y: generator.init_with_output(jax.random.PRNGKey(0), *call_args(z, y), train=False)[0], z, y
+    )
     pack = int(getattr(discriminator, "pack", 1))
     regularization.validate(loss=loss, pack=pack, sample_ndim=len(out.shape) - 1)
     return GANStep(

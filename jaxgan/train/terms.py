@@ -123,8 +123,7 @@ class GeneratorPass:
     """G's training-mode forward pass at fixed params; each call continues from the BatchNorm statistics
     the previous call left, as successive training passes do (`stats` holds the latest)."""
 
-    def __init__(self, apply: Callable[[Params, jax.Array, jax.Array | None], tuple[jax.Array, Params]],
-                 stats: Params):
+    def __init__(self, apply: Callable[[Params, jax.Array, jax.Array | None], tuple[jax.Array, Params]], stats: Params):
         self._apply, self.stats = apply, stats
 
     def __call__(self, z: jax.Array, labels: jax.Array | None) -> jax.Array:
@@ -175,22 +174,32 @@ D_TERMS: list[TermSpec] = []
 G_TERMS: list[TermSpec] = []
 
 
-def d_term(name: str, *, weight: Callable[[Regularization], float],
-           when: Callable[[Regularization, Any], bool] | None = None) -> Callable:
+def d_term(
+    name: str, *, weight: Callable[[Regularization], float], when: Callable[[Regularization, Any], bool] | None = None
+) -> Callable:
     """Registers `fn(DContext) -> scalar` as a term of D's loss (decorator)."""
+
     def register(fn):
         D_TERMS.append(TermSpec(name, weight, fn, when))
         return fn
+
     return register
 
 
-def g_term(name: str, *, weight: Callable[[Regularization], float],
-           when: Callable[[Regularization, Any], bool] | None = None, per_discriminator: bool = False) -> Callable:
+def g_term(
+    name: str,
+    *,
+    weight: Callable[[Regularization], float],
+    when: Callable[[Regularization, Any], bool] | None = None,
+    per_discriminator: bool = False,
+) -> Callable:
     """Registers `fn(GContext) -> scalar` as a term of G's loss (decorator); `per_discriminator`: it reads
     one discriminator's outputs and is averaged over K discriminators."""
+
     def register(fn):
         G_TERMS.append(TermSpec(name, weight, fn, when, per_discriminator))
         return fn
+
     return register
 
 
@@ -248,8 +257,9 @@ def _packed(ctx: DContext, labels: jax.Array | None, x: jax.Array):
 @d_term("d_class_loss", weight=lambda reg: reg.acgan_weight, when=lambda reg, step: step.acgan)
 def acgan_d(ctx: DContext) -> jax.Array:
     """ACGAN: D's auxiliary classifier learns the reals' and the fakes' classes (Odena et al. 2017, eq. 2)."""
-    return (class_cross_entropy(ctx.real_out.class_logits, ctx.real_labels)
-            + class_cross_entropy(ctx.fake_out.class_logits, ctx.fake_labels))
+    return class_cross_entropy(ctx.real_out.class_logits, ctx.real_labels) + class_cross_entropy(
+        ctx.fake_out.class_logits, ctx.fake_labels
+    )
 
 
 @d_term("d_info_loss", weight=lambda reg: reg.info_weight, when=lambda reg, step: bool(step.latent_codes))
@@ -262,10 +272,14 @@ def info_d(ctx: DContext) -> jax.Array:
 def gradient_penalty(ctx: DContext) -> jax.Array:
     """WGAN-GP: (||grad D|| - 1)^2 on random interpolates of reals and fakes (Gulrajani et al. 2017);
     one-sided max(0, ||grad D|| - 1)^2 (Petzka et al. 2018)."""
-    x_hat = per_example(lambda k, x: regularizers.wgan_gp_interpolates(k, x[:, 0], x[:, 1]),
-                        ctx.keys.gradient_penalty, jnp.stack([ctx.real, ctx.fake], axis=1))
-    return regularizers.unit_gradient_penalty(ctx.logits_fn(ctx.real_labels), x_hat,
-                                              one_sided=ctx.reg.gradient_penalty_one_sided)
+    x_hat = per_example(
+        lambda k, x: regularizers.wgan_gp_interpolates(k, x[:, 0], x[:, 1]),
+        ctx.keys.gradient_penalty,
+        jnp.stack([ctx.real, ctx.fake], axis=1),
+    )
+    return regularizers.unit_gradient_penalty(
+        ctx.logits_fn(ctx.real_labels), x_hat, one_sided=ctx.reg.gradient_penalty_one_sided
+    )
 
 
 @d_term("d_dragan", weight=lambda reg: reg.dragan)
@@ -302,8 +316,9 @@ def bcr(ctx: DContext) -> jax.Array:
     aug = lambda x, ks: per_example(functools.partial(augment.diff_augment, policy=reg.bcr_policy), ks, x)
     real_aug = ctx.logits_fn(ctx.real_labels)(aug(ctx.real, ctx.keys.bcr_real))
     fake_aug = ctx.logits_fn(ctx.fake_labels)(aug(ctx.fake, ctx.keys.bcr_fake))
-    return regularizers.bcr_penalty(ctx.real_out.logits, real_aug, ctx.fake_out.logits, fake_aug,
-                                    lambda_real=reg.bcr_real, lambda_fake=reg.bcr_fake)
+    return regularizers.bcr_penalty(
+        ctx.real_out.logits, real_aug, ctx.fake_out.logits, fake_aug, lambda_real=reg.bcr_real, lambda_fake=reg.bcr_fake
+    )
 
 
 @d_term("d_historical_average", weight=lambda reg: reg.historical_averaging)
@@ -316,15 +331,18 @@ def historical_average_d(ctx: DContext) -> jax.Array:
 # G's terms, in the order they are summed.
 
 
-@g_term("g_class_loss", weight=lambda reg: reg.acgan_weight, when=lambda reg, step: step.acgan,
-        per_discriminator=True)
+@g_term("g_class_loss", weight=lambda reg: reg.acgan_weight, when=lambda reg, step: step.acgan, per_discriminator=True)
 def acgan_g(ctx: GContext) -> jax.Array:
     """ACGAN: G's fakes should be classified as the classes they were drawn for (Odena et al. 2017, eq. 2)."""
     return class_cross_entropy(ctx.fake_out.class_logits, ctx.fake_labels)
 
 
-@g_term("g_info_loss", weight=lambda reg: reg.info_weight, when=lambda reg, step: bool(step.latent_codes),
-        per_discriminator=True)
+@g_term(
+    "g_info_loss",
+    weight=lambda reg: reg.info_weight,
+    when=lambda reg, step: bool(step.latent_codes),
+    per_discriminator=True,
+)
 def info_g(ctx: GContext) -> jax.Array:
     """InfoGAN: G makes its codes recoverable by Q (Chen et al. 2016)."""
     return info_loss(ctx.step.latent_codes, ctx.fake_out.info_outputs, ctx.z)
@@ -333,8 +351,9 @@ def info_g(ctx: GContext) -> jax.Array:
 @g_term("g_feature_matching", weight=lambda reg: reg.feature_matching, per_discriminator=True)
 def feature_matching(ctx: GContext) -> jax.Array:
     """Feature matching: the fakes' mean D features match the reals' (Salimans et al. 2016, sec. 3.1)."""
-    return regularizers.feature_matching_loss(ctx.real_out.features, ctx.fake_out.features,
-                                              axis_name=ctx.step.axis_name)
+    return regularizers.feature_matching_loss(
+        ctx.real_out.features, ctx.fake_out.features, axis_name=ctx.step.axis_name
+    )
 
 
 @g_term("g_mode_seeking", weight=lambda reg: reg.mode_seeking)

@@ -6,8 +6,17 @@ imported explicitly.
 """
 
 from jaxgan.translation.nets import PatchDiscriminator, ResnetGenerator, UNetGenerator
-from jaxgan.translation.steps import (CYCLEGAN_LSGAN, PIX2PIX_BCE, CycleGANStep, PatchObjective, Pix2PixStep,
-                                      TranslationState, adam, linear_decay_schedule, shard_map_translation_step)
+from jaxgan.translation.steps import (
+    CYCLEGAN_LSGAN,
+    PIX2PIX_BCE,
+    CycleGANStep,
+    PatchObjective,
+    Pix2PixStep,
+    TranslationState,
+    adam,
+    linear_decay_schedule,
+    shard_map_translation_step,
+)
 
 __all__ = [
     "CYCLEGAN_LSGAN",

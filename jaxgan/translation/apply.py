@@ -50,8 +50,11 @@ class Translator:
         return (self.step.shape_a if direction == "AtoB" else self.step.shape_b)[2]
 
     def size_multiple(self, direction: str) -> int:
-        net = self.step.generator if not isinstance(self.step, CycleGANStep) else (
-            self.step.g_ab if direction == "AtoB" else self.step.g_ba)
+        net = (
+            self.step.generator
+            if not isinstance(self.step, CycleGANStep)
+            else (self.step.g_ab if direction == "AtoB" else self.step.g_ba)
+        )
         return size_multiple(net)
 
     def translate(self, image: np.ndarray, direction: str = "AtoB") -> np.ndarray:
@@ -65,27 +68,34 @@ def load_translator(workdir: str) -> Translator:
 
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: --workdir must be a directory written by experiments/cyclegan.py "
-                                "or experiments/pix2pix.py.")
+        raise FileNotFoundError(
+            f"{path} not found: --workdir must be a directory written by experiments/cyclegan.py "
+            "or experiments/pix2pix.py."
+        )
     with open(path) as f:
         config = ml_collections.ConfigDict(json.load(f))
     model = config.get("model")
     if not isinstance(model, str):  # the GAN zoo's config has model.name; translation's has model: "cyclegan"
         name = model.get("name", "?") if hasattr(model, "get") else model
-        raise ValueError(f"{workdir} is a GAN-zoo run (model.name={name!r}, written by experiments/train.py), not an "
-                         "image-translation run; sample it with tools/sample.py --workdir=... instead.")
+        raise ValueError(
+            f"{workdir} is a GAN-zoo run (model.name={name!r}, written by experiments/train.py), not an "
+            "image-translation run; sample it with tools/sample.py --workdir=... instead."
+        )
     step = orchestrate.build_step(config)
     target = step.abstract_state()
     with checkpoint.checkpoint_manager(os.path.join(workdir, "checkpoints"), read_only=True) as manager:
         state, restored = checkpoint.restore_latest(manager, target)
     if restored is None:
-        raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'checkpoints')}; train first (or wait for "
-                                "the first checkpoint_every_steps).")
+        raise FileNotFoundError(
+            f"No checkpoint in {os.path.join(workdir, 'checkpoints')}; train first (or wait for "
+            "the first checkpoint_every_steps)."
+        )
     return Translator(step=step, g_params=state.g.params, trained_steps=restored)
 
 
-def translate_folder(translator: Translator, input_dir: str, out_dir: str, *, direction: str = "AtoB",
-                     overwrite: bool = False) -> list[str]:
+def translate_folder(
+    translator: Translator, input_dir: str, out_dir: str, *, direction: str = "AtoB", overwrite: bool = False
+) -> list[str]:
     """Translates every PNG/JPEG in `input_dir` into `out_dir/<name>.png`; returns the written paths.
 
     All inputs and output names are checked before anything is written.
@@ -95,8 +105,9 @@ def translate_folder(translator: Translator, input_dir: str, out_dir: str, *, di
     inputs = tdata.list_images(input_dir)
     images = []
     for path in inputs:
-        image = tdata.read_image(path, channels=channels,
-                                 fix=f"; this run's {direction} generator takes {channels}-channel images.")
+        image = tdata.read_image(
+            path, channels=channels, fix=f"; this run's {direction} generator takes {channels}-channel images."
+        )
         check_image_size(image.shape[0], image.shape[1], multiple=multiple, what=path)
         images.append(image)
     outputs = [os.path.join(out_dir, os.path.splitext(os.path.basename(p))[0] + ".png") for p in inputs]
@@ -107,8 +118,10 @@ def translate_folder(translator: Translator, input_dir: str, out_dir: str, *, di
         seen[dst] = src
     existing = [p for p in outputs if os.path.exists(p)]
     if existing and not overwrite:
-        raise FileExistsError(f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; nothing was "
-                              "written. Choose another --out folder, or pass --overwrite to replace them.")
+        raise FileExistsError(
+            f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; nothing was "
+            "written. Choose another --out folder, or pass --overwrite to replace them."
+        )
     os.makedirs(out_dir, exist_ok=True)
     for image, dst in zip(images, outputs):
         out = translator.translate(image, direction)

@@ -3,6 +3,14 @@
 Kept so that `from jaxgan.translation import loop` and the names it held keep working.
 """
 
-from jaxgan.translation.orchestrate import (MODELS, abstract_state, build_step, compiled_step,  # noqa: F401
-                                            load_data, sample_triplets, train_and_evaluate, triplet_pictures,
-                                            validate)
+from jaxgan.translation.orchestrate import (
+    MODELS,
+    abstract_state,
+    build_step,
+    compiled_step,  # noqa: F401
+    load_data,
+    sample_triplets,
+    train_and_evaluate,
+    triplet_pictures,
+    validate,
+)

@@ -94,7 +94,7 @@ class UNetGenerator(nn.Module):
     dropout_rate: float = 0.5
 
     def widths(self) -> list[int]:
-        return [self.features * min(2 ** i, 8) for i in range(self.num_downs)]
+        return [self.features * min(2**i, 8) for i in range(self.num_downs)]
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -142,7 +142,7 @@ class PatchDiscriminator(nn.Module):
         x = nn.leaky_relu(nn.Conv(self.features, (4, 4), strides=(2, 2), padding=pad, kernel_init=_INIT)(x), 0.2)
         for i in range(1, self.num_layers + 1):
             stride = 2 if i < self.num_layers else 1
-            w = self.features * min(2 ** i, 8)
+            w = self.features * min(2**i, 8)
             x = nn.Conv(w, (4, 4), strides=(stride, stride), padding=pad, kernel_init=_INIT)(x)
             x = nn.leaky_relu(instance_norm(False)(x), 0.2)
         return nn.Conv(1, (4, 4), padding=pad, kernel_init=_INIT)(x)[..., 0]
@@ -160,16 +160,18 @@ def patch_receptive_field(num_layers: int = 3) -> int:
 def check_image_size(height: int, width: int, *, multiple: int, what: str) -> None:
     """Raises ValueError unless H and W are positive multiples of `multiple` (before any compilation)."""
     if height < multiple or width < multiple or height % multiple or width % multiple:
-        raise ValueError(f"{what}: size {height}x{width} cannot be halved enough times; this generator needs "
-                         f"height and width that are multiples of {multiple}. Crop or resize the image "
-                         f"(e.g. to {max(multiple, height // multiple * multiple)}x"
-                         f"{max(multiple, width // multiple * multiple)}).")
+        raise ValueError(
+            f"{what}: size {height}x{width} cannot be halved enough times; this generator needs "
+            f"height and width that are multiples of {multiple}. Crop or resize the image "
+            f"(e.g. to {max(multiple, height // multiple * multiple)}x"
+            f"{max(multiple, width // multiple * multiple)})."
+        )
 
 
 def size_multiple(generator: nn.Module) -> int:
     """H and W of the generator's inputs must be multiples of this (1 for a module not known here)."""
     if isinstance(generator, UNetGenerator):
-        return 2 ** generator.num_downs
+        return 2**generator.num_downs
     if isinstance(generator, ResnetGenerator):
         return 4
     return int(getattr(generator, "size_multiple", 1))

@@ -31,16 +31,28 @@ from jaxgan.runner import RunHooks, check_workdir, run_training
 from jaxgan.sampling import image_grid
 from jaxgan.train import compile_init, make_mesh, prefetch_to_mesh, replicate
 from jaxgan.translation.nets import PatchDiscriminator, ResnetGenerator, UNetGenerator
-from jaxgan.translation.steps import (CycleGANStep, Pix2PixStep, TranslationState, TranslationStep, adam,
-                                      shard_map_translation_step, translation_batch)
+from jaxgan.translation.steps import (
+    CycleGANStep,
+    Pix2PixStep,
+    TranslationState,
+    TranslationStep,
+    adam,
+    shard_map_translation_step,
+    translation_batch,
+)
 
 MODELS = ("cyclegan", "pix2pix")
 
 # The steps' and their optimizer's checks, named after the config field (the crop size's under the step's
 # name for it).
-STEP_FIELDS = {"decay_steps": "decay_steps", "pool_size": "pool_size", "l1_weight": "l1_weight",
-               "pix2pix crop": "data.crop_size", "CycleGAN domain A crop": "data.crop_size",
-               "CycleGAN domain B crop": "data.crop_size"}
+STEP_FIELDS = {
+    "decay_steps": "decay_steps",
+    "pool_size": "pool_size",
+    "l1_weight": "l1_weight",
+    "pix2pix crop": "data.crop_size",
+    "CycleGAN domain A crop": "data.crop_size",
+    "CycleGAN domain B crop": "data.crop_size",
+}
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
@@ -52,8 +64,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
         raise ValueError(f"config.model={config.model!r}; valid: {MODELS}.")
     d = config.data
     if d.load_size < d.crop_size:
-        raise ValueError(f"config.data.load_size={d.load_size} is below crop_size={d.crop_size}; the papers load "
-                         "larger (286) and crop (256).")
+        raise ValueError(
+            f"config.data.load_size={d.load_size} is below crop_size={d.crop_size}; the papers load "
+            "larger (286) and crop (256)."
+        )
     check_schedule(config, num_devices)
     build_step(config)
 
@@ -63,32 +77,63 @@ def build_step(config: ml_collections.ConfigDict) -> TranslationStep:
     d = config.data
     shape_a, shape_b = (d.crop_size, d.crop_size, d.channels_a), (d.crop_size, d.crop_size, d.channels_b)
     with config_errors(config, **STEP_FIELDS):
-        tx = lambda: adam(config.learning_rate, total_steps=config.train_steps, decay_steps=config.decay_steps,
-                          b1=config.b1)
+        tx = lambda: adam(
+            config.learning_rate, total_steps=config.train_steps, decay_steps=config.decay_steps, b1=config.b1
+        )
         disc = PatchDiscriminator(features=config.d.features, num_layers=config.d.num_layers)
         if config.model == "cyclegan":
-            g = lambda channels: ResnetGenerator(features=config.g.features, num_blocks=config.g.num_blocks,
-                                                 out_channels=channels)
+            g = lambda channels: ResnetGenerator(
+                features=config.g.features, num_blocks=config.g.num_blocks, out_channels=channels
+            )
             return CycleGANStep(
-                g_ab=g(d.channels_b), g_ba=g(d.channels_a), d_a=disc, d_b=disc, g_tx=tx(), d_tx=tx(),
-                shape_a=shape_a, shape_b=shape_b, cycle_weight=config.cycle_weight,
-                identity_weight=config.identity_weight, pool_size=config.pool_size)
+                g_ab=g(d.channels_b),
+                g_ba=g(d.channels_a),
+                d_a=disc,
+                d_b=disc,
+                g_tx=tx(),
+                d_tx=tx(),
+                shape_a=shape_a,
+                shape_b=shape_b,
+                cycle_weight=config.cycle_weight,
+                identity_weight=config.identity_weight,
+                pool_size=config.pool_size,
+            )
         return Pix2PixStep(
-            generator=UNetGenerator(features=config.g.features, num_downs=config.g.num_downs,
-                                    out_channels=d.channels_b, dropout_rate=config.g.dropout),
-            discriminator=disc, g_tx=tx(), d_tx=tx(), shape_a=shape_a, shape_b=shape_b, l1_weight=config.l1_weight)
+            generator=UNetGenerator(
+                features=config.g.features,
+                num_downs=config.g.num_downs,
+                out_channels=d.channels_b,
+                dropout_rate=config.g.dropout,
+            ),
+            discriminator=disc,
+            g_tx=tx(),
+            d_tx=tx(),
+            shape_a=shape_a,
+            shape_b=shape_b,
+            l1_weight=config.l1_weight,
+        )
 
 
 def load_data(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
     d = config.data
     return tdata.load_translation_data(
-        source=d.source, paired=config.model == "pix2pix", load_size=d.load_size, channels_a=d.channels_a,
-        channels_b=d.channels_b, name=d.name, path_a=d.path_a, path_b=d.path_b, path=d.path, split=d.split,
-        data_dir=d.data_dir or None)
+        source=d.source,
+        paired=config.model == "pix2pix",
+        load_size=d.load_size,
+        channels_a=d.channels_a,
+        channels_b=d.channels_b,
+        name=d.name,
+        path_a=d.path_a,
+        path_b=d.path_b,
+        path=d.path,
+        split=d.split,
+        data_dir=d.data_dir or None,
+    )
 
 
 def sample_triplets(step: TranslationStep, g_params: Any, a: jax.Array, b: jax.Array) -> dict[str, jax.Array]:
     """Rows of (input, translated, reconstructed or target), interleaved as [3N, H, W, C] in [-1, 1]."""
+
     def rows(*columns):
         columns = [jnp.repeat(c, 3, axis=-1) if c.shape[-1] == 1 else c for c in columns]  # gray shown as RGB
         return jnp.stack(columns, axis=1).reshape(-1, *columns[0].shape[1:])
@@ -96,8 +141,10 @@ def sample_triplets(step: TranslationStep, g_params: Any, a: jax.Array, b: jax.A
     if isinstance(step, CycleGANStep):
         fake_b = step.translate(g_params, a, "AtoB")
         fake_a = step.translate(g_params, b, "BtoA")
-        return {"a2b": rows(a, fake_b, step.translate(g_params, fake_b, "BtoA")),
-                "b2a": rows(b, fake_a, step.translate(g_params, fake_a, "AtoB"))}
+        return {
+            "a2b": rows(a, fake_b, step.translate(g_params, fake_b, "BtoA")),
+            "b2a": rows(b, fake_a, step.translate(g_params, fake_a, "AtoB")),
+        }
     return {"a2b": rows(a, step.translate(g_params, a), b)}
 
 
@@ -110,10 +157,15 @@ def compiled_step(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[Transl
     """(step, its shard_map'd train function, its init function, the triplet-grid function),
     compiled once per (config, mesh) in a process (`jaxgan.compile_cache`), so relaunching the same
     config (a resume in one process, tests) does not recompile."""
+
     def build() -> tuple[TranslationStep, Any, Any, Any]:
         step = build_step(config)
-        return (step, shard_map_translation_step(step, mesh), compile_init(step._init),
-                jax.jit(lambda p, x, y: sample_triplets(step, p, x, y)))
+        return (
+            step,
+            shard_map_translation_step(step, mesh),
+            compile_init(step._init),
+            jax.jit(lambda p, x, y: sample_triplets(step, p, x, y)),
+        )
 
     return compile_cache.cached(compile_cache.config_key("translation", config, mesh), build)
 
@@ -123,8 +175,9 @@ def abstract_state(config: ml_collections.ConfigDict) -> TranslationState:
     return build_step(config).abstract_state()
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None = None,
-                       mesh: Mesh | None = None) -> TranslationState:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None = None, mesh: Mesh | None = None
+) -> TranslationState:
     """Trains (or resumes) the CycleGAN / pix2pix run `config` describes, in `workdir`.
 
     `stop_at` ends the run early at that step, after a checkpoint (as a preemption
@@ -136,9 +189,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     a, b = load_data(config)  # bad data fails before the workdir is touched or anything compiles
     step, train_fn, init_fn, grid_fn = compiled_step(config, mesh)
 
-    batcher = tdata.TranslationBatcher(a, b, batch_size=config.batch_size, crop_size=config.data.crop_size,
-                                       seed=config.seed, paired=config.model == "pix2pix", flip=config.data.flip,
-                                       process_index=jax.process_index(), process_count=jax.process_count())
+    batcher = tdata.TranslationBatcher(
+        a,
+        b,
+        batch_size=config.batch_size,
+        crop_size=config.data.crop_size,
+        seed=config.seed,
+        paired=config.model == "pix2pix",
+        flip=config.data.flip,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
     # Fixed sample rows spread evenly over each domain, centre-cropped.
     rows = lambda x: x[np.linspace(0, len(x) - 1, config.num_sample_rows).round().astype(int)]
     fixed_a = replicate(to_model_range(tdata.center_crop(rows(a), config.data.crop_size)), mesh)
@@ -146,14 +207,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
 
     def batches(start: int, calls: Sequence[int]) -> Iterator[dict[str, jax.Array]]:
         assert set(calls) == {1}, calls  # one step per call
-        return prefetch_to_mesh((batcher.batch_at(s) for s in range(start, start + len(calls))), mesh,
-                                place=translation_batch)
+        return prefetch_to_mesh(
+            (batcher.batch_at(s) for s in range(start, start + len(calls))), mesh, place=translation_batch
+        )
 
-    hooks = RunHooks(overview={"Generator": lambda s: s.g.params, "Discriminator": lambda s: s.d.params},
-                     samples=lambda _, state: triplet_pictures(grid_fn(state.g.params, fixed_a, fixed_b)),
-                     sample_at_start=True, postfix=("d_loss", "g_loss", "cycle", "l1"))
+    hooks = RunHooks(
+        overview={"Generator": lambda s: s.g.params, "Discriminator": lambda s: s.d.params},
+        samples=lambda _, state: triplet_pictures(grid_fn(state.g.params, fixed_a, fixed_b)),
+        sample_at_start=True,
+        postfix=("d_loss", "g_loss", "cycle", "l1"),
+    )
     schedule = schedule_from_config(config, images_per_step=config.batch_size)
-    return run_training(workdir=workdir, init_state=init_fn(config.seed), train_fns={1: train_fn},
-                        batches=batches, schedule=schedule, mesh=mesh,
-                        keep_checkpoints=config.keep_checkpoints, hooks=hooks, stop_at=stop_at,
-                        progress_bar=bool(config.get("progress_bar", True)), run_info=config)
+    return run_training(
+        workdir=workdir,
+        init_state=init_fn(config.seed),
+        train_fns={1: train_fn},
+        batches=batches,
+        schedule=schedule,
+        mesh=mesh,
+        keep_checkpoints=config.keep_checkpoints,
+        hooks=hooks,
+        stop_at=stop_at,
+        progress_bar=bool(config.get("progress_bar", True)),
+        run_info=config,
+    )

@@ -35,6 +35,7 @@ from jaxgan.optim import linear_decay_schedule  # noqa: F401 (re-exported: jaxga
 from jaxgan.state import NetState
 from jaxgan.train import parallel
 from jaxgan.train.keys import example_keys, global_example_indices
+
 # compile_init and INIT_COMPILER_OPTIONS live in jaxgan.train.kit; re-exported here for the loops and tests.
 from jaxgan.train.kit import INIT_COMPILER_OPTIONS, compile_init, update_net  # noqa: F401
 from jaxgan.translation.nets import check_image_size, size_multiple
@@ -105,8 +106,10 @@ def l1_loss(x: jax.Array, y: jax.Array) -> jax.Array:
 
 def _check_objective(objective: PatchObjective) -> None:
     if objective.loss.g_needs_real:
-        raise ValueError(f"The {objective.loss.name!r} loss reads real logits in G's loss; the translation steps "
-                         "take losses whose G term reads only the fakes (e.g. least_squares, non_saturating, hinge).")
+        raise ValueError(
+            f"The {objective.loss.name!r} loss reads real logits in G's loss; the translation steps "
+            "take losses whose G term reads only the fakes (e.g. least_squares, non_saturating, hinge)."
+        )
 
 
 # ----------------------------------------------------------------------------
@@ -114,29 +117,38 @@ def _check_objective(objective: PatchObjective) -> None:
 # step's D and G updates.
 
 
-def adam(learning_rate: float, *, total_steps: int, decay_steps: int, b1: float = 0.5,
-         b2: float = 0.999) -> optax.GradientTransformation:
+def adam(
+    learning_rate: float, *, total_steps: int, decay_steps: int, b1: float = 0.5, b2: float = 0.999
+) -> optax.GradientTransformation:
     """Adam(lr, beta1 0.5, beta2 0.999) with `linear_decay_schedule`: both papers' optimizer."""
-    return optax.adam(linear_decay_schedule(learning_rate, total_steps=total_steps, decay_steps=decay_steps),
-                      b1=b1, b2=b2)
+    return optax.adam(
+        linear_decay_schedule(learning_rate, total_steps=total_steps, decay_steps=decay_steps), b1=b1, b2=b2
+    )
 
 
-def _check_batch(batch: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], num_devices: int,
-                 paired: bool) -> None:
+def _check_batch(
+    batch: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], num_devices: int, paired: bool
+) -> None:
     """Global batch layout, dtype and divisibility, checked in Python before compilation."""
     for key, shape in shapes.items():
         if key not in batch:
             raise ValueError(f"The batch needs entries {sorted(shapes)}; it has {sorted(batch)}.")
         x = batch[key]
         if tuple(x.shape[1:]) != tuple(shape) or len(x.shape) != 4:
-            raise ValueError(f"batch[{key!r}] has shape {tuple(x.shape)}, expected [B, {', '.join(map(str, shape))}]"
-                             " (the configured crop size and channels).")
+            raise ValueError(
+                f"batch[{key!r}] has shape {tuple(x.shape)}, expected [B, {', '.join(map(str, shape))}]"
+                " (the configured crop size and channels)."
+            )
         if np.dtype(x.dtype) != np.float32:
-            raise ValueError(f"batch[{key!r}] has dtype {x.dtype}, expected float32 in [-1, 1] "
-                             "(jaxgan.common.to_model_range converts uint8).")
+            raise ValueError(
+                f"batch[{key!r}] has dtype {x.dtype}, expected float32 in [-1, 1] "
+                "(jaxgan.common.to_model_range converts uint8)."
+            )
         if x.shape[0] % num_devices:
-            raise ValueError(f"The batch size {x.shape[0]} is not divisible by the device count {num_devices}; "
-                             f"use a multiple of {num_devices}.")
+            raise ValueError(
+                f"The batch size {x.shape[0]} is not divisible by the device count {num_devices}; "
+                f"use a multiple of {num_devices}."
+            )
     if paired and batch["a"].shape[0] != batch["b"].shape[0]:
         raise ValueError(f"Paired batch: {batch['a'].shape[0]} inputs but {batch['b'].shape[0]} targets.")
 
@@ -209,8 +221,10 @@ class CycleGANStep(_TranslationStep):
         for shape, net, what in ((self.shape_a, self.g_ab, "domain A"), (self.shape_b, self.g_ba, "domain B")):
             check_image_size(shape[0], shape[1], multiple=size_multiple(net), what=f"CycleGAN {what} crop")
         if self.identity_weight and self.shape_a[2] != self.shape_b[2]:
-            raise ValueError(f"The identity loss needs the same channel count in both domains (A has "
-                             f"{self.shape_a[2]}, B {self.shape_b[2]}); set identity_weight=0.")
+            raise ValueError(
+                f"The identity loss needs the same channel count in both domains (A has "
+                f"{self.shape_a[2]}, B {self.shape_b[2]}); set identity_weight=0."
+            )
         if self.cycle_weight < 0 or self.identity_weight < 0:
             raise ValueError("cycle_weight and identity_weight must be >= 0.")
         if not isinstance(self.pool_size, int) or self.pool_size < 0:
@@ -225,13 +239,17 @@ class CycleGANStep(_TranslationStep):
         d_params = {"d_a": self.d_a.init(k_da, a)["params"], "d_b": self.d_b.init(k_db, b)["params"]}
         pools = {}
         if self.pool_size:
-            pools = {"a": regularizers.replay_buffer_init(self.pool_size, self.shape_a),
-                     "b": regularizers.replay_buffer_init(self.pool_size, self.shape_b)}
+            pools = {
+                "a": regularizers.replay_buffer_init(self.pool_size, self.shape_a),
+                "b": regularizers.replay_buffer_init(self.pool_size, self.shape_b),
+            }
         return TranslationState(
-            step=jnp.zeros((), jnp.int32), rng=train_key,
+            step=jnp.zeros((), jnp.int32),
+            rng=train_key,
             g=NetState(params=g_params, batch_stats={}, opt_state=self.g_tx.init(g_params)),
             d=NetState(params=d_params, batch_stats={}, opt_state=self.d_tx.init(d_params)),
-            pools=pools)
+            pools=pools,
+        )
 
     def generator_losses(self, g_params: Params, d_params: Params, a: jax.Array, b: jax.Array):
         """G's total loss and its parts, plus the fakes (for D) and reconstructions."""
@@ -252,29 +270,37 @@ class CycleGANStep(_TranslationStep):
             total += self.identity_weight * self.cycle_weight * (parts["identity_a"] + parts["identity_b"])
         return total, (parts, fake_a, fake_b)
 
-    def discriminator_losses(self, d_params: Params, a: jax.Array, b: jax.Array, fake_a: jax.Array,
-                             fake_b: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    def discriminator_losses(
+        self, d_params: Params, a: jax.Array, b: jax.Array, fake_a: jax.Array, fake_b: jax.Array
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """D_a's and D_b's losses, real images against (history) fakes, and their sum."""
-        d_a = self.objective.d(self.d_a.apply({"params": d_params["d_a"]}, a),
-                               self.d_a.apply({"params": d_params["d_a"]}, fake_a))
-        d_b = self.objective.d(self.d_b.apply({"params": d_params["d_b"]}, b),
-                               self.d_b.apply({"params": d_params["d_b"]}, fake_b))
+        d_a = self.objective.d(
+            self.d_a.apply({"params": d_params["d_a"]}, a), self.d_a.apply({"params": d_params["d_a"]}, fake_a)
+        )
+        d_b = self.objective.d(
+            self.d_b.apply({"params": d_params["d_b"]}, b), self.d_b.apply({"params": d_params["d_b"]}, fake_b)
+        )
         return d_a + d_b, (d_a, d_b)
 
-    def _updates(self, state: TranslationState, a: jax.Array, b: jax.Array,
-                 key: jax.Array) -> tuple[TranslationState, Metrics]:
+    def _updates(
+        self, state: TranslationState, a: jax.Array, b: jax.Array, key: jax.Array
+    ) -> tuple[TranslationState, Metrics]:
         g, (g_loss, (parts, fake_a, fake_b)), _ = update_net(
-            state.g, self.g_tx, lambda p: self.generator_losses(p, state.d.params, a, b))
+            state.g, self.g_tx, lambda p: self.generator_losses(p, state.d.params, a, b)
+        )
         pools = state.pools
         if self.pool_size:
-            fake_a, pool_a = regularizers.replay_buffer_query(pools["a"], fake_a, jax.random.fold_in(key, 0),
-                                                              axis_name=DATA_AXIS)
-            fake_b, pool_b = regularizers.replay_buffer_query(pools["b"], fake_b, jax.random.fold_in(key, 1),
-                                                              axis_name=DATA_AXIS)
+            fake_a, pool_a = regularizers.replay_buffer_query(
+                pools["a"], fake_a, jax.random.fold_in(key, 0), axis_name=DATA_AXIS
+            )
+            fake_b, pool_b = regularizers.replay_buffer_query(
+                pools["b"], fake_b, jax.random.fold_in(key, 1), axis_name=DATA_AXIS
+            )
             pools = {"a": pool_a, "b": pool_b}
         fake_a, fake_b = jax.lax.stop_gradient(fake_a), jax.lax.stop_gradient(fake_b)
         d, (_, (d_a_loss, d_b_loss)), _ = update_net(
-            state.d, self.d_tx, lambda p: self.discriminator_losses(p, a, b, fake_a, fake_b))
+            state.d, self.d_tx, lambda p: self.discriminator_losses(p, a, b, fake_a, fake_b)
+        )
         metrics = {"g_loss": g_loss, "d_a_loss": d_a_loss, "d_b_loss": d_b_loss, **parts}
         return state.replace(g=g, d=d, pools=pools), metrics
 
@@ -310,8 +336,7 @@ class Pix2PixStep(_TranslationStep):
     paired: ClassVar[bool] = True
 
     def __post_init__(self):
-        check_image_size(self.shape_a[0], self.shape_a[1], multiple=size_multiple(self.generator),
-                         what="pix2pix crop")
+        check_image_size(self.shape_a[0], self.shape_a[1], multiple=size_multiple(self.generator), what="pix2pix crop")
         if self.shape_a[:2] != self.shape_b[:2]:
             raise ValueError(f"pix2pix needs inputs and targets of one size, got {self.shape_a} and {self.shape_b}.")
         if self.l1_weight < 0:
@@ -325,14 +350,18 @@ class Pix2PixStep(_TranslationStep):
         g_params = {"g": self.generator.init(k_g, a)["params"]}
         d_params = {"d": self.discriminator.init(k_d, ab)["params"]}
         return TranslationState(
-            step=jnp.zeros((), jnp.int32), rng=train_key,
+            step=jnp.zeros((), jnp.int32),
+            rng=train_key,
             g=NetState(params=g_params, batch_stats={}, opt_state=self.g_tx.init(g_params)),
-            d=NetState(params=d_params, batch_stats={}, opt_state=self.d_tx.init(d_params)))
+            d=NetState(params=d_params, batch_stats={}, opt_state=self.d_tx.init(d_params)),
+        )
 
     def generate(self, g_params: Params, a: jax.Array, keys: jax.Array) -> jax.Array:
         """G(a) in training mode, example i with dropout key keys[i]."""
+
         def one(x, k):
             return self.generator.apply({"params": g_params["g"]}, x[None], train=True, rngs={"dropout": k})[0]
+
         return jax.vmap(one)(a, keys)
 
     def _d(self, d_params: Params, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -342,20 +371,23 @@ class Pix2PixStep(_TranslationStep):
         """D(a, b) against D(a, G(a)): the conditional D's loss."""
         return self.objective.d(self._d(d_params, a, b), self._d(d_params, a, fake))
 
-    def generator_losses(self, g_params: Params, d_params: Params, a: jax.Array, b: jax.Array,
-                         keys: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    def generator_losses(
+        self, g_params: Params, d_params: Params, a: jax.Array, b: jax.Array, keys: jax.Array
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """G's total loss, adversarial + l1_weight * L1, and its two parts."""
         out = self.generate(g_params, a, keys)
         adv, l1 = self.objective.g(self._d(d_params, a, out)), l1_loss(out, b)
         return adv + self.l1_weight * l1, (adv, l1)
 
-    def _updates(self, state: TranslationState, a: jax.Array, b: jax.Array,
-                 key: jax.Array) -> tuple[TranslationState, Metrics]:
+    def _updates(
+        self, state: TranslationState, a: jax.Array, b: jax.Array, key: jax.Array
+    ) -> tuple[TranslationState, Metrics]:
         keys = example_keys(key, global_example_indices(a.shape[0], DATA_AXIS))
         fake = jax.lax.stop_gradient(self.generate(state.g.params, a, keys))
         d, (d_loss, _), _ = update_net(state.d, self.d_tx, lambda p: (self.discriminator_loss(p, a, b, fake), None))
         g, (g_loss, (g_adv, l1)), _ = update_net(
-            state.g, self.g_tx, lambda p: self.generator_losses(p, d.params, a, b, keys))
+            state.g, self.g_tx, lambda p: self.generator_losses(p, d.params, a, b, keys)
+        )
         return state.replace(g=g, d=d), {"g_loss": g_loss, "g_adv": g_adv, "l1": l1, "d_loss": d_loss}
 
     def translate(self, g_params: Params, x: jax.Array, direction: str = "AtoB") -> jax.Array:
@@ -375,8 +407,9 @@ def translation_batch(local_batch: Mapping[str, Any], mesh: Mesh) -> dict[str, j
     return parallel.global_batch(local_batch, mesh, BATCH_SPEC)
 
 
-def shard_map_translation_step(step: TranslationStep, mesh: Mesh, *,
-                               compiler_options: Mapping[str, Any] | str | None = "auto") -> Callable:
+def shard_map_translation_step(
+    step: TranslationStep, mesh: Mesh, *, compiler_options: Mapping[str, Any] | str | None = "auto"
+) -> Callable:
     """`jaxgan.train.shard_map_step` with the translation batch layout (`BATCH_SPEC`).
 
     The step under `jax.shard_map` + `jax.jit` over `mesh`, compiled once, state

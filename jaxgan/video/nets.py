@@ -52,8 +52,9 @@ class MotionLatents(nn.Module):
     @nn.compact
     def __call__(self, z_content: jax.Array, h0: jax.Array, eps: jax.Array) -> jax.Array:
         cell = nn.GRUCell(features=self.motion_dim, name="gru")
-        scan = nn.scan(lambda c, h, e: c(h, e), variable_broadcast="params", split_rngs={"params": False},
-                       in_axes=1, out_axes=1)
+        scan = nn.scan(
+            lambda c, h, e: c(h, e), variable_broadcast="params", split_rngs={"params": False}, in_axes=1, out_axes=1
+        )
         _, z_motion = scan(cell, h0, eps)  # [B, T, Dm]
         t = eps.shape[1]
         return jnp.concatenate([jnp.repeat(z_content[:, None], t, axis=1), z_motion], axis=-1)
@@ -103,15 +104,21 @@ class VideoGenerator(nn.Module):
     def setup(self):
         check_frame_size(self.frame_size)
         self.latents = MotionLatents(self.motion_dim)
-        self.frames = FrameGenerator(frame_size=self.frame_size, channels=self.channels, width=self.width,
-                                     bn_axis_name=self.bn_axis_name)
+        self.frames = FrameGenerator(
+            frame_size=self.frame_size, channels=self.channels, width=self.width, bn_axis_name=self.bn_axis_name
+        )
 
     def __call__(self, z_content: jax.Array, h0: jax.Array, eps: jax.Array, *, train: bool = True) -> jax.Array:
         b, t = eps.shape[:2]
-        if z_content.shape != (b, self.content_dim) or h0.shape != (b, self.motion_dim) or eps.shape[2:] != (
-                self.motion_dim,):
-            raise ValueError(f"Expected z_content [B, {self.content_dim}], h0 [B, {self.motion_dim}] and eps "
-                             f"[B, T, {self.motion_dim}]; got {z_content.shape}, {h0.shape}, {eps.shape}.")
+        if (
+            z_content.shape != (b, self.content_dim)
+            or h0.shape != (b, self.motion_dim)
+            or eps.shape[2:] != (self.motion_dim,)
+        ):
+            raise ValueError(
+                f"Expected z_content [B, {self.content_dim}], h0 [B, {self.motion_dim}] and eps "
+                f"[B, T, {self.motion_dim}]; got {z_content.shape}, {h0.shape}, {eps.shape}."
+            )
         z = self.latents(z_content, h0, eps).reshape(b * t, self.content_dim + self.motion_dim)
         frames = self.frames(z, train=train)
         return frames.reshape(b, t, *frames.shape[1:])
@@ -145,8 +152,13 @@ class SpaceTimeConv(nn.Module):
         starts = np.arange(t_out) * st
         shifted = jnp.concatenate([padded[:, starts + i] for i in range(kt)], axis=-1)  # [B, T_out, H, W, kt*C]
         kernel2d = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(k, k, kt * c, self.features)
-        y = jax.lax.conv_general_dilated(shifted.reshape(b * t_out, h, w, kt * c), kernel2d, (self.stride,) * 2,
-                                         "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = jax.lax.conv_general_dilated(
+            shifted.reshape(b * t_out, h, w, kt * c),
+            kernel2d,
+            (self.stride,) * 2,
+            "SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
         return (y + bias).reshape(b, t_out, *y.shape[1:])
 
 
@@ -166,12 +178,11 @@ class VideoDiscriminator(nn.Module):
     def __call__(self, videos: jax.Array, *, train: bool = True) -> jax.Array:
         del train
         if videos.ndim != 5 or videos.shape[2:4] != (self.frame_size, self.frame_size):
-            raise ValueError(f"D_V expects videos [B, T, {self.frame_size}, {self.frame_size}, C], got "
-                             f"{videos.shape}.")
+            raise ValueError(f"D_V expects videos [B, T, {self.frame_size}, {self.frame_size}, C], got {videos.shape}.")
         h = videos
         for i in range(check_frame_size(self.frame_size)):
             time_stride = 2 if i > 0 and h.shape[1] > 4 else 1
-            h = SpaceTimeConv(self.width * 2 ** i, time_stride=time_stride, name=f"conv{i}")(h)
+            h = SpaceTimeConv(self.width * 2**i, time_stride=time_stride, name=f"conv{i}")(h)
             h = nn.leaky_relu(h, 0.2)
         return nn.Dense(1, kernel_init=_INIT, name="logit")(h.reshape(h.shape[0], -1))[:, 0]
 
@@ -186,12 +197,12 @@ class ImageDiscriminator(nn.Module):
     def __call__(self, frames: jax.Array, *, train: bool = True) -> jax.Array:
         del train
         if frames.ndim != 4 or frames.shape[1:3] != (self.frame_size, self.frame_size):
-            raise ValueError(f"D_I expects frames [N, {self.frame_size}, {self.frame_size}, C], got "
-                             f"{frames.shape}.")
+            raise ValueError(f"D_I expects frames [N, {self.frame_size}, {self.frame_size}, C], got {frames.shape}.")
         h = frames
         for i in range(check_frame_size(self.frame_size)):
-            h = nn.Conv(self.width * 2 ** i, (4, 4), strides=(2, 2), padding="SAME", kernel_init=_INIT,
-                        name=f"conv{i}")(h)
+            h = nn.Conv(self.width * 2**i, (4, 4), strides=(2, 2), padding="SAME", kernel_init=_INIT, name=f"conv{i}")(
+                h
+            )
             h = nn.leaky_relu(h, 0.2)
         return nn.Dense(1, kernel_init=_INIT, name="logit")(h.reshape(h.shape[0], -1))[:, 0]
 

@@ -49,8 +49,12 @@ COMPILE_MODES = ("auto", "fast_compile", "default")
 # Tests and quick checks: ~2x faster compilation, slower steps (jaxgan.translation.steps.INIT_COMPILER_OPTIONS).
 FAST_COMPILE_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 # The step's checks (VideoGANStep), named after the config field.
-STEP_FIELDS = {"num_frames": "data.num_frames", "image_weight": "image_weight", "image_frames": "image_frames",
-               "ema_decay": "ema_decay"}
+STEP_FIELDS = {
+    "num_frames": "data.num_frames",
+    "image_weight": "image_weight",
+    "image_frames": "image_frames",
+    "ema_decay": "ema_decay",
+}
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
@@ -62,8 +66,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     if d.source not in SOURCES:
         raise ValueError(f"config.data.source={d.source!r}; valid: {SOURCES}.")
     if d.source == "tfds" and not d.name:
-        raise ValueError("config.data.source='tfds' needs config.data.name (e.g. moving_mnist, ucf101, "
-                         "moving_digits/64px_2digit).")
+        raise ValueError(
+            "config.data.source='tfds' needs config.data.name (e.g. moving_mnist, ucf101, moving_digits/64px_2digit)."
+        )
     check_frame_size(d.frame_size)
     if d.channels not in (1, 3):
         raise ValueError(f"config.data.channels must be 1 or 3, got {d.channels}.")
@@ -82,20 +87,36 @@ def build_step(config: ml_collections.ConfigDict) -> VideoGANStep:
     d, m = config.data, config.model
     with config_errors(config, **STEP_FIELDS):
         return VideoGANStep(
-            generator=VideoGenerator(content_dim=m.content_dim, motion_dim=m.motion_dim, frame_size=d.frame_size,
-                                     channels=d.channels, width=m.g_width),
+            generator=VideoGenerator(
+                content_dim=m.content_dim,
+                motion_dim=m.motion_dim,
+                frame_size=d.frame_size,
+                channels=d.channels,
+                width=m.g_width,
+            ),
             video_d=VideoDiscriminator(frame_size=d.frame_size, width=m.d_width),
             image_d=ImageDiscriminator(frame_size=d.frame_size, width=m.d_width),
             g_tx=adam(config.g_learning_rate, config.b1, config.b2),
             d_tx=adam(config.d_learning_rate, config.b1, config.b2),
-            num_frames=d.num_frames, loss=config.loss, image_weight=config.image_weight,
-            image_frames=config.image_frames, ema_decay=config.ema_decay)
+            num_frames=d.num_frames,
+            loss=config.loss,
+            image_weight=config.image_weight,
+            image_frames=config.image_frames,
+            ema_decay=config.ema_decay,
+        )
 
 
 def moving_digits(config: ml_collections.ConfigDict, split: str) -> vdata.MovingDigits:
     d = config.data
-    return vdata.MovingDigits(split=split, seed=d.seed, num_frames=d.num_frames, frame_size=d.frame_size,
-                              num_digits=d.num_digits, digit_size=d.digit_size, max_speed=d.max_speed)
+    return vdata.MovingDigits(
+        split=split,
+        seed=d.seed,
+        num_frames=d.num_frames,
+        frame_size=d.frame_size,
+        num_digits=d.num_digits,
+        digit_size=d.digit_size,
+        max_speed=d.max_speed,
+    )
 
 
 def load_batcher(config: ml_collections.ConfigDict) -> Any:
@@ -104,8 +125,15 @@ def load_batcher(config: ml_collections.ConfigDict) -> Any:
     process = dict(process_index=jax.process_index(), process_count=jax.process_count())
     if d.source == "moving_digits":
         return vdata.MovingDigitsBatcher(moving_digits(config, "train"), batch_size=config.batch_size, **process)
-    videos = vdata.load_tfds_videos(d.name, split=d.split, num_frames=d.num_frames, frame_size=d.frame_size,
-                                    channels=d.channels, data_dir=d.data_dir or None, max_clips=d.max_clips or None)
+    videos = vdata.load_tfds_videos(
+        d.name,
+        split=d.split,
+        num_frames=d.num_frames,
+        frame_size=d.frame_size,
+        channels=d.channels,
+        data_dir=d.data_dir or None,
+        max_clips=d.max_clips or None,
+    )
     return vdata.ArrayVideoBatcher(videos, batch_size=config.batch_size, seed=d.seed, **process)
 
 
@@ -114,12 +142,19 @@ def reference_clips(config: ml_collections.ConfigDict, num: int) -> np.ndarray:
     d = config.data
     if d.source == "moving_digits":
         return moving_digits(config, "test").clips(np.arange(num))[0]
-    return vdata.load_tfds_videos(d.name, split=d.eval_split, num_frames=d.num_frames, frame_size=d.frame_size,
-                                  channels=d.channels, data_dir=d.data_dir or None, max_clips=num)
+    return vdata.load_tfds_videos(
+        d.name,
+        split=d.eval_split,
+        num_frames=d.num_frames,
+        frame_size=d.frame_size,
+        channels=d.channels,
+        data_dir=d.data_dir or None,
+        max_clips=num,
+    )
 
 
 def compiler_options(mode: str, devices: Sequence[jax.Device]) -> dict | None:
-    """"auto": jaxgan.train's measured CPU options for convolutional steps on CPU, XLA's defaults elsewhere."""
+    """ "auto": jaxgan.train's measured CPU options for convolutional steps on CPU, XLA's defaults elsewhere."""
     if mode == "fast_compile":
         return dict(FAST_COMPILE_OPTIONS)
     if mode == "auto" and all(d.platform == "cpu" for d in devices):
@@ -140,8 +175,22 @@ def compiled_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Compiled:
     in a process (`jaxgan.compile_cache`), so relaunching the same config (a resume in one process, tests)
     does not recompile."""
     # Only the fields the step, init and sampler are built from: a longer schedule reuses the compilation.
-    built_from = {k: config[k] for k in ("model", "loss", "image_weight", "image_frames", "g_learning_rate",
-                                         "d_learning_rate", "b1", "b2", "ema_decay", "compile", "num_sample_clips")}
+    built_from = {
+        k: config[k]
+        for k in (
+            "model",
+            "loss",
+            "image_weight",
+            "image_frames",
+            "g_learning_rate",
+            "d_learning_rate",
+            "b1",
+            "b2",
+            "ema_decay",
+            "compile",
+            "num_sample_clips",
+        )
+    }
     built_from["data"] = {k: config.data[k] for k in ("num_frames", "frame_size", "channels")}
     built_from = ml_collections.ConfigDict(built_from)
 
@@ -152,8 +201,10 @@ def compiled_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Compiled:
 
     shared = compile_cache.cached(compile_cache.config_key("video", built_from), build_shared)
     options = compiler_options(config.compile, list(mesh.devices.flat))
-    return compile_cache.cached(compile_cache.config_key("video.train", built_from, mesh), lambda: dataclasses.replace(
-        shared, train=shard_map_video_step(shared.step, mesh, compiler_options=options)))
+    return compile_cache.cached(
+        compile_cache.config_key("video.train", built_from, mesh),
+        lambda: dataclasses.replace(shared, train=shard_map_video_step(shared.step, mesh, compiler_options=options)),
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -223,24 +274,33 @@ def build_evaluator(config: ml_collections.ConfigDict, compiled: Compiled) -> Ca
         return None
     from jaxgan.metrics.video import VideoEvaluator  # pylint: disable=g-import-not-at-top
 
-    evaluator = VideoEvaluator(reference_clips(config, config.eval_num_clips), features=config.eval_features,
-                               num_clips=config.eval_num_clips, seed=config.seed + 2)
+    evaluator = VideoEvaluator(
+        reference_clips(config, config.eval_num_clips),
+        features=config.eval_features,
+        num_clips=config.eval_num_clips,
+        seed=config.seed + 2,
+    )
     step = compiled.step
     sample = jax.jit(step.sample, static_argnums=(2, 3, 4))
 
     def evaluate(done: int, state: VideoGANState) -> dict[str, float]:
         def sample_fn(num: int, seed: int) -> np.ndarray:
-            chunks = [np.asarray(to_uint8(sample(state.g_ema_params, state.g.batch_stats, seed,
-                                                 config.num_sample_clips, start)))
-                      for start in range(0, num, config.num_sample_clips)]
+            chunks = [
+                np.asarray(
+                    to_uint8(sample(state.g_ema_params, state.g.batch_stats, seed, config.num_sample_clips, start))
+                )
+                for start in range(0, num, config.num_sample_clips)
+            ]
             return np.concatenate(chunks)[:num]
+
         return evaluator(sample_fn, done)
 
     return evaluate
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None = None,
-                       mesh: Mesh | None = None) -> VideoGANState:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None = None, mesh: Mesh | None = None
+) -> VideoGANState:
     """Trains (or resumes) the video GAN `config` describes, in `workdir`.
 
     `stop_at` ends the run early at that step, after a checkpoint (as a
@@ -262,11 +322,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, stop_
     hooks = RunHooks(
         overview={"Generator": lambda s: s.g.params, "Discriminators": lambda s: s.d.params},
         samples=sample_hook(compiled, seed=config.seed + 1, workdir=workdir, fps=config.gif_fps),
-        evaluate=build_evaluator(config, compiled), sample_at_start=True)
-    logging.info("Video GAN: %d frames of %dx%d, batch %d, on %d device(s).", config.data.num_frames,
-                 config.data.frame_size, config.data.frame_size, config.batch_size, mesh.size)
+        evaluate=build_evaluator(config, compiled),
+        sample_at_start=True,
+    )
+    logging.info(
+        "Video GAN: %d frames of %dx%d, batch %d, on %d device(s).",
+        config.data.num_frames,
+        config.data.frame_size,
+        config.data.frame_size,
+        config.batch_size,
+        mesh.size,
+    )
     schedule = schedule_from_config(config, images_per_step=config.batch_size)
-    return run_training(workdir=workdir, init_state=compiled.init(config.seed), train_fns={1: compiled.train},
-                        batches=batches, schedule=schedule, mesh=mesh,
-                        keep_checkpoints=config.keep_checkpoints, hooks=hooks, stop_at=stop_at,
-                        progress_bar=bool(config.progress_bar), run_info=config)
+    return run_training(
+        workdir=workdir,
+        init_state=compiled.init(config.seed),
+        train_fns={1: compiled.train},
+        batches=batches,
+        schedule=schedule,
+        mesh=mesh,
+        keep_checkpoints=config.keep_checkpoints,
+        hooks=hooks,
+        stop_at=stop_at,
+        progress_bar=bool(config.progress_bar),
+        run_info=config,
+    )

@@ -66,13 +66,19 @@ class VideoGANState(struct.PyTreeNode):
     g_ema_params: Params
 
 
-def video_latents(key: jax.Array, indices: jax.Array, *, content_dim: int, motion_dim: int,
-                  num_frames: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+def video_latents(
+    key: jax.Array, indices: jax.Array, *, content_dim: int, motion_dim: int, num_frames: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(z_content [B, Dc], h0 [B, Dm], eps [B, T, Dm]) ~ N(0, I), example i keyed by fold_in(key, i)."""
+
     def one(k):
         kc, kh, ke = jax.random.split(k, 3)
-        return (jax.random.normal(kc, (content_dim,)), jax.random.normal(kh, (motion_dim,)),
-                jax.random.normal(ke, (num_frames, motion_dim)))
+        return (
+            jax.random.normal(kc, (content_dim,)),
+            jax.random.normal(kh, (motion_dim,)),
+            jax.random.normal(ke, (num_frames, motion_dim)),
+        )
+
     return jax.vmap(one)(example_keys(key, indices))
 
 
@@ -111,8 +117,9 @@ class VideoGANStep:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}.")
         g, dv, di = self.generator, self.video_d, self.image_d
         if not g.frame_size == dv.frame_size == di.frame_size:
-            raise ValueError(f"G, D_V and D_I disagree on frame_size: {g.frame_size}, {dv.frame_size}, "
-                             f"{di.frame_size}.")
+            raise ValueError(
+                f"G, D_V and D_I disagree on frame_size: {g.frame_size}, {dv.frame_size}, {di.frame_size}."
+            )
 
     @property
     def video_shape(self) -> tuple[int, int, int, int]:
@@ -121,8 +128,9 @@ class VideoGANStep:
 
     def latents(self, key: jax.Array, indices: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         g = self.generator
-        return video_latents(key, indices, content_dim=g.content_dim, motion_dim=g.motion_dim,
-                             num_frames=self.num_frames)
+        return video_latents(
+            key, indices, content_dim=g.content_dim, motion_dim=g.motion_dim, num_frames=self.num_frames
+        )
 
     # -- state ---------------------------------------------------------------
 
@@ -132,13 +140,17 @@ class VideoGANStep:
         video = jnp.zeros((1, *self.video_shape), jnp.float32)
         g_vars = self.generator.init(k_g, *z, train=False)
         g_params = g_vars["params"]
-        d_params = {"video": self.video_d.init(k_dv, video)["params"],
-                    "image": self.image_d.init(k_di, video[:, 0])["params"]}
+        d_params = {
+            "video": self.video_d.init(k_dv, video)["params"],
+            "image": self.image_d.init(k_di, video[:, 0])["params"],
+        }
         return VideoGANState(
-            step=jnp.zeros((), jnp.int32), rng=train_key,
+            step=jnp.zeros((), jnp.int32),
+            rng=train_key,
             g=NetState(params=g_params, batch_stats=g_vars["batch_stats"], opt_state=self.g_tx.init(g_params)),
             d=NetState(params=d_params, batch_stats={}, opt_state=self.d_tx.init(d_params)),
-            g_ema_params=jax.tree_util.tree_map(jnp.copy, g_params))
+            g_ema_params=jax.tree_util.tree_map(jnp.copy, g_params),
+        )
 
     def init_state(self, seed: int | jax.Array) -> VideoGANState:
         """Fresh params (N(0, 0.02) convs), Adam states, the EMA copy of G, step 0 (one compiled call)."""
@@ -155,8 +167,9 @@ class VideoGANStep:
 
     # -- forward passes ------------------------------------------------------
 
-    def generate(self, g_params: Params, batch_stats: Params, z: tuple[jax.Array, ...], *,
-                 train: bool) -> tuple[jax.Array, Params]:
+    def generate(
+        self, g_params: Params, batch_stats: Params, z: tuple[jax.Array, ...], *, train: bool
+    ) -> tuple[jax.Array, Params]:
         """G(z): videos [B, T, S, S, C] and the new BatchNorm statistics (unchanged in inference)."""
         variables = {"params": g_params, "batch_stats": batch_stats}
         if not train:
@@ -167,8 +180,9 @@ class VideoGANStep:
     def discriminate(self, d_params: Params, videos: jax.Array, frame_keys: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(D_V logits [B], D_I logits [B * image_frames]) of a batch of clips."""
         video_logits = self.video_d.apply({"params": d_params["video"]}, videos)
-        image_logits = self.image_d.apply({"params": d_params["image"]},
-                                          pick_frames(videos, frame_keys, self.image_frames))
+        image_logits = self.image_d.apply(
+            {"params": d_params["image"]}, pick_frames(videos, frame_keys, self.image_frames)
+        )
         return video_logits, image_logits
 
     # -- the step ------------------------------------------------------------
@@ -183,8 +197,9 @@ class VideoGANStep:
         mean = jnp.mean
 
         # 1. D update.
-        fake, g_stats = self.generate(state.g.params, state.g.batch_stats,
-                                      self.latents(phase(_D_LATENTS), indices), train=True)
+        fake, g_stats = self.generate(
+            state.g.params, state.g.batch_stats, self.latents(phase(_D_LATENTS), indices), train=True
+        )
         fake = jax.lax.stop_gradient(fake)
         d_frame_keys = example_keys(phase(_D_FRAMES), indices)
 
@@ -193,8 +208,12 @@ class VideoGANStep:
             fake_v, fake_i = self.discriminate(d_params, fake, d_frame_keys)
             video_loss = mean(adv.d(real_v, fake_v, axis_name=DATA_AXIS))
             image_loss = mean(adv.d(real_i, fake_i, axis_name=DATA_AXIS))
-            aux = {"d_video_loss": video_loss, "d_image_loss": image_loss,
-                   "d_real_video": mean(real_v), "d_fake_video": mean(fake_v)}
+            aux = {
+                "d_video_loss": video_loss,
+                "d_image_loss": image_loss,
+                "d_real_video": mean(real_v),
+                "d_fake_video": mean(fake_v),
+            }
             return video_loss + self.image_weight * image_loss, aux
 
         d, (d_loss, d_aux), _ = update_net(state.d, self.d_tx, d_loss_fn)  # D_V and D_I have no BatchNorm
@@ -229,15 +248,21 @@ class VideoGANStep:
             raise ValueError(f"The batch needs a 'video' entry [B, T, S, S, C]; it has {sorted(batch)}.")
         x = batch["video"]
         if len(x.shape) != 5 or tuple(x.shape[1:]) != self.video_shape:
-            raise ValueError(f"batch['video'] has shape {tuple(x.shape)}, expected "
-                             f"[B, {', '.join(map(str, self.video_shape))}] (config.data.num_frames, frame_size "
-                             "and channels).")
+            raise ValueError(
+                f"batch['video'] has shape {tuple(x.shape)}, expected "
+                f"[B, {', '.join(map(str, self.video_shape))}] (config.data.num_frames, frame_size "
+                "and channels)."
+            )
         if np.dtype(x.dtype) != np.float32:
-            raise ValueError(f"batch['video'] has dtype {x.dtype}, expected float32 in [-1, 1] "
-                             "(jaxgan.common.to_model_range converts uint8).")
+            raise ValueError(
+                f"batch['video'] has dtype {x.dtype}, expected float32 in [-1, 1] "
+                "(jaxgan.common.to_model_range converts uint8)."
+            )
         if x.shape[0] < 1 or x.shape[0] % num_devices:
-            raise ValueError(f"The batch size {x.shape[0]} is not divisible by the device count {num_devices}; "
-                             f"use a multiple of {num_devices}.")
+            raise ValueError(
+                f"The batch size {x.shape[0]} is not divisible by the device count {num_devices}; "
+                f"use a multiple of {num_devices}."
+            )
 
     def sample(self, g_params: Params, batch_stats: Params, seed: int, num: int, start: int = 0) -> jax.Array:
         """Clips number start..start+num-1 of `seed` in inference mode: [num, T, S, S, C] in [-1, 1].
@@ -252,8 +277,9 @@ class VideoGANStep:
 BATCH_SPEC = P(DATA_AXIS)
 
 
-def shard_map_video_step(step: VideoGANStep, mesh: Mesh, *,
-                         compiler_options: Mapping[str, Any] | str | None = None) -> Callable:
+def shard_map_video_step(
+    step: VideoGANStep, mesh: Mesh, *, compiler_options: Mapping[str, Any] | str | None = None
+) -> Callable:
     """`jaxgan.train.shard_map_step` with the video batch layout (`BATCH_SPEC`, [B, T, S, S, C] split on B).
 
     The step under `jax.shard_map` + `jax.jit` over a 1-D `mesh`, state replicated and donated; takes this

@@ -35,8 +35,12 @@ def crop(im):
 def pix_field(key, h, w):
     """dm-pix's elastic displacement field [2, h, w] for `key` (its draw and its Gaussian kernel, rebuilt)."""
     kernel_size = ((SIGMA - 0.8) / 0.3 + 1) / 0.5 + 1
-    return jnp.stack([pix.gaussian_blur(jax.random.uniform(k, (h, w, 1)) * 2 - 1, SIGMA, kernel_size)[..., 0] * ALPHA
-                      for k in jax.random.split(key)])
+    return jnp.stack(
+        [
+            pix.gaussian_blur(jax.random.uniform(k, (h, w, 1)) * 2 - 1, SIGMA, kernel_size)[..., 0] * ALPHA
+            for k in jax.random.split(key)
+        ]
+    )
 
 
 def row(name, a, b, width=78):
@@ -47,8 +51,9 @@ def row(name, a, b, width=78):
 def differences(x, angles, keys):
     h, w = x.shape[1:3]
     ident = hand.rotation_shift_coordinates(h, w, angle=0.0, shift=(0.0, 0.0))
-    hand_rot = jax.vmap(lambda im, a: hand.warp(
-        im, hand.rotation_shift_coordinates(h, w, angle=a, shift=(0.0, 0.0)), fill=FILL))(x, angles)
+    hand_rot = jax.vmap(
+        lambda im, a: hand.warp(im, hand.rotation_shift_coordinates(h, w, angle=a, shift=(0.0, 0.0)), fill=FILL)
+    )(x, angles)
     # dm-pix turns counter-clockwise for a positive angle, jaxgan clockwise: the same angle is -a there.
     pix_rot = jax.vmap(lambda im, a: pix.rotate(im, -a, mode="constant", cval=FILL))(x, angles)
     pix_rot_pad = jax.vmap(lambda im, a: crop(pix.rotate(pad(im), -a, mode="constant", cval=FILL)))(x, angles)
@@ -61,10 +66,12 @@ def differences(x, angles, keys):
 
     hand_el = jax.vmap(lambda k, im: hand.warp(im, ident + pix_field(k, h, w), fill=FILL))(keys, x)
     pix_el = jax.vmap(lambda k, im: pix.elastic_deformation(k, im, ALPHA, SIGMA, mode="constant", cval=FILL))(keys, x)
-    hand_el_pad = jax.vmap(lambda k, im: hand.warp(im, ident + pix_field(k, h + 2, w + 2)[:, 1:-1, 1:-1],
-                                                   fill=FILL))(keys, x)
-    pix_el_pad = jax.vmap(lambda k, im: crop(pix.elastic_deformation(k, pad(im), ALPHA, SIGMA, mode="constant",
-                                                                     cval=FILL)))(keys, x)
+    hand_el_pad = jax.vmap(lambda k, im: hand.warp(im, ident + pix_field(k, h + 2, w + 2)[:, 1:-1, 1:-1], fill=FILL))(
+        keys, x
+    )
+    pix_el_pad = jax.vmap(
+        lambda k, im: crop(pix.elastic_deformation(k, pad(im), ALPHA, SIGMA, mode="constant", cval=FILL))
+    )(keys, x)
     row("elastic (alpha 2, sigma 1): hand warp vs pix.elastic_deformation", hand_el, pix_el)
     row("elastic: the same, padded by 1 px of fill", hand_el_pad, pix_el_pad)
 
@@ -87,8 +94,9 @@ def differences(x, angles, keys):
     print(f"displacement std (px): hand {float(jnp.std(hand_d)):.3f}, dm-pix {float(jnp.std(pix_d)):.3f}")
 
 
-def pix_classic_augment(key, images, *, max_shift=1, max_rotation_degrees=5.0, elastic_alpha=ALPHA,
-                        elastic_sigma=SIGMA, fill=FILL):
+def pix_classic_augment(
+    key, images, *, max_shift=1, max_rotation_degrees=5.0, elastic_alpha=ALPHA, elastic_sigma=SIGMA, fill=FILL
+):
     """classic_augment through dm-pix, padded so that the border blends with the fill as the hand version does."""
     max_angle = math.radians(max_rotation_degrees)
 
@@ -97,8 +105,9 @@ def pix_classic_augment(key, images, *, max_shift=1, max_rotation_degrees=5.0, e
         shift = jax.random.randint(k_shift, (2,), -max_shift, max_shift + 1).astype(jnp.float32)
         angle = jax.random.uniform(k_angle, (), minval=-max_angle, maxval=max_angle)
         im = pix.rotate(pad(image), -angle, mode="constant", cval=fill)
-        im = pix.affine_transform(im, jnp.ones(3), offset=jnp.concatenate([-shift, jnp.zeros(1)]), mode="constant",
-                                  cval=fill)  # an integer shift: exact
+        im = pix.affine_transform(
+            im, jnp.ones(3), offset=jnp.concatenate([-shift, jnp.zeros(1)]), mode="constant", cval=fill
+        )  # an integer shift: exact
         im = pix.elastic_deformation(k_elastic, im, elastic_alpha, elastic_sigma, mode="constant", cval=fill)
         return crop(im)
 
