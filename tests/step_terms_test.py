@@ -71,15 +71,9 @@ SUBSET = (
     "loss_non_saturating",
     "all_on",
     "all_on_relativistic_bn_2dev",
-    "gman_max_acgan_infogan",
-    "pack_infogan_lazy_r1",
-    "conditional_real",
     "critic_scan",
-    "ema_half_life",
     "steps_per_call_scan",
     "pmap_2dev",
-    "replay",
-    "top_k",
 )
 MATRIX = list(step_matrix.CONFIGS) if os.environ.get("JAXGAN_FULL_STEP_MATRIX") == "1" else list(SUBSET)
 
