@@ -61,6 +61,21 @@ def _unprivileged(cmd: list[str]) -> list[str]:
     return DROP_CAPS + cmd
 
 
+def _cli(args: list[str], data_dir) -> subprocess.CompletedProcess:
+    """`python *args` in the repository, without root's permission overrides."""
+    env = dict(os.environ, JAXGAN_DATA_DIR=str(data_dir))
+    return subprocess.run(
+        _unprivileged([sys.executable, *args]), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def _train_cli(workdir, data_dir, *flags) -> subprocess.CompletedProcess:
+    """experiments/train.py on the test config."""
+    return _cli(
+        ["experiments/train.py", "--config=experiments/configs/test.py", f"--workdir={workdir}", *flags], data_dir
+    )
+
+
 def _snapshot(directory) -> dict[str, tuple[int, int]]:
     """{relative path: (size, mtime_ns)} of every file and folder under `directory`."""
     out = {}
@@ -104,36 +119,11 @@ def test_unreadable_checkpoint_stops_training_and_sampling_naming_the_file(train
     for path in files:
         os.chmod(path, 0)
     before = _snapshot(workdir)
-    env = dict(os.environ, JAXGAN_DATA_DIR=str(trained[1]))
-    train = subprocess.run(
-        _unprivileged(
-            [
-                sys.executable,
-                "experiments/train.py",
-                "--config=experiments/configs/test.py",
-                f"--workdir={workdir}",
-                "--config.train_steps=9",
-            ]
-        ),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    train = _train_cli(workdir, trained[1], "--config.train_steps=9")
     assert train.returncode == 1, train.stderr[-3000:]
     assert "Cannot read the checkpoint at step 6" in train.stderr and "Permission denied" in train.stderr
     assert any(path in train.stderr for path in files)  # names the file
-    sample = subprocess.run(
-        _unprivileged(
-            [sys.executable, "tools/sample.py", f"--workdir={workdir}", f"--out={tmp_path / 's.npz'}", "--num=4"]
-        ),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    sample = _cli(["tools/sample.py", f"--workdir={workdir}", f"--out={tmp_path / 's.npz'}", "--num=4"], trained[1])
     assert sample.returncode == 1 and "Cannot read the checkpoint at step 6" in sample.stderr, sample.stderr[-3000:]
     assert _snapshot(workdir) == before  # nothing moved, renamed or written: not even config.json
     assert not os.path.exists(tmp_path / "s.npz")
@@ -292,24 +282,8 @@ def test_a_dead_holders_lock_is_taken_over_and_named(tmp_path, capsys):
 def test_unwritable_checkpoints_fail_at_once_with_the_os_error(trained, tmp_path):
     workdir = _copy(trained, tmp_path)
     os.chmod(os.path.join(workdir, "checkpoints"), 0o555)
-    env = dict(os.environ, JAXGAN_DATA_DIR=str(trained[1]))
     start = time.monotonic()
-    result = subprocess.run(
-        _unprivileged(
-            [
-                sys.executable,
-                "experiments/train.py",
-                "--config=experiments/configs/test.py",
-                f"--workdir={workdir}",
-                "--config.train_steps=9",
-            ]
-        ),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = _train_cli(workdir, trained[1], "--config.train_steps=9")
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Cannot write checkpoints into" in result.stderr and "Permission denied" in result.stderr
     assert time.monotonic() - start < 200  # the old failure waited out a 300 s timeout
@@ -323,17 +297,7 @@ def test_a_workdir_that_cannot_be_one_fails_in_one_line_before_compiling(tmp_pat
     else:
         workdir.mkdir()
         os.chmod(workdir, 0o555)
-    env = dict(os.environ, JAXGAN_DATA_DIR=str(tmp_path / "tfds"))
-    result = subprocess.run(
-        _unprivileged(
-            [sys.executable, "experiments/train.py", "--config=experiments/configs/test.py", f"--workdir={workdir}"]
-        ),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = _train_cli(workdir, tmp_path / "tfds")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("jaxgan: --workdir=") and ("is a file" in last if kind == "file" else "not writable" in last)
