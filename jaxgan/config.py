@@ -210,7 +210,6 @@ def check_fields(config: ml_collections.ConfigDict, num_devices: int) -> None:
     # pylint: disable=g-import-not-at-top
     from jaxgan.losses import LOSSES
     from jaxgan.nets import NETWORKS, check_image_size
-    from jaxgan.nets.dcgan import DOWNSAMPLE_FORMS, UPSAMPLE_FORMS
     from jaxgan.train import Regularization
 
     if config.model.name not in NETWORKS:
@@ -267,34 +266,6 @@ def check_fields(config: ml_collections.ConfigDict, num_devices: int) -> None:
         raise ValueError(f"Unknown config.regularization fields {sorted(unknown)}; valid: {valid}.")
     if config.loss not in LOSSES:
         raise ValueError(f"config.loss={config.loss!r} is unknown; valid names: {sorted(LOSSES)}.")
-    if config.model.name == "dcgan":
-        if config.model.upsample not in UPSAMPLE_FORMS:
-            raise ValueError(f"config.model.upsample={config.model.upsample!r}; valid: {UPSAMPLE_FORMS}.")
-        if config.model.get("downsample", "conv") not in DOWNSAMPLE_FORMS:
-            raise ValueError(f"config.model.downsample={config.model.downsample!r}; valid: {DOWNSAMPLE_FORMS}.")
-    for field, lowest in (("extra_layers", 0), ("g_extra_layers", -1), ("d_extra_layers", -1)):
-        value = config.model.get(field, lowest)
-        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-            raise ValueError(
-                f"config.model.{field}={value!r} must be an int >= {lowest}"
-                + (" (-1: as model.extra_layers)." if lowest else ".")
-            )
-        if config.model.name != "dcgan" and value > 0:
-            raise ValueError(
-                f"config.model.{field}={value} is a DCGAN option; model.name is "
-                f"{config.model.name!r}. Set it to {lowest} or use model.name='dcgan'."
-            )
-    if config.model.get("g_conditional_bn", False):
-        if config.model.name != "dcgan":
-            raise ValueError(
-                f"config.model.g_conditional_bn=True is a DCGAN G option; model.name is "
-                f"{config.model.name!r} (the ResNet G's BatchNorm is class-conditional already)."
-            )
-        if not config.model.num_classes:
-            raise ValueError(
-                "config.model.g_conditional_bn=True gives G per-class BatchNorm scales and shifts, so "
-                "it needs model.num_classes > 0 (or data.cluster_labels); set it to False otherwise."
-            )
     for name in ("g_optimizer", "d_optimizer"):  # Adam checks its betas (jaxgan.optim.adam)
         lr = config[name].learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:

@@ -312,3 +312,23 @@ def test_dcgan_discriminator_batchnorm_is_cross_replica():
         local = h[: batch // n_devices]
         local_var = 0.9 * np.asarray(old["var"], np.float64) + 0.1 * local.var(axis=(0, 1, 2))
         assert np.max(np.abs(local_var - want_var)) > 1e-2
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("upsample", "bilinear", r"config.model.upsample='bilinear'; valid: \('patches'"),
+        ("downsample", "pool", r"config.model.downsample='pool'; valid: \('patches'"),
+        ("extra_layers", -1, r"config.model.extra_layers=-1 must be an int >= 0\.$"),
+        ("g_extra_layers", -2, r"config.model.g_extra_layers=-2 must be an int >= -1 \(-1: as model.extra_layers\)"),
+        ("d_extra_layers", -3, r"config.model.d_extra_layers=-3 must be an int >= -1"),
+    ],
+)
+def test_dcgan_config_fields_are_refused_naming_the_field(field, value, message):
+    from jaxgan import config as config_lib
+
+    config = config_lib.base_config()
+    config.model.name = "dcgan"
+    config.model[field] = value
+    with pytest.raises(ValueError, match=message):
+        config_lib.validate(config, 1)

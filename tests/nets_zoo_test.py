@@ -788,7 +788,7 @@ def test_g_conditional_bn_config_needs_a_conditional_dcgan():
     with pytest.raises(ValueError, match="needs model.num_classes > 0"):
         config_lib.validate(config, 1)
     config.model.name, config.model.num_classes = "mlp", 4
-    with pytest.raises(ValueError, match="g_conditional_bn=True is a DCGAN G option"):
+    with pytest.raises(ValueError, match="g_conditional_bn=True is a DCGAN option; model.name is .mlp."):
         config_lib.validate(config, 1)
     config.model.name = "dcgan"
     config_lib.validate(config, 1)

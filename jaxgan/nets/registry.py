@@ -32,7 +32,49 @@ def extra_layers(model: Model, net: str) -> int:
     return model.get("extra_layers", 0) if own == -1 else own
 
 
+# Config fields that only one architecture reads, with the value that means "off": set on another
+# architecture they would be silently ignored, so `from_config` refuses them there.
+OWN_FIELDS: dict[str, tuple[str, Any]] = {
+    "extra_layers": ("dcgan", 0),
+    "g_extra_layers": ("dcgan", -1),
+    "d_extra_layers": ("dcgan", -1),
+    "g_conditional_bn": ("dcgan", False),
+}
+
+
+def _check_own_fields(m: Model, name: str) -> None:
+    """Refuses a field another architecture owns, set to a value other than its "off"."""
+    for field, (owner, off) in OWN_FIELDS.items():
+        value = m.get(field, off)
+        if owner != name and value != off:
+            raise ValueError(
+                f"config.model.{field}={value!r} is a {owner.upper()} option; model.name is {name!r}. "
+                f"Set it to {off!r} or use model.name={owner!r}."
+            )
+
+
+def _check_dcgan_fields(m: Model) -> None:
+    """DCGAN's own config fields, checked where they are read (their errors name the config field)."""
+    if m["upsample"] not in dcgan.UPSAMPLE_FORMS:
+        raise ValueError(f"config.model.upsample={m['upsample']!r}; valid: {dcgan.UPSAMPLE_FORMS}.")
+    if m.get("downsample", "conv") not in dcgan.DOWNSAMPLE_FORMS:
+        raise ValueError(f"config.model.downsample={m['downsample']!r}; valid: {dcgan.DOWNSAMPLE_FORMS}.")
+    for field, lowest in (("extra_layers", 0), ("g_extra_layers", -1), ("d_extra_layers", -1)):
+        value = m.get(field, lowest)
+        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+            raise ValueError(
+                f"config.model.{field}={value!r} must be an int >= {lowest}"
+                + (" (-1: as model.extra_layers)." if lowest else ".")
+            )
+    if m.get("g_conditional_bn", False) and not m["num_classes"]:
+        raise ValueError(
+            "config.model.g_conditional_bn=True gives G per-class BatchNorm scales and shifts, so "
+            "it needs model.num_classes > 0 (or data.cluster_labels); set it to False otherwise."
+        )
+
+
 def _dcgan_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    _check_dcgan_fields(m)
     size, channels = shape[0], shape[2]
     return (
         dict(
@@ -88,6 +130,7 @@ class Architecture:
     ) -> tuple[nn.Module, nn.Module]:
         """(G, D) for samples of `sample_shape` from `model`'s fields; `latent_codes` (InfoGAN codes, sizing
         D's Q head) and the compute `dtype` come resolved."""
+        _check_own_fields(model, self.name)
         g_own, d_own = self.fields(model, sample_shape)
         generator = self.generator(
             latent_dim=model["latent_dim"],

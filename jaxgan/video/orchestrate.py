@@ -40,7 +40,6 @@ from jaxgan.run_config import check_schedule, config_errors, schedule_from_confi
 from jaxgan.runner import RunHooks, check_workdir, run_training
 from jaxgan.sampling import image_grid
 from jaxgan.train import compile_init, make_mesh, prefetch_to_mesh
-from jaxgan.train.parallel import CPU_CONV_STEP_COMPILER_OPTIONS
 from jaxgan.video.nets import ImageDiscriminator, VideoDiscriminator, VideoGenerator, check_frame_size
 from jaxgan.video.steps import VideoGANState, VideoGANStep, shard_map_video_step
 
@@ -153,13 +152,10 @@ def reference_clips(config: ml_collections.ConfigDict, num: int) -> np.ndarray:
     )
 
 
-def compiler_options(mode: str, devices: Sequence[jax.Device]) -> dict | None:
-    """ "auto": jaxgan.train's measured CPU options for convolutional steps on CPU, XLA's defaults elsewhere."""
-    if mode == "fast_compile":
-        return dict(FAST_COMPILE_OPTIONS)
-    if mode == "auto" and all(d.platform == "cpu" for d in devices):
-        return dict(CPU_CONV_STEP_COMPILER_OPTIONS)
-    return None
+def compiler_options(mode: str) -> dict | str | None:
+    """config.compile -> `shard_map_step`'s compiler_options: "auto" leaves the per-backend choice to
+    `jaxgan.train.parallel.resolve_compiler_options`; "default" is XLA's defaults."""
+    return {"auto": "auto", "fast_compile": dict(FAST_COMPILE_OPTIONS), "default": None}[mode]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +196,7 @@ def compiled_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Compiled:
         return Compiled(step, None, compile_init(step._init), sample)
 
     shared = compile_cache.cached(compile_cache.config_key("video", built_from), build_shared)
-    options = compiler_options(config.compile, list(mesh.devices.flat))
+    options = compiler_options(config.compile)
     return compile_cache.cached(
         compile_cache.config_key("video.train", built_from, mesh),
         lambda: dataclasses.replace(shared, train=shard_map_video_step(shared.step, mesh, compiler_options=options)),
