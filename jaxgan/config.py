@@ -66,6 +66,10 @@ def base_config() -> ml_collections.ConfigDict:
     # conditioned on them (model.num_classes = this, model.fake_labels = "real"; Liu et al. 2020's
     # self-conditioned GAN, clustered once; jaxgan.data.clusters). 0: the data's own labels, if any.
     c.data.cluster_labels = 0
+    # tfds / npz / folder are streamed: each batch's records are read when needed (jaxgan.data.stream), by
+    # `read_threads` threads and, if > 0, `worker_count` decoding processes (start-up costs seconds each).
+    c.data.worker_count = 0
+    c.data.read_threads = 2
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "dcgan"  # one of jaxgan.nets.NETWORKS
@@ -260,6 +264,11 @@ def check_fields(config: ml_collections.ConfigDict, num_devices: int) -> None:
                 "config.eval_metrics has 'fcd', the digits classifier's Frechet distance, which needs "
                 "the 32x32x1 sklearn_digits data; use 'fid' or 'kid' for other data."
             )
+    from jaxgan.data.stream import check_options  # numpy only
+    from jaxgan.run_config import config_errors
+
+    with config_errors(config, worker_count="data.worker_count", num_threads="data.read_threads"):
+        check_options(worker_count=config.data.get("worker_count", 0), num_threads=config.data.get("read_threads", 2))
     valid = sorted(f.name for f in dataclasses.fields(Regularization))
     unknown = set(config.regularization) - set(valid)
     if unknown:

@@ -33,6 +33,9 @@ from jaxgan.build import build_validated
 from jaxgan.common import to_uint8
 from jaxgan.config import DATA_SOURCES, data_shape, eval_metric_names, resolve_schedule
 from jaxgan.data import clusters as clusters_lib
+from jaxgan.data import sources
+from jaxgan.data.pipeline import read_records
+from jaxgan.data.stream import StreamBatcher
 from jaxgan.runner import RunHooks, check_workdir, run_training
 from jaxgan.sampling import compiled_generate, fixed_latents, image_grid, sample_batched, scatter_image
 from jaxgan.state import GANTrainState
@@ -93,6 +96,22 @@ def load_training_arrays(
     raise ValueError(f"config.data.source={data_config.source!r}; valid: {DATA_SOURCES}.")
 
 
+STREAMED_SOURCES = ("tfds", "npz", "folder")
+
+
+def open_training_source(data_config: ml_collections.ConfigDict, *, with_labels: bool) -> sources.RecordSource:
+    """The training split of a file-backed source (`STREAMED_SOURCES`), opened for random access."""
+    if data_config.source == "tfds":
+        return sources.TfdsSource(
+            data_config.name, split=data_config.split, data_dir=data_config.data_dir or None, with_labels=with_labels
+        )
+    if data_config.source == "npz":
+        return sources.NpzSource(data_config.name, with_labels=with_labels)
+    if data_config.source == "folder":
+        return sources.FolderSource(data_config.name)
+    raise ValueError(f"config.data.source={data_config.source!r} is not streamed; streamed: {STREAMED_SOURCES}.")
+
+
 def step_batch(batcher: data.ArrayBatcher, step: int, n_critic: int) -> dict[str, np.ndarray]:
     """This process's rows of train step `step`: n_critic consecutive batches, stacked."""
     batches = [batcher.batch_at(step * n_critic + j) for j in range(n_critic)]
@@ -100,16 +119,17 @@ def step_batch(batcher: data.ArrayBatcher, step: int, n_critic: int) -> dict[str
 
 
 def _call_batches(
-    batcher: data.ArrayBatcher, step: GANStep, n_critic: int, start: int, calls: Sequence[int]
+    batcher: data.ArrayBatcher | StreamBatcher, step: GANStep, n_critic: int, start: int, calls: Sequence[int]
 ) -> Iterator[dict[str, np.ndarray]]:
-    """This process's rows for each compiled call: one step's batch, or `size` of them stacked."""
-    s = start
+    """This process's rows for each compiled call: one step's batch (n_critic consecutive batches, stacked), or
+    `size` of them stacked; read in order from `batcher.iterate` (a streamed source reads ahead)."""
+    stream = batcher.iterate(start * n_critic)
     for size in calls:
-        per_step = [
-            {k: v for k, v in step_batch(batcher, s + i, n_critic).items() if k in step.batch_keys} for i in range(size)
-        ]
+        per_step = []
+        for _ in range(size):
+            batches = [next(stream) for _ in range(n_critic)]
+            per_step.append({k: np.stack([b[k] for b in batches]) for k in batches[0] if k in step.batch_keys})
         yield per_step[0] if size == 1 else {k: np.stack([b[k] for b in per_step]) for k in per_step[0]}
-        s += size
 
 
 def _place_call_batch(sample_ndim: int) -> Callable[[Mapping[str, np.ndarray], Mesh], dict[str, jax.Array]]:
@@ -133,6 +153,20 @@ def check_labels_fit(arrays: Mapping[str, np.ndarray], num_classes: int) -> None
         raise ValueError(
             f"The data's labels span {labels.min()}..{labels.max()}, outside [0, {num_classes}); set "
             f"config.model.num_classes={int(labels.max()) + 1} (the number of classes)."
+        )
+
+
+def check_label_range(source: sources.RecordSource, num_classes: int) -> None:
+    """`check_labels_fit` for a streamed source, from what it knows without reading its images."""
+    if not num_classes:
+        return
+    span = source.label_range()
+    if span is None:
+        raise ValueError(f"config.model.num_classes={num_classes} needs labels, and the data has none.")
+    if span[0] < 0 or span[1] >= num_classes:
+        raise ValueError(
+            f"The data's labels span {span[0]}..{span[1]}, outside [0, {num_classes}); set "
+            f"config.model.num_classes={int(span[1]) + 1} (the number of classes)."
         )
 
 
@@ -188,8 +222,11 @@ def dry_run(config: ml_collections.ConfigDict) -> dict[str, Any]:
     }
 
 
-def build_evaluators(config: ml_collections.ConfigDict, arrays: Mapping[str, np.ndarray]) -> list[Evaluator]:
-    """The evaluators `config.eval_metrics` names, on the training images as the reference."""
+def build_evaluators(
+    config: ml_collections.ConfigDict, reference: np.ndarray | Callable[[], np.ndarray]
+) -> list[Evaluator]:
+    """The evaluators `config.eval_metrics` names, on the training images as the reference: uint8 images,
+    or a function that reads them (a streamed dataset: called only when no cached statistics serve)."""
     from jaxgan.metrics import evaluator as ev  # the Inception ones load their weights here, once
 
     evaluators = []
@@ -199,12 +236,14 @@ def build_evaluators(config: ml_collections.ConfigDict, arrays: Mapping[str, np.
             kwargs["num_samples"] = config.eval_num_samples
         if name in ("inception", "fid", "kid", "prdc", "is"):
             kwargs.update(
-                reference_images=arrays["image"],
+                reference_images=reference,
                 dataset=f"{config.data.source}:{config.data.name}",
                 split=config.data.split,
             )
+            if callable(reference):
+                kwargs["resolution"] = config.data.image_size
         elif name == "msssim":
-            kwargs["real_images"] = arrays["image"]
+            kwargs["real_images"] = reference() if callable(reference) else reference
         elif name == "modes":
             kwargs["data"] = "stacked_digits" if config.data.source == "stacked_digits" else config.data.name
         evaluators.append(ev.make_evaluator(name, **kwargs))
@@ -249,25 +288,43 @@ def train_and_evaluate(
     schedule = resolve_schedule(config)
     generator, step = built.generator, built.step
     clusters = config.data.get("cluster_labels", 0)
-    arrays = load_training_arrays(config.data, with_labels=bool(step.num_classes) and not clusters, seed=config.seed)
-    write_labels = None
-    if clusters:
-        labels, write_labels = run_cluster_labels(workdir, arrays["image"], clusters, seed=config.seed)
-        arrays = dict(arrays, label=labels)
-    check_labels_fit(arrays, step.num_classes)
-    frequencies = clusters_lib.label_frequencies(arrays["label"], clusters) if clusters else None
+    with_labels = bool(step.num_classes) and not clusters
+    write_labels, frequencies = None, None
+    if config.data.source in STREAMED_SOURCES and not clusters:  # read batch by batch, never whole
+        source = open_training_source(config.data, with_labels=with_labels)
+        check_label_range(source, step.num_classes)
+        shape = dict(image_size=config.data.image_size, channels=config.data.channels)
+        batcher = StreamBatcher(  # its options were checked with the config
+            source,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+            worker_count=config.data.get("worker_count", 0),
+            num_threads=config.data.get("read_threads", 2),
+            **shape,
+        )
+        first = read_records(source, [0], **shape)["image"]
+        reference = lambda: read_records(source, range(len(source)), **shape)["image"]  # read if evaluated
+    else:  # generated data, or k-means labels over every image: in memory
+        arrays = load_training_arrays(config.data, with_labels=with_labels, seed=config.seed)
+        if clusters:
+            labels, write_labels = run_cluster_labels(workdir, arrays["image"], clusters, seed=config.seed)
+            arrays = dict(arrays, label=labels)
+            frequencies = clusters_lib.label_frequencies(arrays["label"], clusters)
+        check_labels_fit(arrays, step.num_classes)
+        batcher = data.ArrayBatcher(
+            arrays,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
+        first, reference = arrays["image"][:1], arrays["image"]
     eval_labels = functools.partial(evaluation_labels, num_classes=step.num_classes, frequencies=frequencies)
-    batcher = data.ArrayBatcher(
-        arrays,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-    )
-    first = arrays["image"][:1]
     state = step.init_state(config.seed, data.to_model_range(first) if first.dtype == np.uint8 else first)
     if evaluators is None:
-        evaluators = build_evaluators(config, arrays) if schedule.eval_every else []
+        evaluators = build_evaluators(config, reference) if schedule.eval_every else []
 
     mesh = make_mesh()
     train_fns = compile_cache.cached(

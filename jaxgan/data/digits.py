@@ -67,12 +67,14 @@ def _already_registered() -> bool:
 class SklearnDigits(tfds.core.GeneratorBasedBuilder, skip_registration=_already_registered()):
     """scikit-learn's 8x8 handwritten digits (offline; see module docstring)."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    # 1.1.0: the same examples in ArrayRecord files, which `tfds.data_source` reads record by record
+    # (jaxgan's streaming pipeline); a 1.0.0 folder prepared as TFRecord is left as it was.
+    VERSION = tfds.core.Version("1.1.0")
     # TFDS 4.9.10 derives `code_path` via the `importlib_resources` backport,
     # which it only depends on for Python < 3.9, so `download_and_prepare` of a
     # builder defined outside TFDS crashes with ModuleNotFoundError. Pin it.
     code_path = epath.Path(__file__)
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    RELEASE_NOTES = {"1.0.0": "Initial release.", "1.1.0": "ArrayRecord files; the same examples."}
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -114,14 +116,14 @@ def build_digits(data_dir: str | os.PathLike[str]) -> SklearnDigits:
     concurrently, whichever finishes first wins and both get a ready builder.
     """
     data_dir = os.fspath(data_dir)
-    builder = SklearnDigits(data_dir=data_dir)
+    builder = SklearnDigits(data_dir=data_dir, file_format="array_record")
     if _is_prepared(builder):
         return builder
     try:
         with _no_progress_bar():
             builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     except Exception:  # pylint: disable=broad-except
-        builder = SklearnDigits(data_dir=data_dir)
+        builder = SklearnDigits(data_dir=data_dir, file_format="array_record")
         if not _is_prepared(builder):  # Not a lost race: a real failure.
             raise
     return builder

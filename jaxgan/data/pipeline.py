@@ -26,6 +26,7 @@ import difflib
 import os
 import re
 import struct
+import threading
 import zipfile
 import zlib
 from typing import Any, Iterator, Mapping
@@ -245,6 +246,22 @@ def load_tfds_images(
     data_dir = os.fspath(data_dir) if data_dir else default_data_dir()
     builder = _tfds_builder(name, data_dir)
     _check_split(name, builder, split)
+    keys = _check_features(name, builder, with_labels)
+    if builder.info.file_format.value == "array_record":  # no tf.data reader: read its records
+        from jaxgan.data.sources import TfdsSource  # pylint: disable=g-import-not-at-top
+
+        source = TfdsSource(name, split=split, data_dir=data_dir, with_labels=with_labels)
+        return read_records(source, range(len(source)), image_size=image_size, channels=channels)
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    spec = ds.element_spec["image"]
+    if spec.dtype != tf.uint8 or spec.shape.rank != 3:
+        raise ValueError(f"Dataset '{name}': 'image' must be uint8 [H, W, C], got {spec.dtype.name} {spec.shape}.")
+    _check_channels(spec.shape[-1], channels)
+    return _materialize(ds, keys, spec.shape.is_fully_defined(), image_size, channels)
+
+
+def _check_features(name: str, builder, with_labels: bool) -> list[str]:
+    """The features to read ('image', and 'label' with labels), or a ValueError naming the missing one."""
     features = builder.info.features
     keys = ["image"] + (["label"] if with_labels else [])
     for key in keys:
@@ -254,12 +271,26 @@ def load_tfds_images(
                 + (" (labels were requested with with_labels=True)" if key == "label" else "")
                 + f"; its features are {sorted(features.keys())}."
             )
-    ds = builder.as_dataset(split=split, shuffle_files=False)
-    spec = ds.element_spec["image"]
-    if spec.dtype != tf.uint8 or spec.shape.rank != 3:
-        raise ValueError(f"Dataset '{name}': 'image' must be uint8 [H, W, C], got {spec.dtype.name} {spec.shape}.")
-    _check_channels(spec.shape[-1], channels)
-    return _materialize(ds, keys, spec.shape.is_fully_defined(), image_size, channels)
+    return keys
+
+
+def read_records(source, indices, *, image_size: int, channels: int) -> dict[str, np.ndarray]:
+    """Records `indices` of a random-access source (`jaxgan.data.sources`) as {'image': uint8 [n, image_size,
+    image_size, channels], ['label': int32 [n]]}: decoded one by one, resized and converted together per
+    stored shape by `resize_and_convert` (so identical to the in-memory loaders)."""
+    records = [source[int(i)] for i in indices]
+    if not records:
+        raise ValueError(f"No records to read from {source!r}.")
+    out = {"image": np.zeros((len(records), image_size, image_size, channels), np.uint8)}
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, r in enumerate(records):
+        by_shape.setdefault(np.shape(r["image"]), []).append(i)
+    for rows in by_shape.values():
+        batch = np.stack([records[i]["image"] for i in rows])
+        out["image"][rows] = resize_and_convert(batch, image_size=image_size, channels=channels)
+    if "label" in records[0]:
+        out["label"] = np.asarray([r["label"] for r in records], np.int32)
+    return out
 
 
 def _materialize(ds, keys, fixed_shape: bool, image_size: int, channels: int):
@@ -294,31 +325,39 @@ def _materialize(ds, keys, fixed_shape: bool, image_size: int, channels: int):
 # User files.
 
 
-def _as_nhwc_uint8(images: np.ndarray, source: str) -> np.ndarray:
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
+def as_nhwc_shape(shape: tuple[int, ...], dtype: Any, source: str) -> tuple[int, int, int]:
+    """The [H, W, C] of one image of a stored 'images' array of `shape` and `dtype`, or a one-line
+    ValueError naming `source` (wrong dtype, rank or channels, no images, or one image saved alone)."""
+    shape = tuple(int(d) for d in shape)
+    if np.dtype(dtype) != np.uint8:
         raise ValueError(
-            f"{source}: 'images' must be uint8, got {images.dtype}; scale the pixels to 0..255 and "
+            f"{source}: 'images' must be uint8, got {np.dtype(dtype)}; scale the pixels to 0..255 and "
             "save images.astype(np.uint8)."
         )
-    if images.ndim == 3 and images.shape[-1] in (3, 4) and images.shape[1] > images.shape[-1]:
+    if len(shape) == 3 and shape[-1] in (3, 4) and shape[1] > shape[-1]:
         # [N, H, W] with W = 3 or 4 is no plausible training set; it is one colour image.
         raise ValueError(
-            f"{source}: 'images' has shape {images.shape}, which looks like one [H, W, C] image; "
+            f"{source}: 'images' has shape {shape}, which looks like one [H, W, C] image; "
             "save a batch [N, H, W, C] (images[None] for a single image)."
         )
-    if images.size == 0:
-        raise ValueError(f"{source}: 'images' holds no images (shape {images.shape}); {_NPZ_HOWTO}.")
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4:
-        raise ValueError(f"{source}: 'images' must be [N, H, W] or [N, H, W, C], got shape {images.shape}.")
-    if images.shape[-1] not in (1, 3):
+    if int(np.prod(shape)) == 0:
+        raise ValueError(f"{source}: 'images' holds no images (shape {shape}); {_NPZ_HOWTO}.")
+    if len(shape) == 3:
+        shape = (*shape, 1)
+    if len(shape) != 4:
+        raise ValueError(f"{source}: 'images' must be [N, H, W] or [N, H, W, C], got shape {shape}.")
+    if shape[-1] not in (1, 3):
         raise ValueError(
-            f"{source}: 'images' has {images.shape[-1]} channels (shape {images.shape}); jaxgan "
+            f"{source}: 'images' has {shape[-1]} channels (shape {shape}); jaxgan "
             "reads 1 (grayscale) or 3 (RGB): drop alpha with images[..., :3] before saving."
         )
-    return images
+    return shape[1:]
+
+
+def as_nhwc_uint8(images: np.ndarray, source: str) -> np.ndarray:
+    """A stored 'images' array as uint8 [N, H, W, C] (C 1 or 3), checked by `as_nhwc_shape`."""
+    images = np.asarray(images)
+    return images.reshape((len(images), *as_nhwc_shape(images.shape, images.dtype, source)))
 
 
 def _open_npz(path: str):
@@ -371,7 +410,7 @@ def load_npz_images(
     with _open_npz(path) as z:
         if "images" not in z.files:
             raise ValueError(f"{path}: has no 'images' array; its keys are {z.files}; {_NPZ_HOWTO}.")
-        images = _as_nhwc_uint8(_npz_array(z, "images", path), path)
+        images = as_nhwc_uint8(_npz_array(z, "images", path), path)
         labels = _npz_array(z, "labels", path) if "labels" in z.files else None
     out = {"image": resize_and_convert(images, image_size=image_size, channels=channels)}
     if with_labels:
@@ -459,7 +498,7 @@ def _read_png16(path: str) -> np.ndarray:
     return _scale_16_to_8(v[..., :1] if v.shape[-1] in (1, 2) else v[..., :3])
 
 
-def _read_image(path: str) -> np.ndarray:
+def read_image(path: str) -> np.ndarray:
     """Decodes one file to uint8 [H, W, 1] (grayscale) or [H, W, 3] (colour); see `load_image_folder`."""
     from PIL import Image  # pylint: disable=g-import-not-at-top
 
@@ -480,6 +519,14 @@ def _read_image(path: str) -> np.ndarray:
         return _image_to_array(im, path)
 
 
+def image_file_names(path: str) -> list[str]:
+    """The PNG/JPEG file names directly in folder `path`, sorted; a ValueError when there are none."""
+    names = sorted(n for n in os.listdir(path) if n.lower().endswith(_IMAGE_SUFFIXES))
+    if not names:
+        raise ValueError(f"No PNG/JPEG files ({', '.join(_IMAGE_SUFFIXES)}) in {path}.")
+    return names
+
+
 def load_image_folder(path: str | os.PathLike[str], *, image_size: int, channels: int) -> dict[str, np.ndarray]:
     """Loads every PNG/JPEG directly in `path` (sorted by file name) as {'image': uint8}.
 
@@ -498,29 +545,18 @@ def load_image_folder(path: str | os.PathLike[str], *, image_size: int, channels
     ValueError naming it. `channels` and `image_size` are checked first.
     """
     _check_target(channels, image_size)
-    path = os.fspath(path)
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"No such image folder: {path}")
-    names = sorted(n for n in os.listdir(path) if n.lower().endswith(_IMAGE_SUFFIXES))
-    if not names:
-        raise ValueError(f"No PNG/JPEG files ({', '.join(_IMAGE_SUFFIXES)}) in {path}.")
-    decoded = [_read_image(os.path.join(path, n)) for n in names]
-    out = np.zeros((len(names), image_size, image_size, channels), np.uint8)
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, arr in enumerate(decoded):
-        by_shape.setdefault(arr.shape, []).append(i)
-    for idx in by_shape.values():
-        batch = np.stack([decoded[i] for i in idx])
-        out[idx] = resize_and_convert(batch, image_size=image_size, channels=channels)
-    return {"image": out}
+    from jaxgan.data.sources import FolderSource  # pylint: disable=g-import-not-at-top
+
+    source = FolderSource(path)
+    return read_records(source, range(len(source)), image_size=image_size, channels=channels)
 
 
 # ----------------------------------------------------------------------------
 # Batching.
 
 
-class ArrayBatcher:
-    """Deterministic, step-indexed batches over in-memory arrays.
+class StreamOrder:
+    """Which examples form each batch: a pure function of (num_examples, batch_size, seed, step, process).
 
     The example order is an endless stream: epoch e is the permutation
     `np.random.default_rng([seed, e]).permutation(N)`, and the epochs follow
@@ -528,9 +564,59 @@ class ArrayBatcher:
     so every batch is full (the step needs equal shards), a batch at an epoch
     boundary takes the end of epoch e and continues with the start of epoch
     e + 1, and each N consecutive positions hold every example exactly once.
+    Process p of P gets rows [p*B/P, (p+1)*B/P) of the global batch, and reads only those.
+    """
 
-    Process p of P gets rows [p*B/P, (p+1)*B/P) of the global batch. Images
-    ('image', uint8) come out as float32 in [-1, 1] (float32 samples, such as 2-D
+    def __init__(
+        self, num_examples: int, *, batch_size: int, seed: int, process_index: int = 0, process_count: int = 1
+    ):
+        if num_examples < 1:
+            raise ValueError(f"need at least one example, got {num_examples}.")
+        if not 0 <= process_index < process_count:
+            raise ValueError(f"process_index {process_index} not in [0, {process_count}).")
+        if seed < 0:
+            raise ValueError(f"seed must be non-negative, got {seed}.")
+        self._rows = process_batch_slice(batch_size, process_index, process_count)
+        self.local_batch_size = self._rows.stop - self._rows.start
+        self.batch_size = batch_size
+        self.num_examples = int(num_examples)
+        self._seed = int(seed)
+        self._perms: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()  # the streaming pipeline reads batches from several threads
+
+    def __getstate__(self):
+        return {**self.__dict__, "_lock": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        with self._lock:
+            if epoch not in self._perms:
+                if len(self._perms) >= 4:
+                    self._perms.pop(next(iter(self._perms)))
+                self._perms[epoch] = np.random.default_rng([self._seed, epoch]).permutation(self.num_examples)
+            return self._perms[epoch]
+
+    def indices_at(self, step: int) -> np.ndarray:
+        """The examples in this process's part of global batch `step`."""
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}.")
+        start = step * self.batch_size + self._rows.start
+        pos = np.arange(start, start + self.local_batch_size, dtype=np.int64)
+        epochs, offsets = np.divmod(pos, self.num_examples)
+        out = np.empty_like(pos)
+        for e in np.unique(epochs):
+            mask = epochs == e
+            out[mask] = self._perm(int(e))[offsets[mask]]
+        return out
+
+
+class ArrayBatcher:
+    """Deterministic, step-indexed batches over in-memory arrays, in `StreamOrder`.
+
+    Images ('image', uint8) come out as float32 in [-1, 1] (float32 samples, such as 2-D
     points, as they are), 'label' as int32; other
     arrays are passed through. `batch_at(step)` depends only on
     (arrays, batch_size, seed, step, process_index, process_count).
@@ -554,36 +640,20 @@ class ArrayBatcher:
                 f"'image' must be uint8 images or float32 samples already in the model's range "
                 f"(e.g. 2-D points), got {self._arrays['image'].dtype}."
             )
-        if not 0 <= process_index < process_count:
-            raise ValueError(f"process_index {process_index} not in [0, {process_count}).")
-        if seed < 0:
-            raise ValueError(f"seed must be non-negative, got {seed}.")
-        self._rows = process_batch_slice(batch_size, process_index, process_count)
-        self.local_batch_size = self._rows.stop - self._rows.start
+        self.order = StreamOrder(
+            next(iter(sizes.values())),
+            batch_size=batch_size,
+            seed=seed,
+            process_index=process_index,
+            process_count=process_count,
+        )
+        self.local_batch_size = self.order.local_batch_size
         self.batch_size = batch_size
-        self.num_examples = next(iter(sizes.values()))
-        self._seed = int(seed)
-        self._perms: dict[int, np.ndarray] = {}
-
-    def _perm(self, epoch: int) -> np.ndarray:
-        if epoch not in self._perms:
-            if len(self._perms) >= 4:
-                self._perms.pop(next(iter(self._perms)))
-            self._perms[epoch] = np.random.default_rng([self._seed, epoch]).permutation(self.num_examples)
-        return self._perms[epoch]
+        self.num_examples = self.order.num_examples
 
     def indices_at(self, step: int) -> np.ndarray:
         """Rows of `arrays` in this process's part of global batch `step`."""
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}.")
-        start = step * self.batch_size + self._rows.start
-        pos = np.arange(start, start + self.local_batch_size, dtype=np.int64)
-        epochs, offsets = np.divmod(pos, self.num_examples)
-        out = np.empty_like(pos)
-        for e in np.unique(epochs):
-            mask = epochs == e
-            out[mask] = self._perm(int(e))[offsets[mask]]
-        return out
+        return self.order.indices_at(step)
 
     def batch_at(self, step: int) -> dict[str, np.ndarray]:
         """This process's part of global batch number `step` (see class doc)."""

@@ -1,0 +1,236 @@
+"""Streaming input: record sources and the Grain batcher, against independent references.
+
+References: the in-memory loaders (tested in data_test.py against PIL/numpy), the documented order
+computed here with numpy, np.load for .npz archives, and counts of the records each process reads.
+"""
+
+import logging as std_logging
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from etils import epath
+from PIL import Image
+
+from jaxgan import config as config_lib
+from jaxgan.common import to_model_range
+from jaxgan.data import pipeline, sources
+from jaxgan.data.stream import StreamBatcher
+
+
+def _write_folder(path, n, *, seed=0):
+    """n RGB PNGs of two sizes (so resizing groups by shape), named out of creation order."""
+    path.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        side = 12 if i % 3 else 16
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(path / f"{(i * 7) % n:03d}.png")
+    return path
+
+
+def _documented_indices(step, *, n, batch_size, seed, process_index=0, process_count=1):
+    """StreamOrder's contract, written out: positions [step*B, (step+1)*B) of the concatenated epochs
+    default_rng([seed, e]).permutation(n); process p takes rows [p*B/P, (p+1)*B/P)."""
+    per = batch_size // process_count
+    out = []
+    for pos in range(step * batch_size + process_index * per, step * batch_size + (process_index + 1) * per):
+        epoch, offset = divmod(pos, n)
+        out.append(np.random.default_rng([seed, epoch]).permutation(n)[offset])
+    return np.asarray(out)
+
+
+class _Counting:
+    """A source wrapper that records which records were read."""
+
+    def __init__(self, source):
+        self.source, self.read = source, []
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, i):
+        self.read.append(int(i))
+        return self.source[i]
+
+    def label_range(self):
+        return self.source.label_range()
+
+
+def test_folder_stream_equals_the_in_memory_loader_in_the_documented_order(tmp_path):
+    folder = _write_folder(tmp_path / "png", 23)
+    whole = pipeline.load_image_folder(folder, image_size=8, channels=1)["image"]
+    batcher = StreamBatcher(sources.FolderSource(folder), batch_size=10, seed=3, image_size=8, channels=1)
+    stream = batcher.iterate(1)
+    for step in range(1, 8):  # crosses the epoch boundaries at positions 23 and 46
+        idx = _documented_indices(step, n=23, batch_size=10, seed=3)
+        batch = next(stream)
+        np.testing.assert_array_equal(batch["image"], to_model_range(whole[idx]))
+        np.testing.assert_array_equal(batcher.batch_at(step)["image"], batch["image"])
+
+
+def test_each_process_reads_only_its_own_records(tmp_path):
+    folder = _write_folder(tmp_path / "png", 40)
+    whole = pipeline.load_image_folder(folder, image_size=8, channels=3)["image"]
+    steps = range(5)
+    rows = []
+    for p in range(2):
+        counting = _Counting(sources.FolderSource(folder))
+        batcher = StreamBatcher(
+            counting, batch_size=8, seed=1, image_size=8, channels=3, process_index=p, process_count=2, prefetch=1
+        )
+        got = [batcher.batch_at(s)["image"] for s in steps]
+        expected = [_documented_indices(s, n=40, batch_size=8, seed=1, process_index=p, process_count=2) for s in steps]
+        assert counting.read == list(np.concatenate(expected))  # its rows, nothing else
+        rows.append(got)
+    for s in steps:  # the two processes' rows make the one-process global batch
+        one = _documented_indices(s, n=40, batch_size=8, seed=1)
+        np.testing.assert_array_equal(np.concatenate([rows[0][s], rows[1][s]]), to_model_range(whole[one]))
+
+
+def test_uncompressed_npz_is_read_record_by_record(tmp_path):
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (21, 10, 10, 3), dtype=np.uint8), rng.integers(0, 5, 21)
+    np.savez(tmp_path / "d.npz", images=images, labels=labels)
+    source = sources.NpzSource(tmp_path / "d.npz", with_labels=True)
+    assert "streamed" in repr(source) and source._images is None  # positioned reads, no array in memory
+    for i in (0, 7, 20):
+        np.testing.assert_array_equal(source[i]["image"], images[i])
+        assert source[i]["label"] == labels[i]
+    assert source.label_range() == (labels.min(), labels.max())
+    batcher = StreamBatcher(source, batch_size=4, seed=2, image_size=8, channels=1)
+    whole = pipeline.load_npz_images(tmp_path / "d.npz", image_size=8, channels=1, with_labels=True)
+    for step in range(7):
+        idx = _documented_indices(step, n=21, batch_size=4, seed=2)
+        batch = batcher.batch_at(step)
+        np.testing.assert_array_equal(batch["image"], to_model_range(whole["image"][idx]))
+        np.testing.assert_array_equal(batch["label"], labels[idx])
+    with pytest.raises(IndexError):
+        source[21]
+
+
+def test_grayscale_and_compressed_npz(tmp_path, caplog):
+    images = np.random.default_rng(1).integers(0, 256, (5, 6, 6), dtype=np.uint8)  # [N, H, W]
+    np.savez(tmp_path / "gray.npz", images=images)
+    np.testing.assert_array_equal(sources.NpzSource(tmp_path / "gray.npz")[3]["image"], images[3][..., None])
+    np.savez_compressed(tmp_path / "z.npz", images=images)
+    with caplog.at_level(std_logging.WARNING):
+        source = sources.NpzSource(tmp_path / "z.npz")
+    assert "in memory" in repr(source) and "np.savez(" in caplog.text
+    np.testing.assert_array_equal(source[4]["image"], images[4][..., None])
+    np.savez(tmp_path / "f.npz", images=images.astype(np.float32))
+    with pytest.raises(ValueError, match=r"f.npz: 'images' must be uint8, got float32"):
+        sources.NpzSource(tmp_path / "f.npz")
+
+
+def test_digits_stream_equals_the_tfds_split(tmp_path):
+    source = sources.TfdsSource("sklearn_digits", split="train", data_dir=tmp_path, with_labels=True)
+    assert len(source) == 1442 and source.label_range() == (0, 9)
+    whole = pipeline.load_tfds_images(
+        "sklearn_digits", split="train", data_dir=tmp_path, image_size=16, channels=1, with_labels=True
+    )
+    from jaxgan.data import digits
+
+    ref_images, ref_labels = digits.digits_arrays()  # scikit-learn's own arrays, the split by its rule
+    train = digits.split_indices(ref_labels)["train"]
+    np.testing.assert_array_equal(whole["label"], ref_labels[train])
+    batcher = StreamBatcher(source, batch_size=64, seed=0, image_size=16, channels=1)
+    stream = batcher.iterate(21)  # crosses the first epoch boundary (1442 / 64 = 22.5)
+    for step in range(21, 25):
+        idx = _documented_indices(step, n=1442, batch_size=64, seed=0)
+        batch = next(stream)
+        np.testing.assert_array_equal(batch["image"], to_model_range(whole["image"][idx]))
+        np.testing.assert_array_equal(batch["label"], ref_labels[train][idx])
+        np.testing.assert_array_equal(source[int(idx[0])]["image"], ref_images[train][idx[0]])
+
+
+class JaxganTinyTfrecord(tfds.core.GeneratorBasedBuilder):
+    """Four 4x4 images, prepared as TFRecord by the test."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    code_path = epath.Path(__file__)  # TFDS' own lookup needs a package (see jaxgan.data.digits)
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self, features=tfds.features.FeaturesDict({"image": tfds.features.Image(shape=(4, 4, 1))})
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        for i in range(4):
+            yield i, {"image": np.full((4, 4, 1), i, np.uint8)}
+
+
+def test_tfrecord_dataset_fails_with_the_conversion_command(tmp_path):
+    builder = JaxganTinyTfrecord(data_dir=str(tmp_path))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    name = builder.name
+    with pytest.raises(FileNotFoundError) as e:
+        sources.TfdsSource(name, split="train", data_dir=tmp_path)
+    message = str(e.value)
+    assert "\n" not in message
+    assert f"`tfds build {name} --data_dir={tmp_path} --file_format=array_record`" in message
+    # The in-memory loader still reads TFRecord (evaluation sets, small data).
+    assert pipeline.load_tfds_images(name, split="train", data_dir=tmp_path, image_size=4, channels=1)[
+        "image"
+    ].shape == (
+        4,
+        4,
+        4,
+        1,
+    )
+
+
+def test_worker_process_gives_the_same_batches(tmp_path):
+    folder = _write_folder(tmp_path / "png", 12)
+    whole = pipeline.load_image_folder(folder, image_size=8, channels=3)["image"]
+    batcher = StreamBatcher(
+        sources.FolderSource(folder), batch_size=4, seed=0, image_size=8, channels=3, worker_count=1
+    )
+    stream = batcher.iterate(2)
+    for step in range(2, 6):
+        np.testing.assert_array_equal(
+            next(stream)["image"], to_model_range(whole[_documented_indices(step, n=12, batch_size=4, seed=0)])
+        )
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("worker_count", -1, r"config.data.worker_count=-1 must be an int >= 0"),
+        ("read_threads", 0, r"config.data.read_threads=0 must be an int >= 1"),
+    ],
+)
+def test_bad_reading_options_are_refused_with_the_config(field, value, message):
+    config = config_lib.base_config()
+    config.data[field] = value
+    with pytest.raises(ValueError, match=message):
+        config_lib.validate(config, 1)
+
+
+def test_streamed_labels_are_checked_against_num_classes(tmp_path):
+    from jaxgan.orchestrate import check_label_range
+
+    np.savez(tmp_path / "d.npz", images=np.zeros((3, 4, 4), np.uint8), labels=np.array([0, 4, 2]))
+    source = sources.NpzSource(tmp_path / "d.npz", with_labels=True)
+    check_label_range(source, 5)
+    with pytest.raises(ValueError, match=r"labels span 0..4, outside \[0, 3\); set config.model.num_classes=5"):
+        check_label_range(source, 3)
+    with pytest.raises(ValueError, match="needs labels"):
+        check_label_range(sources.FolderSource(_write_folder(tmp_path / "png", 2)), 3)
+
+
+def test_folder_source_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No such image folder"):
+        sources.FolderSource(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="No PNG/JPEG files"):
+        sources.FolderSource(tmp_path / "empty")
+    folder = _write_folder(tmp_path / "png", 3)
+    (folder / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    source = sources.FolderSource(folder)
+    with pytest.raises(ValueError, match=r"Cannot decode image .*zz_broken.png"):
+        source[3]
+    assert os.path.basename(source.names[-1]) == "zz_broken.png"
