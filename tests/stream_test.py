@@ -265,3 +265,34 @@ def test_runs_from_a_folder_and_from_an_npz_of_the_same_images_end_equal(tmp_pat
         np.testing.assert_array_equal(a, b)
     other = final_state("npz", str(tmp_path / "other.npz"))
     assert any(not np.array_equal(a, b) for a, b in zip(folder, other))
+
+
+def test_translation_domains_from_files_are_read_on_demand_and_batch_like_arrays(tmp_path):
+    from jaxgan.data import translation as tdata
+
+    rng = np.random.default_rng(2)
+    (tmp_path / "pairs").mkdir()
+    pairs = [rng.integers(0, 256, (10, 20, 3), dtype=np.uint8) for _ in range(5)]
+    for i, pair in enumerate(pairs):
+        Image.fromarray(pair).save(tmp_path / "pairs" / f"{i}.png")
+    a, b = tdata.load_translation_data(
+        source="side_by_side", paired=True, load_size=12, channels_a=3, channels_b=3, path=str(tmp_path / "pairs")
+    )
+    assert isinstance(a, tdata.FileDomain) and a.shape == (5, 12, 12, 3)
+    # Reference: PIL's bicubic resize of each half, as the papers' code.
+    left = np.asarray(Image.fromarray(pairs[3][:, :10]).resize((12, 12), Image.BICUBIC))
+    np.testing.assert_array_equal(a[3], left)
+    np.testing.assert_array_equal(
+        b[np.array([3])][0], np.asarray(Image.fromarray(pairs[3][:, 10:]).resize((12, 12), Image.BICUBIC))
+    )
+    kw = dict(batch_size=2, crop_size=8, seed=4, paired=True)
+    lazy = tdata.TranslationBatcher(a, b, **kw)
+    whole = tdata.TranslationBatcher(a[:], b[:], **kw)
+    stream = lazy.iterate(3)
+    for step in range(3, 7):
+        got, want = next(stream), whole.batch_at(step)
+        for k in ("a", "b"):
+            np.testing.assert_array_equal(got[k], want[k])
+    Image.fromarray(rng.integers(0, 256, (10, 21), dtype=np.uint8)).save(tmp_path / "pairs" / "odd.png")
+    with pytest.raises(ValueError, match=r"odd.png: .*channel"):  # a gray file among RGB pairs: header check
+        tdata.FileDomain(tdata.list_images(str(tmp_path / "pairs")), load_size=12, channels=3, half="left")

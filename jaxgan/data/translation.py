@@ -1,11 +1,12 @@
 """Data for image-to-image translation: two unpaired domains, or pairs; random crop and flip.
 
-Sources (each returns uint8 arrays [N, load_size, load_size, C], resized with
+Sources (each gives uint8 [N, load_size, load_size, C] domains, resized with
 PIL bicubic as the papers' reference code does before its random crop):
 
-- `load_image_folder_domain`: every PNG/JPEG in a folder (one domain).
-- `load_side_by_side_pairs`: a folder of side-by-side pairs, A left and B right
-  (the pix2pix convention, e.g. its facades/maps files).
+- `FileDomain`: the images of a folder (or the left/right halves of a folder of
+  side-by-side pairs, the pix2pix convention), read from disk when a batch needs
+  them (`load_translation_data` trains from these); `load_image_folder_domain` and
+  `load_side_by_side_pairs` read them whole.
 - `load_cycle_gan_tfds`: TFDS `cycle_gan/<name>` (horse2zebra, monet2photo, ...),
   splits trainA/trainB (testA/testB); never downloaded at run time.
 - `demo_unpaired`, `demo_paired`: offline DEMO domains cut from the two
@@ -17,8 +18,8 @@ PIL bicubic as the papers' reference code does before its random crop):
   grayscale (ITU-R 601 luma, 1 channel), B = the colour patch (colorization).
 
 `TranslationBatcher` makes step-indexed batches: batch s is a pure function of
-(arrays, seed, s), random crop offsets and flips included, so a resumed run sees
-exactly the batches of a straight run.
+(domains, seed, s), random crop offsets and flips included, so a resumed run sees
+exactly the batches of a straight run; `iterate` reads ahead in a Grain pipeline.
 
 Every error names the file and the problem: wrong channel count, a pair whose
 halves differ, an empty folder.
@@ -27,12 +28,12 @@ halves differ, an empty folder.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from jaxgan.common import process_batch_slice, to_model_range
-from jaxgan.data.pipeline import ArrayBatcher, _IMAGE_SUFFIXES, _image_to_array, _tfds_builder, default_data_dir
+from jaxgan.data.pipeline import _IMAGE_SUFFIXES, StreamOrder, _image_to_array, _tfds_builder, default_data_dir
 
 _CHANNELS_OF_MODE = {
     "1": 1,
@@ -64,6 +65,25 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return out[..., None] if squeeze else out
 
 
+def _check_mode(im, path: str, channels: int, fix: str | None = None) -> str:
+    """The image's PIL mode (palette read as RGB/RGBA), or a ValueError when its channels are not `channels`;
+    reads only the header."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}.")
+    mode = im.mode
+    if mode == "P":
+        mode = "RGBA" if "transparency" in im.info else "RGB"
+    found = _CHANNELS_OF_MODE.get(mode)
+    if found != channels:
+        convert = f"Convert it (e.g. PIL's .convert('{'L' if channels == 1 else 'RGB'}'))"
+        raise ValueError(
+            f"{path}: the image has {found if found else 'an unsupported number of'} channel(s) (PIL mode "
+            f"{im.mode}), expected {channels}. {convert}"
+            + (fix or f", or set the domain's channels to {found} if the whole domain is like this.")
+        )
+    return mode
+
+
 def read_image(path: str, *, channels: int, fix: str | None = None) -> np.ndarray:
     """Decodes one file to uint8 [H, W, channels]; a file with another channel count is an error.
 
@@ -73,21 +93,9 @@ def read_image(path: str, *, channels: int, fix: str | None = None) -> np.ndarra
     """
     from PIL import Image  # pylint: disable=g-import-not-at-top
 
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}.")
     try:
         with Image.open(path) as im:
-            mode = im.mode
-            if mode == "P":
-                mode = "RGBA" if "transparency" in im.info else "RGB"
-            found = _CHANNELS_OF_MODE.get(mode)
-            if found != channels:
-                convert = f"Convert it (e.g. PIL's .convert('{'L' if channels == 1 else 'RGB'}'))"
-                raise ValueError(
-                    f"{path}: the image has {found if found else 'an unsupported number of'} channel(s) (PIL mode "
-                    f"{im.mode}), expected {channels}. {convert}"
-                    + (fix or f", or set the domain's channels to {found} if the whole domain is like this.")
-                )
+            mode = _check_mode(im, path, channels, fix)
             if mode in ("I", "F") or mode.startswith("I;16"):  # 16-bit gray scaled, not clipped; float refused
                 im.load()
                 return _image_to_array(im, path)
@@ -112,8 +120,8 @@ def list_images(folder: str) -> list[str]:
 
 
 def load_image_folder_domain(folder: str, *, load_size: int, channels: int) -> np.ndarray:
-    """Every image in `folder`, resized to load_size x load_size: uint8 [N, L, L, C]."""
-    return np.stack([_resize(read_image(p, channels=channels), load_size) for p in list_images(folder)])
+    """Every image in `folder`, resized to load_size x load_size, in memory: uint8 [N, L, L, C]."""
+    return FileDomain(list_images(folder), load_size=load_size, channels=channels)[:]
 
 
 def split_side_by_side(image: np.ndarray, path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -129,13 +137,9 @@ def split_side_by_side(image: np.ndarray, path: str) -> tuple[np.ndarray, np.nda
 
 
 def load_side_by_side_pairs(folder: str, *, load_size: int, channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """pix2pix's paired format: each file holds A (left half) and B (right half)."""
-    a, b = [], []
-    for path in list_images(folder):
-        left, right = split_side_by_side(read_image(path, channels=channels), path)
-        a.append(_resize(left, load_size))
-        b.append(_resize(right, load_size))
-    return np.stack(a), np.stack(b)
+    """pix2pix's paired format, in memory: each file holds A (left half) and B (right half)."""
+    paths = list_images(folder)
+    return tuple(FileDomain(paths, load_size=load_size, channels=channels, half=h)[:] for h in ("left", "right"))
 
 
 def paired_paths(folder_a: str, folder_b: str) -> list[tuple[str, str]]:
@@ -153,6 +157,48 @@ def paired_paths(folder_a: str, folder_b: str) -> list[tuple[str, str]]:
                     "one image of each pair in each folder under the same name."
                 )
     return [(a[stem], b[stem]) for stem in sorted(a)]
+
+
+class FileDomain:
+    """One domain's images, read when indexed: file i decoded (its left or right `half` for side-by-side
+    pairs) and resized to load_size, so the domain is never held in memory.
+
+    Quacks like the uint8 [N, L, L, C] array the other sources return (`shape`, `len`, `x[i]`, `x[indices]`).
+    Every file's header is checked when the domain is made (channels, and an even width for pairs), so a
+    wrong file fails before training; a file that cannot be decoded fails when read, naming it.
+    """
+
+    def __init__(self, paths: Sequence[str], *, load_size: int, channels: int, half: str | None = None):
+        from PIL import Image  # pylint: disable=g-import-not-at-top
+
+        if half not in (None, "left", "right"):
+            raise ValueError(f"half={half!r}; valid: None, 'left', 'right'.")
+        self.paths, self.load_size, self.channels, self.half = list(paths), load_size, channels, half
+        for path in self.paths:
+            try:
+                with Image.open(path) as im:
+                    _check_mode(im, path, channels)
+                    if half:
+                        split_side_by_side(np.zeros((im.size[1], im.size[0], 0)), path)  # the width check only
+            except OSError as e:
+                raise ValueError(f"{path}: not a readable image ({e}).") from e
+        self.shape = (len(self.paths), load_size, load_size, channels)
+        self.dtype, self.ndim = np.dtype(np.uint8), 4
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _read(self, index: int) -> np.ndarray:
+        path = self.paths[index]
+        image = read_image(path, channels=self.channels)
+        if self.half:
+            image = split_side_by_side(image, path)[0 if self.half == "left" else 1]
+        return _resize(image, self.load_size)
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self._read(int(index))
+        return np.stack([self._read(int(i)) for i in np.arange(len(self))[index]])
 
 
 def cycle_gan_name(name: str) -> str:
@@ -301,8 +347,8 @@ class TranslationBatcher:
         self.a, self.b, self.paired, self.flip = a, b, paired, flip
         self.crop_size, self.seed, self.batch_size = crop_size, int(seed), batch_size
         kw = dict(batch_size=batch_size, process_index=process_index, process_count=process_count)
-        self._order_a = ArrayBatcher({"image": a[:, :1, :1]}, seed=2 * self.seed, **kw)
-        self._order_b = self._order_a if paired else ArrayBatcher({"image": b[:, :1, :1]}, seed=2 * self.seed + 1, **kw)
+        self._order_a = StreamOrder(len(a), seed=2 * self.seed, **kw)
+        self._order_b = self._order_a if paired else StreamOrder(len(b), seed=2 * self.seed + 1, **kw)
         self._rows = process_batch_slice(batch_size, process_index, process_count)
 
     def _crops(self, images: np.ndarray, idx: np.ndarray, draws: Sequence[tuple[int, int, bool]]) -> np.ndarray:
@@ -327,6 +373,18 @@ class TranslationBatcher:
             "a": to_model_range(self._crops(self.a, idx_a, draws_a)),
             "b": to_model_range(self._crops(self.b, idx_b, draws_b)),
         }
+
+    def iterate(
+        self, start_step: int = 0, *, num_threads: int = 2, prefetch: int = 4
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """batch_at(s) for s = start_step, start_step + 1, ..., read ahead by a Grain pipeline (images from
+        files are decoded by its threads)."""
+        import sys  # pylint: disable=g-import-not-at-top
+
+        import grain  # pylint: disable=g-import-not-at-top
+
+        ds = grain.MapDataset.range(int(start_step), sys.maxsize).map(self.batch_at)
+        return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)))
 
 
 def center_crop(images: np.ndarray, size: int) -> np.ndarray:
@@ -368,19 +426,20 @@ def load_translation_data(
         if paired:
             pairs = paired_paths(path_a, path_b)
             return (
-                np.stack([_resize(read_image(pa, channels=channels_a), load_size) for pa, _ in pairs]),
-                np.stack([_resize(read_image(pb, channels=channels_b), load_size) for _, pb in pairs]),
+                FileDomain([pa for pa, _ in pairs], load_size=load_size, channels=channels_a),
+                FileDomain([pb for _, pb in pairs], load_size=load_size, channels=channels_b),
             )
         return (
-            load_image_folder_domain(path_a, load_size=load_size, channels=channels_a),
-            load_image_folder_domain(path_b, load_size=load_size, channels=channels_b),
+            FileDomain(list_images(path_a), load_size=load_size, channels=channels_a),
+            FileDomain(list_images(path_b), load_size=load_size, channels=channels_b),
         )
     if source == "side_by_side":
         if not path:
             raise ValueError("source='side_by_side' needs data.path, a folder of A|B side-by-side images.")
         if channels_a != channels_b:
             raise ValueError("Side-by-side pairs share one image, so channels_a must equal channels_b.")
-        return load_side_by_side_pairs(path, load_size=load_size, channels=channels_a)
+        paths = list_images(path)
+        return tuple(FileDomain(paths, load_size=load_size, channels=channels_a, half=h) for h in ("left", "right"))
     if source == "tfds":
         if paired:
             raise ValueError("TFDS cycle_gan/<name> datasets are unpaired; use source='side_by_side' for pix2pix.")

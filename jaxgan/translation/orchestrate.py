@@ -207,9 +207,8 @@ def train_and_evaluate(
 
     def batches(start: int, calls: Sequence[int]) -> Iterator[dict[str, jax.Array]]:
         assert set(calls) == {1}, calls  # one step per call
-        return prefetch_to_mesh(
-            (batcher.batch_at(s) for s in range(start, start + len(calls))), mesh, place=translation_batch
-        )
+        stream = batcher.iterate(start)
+        return prefetch_to_mesh((next(stream) for _ in calls), mesh, place=translation_batch)
 
     hooks = RunHooks(
         overview={"Generator": lambda s: s.g.params, "Discriminator": lambda s: s.d.params},
