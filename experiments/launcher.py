@@ -4,12 +4,14 @@
 experiments/configs/<name>.py, a fast offline demo; override any field with
 `--config.FIELD=VALUE`), trains or resumes exactly from the workdir's latest
 checkpoint with `<loop_module>.train_and_evaluate`, and prints `outputs(workdir)`:
-where the samples are and what to run next.
+where the samples are and what to run next. `--multihost` joins a multi-process run
+first (`jaxgan.distributed.initialize`; docs/multihost.md).
 """
 
 import datetime
 import importlib
 import os
+import sys
 from typing import Callable
 
 from absl import app, flags
@@ -21,10 +23,23 @@ def launch(name: str, loop_module: str, outputs: Callable[[str], str]) -> None:
     config_flags.DEFINE_config_file("config", default_config, "Experiment config file.", lock_config=True)
     flags.DEFINE_string("workdir", None, "Directory for checkpoints, samples and TensorBoard events.")
     flags.DEFINE_integer("stop_at", None, "Stop (after a checkpoint) at this step; relaunch to continue.")
+    flags.DEFINE_bool(
+        "multihost",
+        False,
+        "Join a multi-process run first (jaxgan.distributed.initialize: one process per host; docs/multihost.md).",
+    )
     FLAGS = flags.FLAGS
 
     def main(argv):
         del argv
+        if FLAGS.multihost:  # before anything touches the devices
+            from jaxgan import distributed
+
+            try:
+                distributed.initialize()
+            except distributed.MultihostConfigError as e:
+                print(f"jaxgan: {e}", file=sys.stderr, flush=True)
+                return 1
         loop = importlib.import_module(loop_module)  # after flag parsing, so --help stays fast
 
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

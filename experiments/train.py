@@ -9,9 +9,10 @@ that already holds checkpoints is resumed from the latest one.
 config without training. SIGTERM (preemption) saves a checkpoint and exits with
 status 143; relaunching the same command resumes.
 
-Several hosts: start the same command on every host with --multihost; JAX reads
-the coordinator address, process count and id from the environment (cluster
-auto-detection) or from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID.
+Several hosts: start the same command on every host with --multihost; the
+processes find each other through JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
+JAX_PROCESS_ID or JAX's cluster auto-detection (SLURM, Cloud TPU);
+see docs/multihost.md.
 """
 
 import datetime
@@ -26,7 +27,11 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf
 
 config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Experiment config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, samples and TensorBoard events.")
-flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (one process per host).")
+flags.DEFINE_bool(
+    "multihost",
+    False,
+    "Join a multi-process run first (jaxgan.distributed.initialize: one process per host; docs/multihost.md).",
+)
 flags.DEFINE_bool(
     "restart_from_scratch",
     False,
@@ -77,7 +82,13 @@ def main(argv):
     import jax  # after flag parsing, so --help stays fast
 
     if FLAGS.multihost:
-        jax.distributed.initialize()
+        from jaxgan import distributed
+
+        try:
+            distributed.initialize()
+        except distributed.MultihostConfigError as e:
+            print(f"jaxgan: {e}", file=sys.stderr, flush=True)
+            return 1
     from jaxgan import orchestrate
     from jaxgan.config import resolve_schedule
 

@@ -245,6 +245,18 @@ def _mismatch_message(step: int, directory: Any, mismatch: str) -> str:
     )
 
 
+def _restore_target(leaf: Any) -> jax.ShapeDtypeStruct:
+    """A leaf's shape, dtype and sharding for Orbax; this process's first device where the leaf has no
+    sharding (numpy, a bare ShapeDtypeStruct). Orbax would otherwise use the saved sharding, whose devices
+    are those of the run that saved it: another topology when several processes wrote the checkpoint."""
+    struct = ocp.utils.to_shape_dtype_struct(leaf)
+    if getattr(struct, "sharding", None) is None:
+        struct = jax.ShapeDtypeStruct(
+            struct.shape, struct.dtype, sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        )
+    return struct
+
+
 def restore_latest(
     manager: ocp.CheckpointManager, target: Any, *, move_damaged: bool = False
 ) -> tuple[Any, int | None]:
@@ -256,7 +268,7 @@ def restore_latest(
     skipped for the next older one, and moved aside first when `move_damaged` (the training loop only).
     """
     expected = leaf_specs(target)
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
+    abstract = jax.tree_util.tree_map(_restore_target, target)
     for step in sorted(manager.all_steps(), reverse=True):
         path = step_path(manager, step)
         check_readable(path, step)

@@ -198,34 +198,54 @@ def last_step_metrics(metrics: Mapping[str, Any], size: int) -> dict[str, float]
     return values
 
 
+def _jax_preemption_service() -> bool:
+    """Whether `jax.distributed`'s preemption sync manager runs in this multi-process run. It then owns
+    SIGTERM: `jax.distributed.initialize` installed its notifier, which tells every process."""
+    if jax.process_count() == 1:
+        return False
+    try:
+        from jax._src import distributed  # the manager has no public accessor
+    except ImportError:
+        return False
+    state = getattr(distributed, "global_state", None)
+    return getattr(state, "client", None) is not None and getattr(state, "preemption_sync_manager", None) is not None
+
+
 class PreemptionWatcher:
     """Records SIGTERM (a preemption notice) instead of dying, so the loop can save first.
 
-    With several processes, they agree through JAX's preemption sync point
-    (`jax.distributed` installs its own SIGTERM notifier) so all save the same step.
+    With several processes, SIGTERM may reach only some of them, and all must save the same step: there
+    JAX's preemption service (started by `jax.distributed.initialize`) receives the signal and the
+    processes agree through `multihost_utils.reached_preemption_sync_point`. No Python handler is
+    installed then: it would replace JAX's notifier, and a SIGTERM would go unseen by the other processes.
     """
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self._previous = None
+        self._jax_service = False
+        self._calls = 0
 
     def __enter__(self) -> "PreemptionWatcher":
-        if threading.current_thread() is threading.main_thread():
+        self._jax_service = _jax_preemption_service()
+        if not self._jax_service and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, lambda signum, frame: self._event.set())
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
     def should_stop(self, step: int) -> bool:
-        if jax.process_count() > 1:
+        """Whether to save and stop after the call that ended at `step`; call it after every call, on
+        every process."""
+        del step  # JAX's sync point is the next counter after the fastest process's: count calls, one by one
+        self._calls += 1
+        if self._jax_service:
             from jax.experimental import multihost_utils
 
-            try:
-                return bool(multihost_utils.reached_preemption_sync_point(step))
-            except RuntimeError:  # no preemption service (not started with jax.distributed)
-                pass
+            return bool(multihost_utils.reached_preemption_sync_point(self._calls))
         return self._event.is_set()
 
 
@@ -411,7 +431,9 @@ def run_training(
             checkpoint.checkpoint_manager(checkpoint_dir, max_to_keep=keep_checkpoints) as manager,
             PreemptionWatcher() as preemption,
         ):
-            state, restored = checkpoint.restore_latest(manager, init_state, move_damaged=True)
+            # Restored straight into the replicated layout the loop trains in: with several processes, an
+            # array restored onto one local device cannot then be put on the other processes' devices.
+            state, restored = checkpoint.restore_latest(manager, replicate(init_state, mesh), move_damaged=True)
             if restored is None and checkpoint.moved_aside(checkpoint_dir) and not restart_from_scratch:
                 raise checkpoint.NoUsableCheckpointError(
                     f"No usable checkpoint is left in {checkpoint_dir} (damaged ones were moved aside: "
