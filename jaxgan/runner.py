@@ -420,6 +420,10 @@ def run_training(
             moved = move_run_aside(workdir)
             if moved:
                 print(f"jaxgan: restarting from scratch; the previous run's outputs are in {moved}", flush=True)
+            if jax.process_count() > 1:  # the others must not look for checkpoints while process 0 moves them
+                from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+                multihost_utils.sync_global_devices("jaxgan restart from scratch")
         if run_info is not None:
             write_run_info(run_info, workdir)
         if hooks.prepare is not None:
