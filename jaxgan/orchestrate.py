@@ -223,10 +223,11 @@ def dry_run(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def build_evaluators(
-    config: ml_collections.ConfigDict, reference: np.ndarray | Callable[[], np.ndarray]
+    config: ml_collections.ConfigDict, reference: np.ndarray | Callable[..., np.ndarray]
 ) -> list[Evaluator]:
     """The evaluators `config.eval_metrics` names, on the training images as the reference: uint8 images,
-    or a function that reads them (a streamed dataset: called only when no cached statistics serve)."""
+    or a function that reads them (a streamed dataset: called only when no cached statistics serve; with
+    `num`, a random subset of that many)."""
     from jaxgan.metrics import evaluator as ev  # the Inception ones load their weights here, once
 
     evaluators = []
@@ -243,7 +244,9 @@ def build_evaluators(
             if callable(reference):
                 kwargs["resolution"] = config.data.image_size
         elif name == "msssim":
-            kwargs["real_images"] = reference() if callable(reference) else reference
+            # Its real value uses 1000 random pairs: from a streamed dataset, read only a random subset of
+            # 2000 images to draw them from (the same estimator; the whole dataset is never decoded for it).
+            kwargs["real_images"] = reference(2000) if callable(reference) else reference
         elif name == "modes":
             kwargs["data"] = "stacked_digits" if config.data.source == "stacked_digits" else config.data.name
         evaluators.append(ev.make_evaluator(name, **kwargs))
@@ -305,7 +308,16 @@ def train_and_evaluate(
             **shape,
         )
         first = read_records(source, [0], **shape)["image"]
-        reference = lambda: read_records(source, range(len(source)), **shape)["image"]  # read if evaluated
+
+        def reference(num: int | None = None) -> np.ndarray:  # read only if evaluated; `num`: a random subset
+            n = len(source)
+            rows = (
+                range(n)
+                if num is None or num >= n
+                else np.sort(np.random.default_rng(config.seed).choice(n, num, replace=False))
+            )
+            return read_records(source, rows, **shape)["image"]
+
     else:  # generated data, or k-means labels over every image: in memory
         arrays = load_training_arrays(config.data, with_labels=with_labels, seed=config.seed)
         if clusters:

@@ -3,6 +3,7 @@
   python tools/bench.py                      # every row, jaxgan and the PyTorch reference
   python tools/bench.py --only=dcgan32,mlp --json
   python tools/bench.py --only=mlp --steps_per_call=10 --torch=off
+  python tools/bench.py --only=input         # the streamed input pipeline against the DCGAN step
 
 Rows: `mlp` (MLP GAN 28x28x1), `dcgan32` (DCGAN 32x32x1), `dcgan64` (DCGAN
 64x64x3), `sngan32` (SNGAN ResNet 32x32x3, spectral norm, hinge, n_critic 5, as
@@ -16,6 +17,19 @@ one host device per CPU core), --steps_per_call steps in one `lax.scan` call
 (default 500). Their steps/s is each seed's, their FLOPs per step those of all
 seeds' steps, and they say how long one seed of PacGAN's 400,000 steps takes.
 A train step is the whole `GANStep`: n_critic D updates + one G update + the EMA.
+
+`input` is a group of rows of its own table: the streamed input pipeline alone
+(`jaxgan.data.stream.StreamBatcher` over a `FolderSource` of --input_files random
+RGB PNGs per size, written once into --input_dir and then read from the page
+cache; batch --batch_size, --input_threads read threads) at each of
+--input_sizes and --input_workers worker processes: images/s (median of --repeats
+runs of --input_images images, after a warm-up) and "start s", the time to the
+first batch (Grain spawns each worker process, which imports jaxgan). Beside it,
+at each size DCGAN has (8 to 64), the images/s the DCGAN train step consumes (the
+`dcgan64` row's step: ngf = ndf = 64; --input_step_steps steps per timed run),
+and which of the two is the bottleneck. The pipeline alone has every core to
+itself, while in training it shares them with the step, so with --input_fed the
+step is also timed fed from the pipeline, batch by batch, at each worker count.
 
 Protocol: each row runs in a fresh child process (so its peak resident memory
 is its own); the first call (compilation included) is timed apart; then the
@@ -45,12 +59,15 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from absl import app, flags
 
 flags.DEFINE_string(
-    "only", "", "Comma-separated rows (mlp, dcgan32, dcgan64, sngan32, fid, ring_fast, ring_full); empty = all."
+    "only",
+    "",
+    "Comma-separated rows (mlp, dcgan32, dcgan64, sngan32, fid, ring_fast, ring_full, input); empty = all.",
 )
 flags.DEFINE_integer(
     "batch_size",
@@ -84,6 +101,14 @@ flags.DEFINE_bool(
     "Train rows: also profile --steps steps per XLA op (jax.profiler) and report "
     "where the time goes, by op category and the top ops.",
 )
+flags.DEFINE_string("input_sizes", "64,128", "input rows: image sizes (the PNGs' and the batches').")
+flags.DEFINE_string("input_workers", "0,1,2", "input rows: StreamBatcher worker_count values.")
+flags.DEFINE_integer("input_threads", 2, "input rows: StreamBatcher num_threads (config.data.read_threads).")
+flags.DEFINE_integer("input_images", 1024, "input rows: images per timed run (rounded up to whole batches).")
+flags.DEFINE_integer("input_files", 1000, "input rows: PNG files per size in --input_dir.")
+flags.DEFINE_string("input_dir", "", "input rows: where the PNG folders are written and reused; '' = a temp dir.")
+flags.DEFINE_integer("input_step_steps", 3, "input rows: DCGAN steps per timed run (--repeats runs).")
+flags.DEFINE_bool("input_fed", True, "input rows: also time the DCGAN step fed from the pipeline, per worker count.")
 flags.DEFINE_string("child", "", "Internal: run one row in this process and print its JSON line.")
 FLAGS = flags.FLAGS
 
@@ -92,7 +117,9 @@ TRAIN_ROWS = ("mlp", "dcgan32", "dcgan64", "sngan32")
 RING_ROWS = {"ring_fast": "fast", "ring_full": "full"}  # row -> experiments/mode_collapse.py preset
 RING_STEPS_PER_CALL = 500
 PROTOCOL_STEPS = 400_000  # PacGAN's 2-D runs: 400 epochs of 1000 batches
-ALL_ROWS = (*TRAIN_ROWS, "fid", *RING_ROWS)
+INPUT_GROUP = "input"  # rows of the input pipeline and the DCGAN step beside it: their own table
+INPUT_WARMUP_BATCHES = 2
+ALL_ROWS = (*TRAIN_ROWS, "fid", *RING_ROWS, INPUT_GROUP)
 TORCH_ROWS = (*TRAIN_ROWS, "fid")  # the rows benchmarks/torch_reference.py has
 ROW_N_CRITIC = {"sngan32": 5}
 PEAK_MATMUL_SIZE = 2048
@@ -111,14 +138,22 @@ def _row_networks(name: str):
             MLPDiscriminator(hidden=256, depth=2),
             (28, 28, 1),
         )
-    if name in ("dcgan32", "dcgan64"):
-        size, channels = (32, 1) if name == "dcgan32" else (64, 3)
+    size = {"dcgan32": 32, "dcgan64": 64}.get(name) or _rgb_dcgan_size(name)
+    if size:
+        channels = 1 if name == "dcgan32" else 3
         return (
             DCGANGenerator(latent_dim=100, image_size=size, channels=channels, ngf=64),
             DCGANDiscriminator(image_size=size, ndf=64),
             (size, size, channels),
         )
     raise KeyError(name)
+
+
+def _rgb_dcgan_size(name: str) -> int | None:
+    """N of a `dcgan<N>rgb` row (DCGAN NxNx3, as `dcgan64` at another size; the input rows' step)."""
+    if name.startswith("dcgan") and name.endswith("rgb") and name[5:-3].isdigit():
+        return int(name[5:-3])
+    return None
 
 
 def _row_step(name: str, n_critic: int):
@@ -196,7 +231,8 @@ def _time_steps(call, state, *, calls: int, steps_per_call: int):
     return compile_s, statistics.median(times), state, metrics
 
 
-def bench_train_row(name: str) -> dict:
+def bench_train_row(name: str, fed_workers: tuple[int, ...] = ()) -> dict:
+    """A train row; with `fed_workers`, also the step fed from the input pipeline at each worker count."""
     import jax
     import numpy as np
 
@@ -235,6 +271,9 @@ def bench_train_row(name: str) -> dict:
 
     calls = max(1, FLAGS.steps // k)
     compile_s, per_step, state, _ = _time_steps(lambda s: train_step(s, batch), state, calls=calls, steps_per_call=k)
+    fed = None
+    if fed_workers:
+        fed, state = _time_fed_steps(train_step, state, mesh, shape, n_critic, fed_workers)
     breakdown = None
     if FLAGS.profile:
         sys.path.insert(0, ROOT)
@@ -243,6 +282,7 @@ def bench_train_row(name: str) -> dict:
         state, breakdown = profile_steps(train_step, state, batch, calls, calls * k)
     return dict(
         op_breakdown=breakdown,
+        fed=fed,
         name=name,
         framework="jaxgan",
         backend=jax.default_backend(),
@@ -261,6 +301,141 @@ def bench_train_row(name: str) -> dict:
         peak_rss_mb=peak_rss_mb(),
         compiler_options=row_options or "xla defaults",
     )
+
+
+def _input_folder(size: int) -> str:
+    root = FLAGS.input_dir or os.path.join(tempfile.gettempdir(), "jaxgan_bench_input")
+    return os.path.join(root, f"png{size}x{size}_n{FLAGS.input_files}")
+
+
+def write_input_folder(size: int) -> str:
+    """--input_files random size x size RGB PNGs (img_000000.png, ...); the missing ones are written, so a
+    folder written before is reused."""
+    import numpy as np
+    from PIL import Image
+
+    path = _input_folder(size)
+    os.makedirs(path, exist_ok=True)
+    present = set(os.listdir(path))
+    for i in range(FLAGS.input_files):
+        name = f"img_{i:06d}.png"
+        if name not in present:
+            pixels = np.random.default_rng([size, i]).integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(os.path.join(path, f".{name}.tmp"), format="PNG")
+            os.replace(os.path.join(path, f".{name}.tmp"), os.path.join(path, name))  # never a truncated PNG
+    return path
+
+
+def _stream_batcher(size: int, worker_count: int):
+    from jaxgan.data.sources import FolderSource
+    from jaxgan.data.stream import StreamBatcher
+
+    return StreamBatcher(
+        FolderSource(_input_folder(size)),
+        batch_size=FLAGS.batch_size,
+        seed=0,
+        image_size=size,
+        channels=3,
+        worker_count=worker_count,
+        num_threads=FLAGS.input_threads,
+    )
+
+
+def _close(iterator) -> None:
+    close = getattr(iterator, "close", None)  # stops Grain's threads and worker processes
+    if close is not None:
+        close()
+
+
+def bench_input_pipeline(size: int, worker_count: int) -> dict:
+    """Images/s of the streamed input pipeline alone: StreamBatcher batches read as fast as they come."""
+    import grain  # noqa: F401 - imported before the clock starts: "start s" is the pipeline's own start-up
+
+    import jaxgan.data.stream  # noqa: F401
+
+    start = time.perf_counter()
+    batcher = _stream_batcher(size, worker_count)
+    stream = batcher.iterate(0)
+    first = next(stream)
+    startup_s = time.perf_counter() - start
+    if first["image"].shape != (FLAGS.batch_size, size, size, 3):
+        raise ValueError(f"batch of {first['image'].shape}, expected {(FLAGS.batch_size, size, size, 3)}")
+    # Warm-up: more batches than the read-ahead buffers hold (Grain's, and each worker's), so that the timed
+    # runs read batches as they are made, not ones made ahead.
+    for _ in range(max(INPUT_WARMUP_BATCHES, (worker_count + 1) * (batcher.prefetch + 1))):
+        next(stream)
+    batches = -(-FLAGS.input_images // FLAGS.batch_size)
+    times = []
+    for _ in range(FLAGS.repeats):
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            next(stream)
+        times.append(time.perf_counter() - t0)
+    _close(stream)
+    return dict(
+        name=f"input{size}",
+        framework="jaxgan",
+        image_size=size,
+        worker_count=worker_count,
+        num_threads=FLAGS.input_threads,
+        batch_size=FLAGS.batch_size,
+        files=len(batcher.source),
+        images_per_s=batches * FLAGS.batch_size / statistics.median(times),
+        startup_s=startup_s,
+        peak_rss_mb=peak_rss_mb(),
+        workers_peak_rss_mb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0 or None,
+    )
+
+
+def _time_fed_steps(train_step, state, mesh, shape, n_critic: int, worker_counts):
+    """Images/s of the compiled step fed from the input pipeline (each batch read while the step runs) at each
+    worker count, beside the same step on one fixed batch ("fixed"), and the final state.
+
+    Every pipeline is started first (its first step, worker start-up included, timed apart; then
+    INPUT_WARMUP_BATCHES untimed steps) and kept open, its workers idle while another is timed; then --repeats
+    rounds each time --steps steps of every variant in turn, so that a change in the machine's load during
+    the run falls on all of them alike. Each variant's median round is reported."""
+    import jax
+    import numpy as np
+
+    import jaxgan
+
+    fixed = jaxgan.global_batch(
+        {"image": np.random.default_rng(0).uniform(-1, 1, (n_critic, FLAGS.batch_size, *shape)).astype(np.float32)},
+        mesh,
+    )
+
+    def feeder(stream):
+        return lambda: jaxgan.global_batch({"image": np.stack([next(stream)["image"] for _ in range(n_critic)])}, mesh)
+
+    streams, feeds, first_s = {}, {"fixed": lambda: fixed}, {}
+    for worker_count in worker_counts:
+        streams[worker_count] = _stream_batcher(shape[0], worker_count).iterate(0)
+        feeds[worker_count] = feeder(streams[worker_count])
+        start = time.perf_counter()
+        state, metrics = train_step(state, feeds[worker_count]())
+        jax.block_until_ready(metrics)
+        first_s[worker_count] = time.perf_counter() - start
+        for _ in range(INPUT_WARMUP_BATCHES):
+            state, metrics = train_step(state, feeds[worker_count]())
+        jax.block_until_ready(metrics)
+    times = {key: [] for key in feeds}
+    for _ in range(FLAGS.repeats):
+        for key, feed in feeds.items():
+            start = time.perf_counter()
+            for _ in range(FLAGS.steps):
+                state, metrics = train_step(state, feed())
+            jax.block_until_ready(metrics)
+            times[key].append((time.perf_counter() - start) / FLAGS.steps)
+    for stream in streams.values():
+        _close(stream)
+    fed = {}
+    for key, per_step in times.items():
+        per_step = statistics.median(per_step)
+        fed[key] = dict(images_per_s=FLAGS.batch_size * n_critic / per_step, steps_per_s=1.0 / per_step)
+        if key in first_s:
+            fed[key]["first_step_s"] = first_s[key]
+    return fed, state
 
 
 def bench_ring_row(name: str) -> dict:
@@ -377,8 +552,9 @@ def bench_peak() -> dict:
     )
 
 
-def run_child(name: str) -> dict:
-    """Runs `tools/bench.py --child=NAME` with this run's flags; returns its JSON line."""
+def run_child(name: str, **overrides) -> dict:
+    """Runs `tools/bench.py --child=NAME` with this run's flags (`overrides` replacing some); returns its JSON
+    line."""
     flag_names = (
         "batch_size",
         "n_critic",
@@ -391,9 +567,15 @@ def run_child(name: str) -> dict:
         "fid_xla_defaults",
         "profile",
         "seeds",
+        "input_threads",
+        "input_images",
+        "input_files",
+        "input_dir",
+        "input_workers",
+        "input_fed",
     )
     argv = [sys.executable, os.path.abspath(__file__), f"--child={name}"]
-    argv += [f"--{f}={getattr(FLAGS, f)}" for f in flag_names]
+    argv += [f"--{f}={overrides.get(f, getattr(FLAGS, f))}" for f in flag_names]
     result = subprocess.run(
         argv,
         cwd=ROOT,
@@ -445,6 +627,98 @@ def _fmt(value, spec: str, empty: str = "-") -> str:
     return empty if value is None else format(value, spec)
 
 
+def _int_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def input_step_row(size: int) -> str | None:
+    """The train row whose DCGAN step consumes size x size RGB images (`dcgan64` at 64), or None (no DCGAN)."""
+    from jaxgan.nets.registry import SUPPORTED_IMAGE_SIZES
+
+    if size not in SUPPORTED_IMAGE_SIZES["dcgan"]:
+        return None
+    return "dcgan64" if size == 64 else f"dcgan{size}rgb"
+
+
+def run_input_group() -> None:
+    """The `input` rows: the input pipeline alone at each size and worker count, the DCGAN step beside it
+    (also fed from the pipeline with --input_fed), and which one is the bottleneck; their own table."""
+    sizes, workers = _int_list(FLAGS.input_sizes), _int_list(FLAGS.input_workers)
+    if not FLAGS.json:
+        print(
+            f"\ninput pipeline: StreamBatcher over FolderSource ({FLAGS.input_files} random RGB PNGs per size, "
+            f"page-cached), batch {FLAGS.batch_size}, read_threads {FLAGS.input_threads}; "
+            f"DCGAN step (ngf = ndf = 64, n_critic {FLAGS.n_critic or 1}) beside it; {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+        print(
+            f"{'size':>5} {'workers':>7} {'img/s':>8} {'start s':>7} {'RSS MB':>7} {'wkr MB':>7} | "
+            f"{'step img/s':>10} {'fed img/s':>9} {'bottleneck':>10}",
+            flush=True,
+        )
+    for size in sizes:
+        write_input_folder(size)
+        step_name = input_step_row(size)
+        step = run_child(f"input_step/{step_name}", steps=FLAGS.input_step_steps) if step_name else None
+        step_rate = step.get("images_per_s") if step else None
+        fed = (step or {}).get("fed") or {}
+        rows = [run_child(f"input_pipeline/{size}/{w}") for w in workers]
+        if FLAGS.json:
+            for r in (*rows, *([step] if step else [])):
+                print(json.dumps(r), flush=True)
+            continue
+        if step and step.get("error"):
+            print(f"{size:>5} DCGAN step ({step_name}) error: {step['error']}", flush=True)
+        for w, row in zip(workers, rows):
+            if row.get("error"):
+                print(f"{size:>5} {w:>7} error: {row['error']}", flush=True)
+                continue
+            rate = row["images_per_s"]
+            verdict = "-" if step_rate is None else "input" if rate < step_rate else "step"
+            print(
+                f"{size:>5} {w:>7} {rate:>8.0f} {row['startup_s']:>7.1f} {row['peak_rss_mb']:>7.0f} "
+                f"{_fmt(row.get('workers_peak_rss_mb'), '.0f'):>7} | {_fmt(step_rate, '.0f'):>10} "
+                f"{_fmt(fed.get(str(w), {}).get('images_per_s'), '.0f'):>9} {verdict:>10}",
+                flush=True,
+            )
+        ok = [(r["images_per_s"], w) for w, r in zip(workers, rows) if not r.get("error")]
+        if not ok:
+            continue
+        best, best_w = max(ok)
+        if step_rate is None:
+            why = "the DCGAN step failed" if step_name else "no DCGAN at this size (it has 8 to 64)"
+            print(
+                f"{'':5} {size}x{size}: {why}; the pipeline alone gives up to {best:.0f} img/s (worker_count {best_w})",
+                flush=True,
+            )
+            continue
+        slow = [w for rate, w in ok if rate < step_rate]
+        which = (
+            f"the input pipeline at worker_count {slow}"
+            if slow
+            else f"the train step (pipeline/step >= {min(rate for rate, _ in ok) / step_rate:.3g}x)"
+        )
+        print(
+            f"{'':5} {size}x{size}: bottleneck: {which}; the step consumes {step_rate:.0f} img/s (first call "
+            f"{step['compile_plus_first_s']:.0f} s), the pipeline gives up to {best:.0f} (worker_count {best_w})",
+            flush=True,
+        )
+        if fed:
+            print(
+                f"{'':5} {size}x{size}: step fed from the pipeline, timed in turn with the step on a fixed batch "
+                f"({fed['fixed']['images_per_s']:.0f} img/s): "
+                + ", ".join(
+                    f"worker_count {w}: {fed[str(w)]['images_per_s']:.0f} img/s (first step "
+                    f"{fed[str(w)]['first_step_s']:.1f} s)"
+                    for w in workers
+                ),
+                flush=True,
+            )
+    if not FLAGS.json:
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main(argv):
     del argv
     if FLAGS.child:
@@ -453,6 +727,14 @@ def main(argv):
 
             mode_collapse.one_cpu_device_per_core()  # as its sweep: seeds in parallel on the cores
             print(json.dumps(bench_ring_row(FLAGS.child)), flush=True)
+            return
+        if FLAGS.child.startswith("input_pipeline/"):  # input_pipeline/SIZE/WORKERS
+            _, size, workers = FLAGS.child.split("/")
+            print(json.dumps(bench_input_pipeline(int(size), int(workers))), flush=True)
+            return
+        if FLAGS.child.startswith("input_step/"):  # input_step/ROW: a train row, also fed from the pipeline
+            fed_workers = tuple(_int_list(FLAGS.input_workers)) if FLAGS.input_fed else ()
+            print(json.dumps(bench_train_row(FLAGS.child.split("/")[1], fed_workers)), flush=True)
             return
         import jax  # noqa: F401 - after flags, in the child only
 
@@ -463,14 +745,25 @@ def main(argv):
     unknown = sorted(set(names) - set(ALL_ROWS))
     if unknown:
         raise app.UsageError(f"Unknown rows {unknown}; valid: {list(ALL_ROWS)}.")
-    for flag, least in (("seeds", 1), ("steps_per_call", 0), ("steps", 1), ("repeats", 1)):
+    for flag, least in (
+        ("seeds", 1),
+        ("steps_per_call", 0),
+        ("steps", 1),
+        ("repeats", 1),
+        ("input_threads", 1),
+        ("input_images", 1),
+        ("input_files", 1),
+        ("input_step_steps", 1),
+    ):
         if getattr(FLAGS, flag) < least:
             raise app.UsageError(f"--{flag}={getattr(FLAGS, flag)}: it must be >= {least}.")
-    peak = run_child("peak")
+    if INPUT_GROUP in names and (not _int_list(FLAGS.input_sizes) or min(_int_list(FLAGS.input_workers) or [-1]) < 0):
+        raise app.UsageError("--input_sizes needs a size and --input_workers counts >= 0.")
+    peak = run_child("peak") if set(names) - {INPUT_GROUP} else {}
     peak_gflops = peak.get("gflops")
-    if FLAGS.json:
+    if peak and FLAGS.json:
         print(json.dumps(peak), flush=True)
-    else:
+    elif peak:  # the train table (none when only the input rows run)
         print(
             f"matmul peak: {_fmt(peak_gflops, '.0f')} GFLOP/s ({peak.get('backend', '?')}, "
             f"float32 {PEAK_MATMUL_SIZE}^2)",
@@ -482,6 +775,9 @@ def main(argv):
             flush=True,
         )
     for name in names:
+        if name == INPUT_GROUP:
+            run_input_group()
+            continue
         row = run_child(name)
         if row.get("flops_per_step") and peak_gflops and row.get("steps_per_s"):
             row["percent_of_peak"] = 100 * row["flops_per_step"] * row["steps_per_s"] / (peak_gflops * 1e9)
