@@ -53,3 +53,15 @@ def process_batch_slice(global_batch_size: int, process_index: int, process_coun
         )
     per_process = global_batch_size // process_count
     return slice(process_index * per_process, (process_index + 1) * per_process)
+
+
+def check_reading_options(*, worker_count: int = 0, num_threads: int = 1, prefetch: int = 1) -> None:
+    """A one-line ValueError naming a bad input-reading option (`jaxgan.data.stream`; config checks call it
+    before anything is read)."""
+    for name, value, lowest in (
+        ("worker_count", worker_count, 0),
+        ("num_threads", num_threads, 1),
+        ("prefetch", prefetch, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            raise ValueError(f"{name}={value!r} must be an int >= {lowest}.")

@@ -264,11 +264,13 @@ def check_fields(config: ml_collections.ConfigDict, num_devices: int) -> None:
                 "config.eval_metrics has 'fcd', the digits classifier's Frechet distance, which needs "
                 "the 32x32x1 sklearn_digits data; use 'fid' or 'kid' for other data."
             )
-    from jaxgan.data.stream import check_options  # numpy only
+    from jaxgan.common import check_reading_options
     from jaxgan.run_config import config_errors
 
     with config_errors(config, worker_count="data.worker_count", num_threads="data.read_threads"):
-        check_options(worker_count=config.data.get("worker_count", 0), num_threads=config.data.get("read_threads", 2))
+        check_reading_options(
+            worker_count=config.data.get("worker_count", 0), num_threads=config.data.get("read_threads", 2)
+        )
     valid = sorted(f.name for f in dataclasses.fields(Regularization))
     unknown = set(config.regularization) - set(valid)
     if unknown:

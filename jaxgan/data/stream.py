@@ -18,20 +18,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from jaxgan.common import to_model_range
+from jaxgan.common import check_reading_options, to_model_range
 from jaxgan.data.pipeline import StreamOrder, read_records
 from jaxgan.data.sources import RecordSource
-
-
-def check_options(*, worker_count: int = 0, num_threads: int = 1, prefetch: int = 1) -> None:
-    """A one-line ValueError naming a bad reading option (config checks call it before anything is read)."""
-    for name, value, lowest in (
-        ("worker_count", worker_count, 0),
-        ("num_threads", num_threads, 1),
-        ("prefetch", prefetch, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-            raise ValueError(f"{name}={value!r} must be an int >= {lowest}.")
 
 
 class StreamBatcher:
@@ -56,7 +45,7 @@ class StreamBatcher:
         num_threads: int = 2,
         prefetch: int = 4,
     ):
-        check_options(worker_count=worker_count, num_threads=num_threads, prefetch=prefetch)
+        check_reading_options(worker_count=worker_count, num_threads=num_threads, prefetch=prefetch)
         self.source = source
         self.order = StreamOrder(
             len(source), batch_size=batch_size, seed=seed, process_index=process_index, process_count=process_count
