@@ -11,6 +11,7 @@ first (`jaxgan.distributed.initialize`; docs/multihost.md).
 import datetime
 import importlib
 import os
+import signal
 import sys
 from typing import Callable
 
@@ -46,9 +47,28 @@ def launch(name: str, loop_module: str, outputs: Callable[[str], str]) -> None:
         workdir = os.path.abspath(FLAGS.workdir or os.path.join("workdirs", f"{name}-{stamp}"))
         print(f"jaxgan: writing to workdir {workdir}", flush=True)
         state = loop.train_and_evaluate(FLAGS.config, workdir, stop_at=FLAGS.stop_at)
+        status = exit_status(int(state.step), FLAGS.config, FLAGS.stop_at)
+        if status:
+            print(
+                f"jaxgan: stopped by SIGTERM at step {int(state.step)} after saving a checkpoint; relaunch the "
+                "same command to resume.",
+                flush=True,
+            )
+            return status
         print(f"jaxgan: stopped at step {int(state.step)}. {outputs(workdir)}", flush=True)
 
     app.run(main)
+
+
+def exit_status(step: int, config, stop_at: int | None) -> int:
+    """0 when the run reached its end (the schedule's last step, or --stop_at); 143 (128 + SIGTERM) when a
+    preemption stopped it earlier, after its checkpoint, so that a scheduler requeues it (as train.py does)."""
+    from jaxgan.run_config import schedule_from_config  # pylint: disable=g-import-not-at-top
+
+    end = schedule_from_config(config, images_per_step=config.batch_size).train_steps
+    if stop_at is not None:
+        end = min(end, stop_at)
+    return 0 if step >= end else 128 + signal.SIGTERM
 
 
 def translation_outputs(workdir: str) -> str:

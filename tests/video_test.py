@@ -477,3 +477,17 @@ def test_launcher_trains_the_test_preset_and_says_where_the_samples_are(tmp_path
     assert f"jaxgan: writing to workdir {workdir}" in result.stdout
     assert f"jaxgan: stopped at step 4. Samples (GIF + frame grids) in {workdir / 'samples'}" in result.stdout
     assert {"g_000004.gif", "ema_000004.png"} <= set(os.listdir(workdir / "samples"))
+
+
+def test_launcher_exit_status_tells_a_scheduler_whether_the_run_finished():
+    """143 (128 + SIGTERM) only when a preemption stopped the run before its end (the schedule's last step or
+    --stop_at), as experiments/train.py does; a scheduler requeues on it."""
+    from experiments.launcher import exit_status
+    from jaxgan.translation.config import base_config
+
+    config = base_config("cyclegan")  # train_steps 1000
+    assert exit_status(1000, config, None) == 0
+    assert exit_status(999, config, None) == 143
+    assert exit_status(10, config, 10) == 0  # --stop_at reached: done as asked
+    assert exit_status(9, config, 10) == 143
+    assert exit_status(1000, config, 5000) == 0  # a --stop_at past the end: the end counts
