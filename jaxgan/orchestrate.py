@@ -144,23 +144,19 @@ def _place_call_batch(sample_ndim: int) -> Callable[[Mapping[str, np.ndarray], M
 
 def check_labels_fit(arrays: Mapping[str, np.ndarray], num_classes: int) -> None:
     """A conditional model's labels must exist and lie in [0, num_classes)."""
-    if not num_classes:
-        return
-    labels = arrays.get("label")
-    if labels is None:
-        raise ValueError(f"config.model.num_classes={num_classes} needs labels, and the data has none.")
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
-            f"The data's labels span {labels.min()}..{labels.max()}, outside [0, {num_classes}); set "
-            f"config.model.num_classes={int(labels.max()) + 1} (the number of classes)."
-        )
+    if num_classes:
+        labels = arrays.get("label")
+        _check_label_span(None if labels is None else (int(labels.min()), int(labels.max())), num_classes)
 
 
 def check_label_range(source: sources.RecordSource, num_classes: int) -> None:
     """`check_labels_fit` for a streamed source, from what it knows without reading its images."""
-    if not num_classes:
-        return
-    span = source.label_range()
+    if num_classes:
+        _check_label_span(source.label_range(), num_classes)
+
+
+def _check_label_span(span: tuple[int, int] | None, num_classes: int) -> None:
+    """The labels' (lowest, highest) must exist and lie in [0, num_classes)."""
     if span is None:
         raise ValueError(f"config.model.num_classes={num_classes} needs labels, and the data has none.")
     if span[0] < 0 or span[1] >= num_classes:

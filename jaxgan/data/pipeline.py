@@ -247,10 +247,10 @@ def load_tfds_images(
     builder = _tfds_builder(name, data_dir)
     _check_split(name, builder, split)
     keys = _check_features(name, builder, with_labels)
-    if builder.info.file_format.value == "array_record":  # no tf.data reader: read its records
-        from jaxgan.data.sources import TfdsSource  # pylint: disable=g-import-not-at-top
+    from jaxgan.data.sources import TfdsSource, is_array_record  # pylint: disable=g-import-not-at-top
 
-        source = TfdsSource(name, split=split, data_dir=data_dir, with_labels=with_labels)
+    if is_array_record(builder):  # no tf.data reader: read its records
+        source = TfdsSource.of_builder(builder, name, split=split, keys=keys, data_dir=data_dir)
         return read_records(source, range(len(source)), image_size=image_size, channels=channels)
     ds = builder.as_dataset(split=split, shuffle_files=False)
     spec = ds.element_spec["image"]
@@ -416,12 +416,17 @@ def load_npz_images(
     if with_labels:
         if labels is None:
             raise ValueError(f"with_labels=True but {path} has no 'labels' array.")
-        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(
-                f"{path}: 'labels' must be integers of shape ({len(images)},), got {labels.dtype} {labels.shape}."
-            )
-        out["label"] = labels.astype(np.int32)
+        out["label"] = npz_labels(labels, len(images), path)
     return out
+
+
+def npz_labels(labels: np.ndarray, num_images: int, path: str) -> np.ndarray:
+    """An .npz's 'labels' as int32, or a one-line ValueError unless they are `num_images` integers."""
+    if labels.shape != (num_images,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"{path}: 'labels' must be integers of shape ({num_images},), got {labels.dtype} {labels.shape}."
+        )
+    return labels.astype(np.int32)
 
 
 _GRAY16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")  # PIL's 16-bit grayscale modes

@@ -42,24 +42,6 @@ class RecordSource(Protocol):
         ...
 
 
-class ArraySource:
-    """Records of in-memory arrays (e.g. generated data): row i of each array."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]):
-        self._arrays = {k: np.asarray(v) for k, v in arrays.items()}
-        self._len = len(next(iter(self._arrays.values())))
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return {k: v[index] for k, v in self._arrays.items()}
-
-    def label_range(self) -> tuple[int, int] | None:
-        labels = self._arrays.get("label")
-        return None if labels is None else (int(labels.min()), int(labels.max()))
-
-
 class FolderSource:
     """The PNG/JPEG files directly in `path`, sorted by file name; each decoded when read."""
 
@@ -147,14 +129,7 @@ class NpzSource:
                 self._images = self._load_all()
         if self._images is not None:
             self._shape = self._images.shape
-        if labels is not None:
-            if labels.shape != (self._shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-                raise ValueError(
-                    f"{path}: 'labels' must be integers of shape ({self._shape[0]},), got {labels.dtype} "
-                    f"{labels.shape}."
-                )
-            labels = labels.astype(np.int32)
-        self._labels = labels
+        self._labels = None if labels is None else pipeline.npz_labels(labels, self._shape[0], path)
         self._record_bytes = int(np.prod(self._shape[1:]))
 
     def _load_all(self) -> np.ndarray:
@@ -224,7 +199,17 @@ class TfdsSource:
         data_dir = os.fspath(data_dir) if data_dir else pipeline.default_data_dir()
         builder = pipeline._tfds_builder(name, data_dir)
         pipeline._check_split(name, builder, split)
-        self.keys = pipeline._check_features(name, builder, with_labels)
+        self._open(builder, name, split, pipeline._check_features(name, builder, with_labels), data_dir)
+
+    @classmethod
+    def of_builder(cls, builder, name: str, *, split: str, keys: list[str], data_dir: str) -> "TfdsSource":
+        """A source over a prepared builder whose split and features were checked already."""
+        source = cls.__new__(cls)
+        source._open(builder, name, split, keys, data_dir)
+        return source
+
+    def _open(self, builder, name: str, split: str, keys: list[str], data_dir: str) -> None:
+        self.keys = keys
         if not is_array_record(builder):
             raise FileNotFoundError(
                 f"TFDS dataset '{name}' in '{data_dir}' is prepared as {builder.info.file_format.value}, which has "

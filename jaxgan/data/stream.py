@@ -14,13 +14,31 @@ that many worker processes (`mp_prefetch`).
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from jaxgan.common import check_reading_options, to_model_range
 from jaxgan.data.pipeline import StreamOrder, read_records
 from jaxgan.data.sources import RecordSource
+
+
+def read_ahead(
+    batch_at: Callable[[int], Any], start_step: int, *, num_threads: int, prefetch: int, worker_count: int = 0
+) -> Iterator[Any]:
+    """batch_at(s) for s = start_step, start_step + 1, ... through a Grain pipeline: `num_threads` threads
+    read up to `prefetch` batches ahead; with `worker_count` > 0, in that many worker processes."""
+    import grain  # pylint: disable=g-import-not-at-top
+
+    ds = grain.MapDataset.range(int(start_step), sys.maxsize).map(batch_at)
+    ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
+    if worker_count:
+        from absl import flags  # pylint: disable=g-import-not-at-top
+
+        if not flags.FLAGS.is_parsed():  # Grain's workers read its absl flags; outside an absl app: defaults
+            flags.FLAGS.mark_as_parsed()
+        ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+    return iter(ds)
 
 
 class StreamBatcher:
@@ -67,17 +85,13 @@ class StreamBatcher:
 
     def iterate(self, start_step: int = 0) -> Iterator[dict[str, Any]]:
         """batch_at(s) for s = start_step, start_step + 1, ..., read ahead by the Grain pipeline."""
-        import grain  # pylint: disable=g-import-not-at-top
-
-        ds = grain.MapDataset.range(int(start_step), sys.maxsize).map(self.batch_at)
-        ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=self.num_threads, prefetch_buffer_size=self.prefetch))
-        if self.worker_count:
-            from absl import flags  # pylint: disable=g-import-not-at-top
-
-            if not flags.FLAGS.is_parsed():  # Grain's workers read its absl flags; outside an absl app: defaults
-                flags.FLAGS.mark_as_parsed()
-            ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.worker_count))
-        return iter(ds)
+        return read_ahead(
+            self.batch_at,
+            start_step,
+            num_threads=self.num_threads,
+            prefetch=self.prefetch,
+            worker_count=self.worker_count,
+        )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self.iterate(0)

@@ -379,12 +379,9 @@ class TranslationBatcher:
     ) -> Iterator[dict[str, np.ndarray]]:
         """batch_at(s) for s = start_step, start_step + 1, ..., read ahead by a Grain pipeline (images from
         files are decoded by its threads)."""
-        import sys  # pylint: disable=g-import-not-at-top
+        from jaxgan.data.stream import read_ahead  # pylint: disable=g-import-not-at-top
 
-        import grain  # pylint: disable=g-import-not-at-top
-
-        ds = grain.MapDataset.range(int(start_step), sys.maxsize).map(self.batch_at)
-        return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)))
+        return read_ahead(self.batch_at, start_step, num_threads=num_threads, prefetch=prefetch)
 
 
 def center_crop(images: np.ndarray, size: int) -> np.ndarray:
