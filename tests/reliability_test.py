@@ -163,27 +163,44 @@ def test_rejected_relaunch_leaves_the_workdir_untouched(trained, tmp_path, chang
 # --- 3. checksums catch altered bytes --------------------------------------------------------------
 
 
-def _alter_4k(workdir, step):
-    """Overwrites 4 KiB in the middle of the largest array data file of checkpoint `step` with other bytes."""
-    files = [
-        p
-        for p in glob.glob(os.path.join(workdir, "checkpoints", str(step), "**", "d", "*"), recursive=True)
-        if os.path.isfile(p)
-    ]
-    path = max(files, key=os.path.getsize)
-    size = os.path.getsize(path)
-    assert size > 8192, size
+def _stored_values(base: str) -> list[tuple[str, int, int]]:
+    """(file, offset, length) of every array chunk stored out of line in the OCDBT database at `base`,
+    read from the database's own B-tree (tensorstore.ocdbt.dump), not through Orbax or jaxgan."""
+    import tensorstore as ts
+
+    kv = ts.KvStore.open(f"file://{base}/").result()
+    pending = [version["root"]["location"] for version in ts.ocdbt.dump(kv).result()["versions"][-1:]]
+    values = []
+    while pending:
+        for entry in ts.ocdbt.dump(kv, pending.pop()).result()["entries"]:
+            if "node" in entry:  # an interior node: its children
+                pending.append(entry["node"])
+            elif "indirect_value" in entry:  # value:<subdir>:<file>:<offset>:<length>
+                _, subdir, name, offset, length = entry["indirect_value"].split(":")
+                values.append((os.path.join(base, subdir, name), int(offset), int(length)))
+    return values
+
+
+def _alter_chunk(workdir, step):
+    """Overwrites the middle half of the largest stored array chunk of checkpoint `step` with other bytes.
+    The chunk is located through the database's B-tree: its data files also hold bytes no live key points
+    to, and which file holds what (and how arrays are chunked) varies from one save to the next."""
+    path, offset, length = max(
+        _stored_values(os.path.join(workdir, "checkpoints", str(step), "default")), key=lambda v: v[2]
+    )
+    assert length >= 1024, length  # smaller values are stored inline in the B-tree
+    start = offset + length // 4
     with open(path, "r+b") as f:
-        f.seek(size // 2 - 2048)
-        data = f.read(4096)
-        f.seek(size // 2 - 2048)
+        f.seek(start)
+        data = f.read(length // 2)
+        f.seek(start)
         f.write(bytes(b ^ 0x5A for b in data))
     return path
 
 
 def test_checksums_find_altered_bytes_and_the_run_falls_back(trained, tmp_path, capsys):
     workdir = _copy(trained, tmp_path)
-    _alter_4k(workdir, 6)
+    _alter_chunk(workdir, 6)
     resumed = loop.train_and_evaluate(_config(6, trained[1]), workdir)
     out = capsys.readouterr().out
     assert "checkpoint 6 is damaged" in out
