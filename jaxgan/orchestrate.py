@@ -218,12 +218,32 @@ def dry_run(config: ml_collections.ConfigDict) -> dict[str, Any]:
     }
 
 
+def streamed_reference(source, *, seed: int, image_size: int, channels: int, chunk: int = 256) -> Callable:
+    """`reference(num=None, *, batched=False)`: the images of a random-access source (`num`: a random
+    subset of that many, drawn with `seed`), as one array or, `batched`, as an iterator over chunks."""
+
+    def reference(num: int | None = None, *, batched: bool = False):
+        n = len(source)
+        rows = (
+            np.arange(n)
+            if num is None or num >= n
+            else np.sort(np.random.default_rng(seed).choice(n, num, replace=False))
+        )
+        read = functools.partial(read_records, source, image_size=image_size, channels=channels)
+        if batched:
+            return (read(rows[i : i + chunk])["image"] for i in range(0, len(rows), chunk))
+        return read(rows)["image"]
+
+    return reference
+
+
 def build_evaluators(
     config: ml_collections.ConfigDict, reference: np.ndarray | Callable[..., np.ndarray]
 ) -> list[Evaluator]:
     """The evaluators `config.eval_metrics` names, on the training images as the reference: uint8 images,
     or a function that reads them (a streamed dataset: called only when no cached statistics serve; with
-    `num`, a random subset of that many)."""
+    `num`, a random subset of that many; with `batched=True`, an iterator over batches, from which the
+    Inception evaluators extract features batch by batch, never holding the whole dataset)."""
     from jaxgan.metrics import evaluator as ev  # the Inception ones load their weights here, once
 
     evaluators = []
@@ -233,7 +253,7 @@ def build_evaluators(
             kwargs["num_samples"] = config.eval_num_samples
         if name in ("inception", "fid", "kid", "prdc", "is"):
             kwargs.update(
-                reference_images=reference,
+                reference_images=functools.partial(reference, batched=True) if callable(reference) else reference,
                 dataset=f"{config.data.source}:{config.data.name}",
                 split=config.data.split,
             )
@@ -305,14 +325,7 @@ def train_and_evaluate(
         )
         first = read_records(source, [0], **shape)["image"]
 
-        def reference(num: int | None = None) -> np.ndarray:  # read only if evaluated; `num`: a random subset
-            n = len(source)
-            rows = (
-                range(n)
-                if num is None or num >= n
-                else np.sort(np.random.default_rng(config.seed).choice(n, num, replace=False))
-            )
-            return read_records(source, rows, **shape)["image"]
+        reference = streamed_reference(source, seed=config.seed, **shape)  # read only if evaluated
 
     else:  # generated data, or k-means labels over every image: in memory
         arrays = load_training_arrays(config.data, with_labels=with_labels, seed=config.seed)

@@ -405,3 +405,30 @@ def test_tool_errors_exit_nonzero_with_a_message(tool_files, args, message):
     r = _tool(*[a.format(d=d, w=wpath) for a in args], cache_dir=d)
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr[-1000:])
     assert message in r.stderr and r.stdout == ""
+
+
+def test_reference_features_are_extracted_batch_by_batch(cheap_extractor, tmp_path):
+    real = _images(6, 13)
+    taken = []
+
+    def batches():
+        for i in range(0, 13, 4):
+            taken.append(i)
+            yield real[i : i + 4]
+
+    want = cheap_extractor(real[:10])
+    f, _ = evaluator.cached_reference_features(
+        cheap_extractor, batches, dataset="toy", split="train", resolution=(16, 16), n=10, cache_dir=tmp_path
+    )
+    np.testing.assert_allclose(f, want, rtol=1e-6)
+    assert taken == [0, 4, 8]  # stops once it has n: the last batch is never read
+    ev = evaluator.InceptionEvaluator(
+        metrics=("kid",), reference_images=batches(), num_samples=8, extractor=cheap_extractor
+    )
+    np.testing.assert_allclose(ev.real_features, cheap_extractor(real), rtol=1e-6)
+    with pytest.raises(ValueError, match="Asked for 20 real images but the source gave only 13"):
+        fid.extract_features(cheap_extractor, batches(), max_images=20, what="real images")
+    with pytest.raises(ValueError, match="Pass resolution= with a callable or batched"):
+        evaluator.InceptionEvaluator(
+            reference_images=batches(), dataset="toy", num_samples=8, extractor=cheap_extractor
+        )

@@ -296,3 +296,19 @@ def test_translation_domains_from_files_are_read_on_demand_and_batch_like_arrays
     Image.fromarray(rng.integers(0, 256, (10, 21), dtype=np.uint8)).save(tmp_path / "pairs" / "odd.png")
     with pytest.raises(ValueError, match=r"odd.png: .*channel"):  # a gray file among RGB pairs: header check
         tdata.FileDomain(tdata.list_images(str(tmp_path / "pairs")), load_size=12, channels=3, half="left")
+
+
+def test_the_evaluation_reference_is_read_in_chunks_or_as_a_random_subset(tmp_path):
+    from jaxgan.orchestrate import streamed_reference
+
+    folder = _write_folder(tmp_path / "png", 23)
+    whole = pipeline.load_image_folder(folder, image_size=8, channels=3)["image"]
+    counting = _Counting(sources.FolderSource(folder))
+    reference = streamed_reference(counting, seed=4, image_size=8, channels=3, chunk=10)
+    chunks = reference(batched=True)
+    assert counting.read == []  # nothing read until iterated
+    first = next(chunks)
+    assert counting.read == list(range(10))  # one chunk at a time
+    np.testing.assert_array_equal(np.concatenate([first, *chunks]), whole)
+    subset = np.sort(np.random.default_rng(4).choice(23, 7, replace=False))
+    np.testing.assert_array_equal(reference(7), whole[subset])

@@ -155,8 +155,9 @@ def cached_reference_features(
     """Real-image features [n, D], cached like `fid.reference_stats` (same key, kind "features").
 
     KID and precision/recall need the features themselves, not only their
-    moments. `images`: a uint8 array, or a zero-arg callable returning one (not
-    called on a cache hit). Returns (features, a one-line description).
+    moments. `images`: a uint8 array or an iterable of uint8 batches (read batch
+    by batch), or a zero-arg callable returning either (not called on a cache
+    hit). Returns (features, a one-line description).
     """
     key, spec = fid_lib.reference_key(
         dataset=dataset,
@@ -178,13 +179,8 @@ def cached_reference_features(
             log.warning("Reference features %s do not match their key; recomputing.", path)
         except Exception as e:  # a corrupt cache entry is recomputed, never trusted
             log.warning("Unreadable reference features %s (%s); recomputing.", path, e)
-    x = check_samples(images() if callable(images) else images, what="real images")
-    if n is not None:
-        if len(x) < n:
-            raise ValueError(f"Asked for {n} real images but the source gave only {len(x)}.")
-        x = x[:n]
     log.info("Computing reference features for %s -> %s", description, path)
-    features = extractor(x)
+    features = fid_lib.extract_features(extractor, images, max_images=n, what="real images")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as f:
@@ -199,8 +195,9 @@ def cached_reference_features(
 class InceptionEvaluator:
     """fid / kid / precision / recall / density / coverage / is from one Inception feature extraction.
 
-    Reference (exactly one): `reference_images` (uint8 [N, H, W, 1|3], or a
-    zero-arg callable returning them; cached on disk under `dataset`/`split`/
+    Reference (exactly one): `reference_images` (uint8 [N, H, W, 1|3], an
+    iterable of such batches, or a zero-arg callable returning either, read batch
+    by batch; cached on disk under `dataset`/`split`/
     `resolution` when `dataset` is given: statistics via `fid.reference_stats`
     when fid alone needs them, else features via `cached_reference_features`; without
     `dataset` kept in memory), `reference_features` ([N, D]), or
@@ -295,9 +292,9 @@ class InceptionEvaluator:
             self.real_features, reference = f, reference_name or "reference features given"
         elif dataset is not None:
             if resolution is None:
-                if callable(reference_images):
+                if callable(reference_images) or not hasattr(reference_images, "shape"):
                     raise ValueError(
-                        "Pass resolution= with a callable reference_images: it names the cache entry, "
+                        "Pass resolution= with a callable or batched reference_images: it names the cache entry, "
                         "which is looked up before the images are loaded."
                     )
                 resolution = check_samples(reference_images, what="reference images").shape[1:3]
@@ -315,11 +312,10 @@ class InceptionEvaluator:
                 self.real_features, reference = cached_reference_features(extractor, reference_images, **cached)
             reference = reference_name or reference
         else:
-            x = check_samples(
-                reference_images() if callable(reference_images) else reference_images, what="reference images"
+            self.real_features = fid_lib.extract_features(
+                extractor, reference_images, max_images=num_reference, what="reference images"
             )
-            x = x if num_reference is None else x[:num_reference]
-            self.real_features, reference = extractor(x), reference_name or "reference images given"
+            reference = reference_name or "reference images given"
         if self.real_features is not None:
             self.real_stats = stats.feature_stats(self.real_features)
         self.reference = reference

@@ -267,6 +267,31 @@ class InceptionFeatures:
         return acc.finalize()
 
 
+def extract_features(
+    extractor: Callable[[np.ndarray], np.ndarray],
+    images: Images,
+    *,
+    max_images: int | None = None,
+    what: str = "images",
+) -> np.ndarray:
+    """`extractor`'s features [n, D] of all (or the first max_images) images, extracted batch by batch:
+    from an iterable of batches (or a callable returning one) only one batch is held at a time."""
+    out, n = [], 0
+    for batch in _iter_batches(images, getattr(extractor, "batch_size", 256), what):
+        if max_images is not None:
+            batch = batch[: max_images - n]
+        if len(batch):
+            out.append(np.asarray(extractor(batch)))
+            n += len(batch)
+        if max_images is not None and n >= max_images:
+            break
+    if max_images is not None and n < max_images:
+        raise ValueError(f"Asked for {max_images} {what} but the source gave only {n}.")
+    if not out:
+        raise ValueError(f"No {what} to extract features from.")
+    return np.concatenate(out)
+
+
 # ---------------------------------------------------------------- reference statistics cache
 
 
