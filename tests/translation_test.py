@@ -19,7 +19,6 @@ import pytest
 from PIL import Image
 
 from jaxgan import make_mesh, regularizers, replicate
-from tests.helpers import write_mock_tfds_metadata
 from jaxgan.data import translation as tdata
 from jaxgan.translation import steps as tsteps
 from jaxgan.translation.nets import PatchDiscriminator, ResnetGenerator, UNetGenerator, patch_receptive_field
@@ -323,52 +322,65 @@ def test_data_errors_name_the_file(tmp_path):
     assert not (tmp_path / "never_made").exists()
 
 
-def _serve_splits(root, splits: dict[str, np.ndarray]):
-    """tfds.testing.mock_data serving `splits[name]` (uint8 [N, H, W, 3]) as cycle_gan/horse2zebra's splits."""
-    import tensorflow as tf
+def _prepare_cycle_gan(root, counts: dict[str, int]) -> dict[str, str]:
+    """cycle_gan/horse2zebra prepared by TFDS' own builder from a local copy of its archive's layout
+    (horse2zebra/<split>/*.png), as `tfds build` would, in ArrayRecord and in TFRecord: {format: data_dir}.
+    Split s image i is a constant image of value CYCLE_GAN_VALUE[s] + i, of its own size."""
+    from unittest import mock
+
     import tensorflow_datasets as tfds
 
-    def as_dataset(self, split, **kwargs):
-        del self, kwargs
-        images = splits[split]
-        # label as TFDS' cycle_gan: 0 for domain A, 1 for B
-        return tf.data.Dataset.from_tensor_slices({"image": images, "label": np.full(len(images), split[-1] == "B")})
+    extracted = root / "extracted"
+    for split, n in counts.items():
+        (extracted / "horse2zebra" / split).mkdir(parents=True)
+        for i in range(n):
+            image = np.full((9 + i, 11 + 2 * i, 3), CYCLE_GAN_VALUE[split] + i, np.uint8)
+            Image.fromarray(image).save(extracted / "horse2zebra" / split / f"{i}.png")
+    data_dirs = {}
+    for file_format in ("array_record", "tfrecord"):
+        data_dirs[file_format] = str(root / f"tfds_{file_format}")
+        with mock.patch.object(tfds.download.DownloadManager, "download_and_extract", return_value=str(extracted)):
+            builder = tfds.builder("cycle_gan/horse2zebra", data_dir=data_dirs[file_format], file_format=file_format)
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    return data_dirs
 
-    return tfds.testing.mock_data(
-        policy=tfds.testing.MockPolicy.USE_FILES, data_dir=str(root), as_dataset_fn=as_dataset
-    )
+
+CYCLE_GAN_VALUE = {"trainA": 10, "trainB": 20, "testA": 30, "testB": 40}
 
 
-def test_cycle_gan_tfds_by_name_with_mock_data(tmp_path):
-    """TFDS cycle_gan/<name> offline: records faked from its feature spec, then each split told apart."""
-    import tensorflow_datasets as tfds
+def test_cycle_gan_tfds_is_read_on_demand_from_array_record(tmp_path):
+    """TFDS cycle_gan/<name> prepared in ArrayRecord: each split feeds its domain, read record by record."""
     from jaxgan.translation import orchestrate
 
     counts = {"trainA": 3, "trainB": 5, "testA": 2, "testB": 4}
-    write_mock_tfds_metadata(tmp_path, "cycle_gan/horse2zebra", counts)
-    # Records faked from the dataset's feature spec (RGB images of random sizes), resized to load_size.
-    with tfds.testing.mock_data(num_examples=3, policy=tfds.testing.MockPolicy.USE_FILES, data_dir=str(tmp_path)):
-        a, b = tdata.load_cycle_gan_tfds("horse2zebra", load_size=8, data_dir=str(tmp_path / "elsewhere"))
-    assert a.shape == b.shape == (3, 8, 8, 3) and a.dtype == b.dtype == np.uint8 and a.std() > 10
-    # Which split feeds which domain: each split constant images of its own value, count and size.
-    value = {"trainA": 10, "trainB": 20, "testA": 30, "testB": 40}
-    splits = {k: np.full((n, 10 + n, 12, 3), value[k], np.uint8) for k, n in counts.items()}
+    data_dirs = _prepare_cycle_gan(tmp_path, counts)
+    data_dir = data_dirs["array_record"]
+
+    def values(domain):  # each record is one constant image: its value says which file it came from
+        images = domain[:]
+        assert images.shape[1:] == (8, 8, 3) and (images == images[:, :1, :1]).all()
+        return sorted(images[:, 0, 0, 0].tolist())
+
+    a, b = tdata.load_cycle_gan_tfds("cycle_gan/horse2zebra", split="train", load_size=8, data_dir=data_dir)
+    assert isinstance(a, tdata.RecordDomain) and a.shape == (3, 8, 8, 3) and b.shape == (5, 8, 8, 3)
+    assert values(a) == [10, 11, 12] and values(b) == [20, 21, 22, 23, 24]
     config = _config("cyclegan")
     config.data.source, config.data.name, config.data.split, config.data.load_size = "tfds", "horse2zebra", "test", 8
-    with _serve_splits(tmp_path, splits):
-        a, b = tdata.load_cycle_gan_tfds("cycle_gan/horse2zebra", split="train", load_size=8)
-        np.testing.assert_array_equal(a, np.full((3, 8, 8, 3), 10))
-        np.testing.assert_array_equal(b, np.full((5, 8, 8, 3), 20))
-        a, b = orchestrate.load_data(config)  # the config path: data.source="tfds" with data.split="test"
-        np.testing.assert_array_equal(a, np.full((2, 8, 8, 3), 30))
-        np.testing.assert_array_equal(b, np.full((4, 8, 8, 3), 40))
-        with pytest.raises(ValueError, match=r"data.name='horse2zebr' is not a TFDS cycle_gan dataset.*'horse2zebra'"):
-            tdata.load_cycle_gan_tfds("horse2zebr", load_size=8)
-        with pytest.raises(ValueError, match=r"data.split='trainA'.*set data.split='train' or 'test'"):
-            tdata.load_cycle_gan_tfds("horse2zebra", split="trainA", load_size=8)
-        config.model = "pix2pix"
-        with pytest.raises(ValueError, match="datasets are unpaired; use source='side_by_side'"):
-            orchestrate.load_data(config)
+    config.data.data_dir = data_dir
+    a, b = orchestrate.load_data(config)  # the config path: data.source="tfds" with data.split="test"
+    assert values(a) == [30, 31] and values(b) == [40, 41, 42, 43]
+    with pytest.raises(ValueError, match=r"data.name='horse2zebr' is not a TFDS cycle_gan dataset.*'horse2zebra'"):
+        tdata.load_cycle_gan_tfds("horse2zebr", load_size=8, data_dir=data_dir)
+    with pytest.raises(ValueError, match=r"data.split='trainA'.*set data.split='train' or 'test'"):
+        tdata.load_cycle_gan_tfds("horse2zebra", split="trainA", load_size=8, data_dir=data_dir)
+    tfrecord = data_dirs["tfrecord"]  # no random access: the command that prepares it for streaming
+    with pytest.raises(
+        FileNotFoundError, match=rf"tfds build cycle_gan --data_dir={tfrecord} --file_format=array_record"
+    ):
+        tdata.load_cycle_gan_tfds("horse2zebra", load_size=8, data_dir=tfrecord)
+    config.model = "pix2pix"
+    with pytest.raises(ValueError, match="datasets are unpaired; use source='side_by_side'"):
+        orchestrate.load_data(config)
 
 
 def test_side_by_side_pairs_and_paired_batches_align(tmp_path):

@@ -8,7 +8,8 @@ PIL bicubic as the papers' reference code does before its random crop):
   them (`load_translation_data` trains from these); `load_image_folder_domain` and
   `load_side_by_side_pairs` read them whole.
 - `load_cycle_gan_tfds`: TFDS `cycle_gan/<name>` (horse2zebra, monet2photo, ...),
-  splits trainA/trainB (testA/testB); never downloaded at run time.
+  splits trainA/trainB (testA/testB), prepared in ArrayRecord and read on demand
+  (`RecordDomain`); never downloaded at run time.
 - `demo_unpaired`, `demo_paired`: offline DEMO domains cut from the two
   photographs that ship with scikit-learn (china.jpg: a temple among trees under
   a blue sky; flower.jpg: an orange dahlia on dark teal leaves). Unpaired: A = china
@@ -159,11 +160,31 @@ def paired_paths(folder_a: str, folder_b: str) -> list[tuple[str, str]]:
     return [(a[stem], b[stem]) for stem in sorted(a)]
 
 
-class FileDomain:
-    """One domain's images, read when indexed: file i decoded (its left or right `half` for side-by-side
-    pairs) and resized to load_size, so the domain is never held in memory.
+class LazyDomain:
+    """One domain's images, read when indexed (record i decoded and resized to load_size), so the domain is
+    never held in memory. Quacks like the uint8 [N, L, L, C] array the demo sources return (`shape`, `len`,
+    `x[i]`, `x[indices]`); subclasses say how record i is read (`_read`)."""
 
-    Quacks like the uint8 [N, L, L, C] array the other sources return (`shape`, `len`, `x[i]`, `x[indices]`).
+    def __init__(self, count: int, *, load_size: int, channels: int):
+        self.load_size, self.channels = load_size, channels
+        self.shape = (count, load_size, load_size, channels)
+        self.dtype, self.ndim = np.dtype(np.uint8), 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _read(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self._read(int(index))
+        return np.stack([self._read(int(i)) for i in np.arange(len(self))[index]])
+
+
+class FileDomain(LazyDomain):
+    """The images of a list of files (or their left/right `half`, for side-by-side pairs), read on demand.
+
     Every file's header is checked when the domain is made (channels, and an even width for pairs), so a
     wrong file fails before training; a file that cannot be decoded fails when read, naming it.
     """
@@ -173,7 +194,7 @@ class FileDomain:
 
         if half not in (None, "left", "right"):
             raise ValueError(f"half={half!r}; valid: None, 'left', 'right'.")
-        self.paths, self.load_size, self.channels, self.half = list(paths), load_size, channels, half
+        self.paths, self.half = list(paths), half
         for path in self.paths:
             try:
                 with Image.open(path) as im:
@@ -182,11 +203,7 @@ class FileDomain:
                         split_side_by_side(np.zeros((im.size[1], im.size[0], 0)), path)  # the width check only
             except OSError as e:
                 raise ValueError(f"{path}: not a readable image ({e}).") from e
-        self.shape = (len(self.paths), load_size, load_size, channels)
-        self.dtype, self.ndim = np.dtype(np.uint8), 4
-
-    def __len__(self) -> int:
-        return len(self.paths)
+        super().__init__(len(self.paths), load_size=load_size, channels=channels)
 
     def _read(self, index: int) -> np.ndarray:
         path = self.paths[index]
@@ -195,10 +212,24 @@ class FileDomain:
             image = split_side_by_side(image, path)[0 if self.half == "left" else 1]
         return _resize(image, self.load_size)
 
-    def __getitem__(self, index):
-        if isinstance(index, (int, np.integer)):
-            return self._read(int(index))
-        return np.stack([self._read(int(i)) for i in np.arange(len(self))[index]])
+
+class RecordDomain(LazyDomain):
+    """The 'image' records of a random-access source (`jaxgan.data.sources.TfdsSource`), read on demand."""
+
+    def __init__(self, source, *, load_size: int, channels: int):
+        self.source = source
+        super().__init__(len(source), load_size=load_size, channels=channels)
+
+    def _read(self, index: int) -> np.ndarray:
+        image = np.asarray(self.source[index]["image"], np.uint8)
+        if image.ndim != 3 or image.shape[-1] != self.channels:
+            raise ValueError(
+                f"{self.source!r} record {index}: the image is {image.shape}, expected [H, W, {self.channels}]."
+            )
+        return _resize(image, self.load_size)
+
+    def __repr__(self) -> str:
+        return f"RecordDomain({self.source!r}, load_size={self.load_size})"
 
 
 def cycle_gan_name(name: str) -> str:
@@ -219,11 +250,12 @@ def cycle_gan_datasets() -> list[str]:
 
 def load_cycle_gan_tfds(
     name: str, *, split: str = "train", load_size: int, data_dir: str | None = None, channels: int = 3
-) -> tuple[np.ndarray, np.ndarray]:
-    """TFDS `cycle_gan/<name>`, splits `<split>A` and `<split>B`, as the uint8 domains A and B.
+) -> tuple[RecordDomain, RecordDomain]:
+    """TFDS `cycle_gan/<name>`, splits `<split>A` and `<split>B`, as the domains A and B, read on demand.
 
-    `split` is 'train' or 'test'. A dataset that is not prepared fails with the
-    `tfds build` command that prepares it (jaxgan never downloads at run time).
+    `split` is 'train' or 'test'. The dataset must be prepared in ArrayRecord format (random access); one
+    that is not prepared, or prepared only as TFRecord, fails with the `tfds build` command that prepares
+    it (jaxgan never downloads at run time).
     """
     if channels != 3:
         raise ValueError(f"cycle_gan datasets are RGB; channels must be 3, got {channels}.")
@@ -239,18 +271,18 @@ def load_cycle_gan_tfds(
             f"data.split={split!r}: cycle_gan/<name> splits are {CYCLE_GAN_SPLITS} (read as "
             f"<split>A and <split>B, the two domains); set data.split='train' or 'test'."
         )
+    from jaxgan.data.sources import TfdsSource  # pylint: disable=g-import-not-at-top
+
     data_dir = data_dir or default_data_dir()
     builder = _tfds_builder(full, data_dir)
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
     domains = []
     for suffix in ("A", "B"):
         if f"{split}{suffix}" not in builder.info.splits:
             raise ValueError(
                 f"Dataset '{full}' has no split '{split}{suffix}'; available: {sorted(builder.info.splits.keys())}."
             )
-        ds = builder.as_dataset(split=f"{split}{suffix}", shuffle_files=False)
-        domains.append(np.stack([_resize(ex["image"], load_size) for ex in tfds.as_numpy(ds)]))
+        source = TfdsSource.of_builder(builder, full, split=f"{split}{suffix}", keys=["image"], data_dir=data_dir)
+        domains.append(RecordDomain(source, load_size=load_size, channels=channels))
     return domains[0], domains[1]
 
 
