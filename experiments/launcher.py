@@ -57,7 +57,12 @@ def launch(name: str, loop_module: str, outputs: Callable[[str], str]) -> None:
             return status
         print(f"jaxgan: stopped at step {int(state.step)}. {outputs(workdir)}", flush=True)
 
-    app.run(main)
+    def failing_fast_main(argv):
+        from jaxgan import distributed  # after flag parsing, so --help stays fast
+
+        return distributed.failing_fast(main)(argv)  # a failing process leaves a multi-process run at once
+
+    app.run(failing_fast_main)
 
 
 def exit_status(step: int, config, stop_at: int | None) -> int:

@@ -121,5 +121,11 @@ def main(argv):
     )
 
 
+def _main(argv):
+    from jaxgan import distributed  # after flag parsing, so --help stays fast
+
+    return distributed.failing_fast(main)(argv)  # a failing process leaves a multi-process run at once
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(_main)

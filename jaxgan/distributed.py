@@ -15,12 +15,18 @@ which `initialize` selects; the option does nothing on GPU or TPU. docs/multihos
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Mapping
+import sys
+import traceback
+from typing import Callable, Mapping
 
 ENV_ADDRESS = "JAX_COORDINATOR_ADDRESS"
 ENV_COUNT = "JAX_NUM_PROCESSES"
 ENV_ID = "JAX_PROCESS_ID"
+
+
+_joined = False  # whether this process joined a multi-process run (`initialize`)
 
 
 class MultihostConfigError(ValueError):
@@ -87,9 +93,11 @@ def initialize() -> None:
     settings = settings_from_env()
     import jax  # pylint: disable=g-import-not-at-top
 
+    global _joined
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(**settings)
+        _joined = True
     except ValueError as e:
         if settings.get("num_processes") is not None:
             raise
@@ -98,3 +106,38 @@ def initialize() -> None:
             f"does not describe the processes (JAX: {e}); set {ENV_ADDRESS}=HOST:PORT (process 0's), "
             f"{ENV_COUNT}=N and {ENV_ID}=0..N-1 on every process."
         ) from e
+
+
+def failing_fast(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], int | None]:
+    """An absl `main` that, in a multi-process run, leaves at once when it fails (an exception, or an
+    error status other than 143, the preemption stop every process reaches together).
+
+    A process that ends normally waits in JAX's shutdown barrier for the others (5 minutes), while they
+    wait for it in their next collective: a failure of one process (a workdir lock held elsewhere, a
+    missing file) would hold the whole job. Leaving with os._exit skips that barrier; JAX's coordination
+    service then stops the others (within seconds when process 0 fails, within its heartbeat timeout,
+    100 s, otherwise). Context managers (the workdir lock, writers) have exited before this runs."""
+
+    @functools.wraps(main)
+    def wrapped(argv: list[str]) -> int | None:
+        try:
+            status = main(argv)
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - any failure leaves the run; SystemExit does not
+            if not _joined:
+                raise
+            traceback.print_exc()
+            status = 1
+        if _joined and status not in (None, 0, 143):
+            import jax  # pylint: disable=g-import-not-at-top
+
+            print(
+                f"jaxgan: process {jax.process_index()} of {jax.process_count()} failed (exit status {status}); "
+                "leaving the multi-process run now, so that JAX stops the other processes too.",
+                file=sys.stderr,
+                flush=True,
+            )
+            sys.stdout.flush()
+            os._exit(status)
+        return status
+
+    return wrapped

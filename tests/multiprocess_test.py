@@ -233,6 +233,31 @@ def test_preemption_watcher_leaves_sigterm_to_jax_and_counts_calls(monkeypatch):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_a_start_up_failure_of_process_0_ends_both_processes_at_once(tmp_path):
+    """Process 0 alone takes the workdir lock: held by another run, it fails there while process 1 goes on
+    to its first collective. Without leaving at once, both would wait 5 minutes in JAX's barriers."""
+    rng = np.random.default_rng(0)
+    npz = str(tmp_path / "images.npz")
+    np.savez(npz, images=rng.integers(0, 256, size=(32, 8, 8, 1), dtype=np.uint8))
+    workdir = str(tmp_path / "run")
+    os.makedirs(workdir)
+    code = f"import time; from jaxgan.lock import WorkdirLock\nwith WorkdirLock({workdir!r}):\n    print('held', flush=True); time.sleep(600)\n"
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    children = [holder]
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        launch = Launch("locked", tmp_path, workdir, npz, 4, children)
+        returncodes = launch.wait(120)
+    finally:
+        for p in children:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
+    assert returncodes[0] == 1 and returncodes[1] != 0, (returncodes, launch.tails())
+    assert f"PID {holder.pid}" in launch.err(0) and "leaving the multi-process run now" in launch.err(0), launch.tails()
+    assert not os.path.exists(os.path.join(workdir, "checkpoints"))
+
+
 def test_two_processes_match_one_and_survive_sigkill_and_sigterm(tmp_path):
     rng = np.random.default_rng(0)
     npz = str(tmp_path / "images.npz")
