@@ -83,7 +83,9 @@ def _child_xla_flags() -> str:
 class Launch:
     """One launch of the job: 2 processes of experiments/train.py on one workdir; logs in files."""
 
-    def __init__(self, name: str, tmp_path, workdir: str, npz: str, train_steps: int, children: list) -> None:
+    def __init__(
+        self, name: str, tmp_path, workdir: str, npz: str, train_steps: int, children: list, *flags: str
+    ) -> None:
         port = _free_port()
         self.name, self.logs = name, [str(tmp_path / f"{name}-{i}") for i in range(2)]
         self.processes = []
@@ -105,6 +107,7 @@ class Launch:
                         f"--workdir={workdir}",
                         "--multihost",
                         *_flags(npz, train_steps),
+                        *flags,
                     ],
                     cwd=ROOT,
                     env=env,
@@ -233,29 +236,44 @@ def test_preemption_watcher_leaves_sigterm_to_jax_and_counts_calls(monkeypatch):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_a_start_up_failure_of_process_0_ends_both_processes_at_once(tmp_path):
-    """Process 0 alone takes the workdir lock: held by another run, it fails there while process 1 goes on
-    to its first collective. Without leaving at once, both would wait 5 minutes in JAX's barriers."""
+def test_a_failure_of_process_0_ends_both_and_a_restart_from_scratch_waits_for_its_move(tmp_path):
+    """1. Process 0 alone takes the workdir lock: held by another run, it fails there while process 1 goes
+    on to its first collective; without leaving at once, both would wait 5 minutes in JAX's barriers.
+    2. --restart_from_scratch over a previous run whose checkpoint is damaged: process 0 moves the old
+    outputs aside while process 1 waits for it (else it would find and try to restore that checkpoint)."""
     rng = np.random.default_rng(0)
     npz = str(tmp_path / "images.npz")
     np.savez(npz, images=rng.integers(0, 256, size=(32, 8, 8, 1), dtype=np.uint8))
     workdir = str(tmp_path / "run")
-    os.makedirs(workdir)
+    os.makedirs(os.path.join(workdir, "checkpoints", "2", "default"))
+    for name in ("checkpoints/2/default/_METADATA", "checkpoints/2/_CHECKPOINT_METADATA", "metrics.jsonl"):
+        with open(os.path.join(workdir, name), "w") as f:
+            f.write("an older run's damaged file")
     code = f"import time; from jaxgan.lock import WorkdirLock\nwith WorkdirLock({workdir!r}):\n    print('held', flush=True); time.sleep(600)\n"
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     children = [holder]
     try:
         assert holder.stdout.readline().strip() == "held"
-        launch = Launch("locked", tmp_path, workdir, npz, 4, children)
-        returncodes = launch.wait(120)
+        locked = Launch("locked", tmp_path, workdir, npz, 4, children)
+        returncodes = locked.wait(120)
+        assert returncodes[0] == 1 and returncodes[1] != 0, (returncodes, locked.tails())
+        assert f"PID {holder.pid}" in locked.err(0) and "leaving the multi-process run now" in locked.err(0)
+        holder.kill()
+        holder.wait(timeout=30)
+        restart = Launch("restart", tmp_path, workdir, npz, 2, children, "--restart_from_scratch")
+        assert restart.wait(180) == [0, 0], restart.tails()
     finally:
         for p in children:
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=30)
-    assert returncodes[0] == 1 and returncodes[1] != 0, (returncodes, launch.tails())
-    assert f"PID {holder.pid}" in launch.err(0) and "leaving the multi-process run now" in launch.err(0), launch.tails()
-    assert not os.path.exists(os.path.join(workdir, "checkpoints"))
+    (moved,) = glob.glob(os.path.join(workdir, "before-restart-*"))
+    assert sorted(os.listdir(moved)) == ["checkpoints", "metrics.jsonl"] and os.listdir(
+        os.path.join(moved, "checkpoints")
+    ) == ["2"]
+    assert _finished_steps(workdir) == [2]
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        assert [json.loads(line)["step"] for line in f] == [1, 2]
 
 
 def test_two_processes_match_one_and_survive_sigkill_and_sigterm(tmp_path):
