@@ -81,3 +81,30 @@ def write_mock_tfds_metadata(root, name: str, splits: dict[str, int]) -> None:
     builder.info.set_splits(tfds.core.SplitDict(infos))
     os.makedirs(path, exist_ok=True)
     builder.info.write_to_directory(path)
+
+
+def documented_indices(step, *, n, batch_size, seed, process_index=0, process_count=1) -> np.ndarray:
+    """StreamOrder's contract, written out: positions [step*B, (step+1)*B) of the concatenated epochs
+    default_rng([seed, e]).permutation(n); process p takes rows [p*B/P, (p+1)*B/P)."""
+    per = batch_size // process_count
+    start = step * batch_size + process_index * per
+    return np.asarray(
+        [np.random.default_rng([seed, pos // n]).permutation(n)[pos % n] for pos in range(start, start + per)]
+    )
+
+
+class CountingSource:
+    """A record source wrapper that records which records were read."""
+
+    def __init__(self, source):
+        self.source, self.read = source, []
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, i):
+        self.read.append(int(i))
+        return self.source[i]
+
+    def label_range(self):
+        return self.source.label_range()

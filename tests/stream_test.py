@@ -17,6 +17,7 @@ from jaxgan import config as config_lib
 from jaxgan.common import to_model_range
 from jaxgan.data import pipeline, sources
 from jaxgan.data.stream import StreamBatcher
+from tests.helpers import CountingSource, documented_indices
 
 
 def _write_folder(path, n, *, seed=0):
@@ -29,41 +30,13 @@ def _write_folder(path, n, *, seed=0):
     return path
 
 
-def _documented_indices(step, *, n, batch_size, seed, process_index=0, process_count=1):
-    """StreamOrder's contract, written out: positions [step*B, (step+1)*B) of the concatenated epochs
-    default_rng([seed, e]).permutation(n); process p takes rows [p*B/P, (p+1)*B/P)."""
-    per = batch_size // process_count
-    out = []
-    for pos in range(step * batch_size + process_index * per, step * batch_size + (process_index + 1) * per):
-        epoch, offset = divmod(pos, n)
-        out.append(np.random.default_rng([seed, epoch]).permutation(n)[offset])
-    return np.asarray(out)
-
-
-class _Counting:
-    """A source wrapper that records which records were read."""
-
-    def __init__(self, source):
-        self.source, self.read = source, []
-
-    def __len__(self):
-        return len(self.source)
-
-    def __getitem__(self, i):
-        self.read.append(int(i))
-        return self.source[i]
-
-    def label_range(self):
-        return self.source.label_range()
-
-
 def test_folder_stream_equals_the_in_memory_loader_in_the_documented_order(tmp_path):
     folder = _write_folder(tmp_path / "png", 23)
     whole = pipeline.load_image_folder(folder, image_size=8, channels=1)["image"]
     batcher = StreamBatcher(sources.FolderSource(folder), batch_size=10, seed=3, image_size=8, channels=1)
     stream = batcher.iterate(1)
     for step in range(1, 8):  # crosses the epoch boundaries at positions 23 and 46
-        idx = _documented_indices(step, n=23, batch_size=10, seed=3)
+        idx = documented_indices(step, n=23, batch_size=10, seed=3)
         batch = next(stream)
         np.testing.assert_array_equal(batch["image"], to_model_range(whole[idx]))
         np.testing.assert_array_equal(batcher.batch_at(step)["image"], batch["image"])
@@ -75,16 +48,16 @@ def test_each_process_reads_only_its_own_records(tmp_path):
     steps = range(5)
     rows = []
     for p in range(2):
-        counting = _Counting(sources.FolderSource(folder))
+        counting = CountingSource(sources.FolderSource(folder))
         batcher = StreamBatcher(
             counting, batch_size=8, seed=1, image_size=8, channels=3, process_index=p, process_count=2, prefetch=1
         )
         got = [batcher.batch_at(s)["image"] for s in steps]
-        expected = [_documented_indices(s, n=40, batch_size=8, seed=1, process_index=p, process_count=2) for s in steps]
+        expected = [documented_indices(s, n=40, batch_size=8, seed=1, process_index=p, process_count=2) for s in steps]
         assert counting.read == list(np.concatenate(expected))  # its rows, nothing else
         rows.append(got)
     for s in steps:  # the two processes' rows make the one-process global batch
-        one = _documented_indices(s, n=40, batch_size=8, seed=1)
+        one = documented_indices(s, n=40, batch_size=8, seed=1)
         np.testing.assert_array_equal(np.concatenate([rows[0][s], rows[1][s]]), to_model_range(whole[one]))
 
 
@@ -101,7 +74,7 @@ def test_uncompressed_npz_is_read_record_by_record(tmp_path):
     batcher = StreamBatcher(source, batch_size=4, seed=2, image_size=8, channels=1)
     whole = pipeline.load_npz_images(tmp_path / "d.npz", image_size=8, channels=1, with_labels=True)
     for step in range(7):
-        idx = _documented_indices(step, n=21, batch_size=4, seed=2)
+        idx = documented_indices(step, n=21, batch_size=4, seed=2)
         batch = batcher.batch_at(step)
         np.testing.assert_array_equal(batch["image"], to_model_range(whole["image"][idx]))
         np.testing.assert_array_equal(batch["label"], labels[idx])
@@ -137,7 +110,7 @@ def test_digits_stream_equals_the_tfds_split(tmp_path):
     batcher = StreamBatcher(source, batch_size=64, seed=0, image_size=16, channels=1)
     stream = batcher.iterate(21)  # crosses the first epoch boundary (1442 / 64 = 22.5)
     for step in range(21, 25):
-        idx = _documented_indices(step, n=1442, batch_size=64, seed=0)
+        idx = documented_indices(step, n=1442, batch_size=64, seed=0)
         batch = next(stream)
         np.testing.assert_array_equal(batch["image"], to_model_range(whole["image"][idx]))
         np.testing.assert_array_equal(batch["label"], ref_labels[train][idx])
@@ -192,7 +165,7 @@ def test_worker_process_gives_the_same_batches(tmp_path):
     stream = batcher.iterate(2)
     for step in range(2, 6):
         np.testing.assert_array_equal(
-            next(stream)["image"], to_model_range(whole[_documented_indices(step, n=12, batch_size=4, seed=0)])
+            next(stream)["image"], to_model_range(whole[documented_indices(step, n=12, batch_size=4, seed=0)])
         )
 
 
@@ -303,7 +276,7 @@ def test_the_evaluation_reference_is_read_in_chunks_or_as_a_random_subset(tmp_pa
 
     folder = _write_folder(tmp_path / "png", 23)
     whole = pipeline.load_image_folder(folder, image_size=8, channels=3)["image"]
-    counting = _Counting(sources.FolderSource(folder))
+    counting = CountingSource(sources.FolderSource(folder))
     reference = streamed_reference(counting, seed=4, image_size=8, channels=3, chunk=10)
     chunks = reference(batched=True)
     assert counting.read == []  # nothing read until iterated

@@ -2,8 +2,10 @@
 
 References are independent of the code under test: Flax's own 3-D convolution,
 a step-by-step bouncing simulation, numpy motion and 1-D Frechet formulas, a
-1-device run for the 4-device step, a straight run for the resumed one, and
-held-out clips for what the video D learned.
+1-device run for the 4-device step, a straight run for the resumed one,
+held-out clips for what the video D learned, and, for the streamed TFDS clips,
+the clips the test builders wrote, the in-memory loader (TFRecord: tf.data) and
+StreamOrder's order written out in numpy.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging as std_logging
 import os
+import pickle
 
 import flax.linen as nn
 import jax
@@ -19,10 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import tensorflow_datasets as tfds
+from etils import epath
 from PIL import Image
 
+from jaxgan.common import to_model_range
 from jaxgan.data import video as vdata
 from jaxgan.data.digits import split_indices
+from tests.helpers import CountingSource, documented_indices
 from jaxgan.metrics import video as vmetrics
 from jaxgan.train import make_mesh, replicate
 from jaxgan.translation.steps import INIT_COMPILER_OPTIONS
@@ -190,11 +198,11 @@ def test_tfds_builder_reads_back_the_stream(tmp_path):
         frame_size=16, num_digits=2, num_frames=4, train_clips=3, test_clips=2, name="tiny_test"
     )
     builder = vdata.build_moving_digits(tmp_path, config=config)
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-    stored = np.stack([ex["video"] for ex in tfds.as_numpy(builder.as_dataset(split="test"))])
+    assert builder.info.file_format.value == "array_record"  # random access: streamed
+    records = builder.as_data_source(split="test")
     expected, labels = vdata.MovingDigits(split="test", frame_size=16, num_digits=2, num_frames=4).clips([0, 1])
-    np.testing.assert_array_equal(stored, expected)
+    np.testing.assert_array_equal(np.stack([np.stack(records[i]["video"]) for i in range(2)]), expected)
+    np.testing.assert_array_equal(np.stack([records[i]["label"] for i in range(2)]), labels)
     # By name, cut to 3 frames and converted to RGB (gray repeated).
     rgb = vdata.load_tfds_videos(
         "moving_digits/tiny_test", split="test", num_frames=3, frame_size=16, channels=3, data_dir=tmp_path
@@ -210,6 +218,137 @@ def test_tfds_builder_reads_back_the_stream(tmp_path):
         vdata.load_tfds_videos(
             "moving_digits/tiny_test", split="test", num_frames=9, frame_size=16, channels=1, data_dir=tmp_path
         )
+
+
+# ----------------------------------------------------------------------------
+# TFDS videos streamed from ArrayRecord.
+
+
+def _variable_clips():
+    """Nine 8x8 gray clips of 2..6 frames: five have >= 4 (clips 0, 2, 4, 6, 8)."""
+    rng = np.random.default_rng(7)
+    return [rng.integers(0, 256, (t, 8, 8, 1), dtype=np.uint8) for t in (4, 2, 5, 3, 6, 2, 4, 3, 5)]
+
+
+class JaxganVariableVideos(tfds.core.GeneratorBasedBuilder):
+    """`_variable_clips()` as a TFDS video dataset of variable length, prepared by the tests."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    code_path = epath.Path(__file__)  # TFDS' own lookup needs a package (see jaxgan.data.digits)
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict({"video": tfds.features.Video(shape=(None, 8, 8, 1))}),
+            disable_shuffling=True,
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        for i, clip in enumerate(_variable_clips()):
+            yield i, {"video": clip}
+
+
+@pytest.fixture(scope="module")
+def variable_videos(tmp_path_factory):
+    """{file format: data_dir} of JaxganVariableVideos prepared offline in ArrayRecord and in TFRecord."""
+    dirs = {}
+    for file_format in ("array_record", "tfrecord"):
+        dirs[file_format] = str(tmp_path_factory.mktemp(file_format))
+        builder = JaxganVariableVideos(data_dir=dirs[file_format], file_format=file_format)
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    return dirs
+
+
+def test_streamed_moving_digits_equal_the_in_memory_batches(tmp_path, monkeypatch):
+    """A fixed-length dataset (moving_digits, ArrayRecord): no clip length is read; the streamed batches, read
+    ahead across two epoch boundaries, are ArrayVideoBatcher's over load_tfds_videos, in the documented order."""
+    config = vdata.moving_digits_config(
+        frame_size=16, num_digits=1, num_frames=4, train_clips=6, test_clips=2, name="stream_test"
+    )
+    vdata.build_moving_digits(tmp_path, config=config)
+    monkeypatch.setattr(vdata.TfdsVideoSource, "_long_enough", lambda *a: pytest.fail("scanned a fixed length"))
+    name, kw = "moving_digits/stream_test", dict(split="train", num_frames=3, data_dir=tmp_path)
+    clips = vdata.MovingDigits(frame_size=16, num_frames=4).clips(range(6))[0][:, :3]  # what the builder wrote
+    np.testing.assert_array_equal(vdata.load_tfds_videos(name, frame_size=16, channels=1, **kw), clips)
+    whole = vdata.load_tfds_videos(name, frame_size=8, channels=3, **kw)  # resized and converted
+    batcher = vdata.tfds_video_batcher(name, frame_size=8, channels=3, batch_size=4, seed=3, **kw)
+    assert isinstance(batcher, vdata.StreamVideoBatcher) and len(batcher.source) == 6
+    memory = vdata.ArrayVideoBatcher(whole, batch_size=4, seed=3)
+    stream = batcher.iterate(1)
+    for step in range(1, 5):  # epochs of 6 clips end inside steps 1 and 4
+        got = next(stream)["video"]
+        np.testing.assert_array_equal(got, memory.batch_at(step)["video"])
+        np.testing.assert_array_equal(got, to_model_range(whole[documented_indices(step, n=6, batch_size=4, seed=3)]))
+        np.testing.assert_array_equal(batcher.batch_at(step)["video"], got)
+
+
+def test_streamed_variable_length_videos_skip_short_clips_as_the_in_memory_loader(variable_videos):
+    """Variable length: the clips with >= num_frames frames (first max_clips of them), their first frames; the
+    TFRecord copy read through tf.data gives the same resized clips, bit for bit; the streamed batches equal
+    the in-memory ones across an epoch boundary."""
+    name = JaxganVariableVideos.name
+    usable = np.stack([c[:4] for c in _variable_clips() if len(c) >= 4])  # [5, 4, 8, 8, 1]
+    kw = dict(split="train", num_frames=4, data_dir=variable_videos["array_record"])
+    np.testing.assert_array_equal(vdata.load_tfds_videos(name, frame_size=8, channels=1, **kw), usable)
+    np.testing.assert_array_equal(vdata.load_tfds_videos(name, frame_size=8, channels=1, **kw, max_clips=2), usable[:2])
+    source = vdata.TfdsVideoSource(name, **kw)
+    assert len(source) == 5 and len(vdata.TfdsVideoSource(name, **kw, max_clips=3)) == 3
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(source))[4], usable[4])  # as Grain's workers get it
+    for size, channels in ((4, 3), (16, 1)):  # down- and upscaled: tf.data and the data source agree
+        resized = vdata.load_tfds_videos(name, frame_size=size, channels=channels, **kw)
+        tfrecord = dict(kw, data_dir=variable_videos["tfrecord"])
+        np.testing.assert_array_equal(
+            resized, vdata.load_tfds_videos(name, frame_size=size, channels=channels, **tfrecord)
+        )
+    batcher = vdata.StreamVideoBatcher(source, batch_size=4, seed=2, frame_size=16, channels=1)
+    memory = vdata.ArrayVideoBatcher(resized, batch_size=4, seed=2)
+    stream = batcher.iterate(0)
+    for step in range(3):  # epoch boundaries inside steps 1 and 2
+        np.testing.assert_array_equal(next(stream)["video"], memory.batch_at(step)["video"])
+    with pytest.raises(ValueError, match="no clip of at least 7 frames"):
+        vdata.TfdsVideoSource(name, **dict(kw, num_frames=7))
+
+
+def test_each_process_streams_only_its_own_clips(variable_videos):
+    name = JaxganVariableVideos.name
+    kw = dict(split="train", num_frames=4, data_dir=variable_videos["array_record"])
+    whole = vdata.load_tfds_videos(name, frame_size=8, channels=1, **kw)
+    memory = vdata.ArrayVideoBatcher(whole, batch_size=4, seed=1)
+    steps, rows = range(4), []
+    for p in range(2):
+        counting = CountingSource(vdata.TfdsVideoSource(name, **kw))
+        batcher = vdata.StreamVideoBatcher(
+            counting, batch_size=4, seed=1, frame_size=8, channels=1, process_index=p, process_count=2
+        )
+        rows.append([batcher.batch_at(s)["video"] for s in steps])
+        expected = [documented_indices(s, n=5, batch_size=4, seed=1, process_index=p, process_count=2) for s in steps]
+        assert counting.read == list(np.concatenate(expected))  # its clips, nothing else
+    for s in steps:  # together: the one-process batch
+        np.testing.assert_array_equal(np.concatenate([rows[0][s], rows[1][s]]), memory.batch_at(s)["video"])
+
+
+def test_tfrecord_video_dataset_is_held_in_memory_with_the_command(variable_videos, caplog):
+    from jaxgan.video import orchestrate  # pylint: disable=g-import-not-at-top
+
+    name = JaxganVariableVideos.name
+    config = lambda data_dir: _test_config(
+        **{"data.source": "tfds", "data.name": name, "data.split": "train", "data.data_dir": data_dir}
+    )
+    with caplog.at_level(std_logging.WARNING):
+        memory = orchestrate.load_batcher(config(variable_videos["tfrecord"]))
+    assert isinstance(memory, vdata.ArrayVideoBatcher)
+    (warning,) = [r.getMessage() for r in caplog.records if "held in memory" in r.getMessage()]  # one line
+    assert "held in memory" in warning and "\n" not in warning
+    assert f"`tfds build {name} --data_dir={variable_videos['tfrecord']} --file_format=array_record`" in warning
+    caplog.clear()
+    with caplog.at_level(std_logging.WARNING):
+        streamed = orchestrate.load_batcher(config(variable_videos["array_record"]))
+    assert isinstance(streamed, vdata.StreamVideoBatcher) and "held in memory" not in caplog.text
+    for step in range(2):
+        np.testing.assert_array_equal(streamed.batch_at(step)["video"], memory.batch_at(step)["video"])
 
 
 # ----------------------------------------------------------------------------

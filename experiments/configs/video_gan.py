@@ -27,6 +27,8 @@ def get_config(preset: str = "demo") -> ml_collections.ConfigDict:
             eval_split="test",
             data_dir="",
             max_clips=0,  # tfds; max_clips 0 = all
+            read_threads=2,  # tfds in ArrayRecord is streamed: Grain's read threads and,
+            worker_count=0,  # if > 0, decoding processes (start-up costs seconds each)
             num_frames=16,
             frame_size=32,
             channels=1,

@@ -211,13 +211,7 @@ class TfdsSource:
     def _open(self, builder, name: str, split: str, keys: list[str], data_dir: str) -> None:
         self.keys = keys
         if not is_array_record(builder):
-            raise FileNotFoundError(
-                f"TFDS dataset '{name}' in '{data_dir}' is prepared as {builder.info.file_format.value}, which has "
-                "no random access; jaxgan streams ArrayRecord. Prepare it once more in that format with "
-                f"`tfds build {pipeline._base_name(name)} --data_dir={data_dir} --file_format=array_record`"
-                + (f" --config={name.split('/')[1].split(':')[0]}" if "/" in name else "")
-                + " (the TFRecord files stay where they are)."
-            )
+            raise FileNotFoundError(not_array_record_message(builder, name, data_dir))
         self.name, self.split = name, split
         self._builder = builder
         self._source = builder.as_data_source(split=split)
@@ -241,6 +235,17 @@ class TfdsSource:
 
     def __repr__(self) -> str:
         return f"TfdsSource({self.name!r}, split={self.split!r}, {len(self)} records)"
+
+
+def not_array_record_message(builder, name: str, data_dir: str) -> str:
+    """Why a prepared TFDS dataset cannot be streamed, with the command that prepares it in ArrayRecord."""
+    config = f" --config={name.split('/')[1].split(':')[0]}" if "/" in name else ""
+    return (
+        f"TFDS dataset '{name}' in '{data_dir}' is prepared as {builder.info.file_format.value}, which has "
+        "no random access; jaxgan streams ArrayRecord. Prepare it once more in that format with "
+        f"`tfds build {pipeline._base_name(name)} --data_dir={data_dir} --file_format=array_record{config}` "
+        "(the TFRecord files stay where they are)."
+    )
 
 
 def is_array_record(builder) -> bool:

@@ -20,9 +20,17 @@ The stream is endless (any index), so training draws fresh clips every step:
 TFDS builder `moving_digits/<config>` writes the first clips of the same
 stream (seed 0), so it reads back exactly what the on-the-fly source makes.
 
-Any other TFDS video dataset (moving_mnist, ucf101, ...) is read by name with
-`load_tfds_videos` where it is prepared (jaxgan never downloads; the error says
-how to prepare it). TensorFlow is imported lazily, only by the TFDS paths.
+Any other TFDS video dataset (moving_mnist, ucf101, ...) is read by name where
+it is prepared (jaxgan never downloads; the error says how to prepare it). One
+prepared in ArrayRecord is streamed: `TfdsVideoSource` reads one clip at a time
+(only its first `num_frames` frames decoded) and `StreamVideoBatcher` reads only
+this process's clips of each batch, in `ArrayVideoBatcher`'s order, so host
+memory does not grow with the dataset. `load_tfds_videos` reads a whole split
+into memory (evaluation clips; TFRecord-only datasets, through tf.data); both
+paths skip clips shorter than `num_frames` and resize every frame with
+`jaxgan.data.pipeline._resize_convert_tf`, so they give the same clips bit for
+bit. `moving_digits/<config>` is prepared in ArrayRecord. TensorFlow is
+imported lazily, only by the TFDS paths.
 """
 
 from __future__ import annotations
@@ -33,9 +41,12 @@ import os
 from typing import Any, Iterator
 
 import numpy as np
+from absl import logging
 
-from jaxgan.common import process_batch_slice, to_model_range
+from jaxgan.common import check_reading_options, process_batch_slice, to_model_range
 from jaxgan.data.digits import digits_arrays, split_indices
+from jaxgan.data.pipeline import StreamOrder, resize_and_convert
+from jaxgan.data.stream import read_ahead
 
 NAME = "moving_digits"
 SPLITS = ("train", "test")
@@ -188,6 +199,9 @@ class ArrayVideoBatcher:
     def batch_at(self, step: int) -> dict[str, np.ndarray]:
         return {"video": self._batcher.batch_at(step)["image"]}
 
+    def iterate(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        return ({"video": batch["image"]} for batch in self._batcher.iterate(start_step))
+
 
 # ----------------------------------------------------------------------------
 # The moving-digits TFDS builder.
@@ -277,7 +291,7 @@ def _builder_class():
 
 def build_moving_digits(data_dir: str | os.PathLike[str], *, config: Any = "32px_1digit"):
     """The `moving_digits` builder for `config` (a name such as "64px_2digit", or a MovingDigitsConfig)
-    in `data_dir`, prepared offline on first use."""
+    in `data_dir`, prepared offline (in ArrayRecord, so it streams) on first use."""
     from jaxgan.data.digits import _no_progress_bar  # pylint: disable=g-import-not-at-top
     from jaxgan.data.pipeline import _is_prepared  # pylint: disable=g-import-not-at-top
 
@@ -288,7 +302,8 @@ def build_moving_digits(data_dir: str | os.PathLike[str], *, config: Any = "32px
         raise ValueError(f"Unknown moving_digits config {config!r}; valid: {names} (or a MovingDigitsConfig).")
     config = _CUSTOM_CONFIGS.get(config, config) if isinstance(config, str) else config
     builder = builder_cls(data_dir=os.fspath(data_dir), config=config)
-    if not _is_prepared(builder):
+    if not _is_prepared(builder):  # prepared as ArrayRecord, so it streams; a TFRecord folder is used as it is
+        builder = builder_cls(data_dir=os.fspath(data_dir), config=config, file_format="array_record")
         with _no_progress_bar():
             builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     return builder
@@ -329,6 +344,197 @@ def video_feature(name: str, features: Any) -> str:
     )
 
 
+def _check_video_args(num_frames: int, frame_size: int, max_clips: int | None) -> None:
+    if num_frames < 2 or frame_size < 1 or (max_clips is not None and max_clips < 1):
+        raise ValueError(
+            f"Need num_frames >= 2, frame_size >= 1 and max_clips >= 1 (or None); got {num_frames}, "
+            f"{frame_size}, {max_clips}."
+        )
+
+
+def _open_video_dataset(name: str, split: str, data_dir: str | os.PathLike[str] | None) -> tuple[Any, str, str]:
+    """(prepared builder, video feature key, data_dir) of a TFDS video dataset, its split checked."""
+    from jaxgan.data.pipeline import _check_split, default_data_dir  # pylint: disable=g-import-not-at-top
+
+    data_dir = os.fspath(data_dir) if data_dir else default_data_dir()
+    builder = _video_builder(name, data_dir)
+    _check_split(name, builder, split)
+    return builder, video_feature(name, builder.info.features), data_dir
+
+
+def _no_clip_error(name: str, split: str, num_frames: int) -> ValueError:
+    return ValueError(f"Dataset '{name}' split '{split}' has no clip of at least {num_frames} frames.")
+
+
+class FirstFrames:
+    """A TFDS decoder of the video feature for `builder.as_data_source(decoders=...)`: the first `num`
+    frames, only those decoded; `num=None`: the clip's frame count, no frame decoded.
+
+    TFDS calls `decode_batch_example_np` with a sequence feature's (Video's) encoded frames and
+    `decode_example_np` with a whole [T, H, W, C] tensor. Duck-typed (not a `tfds.decode.Decoder`
+    subclass), so it pickles into Grain's worker processes without importing TFDS here.
+    """
+
+    def __init__(self, num: int | None):
+        self.num, self.feature = num, None
+
+    def setup(self, *, feature) -> None:
+        self.feature = feature
+
+    def decode_example(self, serialized):  # tf.data's path: never used by data sources
+        raise NotImplementedError("FirstFrames decodes for tfds data sources (NumPy) only.")
+
+    def decode_example_np(self, serialized):
+        video = self.feature.decode_example_np(serialized)
+        return len(video) if self.num is None else np.asarray(video)[: self.num]
+
+    def decode_batch_example_np(self, frames):
+        if self.num is None:
+            return len(frames)
+        return np.stack([np.asarray(self.feature.decode_example_np(f)) for f in frames[: self.num]])
+
+    def __getstate__(self):
+        return {"num": self.num, "feature": None}
+
+
+class TfdsVideoSource:
+    """The clips of a TFDS video split prepared in ArrayRecord that have >= `num_frames` frames (the first
+    `max_clips` of them), read one at a time: `source[i]` -> uint8 [num_frames, H, W, C], the first frames
+    of the i-th such clip, only those decoded.
+
+    Which clips qualify needs no reading when the feature's length is fixed; a variable length is read
+    once here, per clip, without decoding any frame. A split prepared only as TFRecord raises
+    FileNotFoundError with the command that prepares it in ArrayRecord.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        split: str,
+        num_frames: int,
+        data_dir: str | os.PathLike[str] | None = None,
+        max_clips: int | None = None,
+    ):
+        _check_video_args(num_frames, 1, max_clips)
+        builder, key, data_dir = _open_video_dataset(name, split, data_dir)
+        self._open(builder, name, split=split, key=key, num_frames=num_frames, max_clips=max_clips, data_dir=data_dir)
+
+    @classmethod
+    def of_builder(
+        cls, builder, name: str, *, split: str, key: str, num_frames: int, max_clips: int | None, data_dir: str
+    ) -> "TfdsVideoSource":
+        """A source over a prepared builder whose split and video feature were found already."""
+        source = cls.__new__(cls)
+        source._open(builder, name, split=split, key=key, num_frames=num_frames, max_clips=max_clips, data_dir=data_dir)
+        return source
+
+    def _open(self, builder, name, *, split, key, num_frames, max_clips, data_dir) -> None:
+        from jaxgan.data.sources import is_array_record, not_array_record_message  # pylint: disable=g-import-not-at-top
+
+        if not is_array_record(builder):
+            raise FileNotFoundError(not_array_record_message(builder, name, data_dir))
+        feature = builder.info.features[key]
+        shape, dtype = tuple(feature.shape), np.dtype(feature.np_dtype)
+        if len(shape) != 4 or dtype != np.uint8:
+            raise ValueError(f"Dataset '{name}': '{key}' must be uint8 [T, H, W, C], got {dtype.name} {list(shape)}.")
+        self.name, self.split, self.key, self.num_frames = name, split, key, num_frames
+        self._source = builder.as_data_source(split=split, decoders={key: FirstFrames(num_frames)})
+        count = len(self._source)
+        if shape[0] is not None:  # every clip has shape[0] frames
+            clips = np.arange(count if shape[0] >= num_frames else 0)
+        else:
+            clips = self._long_enough(builder.as_data_source(split=split, decoders={key: FirstFrames(None)}), max_clips)
+        self._clips = np.asarray(clips[:max_clips] if max_clips else clips, np.int64)
+        if not len(self._clips):
+            raise _no_clip_error(name, split, num_frames)
+
+    def _long_enough(self, lengths, max_clips: int | None, chunk: int = 256) -> np.ndarray:
+        """The records of `lengths` (a source giving each clip's frame count) with >= num_frames frames."""
+        found: list[int] = []
+        for start in range(0, len(lengths), chunk):
+            rows = list(range(start, min(start + chunk, len(lengths))))
+            found += [i for i, r in zip(rows, lengths.__getitems__(rows)) if r[self.key] >= self.num_frames]
+            if max_clips and len(found) >= max_clips:
+                break
+        return np.asarray(found, np.int64)
+
+    def __len__(self) -> int:
+        return len(self._clips)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return np.asarray(self._source[int(self._clips[int(index)])][self.key], np.uint8)
+
+    def __repr__(self) -> str:
+        return f"TfdsVideoSource({self.name!r}, split={self.split!r}, {len(self)} clips of {self.num_frames} frames)"
+
+
+def read_clips(source: Any, indices: Any, *, frame_size: int, channels: int) -> np.ndarray:
+    """Clips `indices` of `source` (`source[i]` -> uint8 [T, H, W, C]) as uint8 [n, T, frame_size,
+    frame_size, channels]: every frame resized and converted by `resize_and_convert`, per stored shape."""
+    clips = [source[int(i)] for i in indices]
+    if not clips:
+        raise ValueError(f"No clips to read from {source!r}.")
+    out = np.zeros((len(clips), len(clips[0]), frame_size, frame_size, channels), np.uint8)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, clip in enumerate(clips):
+        by_shape.setdefault(clip.shape, []).append(i)
+    for shape, rows in by_shape.items():
+        frames = np.stack([clips[i] for i in rows]).reshape(-1, *shape[1:])
+        resized = resize_and_convert(frames, image_size=frame_size, channels=channels)
+        out[rows] = resized.reshape(len(rows), shape[0], frame_size, frame_size, channels)
+    return out
+
+
+class StreamVideoBatcher:
+    """`ArrayVideoBatcher`'s batches (the same `StreamOrder`, the same resize, so the same numbers) read
+    from a `TfdsVideoSource`: batch `step` reads only this process's clips of it, so the dataset is never
+    held in memory, and is a pure function of (seed, step, process). `iterate` reads ahead through Grain
+    (`num_threads` threads, `prefetch` batches, `worker_count` decoding processes; `jaxgan.data.stream`).
+    """
+
+    def __init__(
+        self,
+        source: TfdsVideoSource,
+        *,
+        batch_size: int,
+        seed: int,
+        frame_size: int,
+        channels: int,
+        process_index: int = 0,
+        process_count: int = 1,
+        worker_count: int = 0,
+        num_threads: int = 2,
+        prefetch: int = 4,
+    ):
+        check_reading_options(worker_count=worker_count, num_threads=num_threads, prefetch=prefetch)
+        self.source, self.frame_size, self.channels = source, frame_size, channels
+        self.order = StreamOrder(
+            len(source), batch_size=batch_size, seed=seed, process_index=process_index, process_count=process_count
+        )
+        self.batch_size, self.local_batch_size = batch_size, self.order.local_batch_size
+        self.worker_count, self.num_threads, self.prefetch = worker_count, num_threads, prefetch
+
+    def indices_at(self, step: int) -> np.ndarray:
+        """The clips in this process's part of global batch `step`."""
+        return self.order.indices_at(step)
+
+    def batch_at(self, step: int) -> dict[str, np.ndarray]:
+        """This process's part of global batch `step`, read from the source now."""
+        clips = read_clips(self.source, self.indices_at(step), frame_size=self.frame_size, channels=self.channels)
+        return {"video": to_model_range(clips)}
+
+    def iterate(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        """batch_at(s) for s = start_step, start_step + 1, ..., read ahead by a Grain pipeline."""
+        return read_ahead(
+            self.batch_at,
+            start_step,
+            num_threads=self.num_threads,
+            prefetch=self.prefetch,
+            worker_count=self.worker_count,
+        )
+
+
 def load_tfds_videos(
     name: str,
     *,
@@ -345,19 +551,28 @@ def load_tfds_videos(
     every frame resized bilinearly (antialiased) to a square and converted to
     `channels` as `jaxgan.data.pipeline.resize_and_convert` does. `moving_digits[/config]`
     is prepared offline on first use; any other name must be prepared already.
+    ArrayRecord datasets are read through `TfdsVideoSource` (as streamed), TFRecord ones through tf.data.
     """
-    from jaxgan.data.pipeline import _check_split, _resize_convert_tf, default_data_dir  # pylint: disable=g-import-not-at-top
+    _check_video_args(num_frames, frame_size, max_clips)
+    builder, key, data_dir = _open_video_dataset(name, split, data_dir)
+    from jaxgan.data.sources import is_array_record  # pylint: disable=g-import-not-at-top
 
-    if num_frames < 2 or frame_size < 1 or (max_clips is not None and max_clips < 1):
-        raise ValueError(
-            f"Need num_frames >= 2, frame_size >= 1 and max_clips >= 1 (or None); got {num_frames}, "
-            f"{frame_size}, {max_clips}."
+    if is_array_record(builder):  # no tf.data reader: read its clips as the streamed batches do
+        source = TfdsVideoSource.of_builder(
+            builder, name, split=split, key=key, num_frames=num_frames, max_clips=max_clips, data_dir=data_dir
         )
+        chunks = range(0, len(source), 256)  # bounds the decoded, not yet resized, frames held at once
+        kw = dict(frame_size=frame_size, channels=channels)
+        return np.concatenate([read_clips(source, range(i, min(i + 256, len(source))), **kw) for i in chunks])
+    return _load_tfrecord_videos(builder, name, key, split, num_frames, frame_size, channels, max_clips)
+
+
+def _load_tfrecord_videos(builder, name, key, split, num_frames, frame_size, channels, max_clips) -> np.ndarray:
+    """`load_tfds_videos` of a TFRecord dataset: the clips through tf.data, each resized by `_resize_convert_tf`
+    (the function `resize_and_convert` runs)."""
+    from jaxgan.data.pipeline import _resize_convert_tf  # pylint: disable=g-import-not-at-top
+
     tf = _tfds() and __import__("tensorflow")
-    data_dir = os.fspath(data_dir) if data_dir else default_data_dir()
-    builder = _video_builder(name, data_dir)
-    _check_split(name, builder, split)
-    key = video_feature(name, builder.info.features)
     ds = builder.as_dataset(split=split, shuffle_files=False).map(lambda ex: ex[key])
     spec = ds.element_spec
     if spec.dtype != tf.uint8 or spec.shape.rank != 4:
@@ -368,5 +583,41 @@ def load_tfds_videos(
     ds = ds.map(lambda v: _resize_convert_tf(v[:num_frames], frame_size, channels))
     clips = [v.numpy() for v in ds]
     if not clips:
-        raise ValueError(f"Dataset '{name}' split '{split}' has no clip of at least {num_frames} frames.")
+        raise _no_clip_error(name, split, num_frames)
     return np.stack(clips)
+
+
+def tfds_video_batcher(
+    name: str,
+    *,
+    split: str,
+    num_frames: int,
+    frame_size: int,
+    channels: int,
+    batch_size: int,
+    seed: int,
+    data_dir: str | os.PathLike[str] | None = None,
+    max_clips: int | None = None,
+    process_index: int = 0,
+    process_count: int = 1,
+    **reading: int,
+) -> StreamVideoBatcher | ArrayVideoBatcher:
+    """Training batches of a TFDS video split: streamed (`StreamVideoBatcher`, `reading`: its worker_count,
+    num_threads, prefetch) when prepared in ArrayRecord; a TFRecord-only dataset is read into memory
+    (`ArrayVideoBatcher`, the same batches) with a warning giving the command that makes it stream."""
+    _check_video_args(num_frames, frame_size, max_clips)
+    check_reading_options(**reading)
+    builder, key, data_dir = _open_video_dataset(name, split, data_dir)
+    from jaxgan.data.sources import is_array_record, not_array_record_message  # pylint: disable=g-import-not-at-top
+
+    clips = dict(split=split, num_frames=num_frames, max_clips=max_clips)
+    order = dict(batch_size=batch_size, seed=seed, process_index=process_index, process_count=process_count)
+    if is_array_record(builder):
+        source = TfdsVideoSource.of_builder(builder, name, key=key, data_dir=data_dir, **clips)
+        return StreamVideoBatcher(source, frame_size=frame_size, channels=channels, **order, **reading)
+    how = not_array_record_message(builder, name, data_dir)
+    if name.split("/")[0].split(":")[0] == NAME:  # not a TFDS catalog dataset: `tfds build` cannot make it
+        how += f" For {NAME}, delete {builder.data_path} instead: jaxgan prepares it again, in ArrayRecord."
+    logging.warning("TFDS video dataset '%s' split '%s' is held in memory, not streamed: %s", name, split, how)
+    videos = _load_tfrecord_videos(builder, name, key, split, num_frames, frame_size, channels, max_clips)
+    return ArrayVideoBatcher(videos, **order)

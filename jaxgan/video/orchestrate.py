@@ -2,7 +2,8 @@
 
 It reads the config (the only place here that does), builds the networks and
 the step (compiled once per config and mesh: `jaxgan.compile_cache`), the batch
-source (moving digits made on the fly, or TFDS clips in memory) and the
+source (moving digits made on the fly, or TFDS clips: streamed from ArrayRecord,
+read ahead; a TFRecord-only dataset in memory, with a warning) and the
 evaluator, and hands them to `jaxgan.runner.run_training`, which holds the
 loop: it restores the latest checkpoint or starts from `config.seed`, runs the
 compiled data-parallel step and does the chores: CLU metrics (TensorBoard +
@@ -33,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from PIL import Image
 
 from jaxgan import compile_cache
-from jaxgan.common import DATA_AXIS, to_uint8
+from jaxgan.common import DATA_AXIS, check_reading_options, to_uint8
 from jaxgan.data import video as vdata
 from jaxgan.optim import adam
 from jaxgan.run_config import check_schedule, config_errors, schedule_from_config
@@ -69,6 +70,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
             "config.data.source='tfds' needs config.data.name (e.g. moving_mnist, ucf101, moving_digits/64px_2digit)."
         )
     check_frame_size(d.frame_size)
+    with config_errors(config, worker_count="data.worker_count", num_threads="data.read_threads"):
+        check_reading_options(**reading_options(config))
     if d.channels not in (1, 3):
         raise ValueError(f"config.data.channels must be 1 or 3, got {d.channels}.")
     if d.source == "moving_digits" and d.channels != 1:
@@ -119,25 +122,35 @@ def moving_digits(config: ml_collections.ConfigDict, split: str) -> vdata.Moving
 
 
 def load_batcher(config: ml_collections.ConfigDict) -> Any:
-    """The training batch source: `batch_at(step)` -> {"video": float32 [B_local, T, S, S, C]}."""
+    """The training batch source: `batch_at(step)` -> {"video": float32 [B_local, T, S, S, C]}, and `iterate(start)`
+    (batch_at(start), batch_at(start + 1), ...; read ahead when streamed)."""
     d = config.data
     process = dict(process_index=jax.process_index(), process_count=jax.process_count())
     if d.source == "moving_digits":
         return vdata.MovingDigitsBatcher(moving_digits(config, "train"), batch_size=config.batch_size, **process)
-    videos = vdata.load_tfds_videos(
+    return vdata.tfds_video_batcher(  # streamed from ArrayRecord; TFRecord: in memory, with a warning
         d.name,
         split=d.split,
         num_frames=d.num_frames,
         frame_size=d.frame_size,
         channels=d.channels,
+        batch_size=config.batch_size,
+        seed=d.seed,
         data_dir=d.data_dir or None,
         max_clips=d.max_clips or None,
+        **reading_options(config),
+        **process,
     )
-    return vdata.ArrayVideoBatcher(videos, batch_size=config.batch_size, seed=d.seed, **process)
+
+
+def reading_options(config: ml_collections.ConfigDict) -> dict[str, int]:
+    """The streamed reader's threads and worker processes (`data.read_threads`, `data.worker_count`, when set)."""
+    return dict(num_threads=config.data.get("read_threads", 2), worker_count=config.data.get("worker_count", 0))
 
 
 def reference_clips(config: ml_collections.ConfigDict, num: int) -> np.ndarray:
-    """Real clips the evaluator compares with: held-out moving digits, or the first clips of eval_split."""
+    """Real clips the evaluator compares with: held-out moving digits, or the first clips of eval_split (read
+    through the streamed source when the dataset is ArrayRecord; held in memory, as there are only `num`)."""
     d = config.data
     if d.source == "moving_digits":
         return moving_digits(config, "test").clips(np.arange(num))[0]
@@ -313,7 +326,8 @@ def train_and_evaluate(
 
     def batches(start: int, calls: Sequence[int]) -> Iterator[dict[str, jax.Array]]:
         assert all(size == 1 for size in calls), calls
-        return prefetch_to_mesh((batcher.batch_at(s) for s in range(start, start + len(calls))), mesh, place=place)
+        stream = batcher.iterate(start)  # batch_at(start), batch_at(start + 1), ...: a streamed source reads ahead
+        return prefetch_to_mesh((next(stream) for _ in calls), mesh, place=place)
 
     hooks = RunHooks(
         overview={"Generator": lambda s: s.g.params, "Discriminators": lambda s: s.d.params},
