@@ -36,6 +36,7 @@ COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # make_train_step's arguments that come straight from a config field, named as the field.
 STEP_FIELDS = dict(
     n_critic="n_critic",
+    n_gen="n_gen",
     critic_loop="critic_loop",
     fake_labels="model.fake_labels",
     ema_decay="ema_decay",
@@ -96,21 +97,21 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Mod
 
 
 def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, ...]:
-    """(g_tx, d_tx): Adam with separate learning rates and betas (two time-scale updates,
-    Heusel et al. 2017); D's Adam gets StyleGAN2's correction under lazy R1."""
+    """(g_tx, d_tx): Adam or RMSProp (`*_optimizer.name`) with separate learning rates and betas (two
+    time-scale updates, Heusel et al. 2017); D's gets StyleGAN2's correction under lazy R1."""
     reg = config.regularization
     lazy = reg.r1_every if reg.r1_gamma and reg.r1_every > 1 else 0
     g, d = config.g_optimizer, config.d_optimizer
     g_lr, d_lr = g.learning_rate, d.learning_rate
-    if config.get("lr_decay_steps", 0):  # schedules count optimizer updates: D makes n_critic per step
-        steps, decay, k = config.train_steps, config.lr_decay_steps, config.n_critic
+    if config.get("lr_decay_steps", 0):  # schedules count optimizer updates: n_critic of D, n_gen of G per step
+        steps, decay, k, m = config.train_steps, config.lr_decay_steps, config.n_critic, config.get("n_gen", 1)
         with config_errors(config, decay_steps="lr_decay_steps"):
-            g_lr = optim.linear_decay_schedule(g_lr, total_steps=steps, decay_steps=decay)
+            g_lr = optim.linear_decay_schedule(g_lr, total_steps=steps * m, decay_steps=decay * m)
             d_lr = optim.linear_decay_schedule(d_lr, total_steps=steps * k, decay_steps=decay * k)
-    with config_errors(config, b1="g_optimizer.b1", b2="g_optimizer.b2"):
-        g_tx = optim.adam(g_lr, b1=g.b1, b2=g.b2)
-    with config_errors(config, b1="d_optimizer.b1", b2="d_optimizer.b2"):
-        d_tx = optim.adam(d_lr, b1=d.b1, b2=d.b2, lazy_every=lazy)
+    with config_errors(config, b1="g_optimizer.b1", b2="g_optimizer.b2", name="g_optimizer.name"):
+        g_tx = optim.from_config(g.get("name", "adam"), g_lr, b1=g.b1, b2=g.b2)
+    with config_errors(config, b1="d_optimizer.b1", b2="d_optimizer.b2", name="d_optimizer.name"):
+        d_tx = optim.from_config(d.get("name", "adam"), d_lr, b1=d.b1, b2=d.b2, lazy_every=lazy)
     return g_tx, d_tx
 
 
@@ -141,6 +142,7 @@ def build_step(
             d_tx=d_tx,
             loss=get_loss(config.loss, real_label=config.real_label),
             n_critic=config.n_critic,
+            n_gen=config.get("n_gen", 1),
             ema_decay=ema_decay(config),
             critic_loop=config.critic_loop,
             regularization=Regularization(**config.regularization.to_dict()),

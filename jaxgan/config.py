@@ -124,6 +124,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss = "non_saturating"  # one of jaxgan.losses.LOSSES
     c.real_label = 1.0  # < 1: one-sided label smoothing of D's real target (Salimans et al. 2016)
     c.n_critic = 1  # D updates per G update
+    c.n_gen = 1  # G updates per step, after the n_critic D updates (> 1: a D too strong for G)
     c.critic_loop = "auto"  # "scan", "unroll" or "auto" (by backend)
     # Train steps per compiled call (a lax.scan or unrolled, per step_loop); same
     # results as 1, fewer dispatches: pays for small models (MLP, 2-D mixtures).
@@ -141,11 +142,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.ema_half_life_images = 0.0  # > 0: StyleGAN2-ADA EMA (half-life in images), overrides ema_decay
     c.ema_rampup = 0.0  # with the half-life: h = min(h, images seen * ema_rampup) (ADA: 0.05); 0 = no ramp
 
-    c.g_optimizer = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))  # Adam (Radford et al. 2016)
-    c.d_optimizer = ml_collections.ConfigDict(dict(learning_rate=2e-4, b1=0.5, b2=0.999))
+    # Adam (Radford et al. 2016); name="rmsprop": RMSProp (WGAN), b2 its squared-gradient decay, b1 its momentum.
+    c.g_optimizer = ml_collections.ConfigDict(dict(name="adam", learning_rate=2e-4, b1=0.5, b2=0.999))
+    c.d_optimizer = ml_collections.ConfigDict(dict(name="adam", learning_rate=2e-4, b1=0.5, b2=0.999))
     c.lr_decay_steps = 0  # > 0: both learning rates decay linearly to zero over the last N train steps (CycleGAN)
 
-    # Durations. A step is n_critic D updates + 1 G update and shows D
+    # Durations. A step is n_critic D updates + n_gen G updates and shows D
     # batch_size * n_critic real images. Each duration can instead be given in
     # images (StyleGAN's kimg style): a *_images field > 0 overrides its *_steps
     # twin and is rounded up to whole steps (see `resolve_schedule`).
@@ -277,7 +279,7 @@ def check_fields(config: ml_collections.ConfigDict, num_devices: int) -> None:
         raise ValueError(f"Unknown config.regularization fields {sorted(unknown)}; valid: {valid}.")
     if config.loss not in LOSSES:
         raise ValueError(f"config.loss={config.loss!r} is unknown; valid names: {sorted(LOSSES)}.")
-    for name in ("g_optimizer", "d_optimizer"):  # Adam checks its betas (jaxgan.optim.adam)
+    for name in ("g_optimizer", "d_optimizer"):  # the optimizers check their betas (jaxgan.optim)
         lr = config[name].learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"config.{name}.learning_rate={lr!r} must be a finite number > 0 (e.g. 2e-4).")

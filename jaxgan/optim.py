@@ -81,3 +81,52 @@ def adam(
     if lazy_every:
         learning_rate, b1, b2 = lazy_adam_hyperparams(learning_rate, b1, b2, lazy_every)
     return optax.chain(optax.scale_by_adam(b1=b1, b2=b2, eps=eps), optax.scale_by_learning_rate(learning_rate))
+
+
+def rmsprop(
+    learning_rate: LearningRate,
+    decay: float = 0.99,
+    momentum: float = 0.0,
+    *,
+    eps: float = 1e-8,
+    lazy_every: int = 0,
+) -> optax.GradientTransformation:
+    """RMSProp as PyTorch's `torch.optim.RMSprop` computes it, the optimizer of WGAN (Arjovsky et al. 2017,
+    alg. 1: lr 5e-5) and of many GAN tutorials: v <- decay v + (1 - decay) g^2 (from v = 0, no bias
+    correction), update = -lr g / (sqrt(v) + eps), with optional heavy-ball `momentum`.
+
+    `lazy_every` rescales lr, decay and momentum as `lazy_adam_hyperparams` does Adam's (StyleGAN2's
+    mb_ratio), so lazy R1 keeps the per-minibatch dynamics.
+
+    References:
+      Tieleman & Hinton 2012, "Lecture 6.5 - RMSProp", COURSERA: Neural Networks for Machine Learning;
+      Arjovsky, Chintala & Bottou 2017, "Wasserstein GAN", arXiv:1701.07875, alg. 1.
+    """
+    if not isinstance(lazy_every, int) or isinstance(lazy_every, bool) or lazy_every < 0:
+        raise ValueError(f"lazy_every must be an int >= 0 (0 = not lazy), got {lazy_every!r}.")
+    for name, value in (("decay (b2)", decay), ("momentum (b1)", momentum)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"RMSProp's {name} must lie in [0, 1), got {value!r}.")
+    if lazy_every:
+        learning_rate, momentum, decay = lazy_adam_hyperparams(learning_rate, momentum, decay, lazy_every)
+    return optax.rmsprop(
+        learning_rate, decay=decay, eps=eps, eps_in_sqrt=False, momentum=momentum or None, bias_correction=False
+    )
+
+
+OPTIMIZERS = ("adam", "rmsprop")
+
+
+def from_config(
+    name: str, learning_rate: LearningRate, b1: float, b2: float, *, lazy_every: int = 0
+) -> optax.GradientTransformation:
+    """The optimizer a config names: "adam" (b1, b2: its moment decays) or "rmsprop" (b2: the squared-gradient
+    decay, PyTorch's alpha; b1: its momentum, 0 in WGAN)."""
+    if name == "adam":
+        return adam(learning_rate, b1=b1, b2=b2, lazy_every=lazy_every)
+    if name == "rmsprop":
+        for field, beta, role in (("b1", b1, "momentum"), ("b2", b2, "squared-gradient decay")):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"{field} must lie in [0, 1) (RMSProp's {role}), got {beta!r}.")
+        return rmsprop(learning_rate, decay=b2, momentum=b1, lazy_every=lazy_every)
+    raise ValueError(f"name={name!r} is unknown; valid: {OPTIMIZERS}.")

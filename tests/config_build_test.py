@@ -31,7 +31,7 @@ def _preset(name: str, *args):
     return importlib.import_module(f"experiments.configs.{name}").get_config(*args)
 
 
-# preset: (G class, G fields, D class, D fields, loss, n_critic, (lr, b1, b2) of both Adams,
+# preset: (G class, G fields, D class, D fields, loss, n_critic, (lr, b1, b2) of both optimizers,
 #          Schedule (train, log, sample, checkpoint, eval, real images per step)).
 DCGAN_G = dict(latent_dim=100, image_size=32, channels=1, ngf=32, upsample="subpixel", num_classes=0)
 DCGAN_D = dict(image_size=32, ndf=32, batch_norm=True, spectral_norm=False, num_classes=0, pack=1, width_multiplier=1.0)
@@ -65,7 +65,7 @@ EXPECTED = {
         dict(DCGAN_D, batch_norm=False),
         "wasserstein",
         5,
-        (5e-5, 0.0, 0.999),
+        (5e-5, 0.0, 0.99),  # RMSProp: decay 0.99, no momentum
         (3000, 50, 250, 500, 0, 320),
     ),
     "wgan_gp": (
@@ -151,6 +151,20 @@ def _adam_updates(lr, b1, b2, grads, eps=1e-8):
     return out
 
 
+def _rmsprop_updates(lr, momentum, decay, grads, eps=1e-8):
+    """RMSProp by hand, as torch.optim.RMSprop (v from 0, eps outside the root): a scalar's updates."""
+    v = buf = 0.0
+    out = []
+    for g in grads:
+        v = decay * v + (1 - decay) * g * g
+        buf = momentum * buf + g / (np.sqrt(v) + eps)
+        out.append(-lr * buf)
+    return out
+
+
+RMSPROP_PRESETS = {"wgan"}  # the paper's optimizer (Arjovsky et al. 2017, alg. 1); the others use Adam
+
+
 def _tx_updates(tx, grads):
     params = jnp.zeros(())
     state, out = tx.init(params), []
@@ -196,8 +210,9 @@ def test_preset_builds_what_its_file_says(name):
     for s, decay in ((0, 0.1), (10, 11 / 20), (10_000, 0.999)):
         assert float(step.ema_decay(jnp.asarray(s))) == pytest.approx(decay, rel=1e-6)
     grads = [1.0, 3.0, -2.0]
+    by_hand = _rmsprop_updates if name in RMSPROP_PRESETS else _adam_updates
     for tx in (built.g_tx, built.d_tx):
-        np.testing.assert_allclose(_tx_updates(tx, grads), _adam_updates(lr, b1, b2, grads), rtol=2e-5)
+        np.testing.assert_allclose(_tx_updates(tx, grads), by_hand(lr, b1, b2, grads), rtol=2e-5)
     s = config_lib.resolve_schedule(config)
     assert (s.train_steps, s.log_every, s.sample_every, s.checkpoint_every, s.eval_every, s.images_per_step) == schedule
 
@@ -399,6 +414,8 @@ def test_workdir_config_of_an_earlier_version_builds_and_samples(tmp_path):
         ("steps_per_call", 0, r"config.steps_per_call=0 \(steps per call\) must be an int >= 1, got 0", None),
         ("g_optimizer.b1", 1.5, r"config.g_optimizer.b1=1.5 must lie in \[0, 1\), got 1.5", None),
         ("d_optimizer.b2", 1.0, r"config.d_optimizer.b2=1.0 must lie in \[0, 1\), got 1.0", None),
+        ("g_optimizer.name", "sgd", r"config.g_optimizer.name='sgd' is unknown; valid: \('adam', 'rmsprop'\)", None),
+        ("n_gen", 0, r"config.n_gen=0 must be an int >= 1 \(G updates per step\), got 0", dict(n_gen=0)),
         ("lr_decay_steps", 1501, r"config.lr_decay_steps=1501 must be in \[0, total_steps=1500\], got 1501", None),
     ],
 )

@@ -520,3 +520,36 @@ def test_top_k_mean_under_shard_map_chooses_over_the_global_batch():
     want = jax.value_and_grad(loss)(w, x, scores)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-7)
+
+
+def test_nearest_neighbour_entropy_matches_scipy_and_the_gaussian_closed_form():
+    """Kozachenko-Leonenko by hand (scipy's k-d tree for the neighbours, eq. 20 of Kraskov et al. 2004) on the
+    same points, and the exact entropy d/2 log(2 pi e s^2) of N(0, s^2 I) that it estimates."""
+    from scipy.spatial import cKDTree
+    from scipy.special import digamma, gammaln
+
+    rng = np.random.default_rng(0)
+    n = 2048
+    for d, s, k in ((2, 0.5, 1), (5, 2.0, 3)):
+        x = rng.normal(scale=s, size=(n, d)).astype(np.float32)
+        got = float(reg.nearest_neighbour_entropy(jnp.asarray(x), k=k))
+        rho = cKDTree(x.astype(np.float64)).query(x, k=k + 1)[0][:, k]  # [:, 0] is the point itself
+        by_hand = digamma(n) - digamma(k) + d / 2 * np.log(np.pi) - gammaln(d / 2 + 1) + d * np.mean(np.log(rho))
+        assert got == pytest.approx(by_hand, abs=2e-3)
+        assert got == pytest.approx(d / 2 * np.log(2 * np.pi * np.e * s**2), abs=0.1)
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, N - 1\] with N = 4"):
+        reg.nearest_neighbour_entropy(jnp.zeros((4, 2)), k=4)
+    assert np.isfinite(float(reg.nearest_neighbour_entropy(jnp.zeros((4, 2)))))  # coinciding samples
+
+
+def test_nearest_neighbour_entropy_and_its_gradient_under_shard_map_equal_one_device():
+    """Each device's points find their neighbours among all 8 devices' (gathered), and the gradient flows
+    back to every device's points."""
+    mesh = Mesh(np.array(jax.devices()[:8]), ("data",))
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(32, 3)), jnp.float32)
+    one = lambda x: reg.nearest_neighbour_entropy(x, k=2)
+    sharded = jax.shard_map(
+        lambda x: reg.nearest_neighbour_entropy(x, k=2, axis_name="data"), mesh=mesh, in_specs=P("data"), out_specs=P()
+    )
+    np.testing.assert_allclose(jax.jit(sharded)(x), one(x), rtol=1e-5)
+    np.testing.assert_allclose(jax.jit(jax.grad(sharded))(x), jax.grad(one)(x), rtol=1e-4, atol=1e-6)

@@ -92,6 +92,8 @@ ALL_ON = Regularization(
     top_k_fraction=0.5,
     top_k_decay=0.5,
     top_k_decay_steps=1,
+    entropy=0.05,
+    entropy_k=2,
 )
 
 
@@ -118,6 +120,7 @@ def test_every_stabilizer_at_once_is_independent_of_the_device_count():
         "g_feature_matching",
         "g_mode_seeking",
         "g_historical_average",
+        "g_entropy",
     ):
         assert name in ref_metrics[-1] and np.isfinite(ref_metrics[-1][name]), name
     assert ref_metrics[-1]["d_r1"] > 0 and ref_metrics[-1]["d_bcr"] > 0
@@ -125,6 +128,24 @@ def test_every_stabilizer_at_once_is_independent_of_the_device_count():
     assert int(ref.extras["replay"].count) == 16
     # The state moved.
     assert not np.allclose(ref.d.params["logit"]["kernel"], state.d.params["logit"]["kernel"])
+
+
+def test_n_gen_makes_that_many_g_updates_per_step():
+    """n_gen=3: G's Adam counts 3 updates a step, D's n_critic; and the G updates differ from n_gen=1's."""
+    g, d = _nets()
+    kw = dict(generator=g, discriminator=d, loss=jaxgan.get_loss("hinge"), n_critic=2, ema_decay=0.9)
+    three = jaxgan.make_train_step(g_tx=optax.adam(1e-2), d_tx=optax.adam(1e-2), n_gen=3, **kw)
+    one = jaxgan.make_train_step(g_tx=optax.adam(1e-2), d_tx=optax.adam(1e-2), **kw)
+    state = three.init_state(0, np.zeros((1, *SHAPE), np.float32))
+    after3, metrics = _run(three, state, [_batch(), _batch(seed=1)], 2)
+    after1, _ = _run(one, state, [_batch(), _batch(seed=1)], 2)
+    counts = lambda tx_state: [int(x) for x in jax.tree_util.tree_leaves(tx_state) if np.ndim(x) == 0]
+    assert counts(after3.g.opt_state) == [6] and counts(after3.d.opt_state) == [4]
+    leaves = lambda params: np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(params)])
+    assert not np.allclose(leaves(after3.g.params), leaves(after1.g.params))
+    assert np.isfinite(metrics[-1]["g_loss"])
+    with pytest.raises(ValueError, match="n_gen must be an int >= 1"):
+        jaxgan.make_train_step(g_tx=optax.adam(1e-2), d_tx=optax.adam(1e-2), n_gen=0, **kw)
 
 
 @pytest.mark.parametrize(

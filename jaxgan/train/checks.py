@@ -54,6 +54,7 @@ def check_regularization(reg: Regularization, *, loss: AdversarialLoss, pack: in
         "g_adversarial_weight",
         "mode_seeking",
         "historical_averaging",
+        "entropy",
         "acgan_weight",
         "info_weight",
     ):
@@ -65,7 +66,7 @@ def check_regularization(reg: Regularization, *, loss: AdversarialLoss, pack: in
                 f"regularization.{name} must lie in (0, 1] (Sinha et al.: fraction 0.5, decay "
                 f"0.99; fraction 1 turns top-k off), got {getattr(reg, name)!r}."
             )
-    for name in ("r1_every", "instance_noise_anneal_steps", "top_k_decay_steps"):
+    for name in ("r1_every", "instance_noise_anneal_steps", "top_k_decay_steps", "entropy_k"):
         if not isinstance(getattr(reg, name), int) or getattr(reg, name) < 1:
             raise ValueError(f"regularization.{name} must be an int >= 1, got {getattr(reg, name)!r}.")
     if not isinstance(reg.replay_capacity, int) or reg.replay_capacity < 0:
@@ -92,7 +93,7 @@ def check_regularization(reg: Regularization, *, loss: AdversarialLoss, pack: in
                 f"regularization.{name}={policy!r} augments images [H, W, C]; the samples "
                 f"have {sample_ndim} dims. Drop it for non-image data."
             )
-    if reg.g_adversarial_weight == 0 and not (reg.feature_matching or reg.mode_seeking):
+    if reg.g_adversarial_weight == 0 and not (reg.feature_matching or reg.mode_seeking or reg.entropy):
         raise ValueError("g_adversarial_weight=0 leaves G without a loss; add feature_matching.")
 
 
@@ -109,10 +110,13 @@ def check_step_options(
     d_temperature: float,
     fake_labels: str,
     regularization: Regularization,
+    n_gen: Any = 1,
 ) -> None:
     """The arguments of `make_train_step` that can be checked without tracing the networks."""
     if not isinstance(n_critic, (int, np.integer)) or isinstance(n_critic, bool) or n_critic < 1:
         raise ValueError(f"n_critic must be an int >= 1 (D updates per G update), got {n_critic!r}.")
+    if not isinstance(n_gen, (int, np.integer)) or isinstance(n_gen, bool) or n_gen < 1:
+        raise ValueError(f"n_gen must be an int >= 1 (G updates per step), got {n_gen!r}.")
     if not callable(ema_decay) and not 0.0 <= float(ema_decay) <= 1.0:
         raise ValueError(f"ema_decay must lie in [0, 1], got {ema_decay!r}.")
     resolve_critic_loop(critic_loop)

@@ -64,15 +64,25 @@ def sample_labels(key: jax.Array, example_indices: jax.Array, num_classes: int) 
 
 
 class StepKeys(NamedTuple):
-    """One train step's keys: one per D update and one for the G update."""
+    """One train step's keys: one per D update and one per G update."""
 
     critic: jax.Array  # [n_critic] keys, D update j uses critic[j]
-    generator: jax.Array
+    generator: jax.Array  # the first G update's
+    more_generators: tuple[jax.Array, ...] = ()  # G updates 2 .. n_gen: fold_in(step key, 2 + i)
 
     @classmethod
-    def of(cls, rng: jax.Array, step: jax.Array, n_critic: int) -> StepKeys:
+    def of(cls, rng: jax.Array, step: jax.Array, n_critic: int, n_gen: int = 1) -> StepKeys:
         key = jax.random.fold_in(rng, step)
-        return cls(critic=jax.random.split(jax.random.fold_in(key, 0), n_critic), generator=jax.random.fold_in(key, 1))
+        return cls(
+            critic=jax.random.split(jax.random.fold_in(key, 0), n_critic),
+            generator=jax.random.fold_in(key, 1),
+            more_generators=tuple(jax.random.fold_in(key, 2 + i) for i in range(n_gen - 1)),
+        )
+
+    @property
+    def generators(self) -> tuple[jax.Array, ...]:
+        """The keys of the G updates, in order."""
+        return (self.generator, *self.more_generators)
 
 
 class CriticKeys(NamedTuple):

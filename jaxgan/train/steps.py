@@ -121,6 +121,7 @@ class GANStep:
     d_aggregation: str = "mean"
     d_temperature: float = 1.0
     fake_labels: str = "uniform"
+    n_gen: int = 1
 
     # --- static facts -----------------------------------------------------------------------
 
@@ -222,7 +223,7 @@ class GANStep:
             images = images[None]
             labels = None if labels is None else labels[None]
         indices = global_example_indices(images.shape[1], self.axis_name)
-        keys = StepKeys.of(state.rng, state.step, self.n_critic)
+        keys = StepKeys.of(state.rng, state.step, self.n_critic, self.n_gen)
 
         (d, g_stats, extras), d_metrics = self._critic_updates(state, images, labels, keys.critic, indices)
         d_metrics = {k: jnp.mean(v) for k, v in d_metrics.items()}  # mean over the n_critic updates
@@ -230,7 +231,13 @@ class GANStep:
             d, r1_metrics = self._lazy_r1_update(d, state.step, images[-1], _last(labels))
             d_metrics.update(r1_metrics)
         g = state.g.replace(batch_stats=g_stats)
-        g, d, g_metrics = self._g_update(g, d, extras, keys.generator, indices, (images[-1], _last(labels)), state.step)
+        g_metrics = []
+        for key in keys.generators:  # n_gen G updates, each with fresh latents
+            g, d, metrics = self._g_update(g, d, extras, key, indices, (images[-1], _last(labels)), state.step)
+            g_metrics.append(metrics)
+        g_metrics = (
+            g_metrics[0] if self.n_gen == 1 else jax.tree_util.tree_map(lambda *v: jnp.mean(jnp.stack(v)), *g_metrics)
+        )
         extras = self._update_averages(extras, g, d, state.step)
         decay = self.ema_decay(state.step) if callable(self.ema_decay) else self.ema_decay
         new_state = state.replace(
@@ -542,6 +549,7 @@ def make_train_step(
     d_aggregation: str = "mean",
     d_temperature: float = 1.0,
     fake_labels: str = "uniform",
+    n_gen: int = 1,
 ) -> GANStep:
     """Builds the pure per-device train step; wrap it with `jaxgan.train.parallel`.
 
@@ -560,6 +568,8 @@ def make_train_step(
       fake_labels: a conditional G's class ids, "uniform" or "real" (those of the real batch the
         update reads, so they follow the data's class frequencies; for unbalanced classes and
         k-means cluster labels, as the self-conditioned GAN of Liu et al. 2020, arXiv:2006.10728).
+      n_gen: G updates per step, after the n_critic D updates, each with fresh latents (the other
+        direction of n_critic: a D that is too strong for G); G's EMA is taken once per step.
     """
     check_step_options(
         generator=generator,
@@ -573,6 +583,7 @@ def make_train_step(
         d_temperature=d_temperature,
         fake_labels=fake_labels,
         regularization=regularization,
+        n_gen=n_gen,
     )
     latent_dim = latent_dim_of(generator)
     check_latent_codes(generator, discriminator, regularization)
@@ -599,4 +610,5 @@ def make_train_step(
         d_aggregation=d_aggregation,
         d_temperature=float(d_temperature),
         fake_labels=fake_labels,
+        n_gen=int(n_gen),
     )

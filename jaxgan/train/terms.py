@@ -78,6 +78,10 @@ class Regularization:
     top_k_fraction: float = 1.0
     top_k_decay: float = 0.99
     top_k_decay_steps: int = 1000
+    # Entropy regularization of G: -entropy * H(G's samples) in G's loss, H the Kozachenko-Leonenko
+    # nearest-neighbour estimate over the global batch (k-th neighbour), reported as metric g_entropy.
+    entropy: float = 0.0
+    entropy_k: int = 1
 
     def validate(self, *, loss: AdversarialLoss, pack: int, sample_ndim: int) -> None:
         """Raises ValueError naming conflicting or out-of-range options."""
@@ -368,3 +372,11 @@ def mode_seeking(ctx: GContext) -> jax.Array:
 def historical_average_g(ctx: GContext) -> jax.Array:
     """Historical averaging: ||theta_G - running mean||^2 (Salimans et al. 2016, sec. 3.3)."""
     return regularizers.historical_average_penalty(ctx.params, ctx.extras["g_average"])
+
+
+@g_term("g_entropy", weight=lambda reg: -reg.entropy, when=lambda reg, step: bool(reg.entropy))
+def entropy(ctx: GContext) -> jax.Array:
+    """The entropy of G's samples, maximized (weight -lambda): Kozachenko-Leonenko's nearest-neighbour
+    estimate over the global batch (`regularizers.nearest_neighbour_entropy`; after PresGAN, Dieng et al.
+    2019, whose entropy term rewards G for spreading its samples)."""
+    return regularizers.nearest_neighbour_entropy(ctx.fake, k=ctx.reg.entropy_k, axis_name=ctx.step.axis_name)
