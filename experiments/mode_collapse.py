@@ -91,6 +91,20 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "spectral_norm": {"model.spectral_norm": True},  # Miyato et al. 2018
     "sn_hinge": SN_HINGE,
     "gman2": {"num_discriminators": 2},  # Durugkar et al. 2017
+    # The entropy of G's samples maximized (Kozachenko-Leonenko estimate; after PresGAN, Dieng et al. 2019).
+    "entropy": {"regularization.entropy": 0.1},
+    "weak_d_half": {"model.d_capacity": "half"},  # a weaker D: half its width
+    "weak_d_quarter": {"model.d_capacity": "quarter"},
+    "n_gen2": {"n_gen": 2},  # two G updates per D update
+    # RMSProp (as PyTorch's, decay 0.99, no momentum) for both nets at the preset's learning rate (WGAN's optimizer).
+    "rmsprop": {
+        "g_optimizer.name": "rmsprop",
+        "d_optimizer.name": "rmsprop",
+        "g_optimizer.b1": 0.0,
+        "d_optimizer.b1": 0.0,
+        "g_optimizer.b2": 0.99,
+        "d_optimizer.b2": 0.99,
+    },
     "pacgan2_ema": {"model.pack": 2, "_ema": True},
     "pacgan4_ema": {"model.pack": 4, "_ema": True},
     "pacgan2_mbstd_ema": {"model.pack": 2, "model.minibatch_std": True, "_ema": True},

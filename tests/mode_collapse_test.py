@@ -326,6 +326,33 @@ def test_configuration_names_and_the_pacgan_batch():
         mode_collapse.train_config("spiral", "gan")
 
 
+def test_the_tutorial_remedies_build_what_they_name():
+    """entropy: G's loss gains -0.1 H; weak_d_*: D's width halved / quartered, G's untouched; n_gen2: two G
+    updates a step; rmsprop: both optimizers are RMSProp (one update of a scalar, by hand)."""
+    from experiments import mode_collapse
+    from jaxgan import build
+
+    def built(name):
+        return build.build_validated(mode_collapse.train_config("ring", name, "fast"), 1)
+
+    base = built("gan")
+    assert [(t.name, t.weight) for t in built("entropy").step.g_terms] == [("g_entropy", -0.1)]
+
+    def d_widths(b):
+        params = jax.eval_shape(lambda: b.discriminator.init(jax.random.PRNGKey(0), jnp.zeros((4, 2)), train=False))
+        return [leaf.shape[-1] for leaf in jax.tree_util.tree_leaves(params["params"]) if leaf.ndim == 2]
+
+    for name, fraction in (("weak_d_half", 2), ("weak_d_quarter", 4)):
+        weak = built(name)
+        assert [w * fraction for w in d_widths(weak)[:-1]] == d_widths(base)[:-1]  # every hidden layer; 1 logit
+        assert weak.generator == base.generator
+    assert built("n_gen2").step.n_gen == 2 and base.step.n_gen == 1
+    lr = mode_collapse.PRESETS["fast"]["learning_rate"]
+    for tx in (built("rmsprop").g_tx, built("rmsprop").d_tx):
+        update, _ = tx.update(jnp.asarray(3.0), tx.init(jnp.zeros(())), jnp.zeros(()))
+        np.testing.assert_allclose(float(update), -lr * 3.0 / (np.sqrt(0.01 * 9.0) + 1e-8), rtol=1e-6)
+
+
 def test_sn_hinge_configurations_build_a_batch_norm_free_spectrally_normalised_d():
     """`sn_hinge` is Miyato et al.'s D: every D kernel spectrally normalised, no BatchNorm, the hinge loss;
     the 2-D data's MLP D takes the same overrides."""
