@@ -114,8 +114,9 @@ def test_frechet_distance_matches_pytorch_fid_sqrtm_at_2048d_near_singular():
     load = rng.normal(size=(k, d)) / np.arange(1, k + 1)[:, None]
     real = stats.feature_stats(_inception_like_features(rng, 2100, load, shift=0.0))
     fake = stats.feature_stats(_inception_like_features(rng, 2300, load, shift=0.05))
-    want = _pytorch_fid_reference(real.mean, real.cov, fake.mean, fake.cov)
-    assert 1.0 < want < 10.0, want
+    # pytorch-fid's value, _pytorch_fid_reference on these statistics (scipy's 2048-d sqrtm takes 15-60 s on
+    # CI's 2 cores, so its result is kept here; recompute it with that function after changing the draws).
+    want = 5.29340796679719
     got = stats.frechet_distance(real.mean, real.cov, fake.mean, fake.cov)
     assert abs(got - want) <= 1e-4 * want + 1e-3, (got, want)
 

@@ -137,8 +137,8 @@ def test_n_gen_makes_that_many_g_updates_per_step():
     three = jaxgan.make_train_step(g_tx=optax.adam(1e-2), d_tx=optax.adam(1e-2), n_gen=3, **kw)
     one = jaxgan.make_train_step(g_tx=optax.adam(1e-2), d_tx=optax.adam(1e-2), **kw)
     state = three.init_state(0, np.zeros((1, *SHAPE), np.float32))
-    after3, metrics = _run(three, state, [_batch(), _batch(seed=1)], 2)
-    after1, _ = _run(one, state, [_batch(), _batch(seed=1)], 2)
+    after3, metrics = _run(three, state, [_batch(), _batch(seed=1)], 1)
+    after1, _ = _run(one, state, [_batch(), _batch(seed=1)], 1)
     counts = lambda tx_state: [int(x) for x in jax.tree_util.tree_leaves(tx_state) if np.ndim(x) == 0]
     assert counts(after3.g.opt_state) == [6] and counts(after3.d.opt_state) == [4]
     leaves = lambda params: np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(params)])
