@@ -98,6 +98,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.label_embed_dim = 0  # G (MLP/DCGAN): 0 = one-hot next to z, else a learned embedding
     # DCGAN G: class-conditional BatchNorm (per-class scale and shift; de Vries et al. 2017, Miyato & Koyama 2018)
     c.model.g_conditional_bn = False
+    # ResNet only: SAGAN's self-attention block after the G and D blocks that output this resolution (0 = none;
+    # Zhang et al. 2019 put it at 32 of 128 px, BigGAN at 64 of 128).
+    c.model.attention_resolution = 0
     # G's class ids in training: "uniform", or "real" (the real batch's: the data's class frequencies).
     c.model.fake_labels = "uniform"
     c.model.conditioning = "concat"  # D: "concat" (cGAN), "projection" (Miyato & Koyama 2018), "none" (ACGAN only)

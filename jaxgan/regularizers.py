@@ -554,6 +554,34 @@ def replay_buffer_query(
 
 
 # ----------------------------------------------------------------------------
+# Orthogonal regularization (BigGAN).
+
+
+def orthogonal_penalty(params: Params) -> jax.Array:
+    """BigGAN's orthogonal regularization, sum over the weight matrices W of ||W^T W (.) (1 - I)||_F^2.
+
+    Every kernel (a parameter named "kernel": Dense [in, out], Conv [kh, kw, in, out]) is read as W with
+    one column per output unit, W = kernel.reshape(-1, out); the penalty pushes different output units'
+    filters towards orthogonality without constraining their norms (the diagonal is excluded), which makes
+    G amenable to the truncation trick. Embeddings, biases and BatchNorm scales are not kernels and are left
+    out (BigGAN's code leaves out its shared class embedding). Unweighted: BigGAN's beta is 1e-4.
+
+    References:
+      Brock, Donahue & Simonyan 2019, "Large Scale GAN Training for High Fidelity Natural Image Synthesis",
+      arXiv:1809.11096, sec. 3.1, eq. 2 (after Brock et al. 2017, arXiv:1609.07093).
+    """
+    total = jnp.zeros((), jnp.float32)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = getattr(path[-1], "key", getattr(path[-1], "name", None))
+        if name != "kernel" or leaf.ndim < 2:
+            continue
+        w = leaf.reshape(-1, leaf.shape[-1]).astype(jnp.float32)
+        gram = w.T @ w
+        total = total + jnp.sum((gram * (1.0 - jnp.eye(gram.shape[0], dtype=gram.dtype))) ** 2)
+    return total
+
+
+# ----------------------------------------------------------------------------
 # Entropy of G's samples.
 
 

@@ -94,6 +94,7 @@ ALL_ON = Regularization(
     top_k_decay_steps=1,
     entropy=0.05,
     entropy_k=2,
+    orthogonal=1e-4,
 )
 
 
@@ -121,6 +122,7 @@ def test_every_stabilizer_at_once_is_independent_of_the_device_count():
         "g_mode_seeking",
         "g_historical_average",
         "g_entropy",
+        "g_orthogonal",
     ):
         assert name in ref_metrics[-1] and np.isfinite(ref_metrics[-1][name]), name
     assert ref_metrics[-1]["d_r1"] > 0 and ref_metrics[-1]["d_bcr"] > 0

@@ -39,6 +39,7 @@ OWN_FIELDS: dict[str, tuple[str, Any]] = {
     "g_extra_layers": ("dcgan", -1),
     "d_extra_layers": ("dcgan", -1),
     "g_conditional_bn": ("dcgan", False),
+    "attention_resolution": ("resnet", 0),
 }
 
 
@@ -111,7 +112,17 @@ def _mlp_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], dict[
 
 
 def _resnet_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return (dict(image_size=shape[0], channels=shape[2], ngf=m["g_width"]), dict(image_size=shape[0], ndf=m["d_width"]))
+    attention = m.get("attention_resolution", 0)  # SAGAN's block at this resolution in G and D (0 = none)
+    both = tuple(sorted(set(resnet.g_resolutions(shape[0])) & set(resnet.d_resolutions(shape[0]))))
+    if attention != 0 and attention not in both:
+        raise ValueError(
+            f"config.model.attention_resolution={attention!r}: at image_size {shape[0]} the resolutions both G's "
+            f"and D's blocks output are {both}; set one of them, or 0 for no attention."
+        )
+    return (
+        dict(image_size=shape[0], channels=shape[2], ngf=m["g_width"], attention_resolution=attention),
+        dict(image_size=shape[0], ndf=m["d_width"], attention_resolution=attention),
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 
 from jaxgan import latent
 from jaxgan.common import DATA_AXIS
+from jaxgan.nets.attention import SelfAttention
 from jaxgan.nets.conditioning import (
     DiscriminatorOptions,
     check_labels,
@@ -54,6 +55,26 @@ _D_ARCH = {32: ((1, 1), 1, 2), 64: ((1, 2, 4, 8), 16, 1), 128: ((1, 2, 4, 8, 16)
 # SNGAN's inits: Glorot-uniform with gain sqrt(2) on the residual convs, gain 1 elsewhere.
 _RESIDUAL_INIT = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")
 _INIT = nn.initializers.xavier_uniform()
+
+
+def g_resolutions(image_size: int) -> tuple[int, ...]:
+    """The resolutions G's up-blocks output: 8, 16, ..., image_size."""
+    return tuple(8 * 2**i for i in range(len(_G_WIDTHS[image_size]) - 1))
+
+
+def d_resolutions(image_size: int) -> tuple[int, ...]:
+    """The resolutions D's down-blocks output: image_size / 2, image_size / 4, ..."""
+    return tuple(image_size // 2 ** (i + 1) for i in range(len(_D_ARCH[image_size][0])))
+
+
+def check_attention_resolution(resolution: int, options: tuple[int, ...], who: str) -> None:
+    """0 (no attention) or a resolution that a block outputs; attention needs an even size, at least 4."""
+    valid = tuple(r for r in options if r >= 4)
+    if resolution != 0 and resolution not in valid:
+        raise ValueError(
+            f"{who}: attention_resolution={resolution!r} is not the output of one of its blocks; valid: 0 (none) "
+            f"or one of {valid}."
+        )
 
 
 def check_size(image_size: int, who: str) -> None:
@@ -134,6 +155,8 @@ class ResNetGenerator(nn.Module):
       latent_dim, image_size (32, 64, 128), channels, ngf: see the module docstring.
       num_classes: > 0 gives every residual block conditional BatchNorm (labels required).
       latent_codes: InfoGAN codes taken from the first coordinates of z (`jaxgan.latent`).
+      attention_resolution: SAGAN's self-attention block after the up-block that outputs this
+        resolution (`jaxgan.nets.attention`; 0 = none).
       bn_axis_name: the cross-replica BatchNorm axis in training; None outside a mapped axis.
     """
 
@@ -143,12 +166,14 @@ class ResNetGenerator(nn.Module):
     ngf: int = 64
     num_classes: int = 0
     latent_codes: latent.LatentCodes = latent.LatentCodes()
+    attention_resolution: int = 0
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
         check_size(self.image_size, "ResNetGenerator")
+        check_attention_resolution(self.attention_resolution, g_resolutions(self.image_size), "ResNetGenerator")
         check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="ResNetGenerator")
         widths = [self.ngf * m for m in _G_WIDTHS[self.image_size]]
         z_in = generator_latent(z, self.latent_codes, latent_dim=self.latent_dim, who="ResNetGenerator")
@@ -158,6 +183,8 @@ class ResNetGenerator(nn.Module):
             h = GBlock(
                 width, num_classes=self.num_classes, bn_axis_name=self.bn_axis_name, dtype=self.dtype, name=f"up{i}"
             )(h, labels, train=train)
+            if h.shape[1] == self.attention_resolution:
+                h = SelfAttention(bn_axis_name=self.bn_axis_name, dtype=self.dtype, name="attention")(h, train=train)
         h = nn.relu(
             class_batch_norm(
                 h, None, num_classes=0, train=train, axis_name=self.bn_axis_name, dtype=self.dtype, name="bn_out"
@@ -178,6 +205,8 @@ class ResNetDiscriminator(DiscriminatorOptions):
         architecture's (2 at 32 px, 1 at 64/128).
       spectral_norm: on every layer (Miyato et al. 2018); the power-iteration
         vectors live in "batch_stats".
+      attention_resolution: SAGAN's self-attention block (spectrally normalised with the rest) after
+        the down-block that outputs this resolution (0 = none).
       num_classes, conditioning, aux_classifier: "projection" (default; Miyato &
         Koyama 2018), "concat" (one-hot input channels) or "none" (ACGAN head
         only); see `jaxgan.nets.conditioning`.
@@ -198,6 +227,7 @@ class ResNetDiscriminator(DiscriminatorOptions):
     depth: int | None = None
     spectral_norm: bool = True
     conditioning: str = "projection"
+    attention_resolution: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = True) -> jax.Array:
@@ -208,6 +238,7 @@ class ResNetDiscriminator(DiscriminatorOptions):
                 f"{self.image_size}, C], got shape {tuple(x.shape)}; set image_size to the data's size."
             )
         down, plain_width, default_depth = _D_ARCH[self.image_size]
+        check_attention_resolution(self.attention_resolution, d_resolutions(self.image_size), "ResNetDiscriminator")
         depth = default_depth if self.depth is None else self.depth
         if depth < 0:
             raise ValueError(f"ResNetDiscriminator: depth must be >= 0 plain blocks (or None), got {depth}.")
@@ -226,5 +257,9 @@ class ResNetDiscriminator(DiscriminatorOptions):
                 dtype=self.dtype,
                 name=f"block{i}",
             )(h, train=train)
+            if downsample and h.shape[1] == self.attention_resolution:
+                h = SelfAttention(
+                    spectral_norm=self.spectral_norm, bn_axis_name=self.bn_axis_name, dtype=self.dtype, name="attention"
+                )(h, train=train)
         phi = jnp.sum(nn.relu(h), axis=(1, 2))  # global sum pooling (SNGAN)
         return discriminator_head(self, phi, labels, train=train)

@@ -55,6 +55,7 @@ def check_regularization(reg: Regularization, *, loss: AdversarialLoss, pack: in
         "mode_seeking",
         "historical_averaging",
         "entropy",
+        "orthogonal",
         "acgan_weight",
         "info_weight",
     ):

@@ -82,6 +82,7 @@ class Regularization:
     # nearest-neighbour estimate over the global batch (k-th neighbour), reported as metric g_entropy.
     entropy: float = 0.0
     entropy_k: int = 1
+    orthogonal: float = 0.0  # BigGAN's orthogonal regularization of G's kernels, beta (Brock et al. 2019: 1e-4)
 
     def validate(self, *, loss: AdversarialLoss, pack: int, sample_ndim: int) -> None:
         """Raises ValueError naming conflicting or out-of-range options."""
@@ -380,3 +381,9 @@ def entropy(ctx: GContext) -> jax.Array:
     estimate over the global batch (`regularizers.nearest_neighbour_entropy`; after PresGAN, Dieng et al.
     2019, whose entropy term rewards G for spreading its samples)."""
     return regularizers.nearest_neighbour_entropy(ctx.fake, k=ctx.reg.entropy_k, axis_name=ctx.step.axis_name)
+
+
+@g_term("g_orthogonal", weight=lambda reg: reg.orthogonal)
+def orthogonal(ctx: GContext) -> jax.Array:
+    """BigGAN's orthogonal regularization of G's kernels (Brock et al. 2019, sec. 3.1)."""
+    return regularizers.orthogonal_penalty(ctx.params)

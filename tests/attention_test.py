@@ -1,0 +1,139 @@
+"""SAGAN's self-attention block against its equations in numpy, and the orthogonal regularizer of BigGAN."""
+
+from __future__ import annotations
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan import regularizers
+from jaxgan.nets.attention import SelfAttention
+
+
+def _attention_numpy(x, kernels, gamma):
+    """Zhang et al. 2019 sec. 3 with BigGAN's 2x2 max-pooled keys and values, in float64."""
+    b, h, w, c = x.shape
+    k = {name: np.asarray(kernels[name], np.float64).reshape(c if name != "o" else c // 2, -1) for name in kernels}
+    pool = lambda t: t.reshape(b, h // 2, 2, w // 2, 2, -1).max(axis=(2, 4))
+    theta = (x @ k["theta"]).reshape(b, h * w, -1)
+    phi = pool(x @ k["phi"]).reshape(b, h * w // 4, -1)
+    g = pool(x @ k["g"]).reshape(b, h * w // 4, -1)
+    logits = theta @ phi.transpose(0, 2, 1)
+    beta = np.exp(logits - logits.max(-1, keepdims=True))
+    beta /= beta.sum(-1, keepdims=True)
+    o = (beta @ g).reshape(b, h, w, -1) @ k["o"]
+    return x + gamma * o
+
+
+def test_self_attention_matches_its_equations_and_starts_as_the_identity():
+    x = np.random.default_rng(0).normal(size=(2, 6, 4, 16))
+    block = SelfAttention(bn_axis_name=None)
+    variables = block.init(jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32), train=False)
+    params = flax.core.unfreeze(variables["params"])
+    assert params["gamma"] == 0.0
+    np.testing.assert_array_equal(
+        block.apply(variables, jnp.asarray(x, jnp.float32), train=False), x.astype(np.float32)
+    )
+    params["gamma"] = jnp.asarray(0.7)
+    kernels = {name: params[name]["kernel"] for name in ("theta", "phi", "g", "o")}
+    assert [kernels[n].shape for n in ("theta", "phi", "g", "o")] == [(1, 1, 16, 2)] * 2 + [
+        (1, 1, 16, 8),
+        (1, 1, 8, 16),
+    ]
+    got = block.apply({"params": params}, jnp.asarray(x, jnp.float32), train=False)
+    np.testing.assert_allclose(got, _attention_numpy(x, kernels, 0.7), rtol=2e-5, atol=2e-5)
+    with pytest.raises(ValueError, match="channels divisible by 8 and an even height and width"):
+        block.init(jax.random.PRNGKey(0), jnp.zeros((1, 5, 4, 16)), train=False)
+
+
+def test_self_attention_with_spectral_norm_normalizes_each_convolution():
+    """Under spectral norm the block computes with every 1x1 kernel divided by its largest singular value."""
+    x = np.random.default_rng(1).normal(size=(2, 4, 4, 8))
+    block = SelfAttention(spectral_norm=True, bn_axis_name=None)
+    variables = flax.core.unfreeze(block.init(jax.random.PRNGKey(1), jnp.asarray(x, jnp.float32), train=False))
+    variables["params"]["gamma"] = jnp.asarray(1.3)
+    train = jax.jit(lambda v: block.apply(v, jnp.asarray(x, jnp.float32), train=True, mutable=["batch_stats"])[1])
+    for _ in range(500):  # converge the power iterations (one per call)
+        variables["batch_stats"] = train(variables)["batch_stats"]
+    got = block.apply(variables, jnp.asarray(x, jnp.float32), train=False)
+    kernels = {}
+    for name in ("theta", "phi", "g", "o"):
+        kernel = np.asarray(variables["params"][name]["kernel"], np.float64)
+        kernels[name] = kernel / np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
+    np.testing.assert_allclose(got, _attention_numpy(x, kernels, 1.3), rtol=1e-4, atol=1e-4)
+
+
+def test_orthogonal_penalty_is_the_off_diagonal_gram_norm_and_its_gradient_matches_finite_differences():
+    rng = np.random.default_rng(2)
+    params = {
+        "conv": {"kernel": rng.normal(size=(3, 3, 4, 5)), "bias": rng.normal(size=5)},
+        "dense": {"kernel": rng.normal(size=(6, 3))},
+        "embed": {"embedding": rng.normal(size=(10, 4))},  # not a kernel: left out
+        "bn": {"scale": rng.normal(size=5)},
+    }
+
+    def by_hand(p):
+        total = 0.0
+        for kernel in (p["conv"]["kernel"], p["dense"]["kernel"]):
+            w = kernel.reshape(-1, kernel.shape[-1])
+            gram = w.T @ w
+            total += np.sum((gram - np.diag(np.diag(gram))) ** 2)
+        return total
+
+    as_jax = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
+    assert float(regularizers.orthogonal_penalty(as_jax)) == pytest.approx(by_hand(params), rel=1e-5)
+    orthonormal = np.linalg.qr(rng.normal(size=(6, 3)))[0] * np.array([1.0, 2.0, 0.5])  # orthogonal columns
+    assert float(regularizers.orthogonal_penalty({"kernel": jnp.asarray(orthonormal, jnp.float32)})) < 1e-10
+    grads = jax.grad(regularizers.orthogonal_penalty)(jax.tree_util.tree_map(lambda a: jnp.asarray(a), params))
+    assert not np.any(np.asarray(grads["embed"]["embedding"])) and not np.any(np.asarray(grads["conv"]["bias"]))
+    for key in ((0, 1, 2, 3), (2, 0, 1, 4)):  # central differences in float64, two entries of the conv kernel
+        bumped = [jax.tree_util.tree_map(np.copy, params) for _ in range(2)]
+        bumped[0]["conv"]["kernel"][key] += 1e-6
+        bumped[1]["conv"]["kernel"][key] -= 1e-6
+        numeric = (by_hand(bumped[0]) - by_hand(bumped[1])) / 2e-6
+        assert float(grads["conv"]["kernel"][key]) == pytest.approx(numeric, rel=1e-3)
+
+
+def test_resnet_with_attention_starts_as_the_plain_resnet_and_the_config_places_it():
+    """gamma = 0 at init: G and D with the block give the plain networks' outputs from the shared weights."""
+    from jaxgan import build
+    from jaxgan.config import base_config
+    from jaxgan.nets import ResNetDiscriminator, ResNetGenerator
+
+    z = jax.random.normal(jax.random.PRNGKey(0), (4, 16))
+    x = jax.random.uniform(jax.random.PRNGKey(1), (4, 32, 32, 3), minval=-1, maxval=1)
+    for plain, with_attention, inputs in (
+        (
+            ResNetGenerator(16, ngf=16, bn_axis_name=None),
+            ResNetGenerator(16, ngf=16, attention_resolution=16, bn_axis_name=None),
+            z,
+        ),
+        (
+            ResNetDiscriminator(ndf=16, bn_axis_name=None),
+            ResNetDiscriminator(ndf=16, attention_resolution=8, bn_axis_name=None),
+            x,
+        ),
+    ):
+        variables = with_attention.init(jax.random.PRNGKey(2), inputs, train=False)
+        assert "attention" in variables["params"]
+        without = jax.tree_util.tree_map(lambda v: v, dict(variables))
+        without = {
+            c: {k: v for k, v in tree.items() if k != "attention" and k != "attention_sn"}
+            for c, tree in without.items()
+        }
+        np.testing.assert_array_equal(
+            with_attention.apply(variables, inputs, train=False), plain.apply(without, inputs, train=False)
+        )
+    config = base_config()
+    config.model.name, config.data.image_size, config.data.channels = "resnet", 32, 3
+    config.model.attention_resolution = 16
+    built = build.build_validated(config, 1)
+    assert built.generator.attention_resolution == built.discriminator.attention_resolution == 16
+    config.model.attention_resolution = 32
+    with pytest.raises(ValueError, match=r"attention_resolution=32: at image_size 32 .* are \(8, 16\)"):
+        build.build_validated(config, 1)
+    config.model.name, config.model.attention_resolution = "dcgan", 16
+    with pytest.raises(ValueError, match="attention_resolution=16 is a RESNET option"):
+        build.build_validated(config, 1)
