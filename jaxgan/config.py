@@ -101,6 +101,10 @@ def base_config() -> ml_collections.ConfigDict:
     # ResNet only: SAGAN's self-attention block after the G and D blocks that output this resolution (0 = none;
     # Zhang et al. 2019 put it at 32 of 128 px, BigGAN at 64 of 128).
     c.model.attention_resolution = 0
+    # ResNet G only, BigGAN's (Brock et al. 2019): z cut into a chunk per block, and a class embedding of this
+    # size shared by the blocks, both conditioning every block's BatchNorm (0 / False: SNGAN's G).
+    c.model.hierarchical_latent = False
+    c.model.shared_embedding_dim = 0
     # G's class ids in training: "uniform", or "real" (the real batch's: the data's class frequencies).
     c.model.fake_labels = "uniform"
     c.model.conditioning = "concat"  # D: "concat" (cGAN), "projection" (Miyato & Koyama 2018), "none" (ACGAN only)

@@ -137,3 +137,44 @@ def test_resnet_with_attention_starts_as_the_plain_resnet_and_the_config_places_
     config.model.name, config.model.attention_resolution = "dcgan", 16
     with pytest.raises(ValueError, match="attention_resolution=16 is a RESNET option"):
         build.build_validated(config, 1)
+
+
+def test_vector_conditional_batch_norm_is_biggans_ccbn():
+    """(1 + c W_gain) * BN(x) + c W_bias, BN over the batch and positions without its own affine."""
+    from jaxgan.nets.conditioning import VectorConditionalBatchNorm
+
+    rng = np.random.default_rng(3)
+    x, cond = rng.normal(size=(6, 2, 3, 4)), rng.normal(size=(6, 5))
+    bn = VectorConditionalBatchNorm()
+    variables = flax.core.unfreeze(bn.init(jax.random.PRNGKey(0), jnp.asarray(x), jnp.asarray(cond), train=False))
+    assert not np.any(variables["params"]["gain"]["kernel"])  # a plain BatchNorm at init
+    w_gain, w_bias = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
+    variables["params"] = {"gain": {"kernel": jnp.asarray(w_gain)}, "bias": {"kernel": jnp.asarray(w_bias)}}
+    got, _ = bn.apply(variables, jnp.asarray(x), jnp.asarray(cond), train=True, mutable=["batch_stats"])
+    normalized = (x - x.mean(axis=(0, 1, 2))) / np.sqrt(x.var(axis=(0, 1, 2)) + 1e-5)
+    want = (1 + cond @ w_gain)[:, None, None, :] * normalized + (cond @ w_bias)[:, None, None, :]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_biggan_generator_routes_each_z_chunk_to_its_block():
+    """Hierarchical z: chunk 0 feeds the linear layer, chunk i + 1 only block i's BatchNorms (shown by giving
+    one block's conditioning maps weights while the others stay at their zero init); the shared class
+    embedding reaches every block."""
+    from jaxgan.nets import ResNetGenerator
+
+    g = ResNetGenerator(16, ngf=16, num_classes=3, hierarchical_latent=True, shared_embedding_dim=4, bn_axis_name=None)
+    z = jax.random.normal(jax.random.PRNGKey(0), (2, 16))
+    labels = jnp.asarray([0, 2])
+    variables = flax.core.unfreeze(g.init(jax.random.PRNGKey(1), z, labels, train=False))
+    params = variables["params"]
+    assert params["linear"]["kernel"].shape[0] == 4  # 16 / (1 + 3 blocks)
+    assert params["up1"]["bn0"]["gain"]["kernel"].shape == (4 + 4, 16) and "gamma" not in params["up1"]["bn0"]
+    params["up1"]["bn0"]["gain"]["kernel"] = jax.random.normal(jax.random.PRNGKey(2), (8, 16))
+    out = lambda z, y=labels: g.apply(variables, z, y, train=False)
+    base = out(z)
+    for chunk, moves in ((0, True), (1, False), (2, True), (3, False)):
+        bumped = z.at[:, 4 * chunk : 4 * chunk + 4].add(0.5)
+        assert bool(np.any(np.asarray(out(bumped)) != np.asarray(base))) == moves, chunk
+    assert np.any(np.asarray(out(z, jnp.asarray([1, 2]))) != np.asarray(base))  # the embedding reaches block 1
+    with pytest.raises(ValueError, match="latent_dim is 15; use a multiple of 4"):
+        g.init(jax.random.PRNGKey(1), z[:, :15], labels, train=False)

@@ -173,6 +173,42 @@ class ConditionalBatchNorm(nn.Module):
         return h * gamma.reshape(shape).astype(h.dtype) + beta.reshape(shape).astype(h.dtype)
 
 
+class VectorConditionalBatchNorm(nn.Module):
+    """BatchNorm whose scale and shift are linear in a conditioning vector: (1 + c W_gain) * BN(x) + c W_bias.
+
+    BigGAN's `ccbn` (Brock, Donahue & Simonyan 2019, arXiv:1809.11096, sec. 3 and appendix B): c is the
+    shared class embedding concatenated with the block's chunk of z (hierarchical latent), or either alone;
+    the two maps have no bias, so with c = 0 (or W = 0, their init) it is a plain BatchNorm. Statistics are
+    cross-replica over `axis_name` in training.
+    """
+
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+    axis_name: str | None = None
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, cond: jax.Array, *, train: bool) -> jax.Array:
+        h = nn.BatchNorm(
+            use_running_average=not train,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            use_scale=False,
+            use_bias=False,
+            axis_name=self.axis_name if train else None,
+            dtype=self.dtype,
+            name="bn",
+        )(x)
+        c = x.shape[-1]
+        linear = lambda name: nn.Dense(
+            c, use_bias=False, kernel_init=nn.initializers.zeros, dtype=self.dtype, name=name
+        )
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
+        gain = 1.0 + linear("gain")(cond.astype(self.dtype)).reshape(shape)
+        bias = linear("bias")(cond.astype(self.dtype)).reshape(shape)
+        return h * gain.astype(h.dtype) + bias.astype(h.dtype)
+
+
 def class_batch_norm(
     h: jax.Array,
     labels: jax.Array | None,

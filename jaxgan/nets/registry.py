@@ -40,6 +40,8 @@ OWN_FIELDS: dict[str, tuple[str, Any]] = {
     "d_extra_layers": ("dcgan", -1),
     "g_conditional_bn": ("dcgan", False),
     "attention_resolution": ("resnet", 0),
+    "hierarchical_latent": ("resnet", False),
+    "shared_embedding_dim": ("resnet", 0),
 }
 
 
@@ -120,7 +122,14 @@ def _resnet_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], di
             f"and D's blocks output are {both}; set one of them, or 0 for no attention."
         )
     return (
-        dict(image_size=shape[0], channels=shape[2], ngf=m["g_width"], attention_resolution=attention),
+        dict(
+            image_size=shape[0],
+            channels=shape[2],
+            ngf=m["g_width"],
+            attention_resolution=attention,
+            hierarchical_latent=m.get("hierarchical_latent", False),
+            shared_embedding_dim=m.get("shared_embedding_dim", 0),
+        ),
         dict(image_size=shape[0], ndf=m["d_width"], attention_resolution=attention),
     )
 

@@ -37,6 +37,7 @@ from jaxgan.common import DATA_AXIS
 from jaxgan.nets.attention import SelfAttention
 from jaxgan.nets.conditioning import (
     DiscriminatorOptions,
+    VectorConditionalBatchNorm,
     check_labels,
     class_batch_norm,
     discriminator_head,
@@ -98,14 +99,26 @@ class GBlock(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, labels: jax.Array | None, *, train: bool) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, labels: jax.Array | None, *, train: bool, cond: jax.Array | None = None
+    ) -> jax.Array:
+        """`cond`: BigGAN's conditioning vector of this block ([B, d]); its BatchNorms then take their scale
+        and shift from it (`VectorConditionalBatchNorm`) instead of per-class tables."""
         bn = dict(num_classes=self.num_classes, train=train, axis_name=self.bn_axis_name, dtype=self.dtype)
+
+        def norm(h, name):
+            if cond is None:
+                return class_batch_norm(h, labels, name=name, **bn)
+            return VectorConditionalBatchNorm(axis_name=self.bn_axis_name, dtype=self.dtype, name=name)(
+                h, cond, train=train
+            )
+
         conv = lambda k, init, name: nn.Conv(
             self.features, (k, k), padding="SAME", kernel_init=init, dtype=self.dtype, name=name
         )
-        h = nn.relu(class_batch_norm(x, labels, name="bn0", **bn))
+        h = nn.relu(norm(x, "bn0"))
         h = conv(3, _RESIDUAL_INIT, "conv0")(upsample_nearest(h))
-        h = nn.relu(class_batch_norm(h, labels, name="bn1", **bn))
+        h = nn.relu(norm(h, "bn1"))
         h = conv(3, _RESIDUAL_INIT, "conv1")(h)
         return h + upsample_nearest(conv(1, _INIT, "shortcut")(x))
 
@@ -157,6 +170,9 @@ class ResNetGenerator(nn.Module):
       latent_codes: InfoGAN codes taken from the first coordinates of z (`jaxgan.latent`).
       attention_resolution: SAGAN's self-attention block after the up-block that outputs this
         resolution (`jaxgan.nets.attention`; 0 = none).
+      hierarchical_latent, shared_embedding_dim: BigGAN's G (`_biggan_conditioning`): z cut into a
+        chunk per block, and one class embedding shared by the blocks, both read by every block's
+        BatchNorm through `VectorConditionalBatchNorm`.
       bn_axis_name: the cross-replica BatchNorm axis in training; None outside a mapped axis.
     """
 
@@ -167,6 +183,8 @@ class ResNetGenerator(nn.Module):
     num_classes: int = 0
     latent_codes: latent.LatentCodes = latent.LatentCodes()
     attention_resolution: int = 0
+    hierarchical_latent: bool = False
+    shared_embedding_dim: int = 0
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
@@ -177,12 +195,13 @@ class ResNetGenerator(nn.Module):
         check_labels(labels, batch_size=z.shape[0], num_classes=self.num_classes, who="ResNetGenerator")
         widths = [self.ngf * m for m in _G_WIDTHS[self.image_size]]
         z_in = generator_latent(z, self.latent_codes, latent_dim=self.latent_dim, who="ResNetGenerator")
-        h = nn.Dense(4 * 4 * widths[0], kernel_init=_INIT, dtype=self.dtype, name="linear")(z_in.astype(self.dtype))
+        z_first, conds = self._biggan_conditioning(z_in, labels, num_blocks=len(widths) - 1)
+        h = nn.Dense(4 * 4 * widths[0], kernel_init=_INIT, dtype=self.dtype, name="linear")(z_first.astype(self.dtype))
         h = h.reshape(z.shape[0], 4, 4, widths[0])
         for i, width in enumerate(widths[1:]):
             h = GBlock(
                 width, num_classes=self.num_classes, bn_axis_name=self.bn_axis_name, dtype=self.dtype, name=f"up{i}"
-            )(h, labels, train=train)
+            )(h, labels, train=train, cond=conds[i])
             if h.shape[1] == self.attention_resolution:
                 h = SelfAttention(bn_axis_name=self.bn_axis_name, dtype=self.dtype, name="attention")(h, train=train)
         h = nn.relu(
@@ -192,6 +211,44 @@ class ResNetGenerator(nn.Module):
         )
         h = nn.Conv(self.channels, (3, 3), padding="SAME", kernel_init=_INIT, dtype=self.dtype, name="to_image")(h)
         return jnp.tanh(h).astype(jnp.float32)
+
+    def _biggan_conditioning(
+        self, z: jax.Array, labels: jax.Array | None, *, num_blocks: int
+    ) -> tuple[jax.Array, list[jax.Array | None]]:
+        """(what the first linear layer reads, each block's BigGAN conditioning vector or None).
+
+        BigGAN (Brock et al. 2019, sec. 3 and fig. 15): with `hierarchical_latent`, z is cut into
+        num_blocks + 1 equal chunks, the first for the linear layer and chunk i + 1 for block i; with
+        `shared_embedding_dim`, one class embedding is shared by every block. Block i's BatchNorms are
+        conditioned on [chunk i + 1, embedding] (either alone when the other is off). Neither: None, the
+        SNGAN G (whole z to the linear layer, per-class BatchNorm tables)."""
+        if not (self.hierarchical_latent or self.shared_embedding_dim):
+            return z, [None] * num_blocks
+        if self.num_classes and not self.shared_embedding_dim:
+            raise ValueError(
+                "ResNetGenerator: a conditional hierarchical-latent G conditions its BatchNorms on [z chunk, "
+                "class embedding]; set shared_embedding_dim > 0 (BigGAN: 128)."
+            )
+        if self.shared_embedding_dim and not self.num_classes:
+            raise ValueError("ResNetGenerator: shared_embedding_dim needs num_classes > 0 (it embeds the labels).")
+        parts: list[list[jax.Array]] = [[] for _ in range(num_blocks)]
+        first = z
+        if self.hierarchical_latent:
+            slots = num_blocks + 1
+            if z.shape[-1] % slots:
+                raise ValueError(
+                    f"ResNetGenerator: hierarchical_latent cuts z into {slots} equal chunks (1 + {num_blocks} "
+                    f"blocks), but latent_dim is {z.shape[-1]}; use a multiple of {slots}."
+                )
+            chunks = jnp.split(z, slots, axis=-1)
+            first = chunks[0]
+            for i in range(num_blocks):
+                parts[i].append(chunks[i + 1])
+        if self.shared_embedding_dim:
+            shared = nn.Embed(self.num_classes, self.shared_embedding_dim, name="shared_embedding")(labels)
+            for i in range(num_blocks):
+                parts[i].append(shared)
+        return first, [jnp.concatenate(p, axis=-1) for p in parts]
 
 
 class ResNetDiscriminator(DiscriminatorOptions):
