@@ -108,6 +108,26 @@ EXPECTED = {
         (2e-4, 0.0, 0.9),
         (5000, 50, 250, 500, 0, 320),
     ),
+    "sagan": (
+        "ResNetGenerator",
+        dict(RESNET_G, num_classes=10, attention_resolution=16, hierarchical_latent=False),
+        "ResNetDiscriminator",
+        dict(RESNET_D, num_classes=10, conditioning="projection", attention_resolution=16),
+        "hinge",
+        1,
+        ((1e-4, 0.0, 0.9), (4e-4, 0.0, 0.9)),  # G, D: two time-scales
+        (5000, 50, 250, 500, 0, 64),
+    ),
+    "biggan": (
+        "ResNetGenerator",
+        dict(RESNET_G, num_classes=10, attention_resolution=16, hierarchical_latent=True, shared_embedding_dim=128),
+        "ResNetDiscriminator",
+        dict(RESNET_D, num_classes=10, conditioning="projection", attention_resolution=16),
+        "hinge",
+        2,
+        ((1e-4, 0.0, 0.999), (4e-4, 0.0, 0.999)),
+        (5000, 50, 250, 500, 0, 128),
+    ),
     "sngan_resnet": (
         "ResNetGenerator",
         dict(RESNET_G, num_classes=0),
@@ -189,7 +209,9 @@ def test_every_gan_zoo_preset_has_expectations():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_preset_builds_what_its_file_says(name):
-    g_class, g_fields, d_class, d_fields, loss, n_critic, (lr, b1, b2), schedule = EXPECTED[name]
+    g_class, g_fields, d_class, d_fields, loss, n_critic, optimizers, schedule = EXPECTED[name]
+    if not isinstance(optimizers[0], tuple):  # one (lr, b1, b2) for both players
+        optimizers = (optimizers, optimizers)
     config = _preset(name)
     built = build.build_validated(config, 8)
     assert type(built.generator).__name__ == g_class and type(built.discriminator).__name__ == d_class
@@ -206,12 +228,13 @@ def test_preset_builds_what_its_file_says(name):
     assert step.sample_shape == (32, 32, 1)
     assert step.regularization.weight_clip == (0.01 if name == "wgan" else 0.0)
     assert step.regularization.gradient_penalty == (10.0 if name == "wgan_gp" else 0.0)
+    assert step.regularization.orthogonal == (1e-4 if name == "biggan" else 0.0)
     # The EMA warm-up rule min(0.999, (1 + s) / (10 + s)), by hand.
     for s, decay in ((0, 0.1), (10, 11 / 20), (10_000, 0.999)):
         assert float(step.ema_decay(jnp.asarray(s))) == pytest.approx(decay, rel=1e-6)
     grads = [1.0, 3.0, -2.0]
     by_hand = _rmsprop_updates if name in RMSPROP_PRESETS else _adam_updates
-    for tx in (built.g_tx, built.d_tx):
+    for tx, (lr, b1, b2) in zip((built.g_tx, built.d_tx), optimizers):
         np.testing.assert_allclose(_tx_updates(tx, grads), by_hand(lr, b1, b2, grads), rtol=2e-5)
     s = config_lib.resolve_schedule(config)
     assert (s.train_steps, s.log_every, s.sample_every, s.checkpoint_every, s.eval_every, s.images_per_step) == schedule

@@ -46,6 +46,8 @@ def test_the_issue_presets_exist():
         "wgan",
         "wgan_gp",
         "sngan_resnet",
+        "sagan",
+        "biggan",
     }
 
 

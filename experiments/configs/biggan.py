@@ -1,0 +1,37 @@
+"""BigGAN (Brock, Donahue & Simonyan 2019, arXiv:1809.11096) at 32 px: SAGAN plus BigGAN's G.
+
+  python experiments/train.py --config=experiments/configs/biggan.py
+
+SAGAN's nets (experiments/configs/sagan.py: self-attention at 16x16, spectrally normalised projection
+D, hinge loss) with BigGAN's G: one class embedding (128-d) shared by every block and a hierarchical
+latent (z of 128 cut into 4 chunks of 32: the linear layer's and one per block), both conditioning each
+block's BatchNorm (`VectorConditionalBatchNorm`); orthogonal regularization of G's kernels (beta 1e-4);
+the paper's optimizer, Adam (0, 0.999) with G at 1e-4 and D at 4e-4, and 2 D steps per G step; the EMA of
+G (0.999 here for runs of thousands of steps; the paper's 0.9999 suits 100k+). On the offline digits
+(32x32x1, 10 classes) by default. Slow on CPU.
+"""
+
+from jaxgan.config import base_config
+
+
+def get_config():
+    config = base_config()
+    config.model.name = "resnet"
+    config.model.latent_dim = 128
+    config.model.g_width = 64
+    config.model.d_width = 64
+    config.model.num_classes = 10
+    config.model.conditioning = "projection"
+    config.model.spectral_norm = True
+    config.model.attention_resolution = 16
+    config.model.hierarchical_latent = True
+    config.model.shared_embedding_dim = 128
+    config.regularization.orthogonal = 1e-4
+    config.loss = "hinge"
+    config.n_critic = 2
+    config.g_optimizer.learning_rate, config.d_optimizer.learning_rate = 1e-4, 4e-4
+    config.g_optimizer.b1, config.g_optimizer.b2 = 0.0, 0.999
+    config.d_optimizer.b1, config.d_optimizer.b2 = 0.0, 0.999
+    config.num_samples = 100
+    config.train_steps = 5000
+    return config
