@@ -41,13 +41,14 @@ from jaxgan.run_config import check_schedule, config_errors, schedule_from_confi
 from jaxgan.runner import RunHooks, check_workdir, run_training
 from jaxgan.sampling import image_grid
 from jaxgan.train import compile_init, make_mesh, prefetch_to_mesh
+from jaxgan.train.kit import INIT_COMPILER_OPTIONS
 from jaxgan.video.nets import ImageDiscriminator, VideoDiscriminator, VideoGenerator, check_frame_size
 from jaxgan.video.steps import VideoGANState, VideoGANStep, shard_map_video_step
 
 SOURCES = ("moving_digits", "tfds")
 COMPILE_MODES = ("auto", "fast_compile", "default")
-# Tests and quick checks: ~2x faster compilation, slower steps (jaxgan.translation.steps.INIT_COMPILER_OPTIONS).
-FAST_COMPILE_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+# Tests and quick checks: ~2x faster compilation, slower steps (the options init functions compile with).
+FAST_COMPILE_OPTIONS = INIT_COMPILER_OPTIONS
 # The step's checks (VideoGANStep), named after the config field.
 STEP_FIELDS = {
     "num_frames": "data.num_frames",
