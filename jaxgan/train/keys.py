@@ -5,7 +5,8 @@ fold_in(parent, i) with a fixed integer i per use (the NamedTuple field's positi
 unless said otherwise), so no key is used twice and a draw never moves when code
 around it changes:
 
-  StepKeys(k):           critic = split(fold_in(k, 0), n_critic), generator = fold_in(k, 1)
+  StepKeys(k):           critic = split(fold_in(k, 0), n_critic), generator = fold_in(k, 1);
+                         G update j >= 1 of n_gen: fold_in(k, 1 + j)
   CriticKeys(u):         latents 0, labels 1, replay 2, examples 3          (u: one D update's key)
   GeneratorKeys(g):      latents 0, labels 1, examples 2, latents2 3        (g: StepKeys.generator)
 
@@ -68,7 +69,7 @@ class StepKeys(NamedTuple):
 
     critic: jax.Array  # [n_critic] keys, D update j uses critic[j]
     generator: jax.Array  # the first G update's
-    more_generators: tuple[jax.Array, ...] = ()  # G updates 2 .. n_gen: fold_in(step key, 2 + i)
+    more_generators: tuple[jax.Array, ...] = ()  # G update j = 1 .. n_gen - 1: fold_in(step key, 1 + j)
 
     @classmethod
     def of(cls, rng: jax.Array, step: jax.Array, n_critic: int, n_gen: int = 1) -> StepKeys:
