@@ -132,6 +132,8 @@ def test_terms_follow_the_registration_order_and_the_options():
         "g_feature_matching",
         "g_mode_seeking",
         "g_historical_average",
+        "g_entropy",
+        "g_orthogonal",
     ]
     plain = step_matrix.build(step_matrix.CONFIGS["loss_hinge"])
     assert plain.d_terms == () and plain.g_terms == ()
