@@ -52,6 +52,11 @@ def linear_decay_schedule(learning_rate: float, *, total_steps: int, decay_steps
     )
 
 
+def _check_lazy_every(lazy_every: int) -> None:
+    if not isinstance(lazy_every, int) or isinstance(lazy_every, bool) or lazy_every < 0:
+        raise ValueError(f"lazy_every must be an int >= 0 (0 = not lazy), got {lazy_every!r}.")
+
+
 def adam(
     learning_rate: LearningRate,
     b1: float = 0.5,
@@ -73,8 +78,7 @@ def adam(
     References:
       Kingma & Ba 2015, "Adam", arXiv:1412.6980; Karras et al. 2020, arXiv:1912.04958, app. B.
     """
-    if not isinstance(lazy_every, int) or isinstance(lazy_every, bool) or lazy_every < 0:
-        raise ValueError(f"lazy_every must be an int >= 0 (0 = not lazy), got {lazy_every!r}.")
+    _check_lazy_every(lazy_every)
     for name, beta in (("b1", b1), ("b2", b2)):
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"{name} must lie in [0, 1), got {beta!r}.")
@@ -102,8 +106,7 @@ def rmsprop(
       Tieleman & Hinton 2012, "Lecture 6.5 - RMSProp", COURSERA: Neural Networks for Machine Learning;
       Arjovsky, Chintala & Bottou 2017, "Wasserstein GAN", arXiv:1701.07875, alg. 1.
     """
-    if not isinstance(lazy_every, int) or isinstance(lazy_every, bool) or lazy_every < 0:
-        raise ValueError(f"lazy_every must be an int >= 0 (0 = not lazy), got {lazy_every!r}.")
+    _check_lazy_every(lazy_every)
     for name, value in (("decay (b2)", decay), ("momentum (b1)", momentum)):
         if not 0.0 <= value < 1.0:
             raise ValueError(f"RMSProp's {name} must lie in [0, 1), got {value!r}.")

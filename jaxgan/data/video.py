@@ -45,8 +45,8 @@ from absl import logging
 
 from jaxgan.common import check_reading_options, process_batch_slice, to_model_range
 from jaxgan.data.digits import digits_arrays, split_indices
-from jaxgan.data.pipeline import StreamOrder, resize_and_convert
-from jaxgan.data.stream import read_ahead
+from jaxgan.data.pipeline import resize_and_convert
+from jaxgan.data.stream import StreamBatcher
 
 NAME = "moving_digits"
 SPLITS = ("train", "test")
@@ -486,53 +486,21 @@ def read_clips(source: Any, indices: Any, *, frame_size: int, channels: int) -> 
     return out
 
 
-class StreamVideoBatcher:
+class StreamVideoBatcher(StreamBatcher):
     """`ArrayVideoBatcher`'s batches (the same `StreamOrder`, the same resize, so the same numbers) read
     from a `TfdsVideoSource`: batch `step` reads only this process's clips of it, so the dataset is never
     held in memory, and is a pure function of (seed, step, process). `iterate` reads ahead through Grain
-    (`num_threads` threads, `prefetch` batches, `worker_count` decoding processes; `jaxgan.data.stream`).
+    (`num_threads` threads, `prefetch` batches, `worker_count` decoding processes): `StreamBatcher`'s
+    order, options and read-ahead, with clips for records (`frame_size` is its `image_size`).
     """
 
-    def __init__(
-        self,
-        source: TfdsVideoSource,
-        *,
-        batch_size: int,
-        seed: int,
-        frame_size: int,
-        channels: int,
-        process_index: int = 0,
-        process_count: int = 1,
-        worker_count: int = 0,
-        num_threads: int = 2,
-        prefetch: int = 4,
-    ):
-        check_reading_options(worker_count=worker_count, num_threads=num_threads, prefetch=prefetch)
-        self.source, self.frame_size, self.channels = source, frame_size, channels
-        self.order = StreamOrder(
-            len(source), batch_size=batch_size, seed=seed, process_index=process_index, process_count=process_count
-        )
-        self.batch_size, self.local_batch_size = batch_size, self.order.local_batch_size
-        self.worker_count, self.num_threads, self.prefetch = worker_count, num_threads, prefetch
-
-    def indices_at(self, step: int) -> np.ndarray:
-        """The clips in this process's part of global batch `step`."""
-        return self.order.indices_at(step)
+    def __init__(self, source: TfdsVideoSource, *, frame_size: int, channels: int, **order_and_reading: Any):
+        super().__init__(source, image_size=frame_size, channels=channels, **order_and_reading)
 
     def batch_at(self, step: int) -> dict[str, np.ndarray]:
         """This process's part of global batch `step`, read from the source now."""
-        clips = read_clips(self.source, self.indices_at(step), frame_size=self.frame_size, channels=self.channels)
+        clips = read_clips(self.source, self.indices_at(step), frame_size=self.image_size, channels=self.channels)
         return {"video": to_model_range(clips)}
-
-    def iterate(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
-        """batch_at(s) for s = start_step, start_step + 1, ..., read ahead by a Grain pipeline."""
-        return read_ahead(
-            self.batch_at,
-            start_step,
-            num_threads=self.num_threads,
-            prefetch=self.prefetch,
-            worker_count=self.worker_count,
-        )
 
 
 def load_tfds_videos(

@@ -138,6 +138,21 @@ def generator_latent(z: jax.Array, codes: latent.LatentCodes, *, latent_dim: int
     return latent.generator_input(z, codes)
 
 
+def _affine_free_batch_norm(owner: nn.Module, x: jax.Array, *, train: bool) -> jax.Array:
+    """BatchNorm without scale and shift, as the conditional BatchNorms' submodule "bn" (called inside
+    `owner`'s compact method; its momentum, epsilon, axis_name and dtype)."""
+    return nn.BatchNorm(
+        use_running_average=not train,
+        momentum=owner.momentum,
+        epsilon=owner.epsilon,
+        use_scale=False,
+        use_bias=False,
+        axis_name=owner.axis_name if train else None,
+        dtype=owner.dtype,
+        name="bn",
+    )(x)
+
+
 class ConditionalBatchNorm(nn.Module):
     """BatchNorm with per-class scale and shift: gamma[y] * BN(x) + beta[y].
 
@@ -156,16 +171,7 @@ class ConditionalBatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array, *, train: bool) -> jax.Array:
-        h = nn.BatchNorm(
-            use_running_average=not train,
-            momentum=self.momentum,
-            epsilon=self.epsilon,
-            use_scale=False,
-            use_bias=False,
-            axis_name=self.axis_name if train else None,
-            dtype=self.dtype,
-            name="bn",
-        )(x)
+        h = _affine_free_batch_norm(self, x, train=train)
         c = x.shape[-1]
         gamma = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones, name="gamma")(labels)
         beta = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros, name="beta")(labels)
@@ -189,16 +195,7 @@ class VectorConditionalBatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, cond: jax.Array, *, train: bool) -> jax.Array:
-        h = nn.BatchNorm(
-            use_running_average=not train,
-            momentum=self.momentum,
-            epsilon=self.epsilon,
-            use_scale=False,
-            use_bias=False,
-            axis_name=self.axis_name if train else None,
-            dtype=self.dtype,
-            name="bn",
-        )(x)
+        h = _affine_free_batch_norm(self, x, train=train)
         c = x.shape[-1]
         linear = lambda name: nn.Dense(
             c, use_bias=False, kernel_init=nn.initializers.zeros, dtype=self.dtype, name=name
