@@ -94,6 +94,7 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     # The entropy of G's samples maximized (Kozachenko-Leonenko estimate; after PresGAN, Dieng et al. 2019).
     "entropy": {"regularization.entropy": 0.1},
     "entropy_small": {"regularization.entropy": 0.01},
+    "entropy_tiny": {"regularization.entropy": 0.001},
     "weak_d_half": {"model.d_capacity": "half"},  # a weaker D: half its width
     "weak_d_quarter": {"model.d_capacity": "quarter"},
     "n_gen2": {"n_gen": 2},  # two G updates per D update
