@@ -73,7 +73,12 @@ def _shrunk(name):
     return config
 
 
-@pytest.mark.parametrize("name", PRESETS)
+# sagan's nets and loss are biggan's without BigGAN's G additions: biggan's two steps train them (the suite's
+# time budget); tests/config_build_test.py checks what the sagan file builds.
+TRAINED = [name for name in PRESETS if name != "sagan"]
+
+
+@pytest.mark.parametrize("name", TRAINED)
 def test_preset_trains(name, digits):
     config = _shrunk(name)
     mesh = make_mesh(jax.devices()[:2])
