@@ -131,6 +131,22 @@ def _iter_batches(images: Images, batch_size: int, what: str) -> Iterator[np.nda
             yield x[i : i + batch_size]
 
 
+def _first_batches(images: Images, batch_size: int, max_images: int | None, what: str) -> Iterator[np.ndarray]:
+    """The non-empty batches of `_iter_batches` up to `max_images` images in all (None: every one), stopping
+    there without reading further; a ValueError if the source gives fewer."""
+    n = 0
+    for batch in _iter_batches(images, batch_size, what):
+        if max_images is not None:
+            batch = batch[: max_images - n]
+        if len(batch):
+            n += len(batch)
+            yield batch
+        if max_images is not None and n >= max_images:
+            return
+    if max_images is not None and n < max_images:
+        raise ValueError(f"Asked for {max_images} {what} but the source gave only {n}.")
+
+
 # ---------------------------------------------------------------- feature extraction
 
 
@@ -245,15 +261,8 @@ class InceptionFeatures:
     def stats(self, images: Images, *, max_images: int | None = None, what: str = "images") -> stats.FeatureStats:
         """Streaming float64 mean/covariance of the features of all (or the first max_images) images."""
         acc = stats.StreamingStats(self.feature_dim)
-        for batch in _iter_batches(images, self.batch_size, what):
-            if max_images is not None:
-                batch = batch[: max_images - acc.n]
-            if len(batch):
-                acc.add(self._run(batch))
-            if max_images is not None and acc.n >= max_images:
-                break
-        if max_images is not None and acc.n < max_images:
-            raise ValueError(f"Asked for {max_images} {what} but the source gave only {acc.n}.")
+        for batch in _first_batches(images, self.batch_size, max_images, what):
+            acc.add(self._run(batch))
         if acc.n < 2:
             raise ValueError(f"FID needs at least 2 {what}, got {acc.n} (use thousands: 10k or 50k is standard).")
         if acc.n < self.feature_dim:
@@ -276,17 +285,10 @@ def extract_features(
 ) -> np.ndarray:
     """`extractor`'s features [n, D] of all (or the first max_images) images, extracted batch by batch:
     from an iterable of batches (or a callable returning one) only one batch is held at a time."""
-    out, n = [], 0
-    for batch in _iter_batches(images, getattr(extractor, "batch_size", 256), what):
-        if max_images is not None:
-            batch = batch[: max_images - n]
-        if len(batch):
-            out.append(np.asarray(extractor(batch)))
-            n += len(batch)
-        if max_images is not None and n >= max_images:
-            break
-    if max_images is not None and n < max_images:
-        raise ValueError(f"Asked for {max_images} {what} but the source gave only {n}.")
+    out = [
+        np.asarray(extractor(batch))
+        for batch in _first_batches(images, getattr(extractor, "batch_size", 256), max_images, what)
+    ]
     if not out:
         raise ValueError(f"No {what} to extract features from.")
     return np.concatenate(out)
