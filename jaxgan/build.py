@@ -98,9 +98,11 @@ def build_networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Mod
 
 def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, ...]:
     """(g_tx, d_tx): Adam or RMSProp (`*_optimizer.name`) with separate learning rates and betas (two
-    time-scale updates, Heusel et al. 2017); D's gets StyleGAN2's correction under lazy R1."""
+    time-scale updates, Heusel et al. 2017); D's gets StyleGAN2's correction under lazy R1, G's under lazy
+    path length regularization."""
     reg = config.regularization
     lazy = reg.r1_every if reg.r1_gamma and reg.r1_every > 1 else 0
+    g_lazy = reg.path_length_every if reg.get("path_length", 0) and reg.path_length_every > 1 else 0
     g, d = config.g_optimizer, config.d_optimizer
     g_lr, d_lr = g.learning_rate, d.learning_rate
     if config.get("lr_decay_steps", 0):  # schedules count optimizer updates: n_critic of D, n_gen of G per step
@@ -109,7 +111,7 @@ def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientT
             g_lr = optim.linear_decay_schedule(g_lr, total_steps=steps * m, decay_steps=decay * m)
             d_lr = optim.linear_decay_schedule(d_lr, total_steps=steps * k, decay_steps=decay * k)
     with config_errors(config, b1="g_optimizer.b1", b2="g_optimizer.b2", name="g_optimizer.name"):
-        g_tx = optim.from_config(g.get("name", "adam"), g_lr, b1=g.b1, b2=g.b2)
+        g_tx = optim.from_config(g.get("name", "adam"), g_lr, b1=g.b1, b2=g.b2, lazy_every=g_lazy)
     with config_errors(config, b1="d_optimizer.b1", b2="d_optimizer.b2", name="d_optimizer.name"):
         d_tx = optim.from_config(d.get("name", "adam"), d_lr, b1=d.b1, b2=d.b2, lazy_every=lazy)
     return g_tx, d_tx

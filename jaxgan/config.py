@@ -105,6 +105,14 @@ def base_config() -> ml_collections.ConfigDict:
     # size shared by the blocks, both conditioning every block's BatchNorm (0 / False: SNGAN's G).
     c.model.hierarchical_latent = False
     c.model.shared_embedding_dim = 0
+    # StyleGAN2 only (Karras et al. 2020; jaxgan.nets.stylegan2): widths min(channel_base // resolution,
+    # channel_max) (paper config-f: 32768, 512); w's size (0 = latent_dim); mapping layers (0 = 8); the
+    # probability of style mixing in training (paper 0.9). 0 = not StyleGAN2.
+    c.model.channel_base = 0
+    c.model.channel_max = 0
+    c.model.w_dim = 0
+    c.model.mapping_layers = 0
+    c.model.style_mixing_prob = 0.0
     # G's class ids in training: "uniform", or "real" (the real batch's: the data's class frequencies).
     c.model.fake_labels = "uniform"
     c.model.conditioning = "concat"  # D: "concat" (cGAN), "projection" (Miyato & Koyama 2018), "none" (ACGAN only)
@@ -301,6 +309,12 @@ def check_fields(config: ml_collections.ConfigDict, num_devices: int) -> None:
             raise ValueError(
                 "config.lr_decay_steps with lazy R1 (regularization.r1_every > 1) is not supported: "
                 "the lazy R1 updates shift D's update count; set r1_every=1 or lr_decay_steps=0."
+            )
+        if config.regularization.path_length and config.regularization.path_length_every > 1:
+            raise ValueError(
+                "config.lr_decay_steps with lazy path length regularization (regularization.path_length_every "
+                "> 1) is not supported: its updates shift G's update count; set path_length_every=1 or "
+                "lr_decay_steps=0."
             )
 
 

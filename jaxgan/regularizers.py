@@ -554,6 +554,38 @@ def replay_buffer_query(
 
 
 # ----------------------------------------------------------------------------
+# Path length regularization (StyleGAN2).
+
+
+def path_lengths(synthesis: Callable[[jax.Array], jax.Array], ws: jax.Array, y: jax.Array) -> jax.Array:
+    """||J_w^T y|| per example: StyleGAN2's path lengths (Karras et al. 2020, arXiv:1912.04958, sec. 3.2, eq. 4).
+
+    `synthesis` maps ws [B, num_ws, w_dim] to images [B, ...] example by example (no batch statistics);
+    y [B, ...] is random image-space noise, N(0, 1) / sqrt(H W) per pixel in the paper. J^T y is one
+    vector-Jacobian product; as the reference, the squared norm is summed over w_dim and averaged over
+    the num_ws rows before the square root. Returns [B].
+    """
+    _, vjp = jax.vjp(synthesis, ws)
+    (grads,) = vjp(y.astype(jnp.float32))
+    return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=-1), axis=1))
+
+
+def path_length_penalty(
+    lengths: jax.Array, pl_mean: jax.Array, *, decay: float, axis_name: str | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """(mean (lengths - a)^2, a): the penalty around a = pl_mean moved toward the batch's mean length by `decay`.
+
+    a, the running mean (StyleGAN2's pl_mean, decay 0.01), is a constant of the penalty (no gradient);
+    with `axis_name` the mean length is the global batch's, so every device keeps the same a.
+    """
+    mean = jnp.mean(lengths)
+    if axis_name is not None:
+        mean = jax.lax.pmean(mean, axis_name)
+    new_mean = jax.lax.stop_gradient(pl_mean + decay * (mean - pl_mean))
+    return jnp.mean(jnp.square(lengths - new_mean)), new_mean
+
+
+# ----------------------------------------------------------------------------
 # Orthogonal regularization (BigGAN).
 
 

@@ -128,6 +128,20 @@ EXPECTED = {
         ((1e-4, 0.0, 0.999), (4e-4, 0.0, 0.999)),
         (5000, 50, 250, 500, 0, 128),
     ),
+    # Adam (0, 0.99) at 0.0025 with StyleGAN2's lazy corrections by hand: c = k / (k + 1), lr c, beta^c;
+    # G's k = 4 (path length), D's k = 16 (R1).
+    "stylegan2": (
+        "StyleGAN2Generator",
+        dict(z_dim=64, w_dim=64, image_size=32, channels=1, channel_base=1024, channel_max=64, mapping_layers=2)
+        | dict(style_mixing_prob=0.9, num_classes=10, latent_dim=64 + 66 + 16 + 2 * (64 + 256 + 1024)),
+        "StyleGAN2Discriminator",
+        dict(image_size=32, channel_base=1024, channel_max=64, num_classes=10, conditioning="projection")
+        | dict(minibatch_std=True),
+        "non_saturating",
+        1,
+        ((0.0025 * 4 / 5, 0.0, 0.99 ** (4 / 5)), (0.0025 * 16 / 17, 0.0, 0.99 ** (16 / 17))),
+        (5000, 50, 250, 500, 0, 32),
+    ),
     "sngan_resnet": (
         "ResNetGenerator",
         dict(RESNET_G, num_classes=0),
@@ -229,9 +243,16 @@ def test_preset_builds_what_its_file_says(name):
     assert step.regularization.weight_clip == (0.01 if name == "wgan" else 0.0)
     assert step.regularization.gradient_penalty == (10.0 if name == "wgan_gp" else 0.0)
     assert step.regularization.orthogonal == (1e-4 if name == "biggan" else 0.0)
-    # The EMA warm-up rule min(0.999, (1 + s) / (10 + s)), by hand.
-    for s, decay in ((0, 0.1), (10, 11 / 20), (10_000, 0.999)):
-        assert float(step.ema_decay(jnp.asarray(s))) == pytest.approx(decay, rel=1e-6)
+    if name.startswith("stylegan2"):
+        reg = step.regularization
+        assert (reg.r1_gamma, reg.r1_every, reg.path_length, reg.path_length_every) == (0.01, 16, 2.0, 4)
+        # StyleGAN2-ADA's EMA by hand: half-life 10k images, ramped to 5% of the images seen; 32 per step.
+        for s, h in ((0, 0.0), (100, 100 * 32 * 0.05), (10_000, 10_000.0)):
+            want = 0.5 ** (32 / h) if h else 0.0
+            assert float(step.ema_decay(jnp.asarray(s))) == pytest.approx(want, rel=1e-5)
+    else:  # The EMA warm-up rule min(0.999, (1 + s) / (10 + s)), by hand.
+        for s, decay in ((0, 0.1), (10, 11 / 20), (10_000, 0.999)):
+            assert float(step.ema_decay(jnp.asarray(s))) == pytest.approx(decay, rel=1e-6)
     grads = [1.0, 3.0, -2.0]
     by_hand = _rmsprop_updates if name in RMSPROP_PRESETS else _adam_updates
     for tx, (lr, b1, b2) in zip((built.g_tx, built.d_tx), optimizers):

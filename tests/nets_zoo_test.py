@@ -684,7 +684,7 @@ def test_d_capacity_param_counts(preset):
 
 def test_registry_and_image_size_checks():
     assert get_network_classes("resnet") == (ResNetGenerator, ResNetDiscriminator)
-    assert set(NETWORKS) == {"mlp", "dcgan", "resnet"}
+    assert set(NETWORKS) == {"mlp", "dcgan", "resnet", "stylegan2"}
     check_image_size("resnet", 128)
     check_image_size("dcgan", 64, channels=1)
     check_image_size("mlp", 28)

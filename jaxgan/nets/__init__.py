@@ -16,6 +16,7 @@ from jaxgan.nets.registry import (
     get_network_classes,
 )
 from jaxgan.nets.resnet import ResNetDiscriminator, ResNetGenerator
+from jaxgan.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 __all__ = [
     "ARCHITECTURES",
@@ -32,6 +33,8 @@ __all__ = [
     "ResNetDiscriminator",
     "ResNetGenerator",
     "SUPPORTED_IMAGE_SIZES",
+    "StyleGAN2Discriminator",
+    "StyleGAN2Generator",
     "SpectralNorm",
     "check_image_size",
     "d_capacity_kwargs",

@@ -371,7 +371,9 @@ def apply_layer(
 # --------------------------------------------------------------------------- minibatch statistics
 
 
-def minibatch_stddev(x: jax.Array, *, group_size: int = 4, num_features: int = 1, eps: float = 1e-8) -> jax.Array:
+def minibatch_stddev(
+    x: jax.Array, *, group_size: int = 4, num_features: int = 1, eps: float = 1e-8, contiguous: bool = False
+) -> jax.Array:
     """Appends the minibatch standard deviation: [B, ..., C] -> [B, ..., C + num_features].
 
     Karras, Aila, Laine & Lehtinen 2018 (ProGAN), arXiv:1710.10196 sec. 3, with
@@ -385,7 +387,10 @@ def minibatch_stddev(x: jax.Array, *, group_size: int = 4, num_features: int = 1
     channels. Works on images [B, H, W, C] and flat features [B, C].
 
     Under data parallelism this runs on each device's LOCAL batch: groups never
-    span devices, so the local batch size must be divisible by G.
+    span devices, so the local batch size must be divisible by G. `contiguous`
+    groups consecutive samples instead ({0..G-1}, {G..2G-1}, ...): the same
+    statistic of a random batch, and then the groups, hence D's outputs, do not
+    depend on how many devices share the batch.
     """
     b, c = x.shape[0], x.shape[-1]
     g = min(group_size, b)
@@ -397,10 +402,15 @@ def minibatch_stddev(x: jax.Array, *, group_size: int = 4, num_features: int = 1
     if num_features < 1 or c % num_features:
         raise ValueError(f"minibatch_stddev: {c} channels cannot be split into num_features={num_features} groups.")
     spatial = x.shape[1:-1]
-    y = x.astype(jnp.float32).reshape(g, b // g, -1, num_features, c // num_features)  # [G, M, P, F, c]
-    y = jnp.sqrt(jnp.var(y, axis=0) + eps)  # [M, P, F, c]
-    y = jnp.mean(y, axis=(1, 3))  # [M, F]
-    y = jnp.tile(y, (g, 1))  # sample i -> group i % M
+    if contiguous:
+        y = x.astype(jnp.float32).reshape(b // g, g, -1, num_features, c // num_features)  # [M, G, P, F, c]
+        y = jnp.mean(jnp.sqrt(jnp.var(y, axis=1) + eps), axis=(1, 3))  # [M, F]
+        y = jnp.repeat(y, g, axis=0)  # sample i -> group i // G
+    else:
+        y = x.astype(jnp.float32).reshape(g, b // g, -1, num_features, c // num_features)  # [G, M, P, F, c]
+        y = jnp.sqrt(jnp.var(y, axis=0) + eps)  # [M, P, F, c]
+        y = jnp.mean(y, axis=(1, 3))  # [M, F]
+        y = jnp.tile(y, (g, 1))  # sample i -> group i % M
     y = jnp.broadcast_to(y.reshape((b,) + (1,) * len(spatial) + (num_features,)), x.shape[:-1] + (num_features,))
     return jnp.concatenate([x, y.astype(x.dtype)], axis=-1)
 

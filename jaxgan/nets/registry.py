@@ -16,10 +16,11 @@ from typing import Any, Callable, Mapping
 import flax.linen as nn
 
 from jaxgan import latent
-from jaxgan.nets import dcgan, resnet
+from jaxgan.nets import dcgan, resnet, stylegan2
 from jaxgan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from jaxgan.nets.mlp import MLPDiscriminator, MLPGenerator
 from jaxgan.nets.resnet import ResNetDiscriminator, ResNetGenerator
+from jaxgan.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 Model = Mapping[str, Any]  # an experiment config's `model` section
 Fields = Callable[[Model, tuple[int, ...]], tuple[dict[str, Any], dict[str, Any]]]
@@ -42,6 +43,11 @@ OWN_FIELDS: dict[str, tuple[str, Any]] = {
     "attention_resolution": ("resnet", 0),
     "hierarchical_latent": ("resnet", False),
     "shared_embedding_dim": ("resnet", 0),
+    "channel_base": ("stylegan2", 0),
+    "channel_max": ("stylegan2", 0),
+    "w_dim": ("stylegan2", 0),
+    "mapping_layers": ("stylegan2", 0),
+    "style_mixing_prob": ("stylegan2", 0.0),
 }
 
 
@@ -134,6 +140,27 @@ def _resnet_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], di
     )
 
 
+def _stylegan2_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    base, cmax = m.get("channel_base", 0), m.get("channel_max", 0)
+    if base < 1 or cmax < 1:
+        raise ValueError(
+            f"config.model.channel_base={base!r} and channel_max={cmax!r} size StyleGAN2's widths "
+            "(min(channel_base // resolution, channel_max)); set both > 0, e.g. 32768 and 512 (the paper's) "
+            "or the stylegan2 preset's small CPU widths."
+        )
+    both = dict(image_size=shape[0], channel_base=base, channel_max=cmax)
+    return (
+        dict(
+            channels=shape[2],
+            w_dim=m.get("w_dim", 0) or m["latent_dim"],
+            mapping_layers=m.get("mapping_layers", 0) or 8,
+            style_mixing_prob=m.get("style_mixing_prob", 0.0),
+            **both,
+        ),
+        dict(**both),
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Architecture:
     """A generator/discriminator pair, the square image sizes it supports (None: any sample shape), and
@@ -144,6 +171,7 @@ class Architecture:
     discriminator: type[nn.Module]
     image_sizes: tuple[int, ...] | None
     fields: Fields
+    latent_field: str = "latent_dim"  # the generator's argument that model.latent_dim sets (StyleGAN2: z_dim)
 
     def from_config(
         self, model: Model, sample_shape: tuple[int, ...], *, latent_codes: latent.LatentCodes, dtype: Any
@@ -153,7 +181,7 @@ class Architecture:
         _check_own_fields(model, self.name)
         g_own, d_own = self.fields(model, sample_shape)
         generator = self.generator(
-            latent_dim=model["latent_dim"],
+            **{self.latent_field: model["latent_dim"]},
             num_classes=model["num_classes"],
             latent_codes=latent_codes,
             dtype=dtype,
@@ -181,6 +209,14 @@ ARCHITECTURES: dict[str, Architecture] = {
     "mlp": Architecture("mlp", MLPGenerator, MLPDiscriminator, None, _mlp_fields),
     "dcgan": Architecture("dcgan", DCGANGenerator, DCGANDiscriminator, dcgan.SUPPORTED_SIZES, _dcgan_fields),
     "resnet": Architecture("resnet", ResNetGenerator, ResNetDiscriminator, resnet.SUPPORTED_SIZES, _resnet_fields),
+    "stylegan2": Architecture(
+        "stylegan2",
+        StyleGAN2Generator,
+        StyleGAN2Discriminator,
+        stylegan2.SUPPORTED_SIZES,
+        _stylegan2_fields,
+        latent_field="z_dim",
+    ),
 }
 
 NETWORKS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {

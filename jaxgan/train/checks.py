@@ -56,6 +56,7 @@ def check_regularization(reg: Regularization, *, loss: AdversarialLoss, pack: in
         "historical_averaging",
         "entropy",
         "orthogonal",
+        "path_length",
         "acgan_weight",
         "info_weight",
     ):
@@ -67,11 +68,22 @@ def check_regularization(reg: Regularization, *, loss: AdversarialLoss, pack: in
                 f"regularization.{name} must lie in (0, 1] (Sinha et al.: fraction 0.5, decay "
                 f"0.99; fraction 1 turns top-k off), got {getattr(reg, name)!r}."
             )
-    for name in ("r1_every", "instance_noise_anneal_steps", "top_k_decay_steps", "entropy_k"):
+    for name in (
+        "r1_every",
+        "instance_noise_anneal_steps",
+        "top_k_decay_steps",
+        "entropy_k",
+        "path_length_every",
+        "path_length_batch_shrink",
+    ):
         if not isinstance(getattr(reg, name), int) or getattr(reg, name) < 1:
             raise ValueError(f"regularization.{name} must be an int >= 1, got {getattr(reg, name)!r}.")
     if not isinstance(reg.replay_capacity, int) or reg.replay_capacity < 0:
         raise ValueError(f"regularization.replay_capacity must be an int >= 0, got {reg.replay_capacity!r}.")
+    if not 0.0 < reg.path_length_decay <= 1.0:
+        raise ValueError(
+            f"regularization.path_length_decay must lie in (0, 1] (StyleGAN2: 0.01), got {reg.path_length_decay!r}."
+        )
     if not 0.0 <= reg.lecam_decay <= 1.0:
         raise ValueError(f"regularization.lecam_decay must lie in [0, 1], got {reg.lecam_decay!r}.")
     if reg.weight_clip and loss.name != "wasserstein":

@@ -8,7 +8,8 @@ around it changes:
   StepKeys(k):           critic = split(fold_in(k, 0), n_critic), generator = fold_in(k, 1);
                          G update j >= 1 of n_gen: fold_in(k, 1 + j)
   CriticKeys(u):         latents 0, labels 1, replay 2, examples 3          (u: one D update's key)
-  GeneratorKeys(g):      latents 0, labels 1, examples 2, latents2 3        (g: StepKeys.generator)
+  GeneratorKeys(g):      latents 0, labels 1, examples 2, latents2 3, path_length 4   (g: StepKeys.generator)
+  PathLengthKeys(p):     latents 0, labels 1, noise 2         (p: GeneratorKeys.path_length)
 
 Per-example keys fold the example's index i in the GLOBAL batch into `examples`
 (`example_keys`), so the result does not depend on how many devices share the batch;
@@ -106,9 +107,23 @@ class GeneratorKeys(NamedTuple):
     labels: jax.Array
     examples: jax.Array  # per-example keys (`GeneratorExampleKeys`)
     latents2: jax.Array  # MSGAN's second latents
+    path_length: jax.Array  # StyleGAN2's lazy path length update (`PathLengthKeys`)
 
     @classmethod
     def of(cls, key: jax.Array) -> GeneratorKeys:
+        return cls(*_folds(key, len(cls._fields)))
+
+
+class PathLengthKeys(NamedTuple):
+    """The lazy path length update's keys: its latents, labels and image-space noise y, each drawn per example
+    of its own (shrunk) global batch."""
+
+    latents: jax.Array
+    labels: jax.Array
+    noise: jax.Array
+
+    @classmethod
+    def of(cls, key: jax.Array) -> PathLengthKeys:
         return cls(*_folds(key, len(cls._fields)))
 
 

@@ -70,6 +70,7 @@ from jaxgan.train.keys import (
     GeneratorExampleKeys,
     GeneratorKeys,  # noqa: F401
     InputKeys,
+    PathLengthKeys,
     StepKeys,
     example_keys,
     fold_each,
@@ -202,6 +203,8 @@ class GANStep:
         if reg.historical_averaging:
             extras["g_average"] = jax.tree_util.tree_map(jnp.copy, state.g.params)
             extras["d_average"] = jax.tree_util.tree_map(jnp.copy, state.d.params)
+        if reg.path_length:
+            extras["pl_mean"] = jnp.zeros((), jnp.float32)
         return extras
 
     def _check_extras(self, state: GANTrainState) -> None:
@@ -238,6 +241,11 @@ class GANStep:
         g_metrics = (
             g_metrics[0] if self.n_gen == 1 else jax.tree_util.tree_map(lambda *v: jnp.mean(jnp.stack(v)), *g_metrics)
         )
+        if self.regularization.path_length:
+            g, extras, pl_metrics = self._lazy_path_length_update(
+                g, extras, state.step, keys.generator, images.shape[1]
+            )
+            g_metrics.update(pl_metrics)
         extras = self._update_averages(extras, g, d, state.step)
         decay = self.ema_decay(state.step) if callable(self.ema_decay) else self.ema_decay
         new_state = state.replace(
@@ -521,6 +529,54 @@ class GANStep:
             metrics["g_top_k_fraction"] = top_k
         return g, d, metrics
 
+    def _lazy_path_length_update(
+        self, g: NetState, extras: Mapping[str, Any], step: jax.Array, key: jax.Array, local_batch: int
+    ) -> tuple[NetState, Mapping[str, Any], Metrics]:
+        """StyleGAN2's lazy path length regularization: every path_length_every steps, a separate G update on
+        weight * k * E(||J_w^T y|| - a)^2 (Karras et al. 2020, sec. 3.2 and app. B; `regularizers.path_lengths`).
+
+        It runs on local_batch / path_length_batch_shrink fresh latents per device, indexed 0 .. B/shrink - 1
+        across the devices, so its draws do not depend on the device count; a (pl_mean) is in the state.
+        """
+        reg = self.regularization
+        n = local_batch // reg.path_length_batch_shrink
+        if n < 1 or local_batch % reg.path_length_batch_shrink:
+            raise ValueError(
+                f"regularization.path_length_batch_shrink={reg.path_length_batch_shrink} must divide the per-device "
+                f"batch size {local_batch}; use 1 or 2, or a batch size that is a multiple of it per device."
+            )
+        keys = PathLengthKeys.of(GeneratorKeys.of(key).path_length)
+        indices = global_example_indices(n, self.axis_name)
+        z = sample_latents(keys.latents, indices, self.latent_dim)
+        labels = sample_labels(keys.labels, indices, self.num_classes) if self.num_classes else None
+        shape = self.sample_shape
+        y = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(keys.noise, i), shape))(indices)
+        y = y / jnp.sqrt(float(shape[0] * shape[1]))  # N(0, 1) / sqrt(H W), as the reference
+
+        def update(args):
+            g, pl_mean = args
+
+            def loss_fn(params):
+                variables = {"params": params, **({"batch_stats": g.batch_stats} if g.batch_stats else {})}
+                gen = self.generator
+                ws = gen.apply(variables, *call_args(z, labels), train=True, method=gen.styles)
+                lengths = regularizers.path_lengths(
+                    lambda ws: gen.apply(variables, ws, z, train=True, method=gen.synthesize), ws, y
+                )
+                penalty, new_mean = regularizers.path_length_penalty(
+                    lengths, pl_mean, decay=reg.path_length_decay, axis_name=self.axis_name
+                )
+                return penalty, new_mean
+
+            g, (penalty, new_mean), _ = update_net(
+                g, self.g_tx, loss_fn, axis_name=self.axis_name, grad_scale=reg.path_length * reg.path_length_every
+            )
+            return g, new_mean, jax.lax.pmean(penalty, self.axis_name)
+
+        skip = lambda args: (*args, jnp.zeros((), jnp.float32))
+        g, pl_mean, penalty = jax.lax.cond(step % reg.path_length_every == 0, update, skip, (g, extras["pl_mean"]))
+        return g, {**extras, "pl_mean": pl_mean}, {"g_path_length": penalty, "g_pl_mean": pl_mean}
+
     def check_batch(self, batch: Mapping[str, Any], num_devices: int) -> None:
         """Fails with a message naming the value and the fix, before any compilation."""
         check_batch(
@@ -593,6 +649,12 @@ def make_train_step(
         lambda z, y: generator.init_with_output(jax.random.PRNGKey(0), *call_args(z, y), train=False)[0], z, y
     )
     pack = int(getattr(discriminator, "pack", 1))
+    if regularization.path_length and not (hasattr(generator, "styles") and hasattr(generator, "synthesize")):
+        raise ValueError(
+            f"regularization.path_length={regularization.path_length} differentiates G's images with respect to "
+            f"its intermediate latents w; {type(generator).__name__} has none (no `styles` / `synthesize`). Use "
+            "model.name='stylegan2' or path_length=0."
+        )
     regularization.validate(loss=loss, pack=pack, sample_ndim=len(out.shape) - 1)
     return GANStep(
         generator=generator,

@@ -83,6 +83,14 @@ class Regularization:
     entropy: float = 0.0
     entropy_k: int = 1
     orthogonal: float = 0.0  # BigGAN's orthogonal regularization of G's kernels, beta (Brock et al. 2019: 1e-4)
+    # StyleGAN2's path length regularization (Karras et al. 2020, sec. 3.2): weight (their 2), applied lazily as
+    # its own G update every path_length_every steps (weight times k; G's Adam then takes lazy_every=k), on
+    # 1/path_length_batch_shrink of the batch; pl_mean, the lengths' running mean (rate path_length_decay),
+    # lives in the state. Needs a generator with `styles` and `synthesize` (StyleGAN2Generator).
+    path_length: float = 0.0
+    path_length_every: int = 4
+    path_length_decay: float = 0.01
+    path_length_batch_shrink: int = 2
 
     def validate(self, *, loss: AdversarialLoss, pack: int, sample_ndim: int) -> None:
         """Raises ValueError naming conflicting or out-of-range options."""
@@ -91,6 +99,11 @@ class Regularization:
     @property
     def r1_lazy(self) -> bool:
         return bool(self.r1_gamma) and self.r1_every > 1
+
+    @property
+    def g_lazy_every(self) -> int:
+        """G's lazy regularization interval for its optimizer (`jaxgan.optim.adam(lazy_every=...)`); 0 = none."""
+        return self.path_length_every if self.path_length and self.path_length_every > 1 else 0
 
 
 class DOutput(NamedTuple):
