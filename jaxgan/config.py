@@ -14,7 +14,9 @@ first use.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
+import os
 from typing import Any
 
 import ml_collections
@@ -42,6 +44,20 @@ def __getattr__(name: str) -> Any:
 
         return getattr(build, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def sibling_config(config_file: str, name: str, *args: Any) -> ml_collections.ConfigDict:
+    """`get_config(*args)` of the config file `name`.py next to `config_file` (a preset's `__file__`).
+
+    Launchers load a config file by path (absl's config_flags), so `experiments.configs` is not importable
+    there; a preset that extends another loads it this way."""
+    path = os.path.join(os.path.dirname(os.path.abspath(config_file)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"jaxgan_preset_{name}", path)
+    if spec is None or spec.loader is None or not os.path.exists(path):
+        raise FileNotFoundError(f"No config file {path} (a preset extends it).")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(*args)
 
 
 def base_config() -> ml_collections.ConfigDict:

@@ -254,13 +254,16 @@ def test_discriminator_projects_onto_the_mapped_class_and_refuses_what_it_lacks(
 
 
 def _preset_step():
-    """The stylegan2 preset's step (its nets, loss, lazy R1 and path length, style mixing, conditioning,
-    optimizers), shrunk to 8x8 images and tiny widths, with both lazy intervals 2 to meet both updates soon."""
-    config = importlib.import_module("experiments.configs.stylegan2").get_config()
+    """The stylegan2_ada preset's step (the stylegan2 preset's nets, loss, lazy R1 and path length, style
+    mixing, conditioning, optimizers, plus ADA), shrunk to 8x8 images and tiny widths, with both lazy
+    intervals 2 to meet both updates soon, and ADA's p starting at 0.5, adjusted after every step by
+    32 / 1000 (ada_kimg = 1) so that the controller's moves show."""
+    config = importlib.import_module("experiments.configs.stylegan2_ada").get_config()
     config.data.image_size, config.data.channels, config.model.num_classes = 8, 1, 3
     config.model.latent_dim = config.model.w_dim = 4
     config.model.channel_base, config.model.channel_max, config.model.mapping_layers = 32, 4, 1
     config.regularization.r1_every = config.regularization.path_length_every = 2
+    config.regularization.ada_p, config.regularization.ada_interval, config.regularization.ada_kimg = 0.5, 1, 1.0
     config.batch_size = 32  # 4 per device on 8: the minibatch-std groups (4) are the same on 1 and 8 devices
     validate(config, 8)
     generator, discriminator = build_networks(config)
@@ -269,9 +272,10 @@ def _preset_step():
 
 
 def test_full_step_is_the_same_on_one_and_eight_devices_and_resumes_bit_exactly(tmp_path):
-    """The preset's step (tests/presets_test.py leaves it to this test): two steps (the first runs lazy R1 and
-    the lazy path length update, the second neither) on 1 and on 8 devices; then a checkpoint round trip of
-    the state (pl_mean, w_avg included) continues bit for bit."""
+    """The presets' step (tests/presets_test.py leaves stylegan2 and stylegan2_ada to this test): two steps (the
+    first runs lazy R1 and the lazy path length update, the second neither) on 1 and on 8 devices, ADA's
+    augmentations drawn per example; ADA's p follows a hand simulation of its controller; then a checkpoint
+    round trip of the state (pl_mean, w_avg, ADA's p included) continues bit for bit."""
     step, config = _preset_step()
     rng = np.random.default_rng(0)
     n = config.batch_size
@@ -280,7 +284,7 @@ def test_full_step_is_the_same_on_one_and_eight_devices_and_resumes_bit_exactly(
         for _ in range(3)
     ]
     state0 = jax.device_get(step.init_state(0, batches[0]["image"][:1]))
-    assert set(state0.extras) == {"pl_mean"} and "w_avg" in state0.g.batch_stats["mapping"]
+    assert set(state0.extras) == {"pl_mean", "ada"} and "w_avg" in state0.g.batch_stats["mapping"]
     results = {}
     for n in (1, 8):
         mesh = jaxgan.make_mesh(jax.devices()[:n])
@@ -293,6 +297,13 @@ def test_full_step_is_the_same_on_one_and_eight_devices_and_resumes_bit_exactly(
     (s1, m1, run1, mesh1), (s8, m8, _, _) = results[1], results[8]
     assert m1[0]["g_path_length"] > 0 and m1[1]["g_path_length"] == 0 and m1[0]["d_r1_lazy"] > 0
     assert float(s1.extras["pl_mean"]) != 0.0
+    # ADA's controller by hand: after each step, p <- max(0, p + sign(r_t - 0.6) * 32 / 1000), r_t that step's
+    # mean sign of D's real logits (the interval is one step).
+    p = 0.5
+    for m in m1:
+        assert m["ada_p"] == pytest.approx(max(0.0, p + np.sign(m["d_real_sign"] - 0.6) * 32 / 1000), abs=1e-6)
+        p = m["ada_p"]
+    assert float(s1.extras["ada"]["p"]) == pytest.approx(p, abs=1e-6)
     for a, b in zip(m1, m8):
         for k in a:
             np.testing.assert_allclose(b[k], a[k], rtol=2e-4, atol=1e-5, err_msg=k)

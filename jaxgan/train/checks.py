@@ -75,6 +75,7 @@ def check_regularization(reg: Regularization, *, loss: AdversarialLoss, pack: in
         "entropy_k",
         "path_length_every",
         "path_length_batch_shrink",
+        "ada_interval",
     ):
         if not isinstance(getattr(reg, name), int) or getattr(reg, name) < 1:
             raise ValueError(f"regularization.{name} must be an int >= 1, got {getattr(reg, name)!r}.")
@@ -97,6 +98,31 @@ def check_regularization(reg: Regularization, *, loss: AdversarialLoss, pack: in
             "per-sample interpolates and bCR's per-sample consistency are undefined; use pack=1, drop the "
             "penalty, or use R1 / R2 (taken per packed tuple)."
         )
+    if reg.ada_pipeline:
+        from jaxgan import ada  # noqa: PLC0415 - the ADA pipeline only when asked for
+
+        try:
+            ada.pipeline(reg.ada_pipeline)
+        except ValueError as e:
+            raise ValueError(f"regularization.ada_pipeline: {e}") from None
+        if sample_ndim != 3:
+            raise ValueError(
+                f"regularization.ada_pipeline={reg.ada_pipeline!r} augments images [H, W, C]; the samples have "
+                f"{sample_ndim} dims. Drop it for non-image data."
+            )
+        if augment.parse_policy(reg.diff_augment):
+            raise ValueError(
+                f"regularization.ada_pipeline={reg.ada_pipeline!r} and diff_augment={reg.diff_augment!r} both "
+                "augment D's inputs; use one of them."
+            )
+        if not 0.0 <= reg.ada_p <= 1.0:
+            raise ValueError(f"regularization.ada_p must lie in [0, 1] (ADA starts at 0), got {reg.ada_p!r}.")
+        if not 0.0 <= reg.ada_target < 1.0:
+            raise ValueError(
+                f"regularization.ada_target must lie in [0, 1) (paper: 0.6; 0 = a fixed p), got {reg.ada_target!r}."
+            )
+        if not reg.ada_kimg > 0:
+            raise ValueError(f"regularization.ada_kimg must be > 0 (paper: 500), got {reg.ada_kimg!r}.")
     policies = {"diff_augment": reg.diff_augment}
     if reg.bcr_real or reg.bcr_fake:
         policies["bcr_policy"] = reg.bcr_policy

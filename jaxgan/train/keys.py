@@ -7,7 +7,7 @@ around it changes:
 
   StepKeys(k):           critic = split(fold_in(k, 0), n_critic), generator = fold_in(k, 1);
                          G update j >= 1 of n_gen: fold_in(k, 1 + j)
-  CriticKeys(u):         latents 0, labels 1, replay 2, examples 3          (u: one D update's key)
+  CriticKeys(u):         latents 0, labels 1, replay 2, examples 3, r1 4    (u: one D update's key)
   GeneratorKeys(g):      latents 0, labels 1, examples 2, latents2 3, path_length 4   (g: StepKeys.generator)
   PathLengthKeys(p):     latents 0, labels 1, noise 2         (p: GeneratorKeys.path_length)
 
@@ -18,7 +18,8 @@ each use then folds its own integer into every example's key (`fold_each`):
   CriticExampleKeys:     real_inputs (0, 0), fake_inputs (0, 1), gradient_penalty (1, 0),
                          dragan (1, 1), bcr_real (1, 2), bcr_fake (1, 3)
   GeneratorExampleKeys:  real_inputs 0, fake_inputs 1
-  InputKeys (of D's inputs): diff_augment 0, instance_noise 1
+  InputKeys (of D's inputs): diff_augment 0, instance_noise 1, ada 2
+  lazy R1's D inputs (ADA): InputKeys of example_keys(CriticKeys(last D update).r1, indices)
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class CriticKeys(NamedTuple):
     labels: jax.Array  # a conditional G's class ids
     replay: jax.Array  # the replay buffer's draws
     examples: jax.Array  # per-example keys (`CriticExampleKeys`)
+    r1: jax.Array  # lazy R1's per-example keys of D's inputs (the last D update's)
 
     @classmethod
     def of(cls, key: jax.Array) -> CriticKeys:
@@ -161,6 +163,7 @@ class InputKeys(NamedTuple):
 
     diff_augment: jax.Array
     instance_noise: jax.Array
+    ada: jax.Array
 
     @classmethod
     def of(cls, keys: jax.Array) -> InputKeys:

@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgan import augment, latent, regularizers
+from jaxgan import ada, augment, latent, regularizers
 from jaxgan.common import DATA_AXIS, Metrics, Params
 from jaxgan.losses import AdversarialLoss
 from jaxgan.state import GANTrainState, NetState, create_train_state, latent_dim_of, num_classes_of
@@ -205,6 +205,9 @@ class GANStep:
             extras["d_average"] = jax.tree_util.tree_map(jnp.copy, state.d.params)
         if reg.path_length:
             extras["pl_mean"] = jnp.zeros((), jnp.float32)
+        if reg.ada_pipeline:  # p and the running sum of E[sign(D(real))] over the steps since the last adjustment
+            zero = jnp.zeros((), jnp.float32)
+            extras["ada"] = {"p": jnp.asarray(reg.ada_p, jnp.float32), "sign_sum": zero, "steps": zero}
         return extras
 
     def _check_extras(self, state: GANTrainState) -> None:
@@ -231,8 +234,12 @@ class GANStep:
         (d, g_stats, extras), d_metrics = self._critic_updates(state, images, labels, keys.critic, indices)
         d_metrics = {k: jnp.mean(v) for k, v in d_metrics.items()}  # mean over the n_critic updates
         if self.regularization.r1_lazy:
-            d, r1_metrics = self._lazy_r1_update(d, state.step, images[-1], _last(labels))
+            r1_keys = example_keys(CriticKeys.of(keys.critic[-1]).r1, indices)
+            d, r1_metrics = self._lazy_r1_update(d, state, images[-1], _last(labels), r1_keys)
             d_metrics.update(r1_metrics)
+        if self.regularization.ada_pipeline:
+            extras, ada_metrics = self._ada_adjust(extras, d_metrics, state.step, images.shape[1])
+            d_metrics.update(ada_metrics)
         g = state.g.replace(batch_stats=g_stats)
         g_metrics = []
         for key in keys.generators:  # n_gen G updates, each with fresh latents
@@ -296,10 +303,21 @@ class GANStep:
         """(d_fn, samples) for R1: a packed D's sample is its tuple of `pack` inputs."""
         return regularizers.packed_samples(self._d_logit_fn(params, stats, labels), x, self.pack)
 
-    def _d_inputs(self, x: jax.Array, keys: jax.Array, step: jax.Array) -> jax.Array:
-        """What D sees of a batch: DiffAugment (Zhao et al. 2020) and instance noise (Sonderby et al. 2017),
-        per example."""
+    def _ada_p(self, extras: Mapping[str, Any]) -> jax.Array | None:
+        return extras["ada"]["p"] if self.regularization.ada_pipeline else None
+
+    def _ada(self, x: jax.Array, keys: InputKeys, p: jax.Array | None) -> jax.Array:
+        """ADA's augmentations (Karras et al. 2020, arXiv:2006.06676; `jaxgan.ada`) with probability p, per example."""
+        if p is None:
+            return x
+        pipe = self.regularization.ada_pipeline
+        return per_example(lambda k, xi: ada.augment(k, xi, p, pipe), keys.ada, x)
+
+    def _d_inputs(self, x: jax.Array, keys: jax.Array, step: jax.Array, ada_p: jax.Array | None = None) -> jax.Array:
+        """What D sees of a batch: ADA's augmentations (p = `ada_p`), DiffAugment (Zhao et al. 2020) and instance
+        noise (Sonderby et al. 2017), per example."""
         reg, keys = self.regularization, InputKeys.of(keys)
+        x = self._ada(x, keys, ada_p)
         if augment.parse_policy(reg.diff_augment):
             x = per_example(functools.partial(augment.diff_augment, policy=reg.diff_augment), keys.diff_augment, x)
         if reg.instance_noise:
@@ -348,6 +366,7 @@ class GANStep:
             keys=CriticExampleKeys.of(keys.examples, indices),
             step=step,
             z=z,
+            ada_p=self._ada_p(extras),
         )
         own = {name: extras[name] for name in ("lecam", "d_average") if name in extras}  # per discriminator
         if self.num_discriminators == 1:
@@ -371,12 +390,13 @@ class GANStep:
         keys: CriticExampleKeys,
         step,
         z,
+        ada_p,
     ):
         """One discriminator's update on its adversarial loss and terms; then weight clipping (WGAN, Arjovsky
         et al. 2017) and LeCam's anchors (Tseng et al. 2021)."""
         reg = self.regularization
-        real_in = self._d_inputs(real, keys.real_inputs, step)
-        fake_in = self._d_inputs(fake, keys.fake_inputs, step)
+        real_in = self._d_inputs(real, keys.real_inputs, step, ada_p)
+        fake_in = self._d_inputs(fake, keys.fake_inputs, step, ada_p)
 
         def loss_fn(params):
             real_out, stats = self._d_forward(params, d.batch_stats, real_in, real_labels, self._capture)
@@ -415,6 +435,7 @@ class GANStep:
                 "d_loss": aux.adversarial,
                 "d_real_logit": jnp.mean(aux.real_logits),
                 "d_fake_logit": jnp.mean(aux.fake_logits),
+                **({"d_real_sign": jnp.mean(jnp.sign(aux.real_logits))} if reg.ada_pipeline else {}),
                 **aux.terms,
             },
             self.axis_name,
@@ -422,19 +443,27 @@ class GANStep:
         metrics["d_grad_norm"] = optax.tree.norm(grads)
         return d, anchors, metrics
 
-    def _lazy_r1_update(self, d: NetState, step: jax.Array, real: jax.Array, labels: jax.Array | None):
+    def _lazy_r1_update(
+        self, d: NetState, state: GANTrainState, real: jax.Array, labels: jax.Array | None, keys: jax.Array
+    ):
         """StyleGAN2's lazy R1: every r1_every steps, a separate D update on gamma/2 * k * R1 alone.
 
         The D optimizer should then use `jaxgan.optim.adam(..., lazy_every=k)`
-        (Karras et al. 2020, arXiv:1912.04958, appendix B).
+        (Karras et al. 2020, arXiv:1912.04958, appendix B). With ADA, D's view of the reals is augmented and
+        R1 is the gradient with respect to the un-augmented reals, through the augmentation (as the
+        reference's loss); `keys` are the per-example keys of that view.
         """
-        reg = self.regularization
+        reg, step = self.regularization, state.step
+        ada_p = self._ada_p(state.extras)
 
         def one_d(d: NetState) -> tuple[NetState, jax.Array]:
-            loss_fn = lambda params: (
-                regularizers.r1_penalty(*self._penalized(params, d.batch_stats, labels, real)),
-                None,
-            )
+            def loss_fn(params):
+                d_fn, x = self._penalized(params, d.batch_stats, labels, real)
+                if ada_p is not None:
+                    inputs, plain = InputKeys.of(keys), d_fn
+                    d_fn = lambda x: plain(self._ada(x, inputs, ada_p))
+                return regularizers.r1_penalty(d_fn, x), None
+
             d, (r1, _), _ = update_net(
                 d, self.d_tx, loss_fn, axis_name=self.axis_name, grad_scale=reg.r1_gamma / 2 * reg.r1_every
             )
@@ -449,6 +478,30 @@ class GANStep:
         skip = lambda d: (d, jnp.zeros((), jnp.float32))
         d, r1 = jax.lax.cond(step % reg.r1_every == 0, r1_update, skip, d)
         return d, {"d_r1_lazy": r1}  # 0 on the steps without the R1 update
+
+    def _ada_adjust(
+        self, extras: Mapping[str, Any], d_metrics: Mapping[str, jax.Array], step: jax.Array, local_batch: int
+    ) -> tuple[Mapping[str, Any], Metrics]:
+        """ADA's controller (Karras et al. 2020, arXiv:2006.06676, sec. 3): r_t = E[sign(D(real))] over the last
+        ada_interval steps; then p <- max(0, p + sign(r_t - target) * N / (ada_kimg * 1000)), N the real images
+        D saw in those steps (the reference's batch_size * ada_interval). ada_target = 0: p stays fixed."""
+        reg, state = self.regularization, dict(extras["ada"])
+        if not reg.ada_target:
+            return extras, {"ada_p": state["p"]}
+        state["sign_sum"] = state["sign_sum"] + d_metrics["d_real_sign"]  # this step's mean over its real images
+        state["steps"] = state["steps"] + 1
+        r_t = state["sign_sum"] / state["steps"]
+        global_batch = local_batch * jax.lax.psum(1, self.axis_name)
+        images = self.n_critic * global_batch * reg.ada_interval
+        adjust = (step + 1) % reg.ada_interval == 0
+        moved = jnp.maximum(state["p"] + jnp.sign(r_t - reg.ada_target) * images / (reg.ada_kimg * 1000.0), 0.0)
+        zero = jnp.zeros((), jnp.float32)
+        new = {
+            "p": jnp.where(adjust, moved, state["p"]).astype(jnp.float32),
+            "sign_sum": jnp.where(adjust, zero, state["sign_sum"]),
+            "steps": jnp.where(adjust, zero, state["steps"]),
+        }
+        return {**extras, "ada": new}, {"ada_p": new["p"], "ada_rt": r_t}
 
     # --- G ------------------------------------------------------------------------------------------
 
@@ -493,7 +546,8 @@ class GANStep:
         fake_labels = self._fake_labels(keys.labels, indices, real_labels)
         inputs = GeneratorExampleKeys.of(keys.examples, indices)
         needs_real = self.loss.g_needs_real or bool(reg.feature_matching)
-        real_in = self._d_inputs(real, inputs.real_inputs, step) if needs_real else None
+        ada_p = self._ada_p(extras)
+        real_in = self._d_inputs(real, inputs.real_inputs, step, ada_p) if needs_real else None
         top_k = (
             None
             if reg.top_k_fraction == 1.0
@@ -506,7 +560,7 @@ class GANStep:
             generate = GeneratorPass(functools.partial(train_forward, self.generator, g_params), g.batch_stats)
             fake = generate(z, fake_labels)
             fake_out, d_stats = self._d_on(
-                d.params, d.batch_stats, self._d_inputs(fake, inputs.fake_inputs, step), fake_labels
+                d.params, d.batch_stats, self._d_inputs(fake, inputs.fake_inputs, step, ada_p), fake_labels
             )
             real_out = None
             if needs_real:

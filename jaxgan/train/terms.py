@@ -91,6 +91,16 @@ class Regularization:
     path_length_every: int = 4
     path_length_decay: float = 0.01
     path_length_batch_shrink: int = 2
+    # ADA (Karras et al. 2020, arXiv:2006.06676): the augmentation pipeline `jaxgan.ada` ("bgc", "bg", "b", "g",
+    # "c"; "" = off) on every image D sees, each op per example with probability p. p starts at ada_p and,
+    # with ada_target > 0, moves every ada_interval steps by sign(r_t - ada_target) * images / (ada_kimg * 1000),
+    # r_t = E[sign(D(real))] over those steps (paper: target 0.6, 500 kimg for p to go 0 -> 1); ada_target = 0
+    # keeps p fixed at ada_p. p and r_t's running sums live in the state.
+    ada_pipeline: str = ""
+    ada_p: float = 0.0
+    ada_target: float = 0.6
+    ada_interval: int = 4
+    ada_kimg: float = 500.0
 
     def validate(self, *, loss: AdversarialLoss, pack: int, sample_ndim: int) -> None:
         """Raises ValueError naming conflicting or out-of-range options."""
