@@ -58,6 +58,17 @@ class TrainedGenerator:
     def num_classes(self) -> int:
         return int(getattr(self.generator, "num_classes", 0))
 
+    def with_truncation_psi(self, psi: float) -> TrainedGenerator:
+        """StyleGAN2's truncation in W (Karras et al. 2019): w <- w_avg + psi (w - w_avg), psi in [0, 1]."""
+        if not hasattr(self.generator, "truncation_psi"):
+            raise ValueError(
+                f"truncation psi is StyleGAN2's truncation in W; this run's generator "
+                f"({type(self.generator).__name__}) has no W space. Use --truncation (BigGAN's) instead."
+            )
+        if not 0.0 <= psi <= 1.0:
+            raise ValueError(f"truncation psi must lie in [0, 1] (1 = none), got {psi!r}.")
+        return dataclasses.replace(self, generator=self.generator.clone(truncation_psi=float(psi)))
+
     def sample(
         self, num: int, *, seed: int = 0, labels: Any = None, batch_size: int = 256, truncation: float | None = None
     ) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 
@@ -321,3 +322,23 @@ def test_full_step_is_the_same_on_one_and_eight_devices_and_resumes_bit_exactly(
     resumed = jax.device_get(run1(restored, batches[2])[0])
     for a, b in zip(jax.tree_util.tree_leaves(straight), jax.tree_util.tree_leaves(resumed)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_sampling_with_truncation_psi_zero_gives_w_avgs_image():
+    """`TrainedGenerator.with_truncation_psi` (tools/sample.py --psi): psi = 0 maps every z to w_avg, so with the
+    noise strengths at their initial 0 every sample is the same image; a G without W space is refused."""
+    from jaxgan.nets import DCGANGenerator
+    from jaxgan.workdir import TrainedGenerator
+
+    g = _tiny_g()
+    v = g.init(jax.random.PRNGKey(1), jnp.zeros((1, g.latent_dim)), train=False)
+    w_avg = {"mapping": {"w_avg": jnp.full((4,), 0.3)}}
+    gan = TrainedGenerator(config=None, step=0, ema=True, generator=g, params=v["params"], batch_stats=w_avg)
+    plain = gan.sample(4, seed=0, batch_size=4)
+    same = gan.with_truncation_psi(0.0).sample(4, seed=0, batch_size=4)
+    assert float(np.abs(plain - plain[:1]).max()) > 1e-3
+    np.testing.assert_allclose(same, np.broadcast_to(same[:1], same.shape), atol=1e-6)
+    with pytest.raises(ValueError, match="no W space"):
+        dataclasses.replace(gan, generator=DCGANGenerator()).with_truncation_psi(0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        gan.with_truncation_psi(1.5)

@@ -38,6 +38,12 @@ flags.DEFINE_float(
     "truncated to [-T, T] (more typical samples, less variety; InfoGAN codes untouched). Default: "
     "untruncated N(0, I), as every published metric protocol uses.",
 )
+flags.DEFINE_float(
+    "psi",
+    None,
+    "StyleGAN2's truncation in W (Karras et al. 2019): w <- w_avg + psi (w - w_avg), psi in [0, 1]; "
+    "model.name=stylegan2 runs only. Default: none (psi = 1).",
+)
 FLAGS = flags.FLAGS
 
 
@@ -86,6 +92,11 @@ def main(argv):
     except (OSError, ValueError) as e:  # no workdir, no readable checkpoint, a config that does not fit
         print(f"jaxgan sample: {e}", file=sys.stderr, flush=True)
         return 1
+    if FLAGS.psi is not None:
+        try:
+            gan = gan.with_truncation_psi(FLAGS.psi)
+        except ValueError as e:
+            raise app.UsageError(f"--psi: {e}") from None
     if FLAGS.labels is None and gan.label_frequencies is not None:  # k-means clusters: their frequencies
         labels = draw_labels(gan.label_frequencies, FLAGS.num, seed=FLAGS.seed)
     else:
@@ -103,9 +114,12 @@ def main(argv):
         arrays["labels"] = labels.astype(np.int32)
     if FLAGS.truncation is not None:  # so truncated samples are never mistaken for the model's distribution
         arrays["truncation"] = np.float32(FLAGS.truncation)
+    if FLAGS.psi is not None:
+        arrays["truncation_psi"] = np.float32(FLAGS.psi)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
     np.savez(FLAGS.out, **arrays)
     truncated = f", latents truncated to +/-{FLAGS.truncation:g}" if FLAGS.truncation is not None else ""
+    truncated += f", W truncated with psi {FLAGS.psi:g}" if FLAGS.psi is not None else ""
     message = (
         f"wrote {FLAGS.num} samples of step {gan.step} ({'EMA' if use_ema else 'raw'} G{truncated}) to {FLAGS.out}"
     )
