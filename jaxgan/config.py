@@ -60,6 +60,15 @@ def sibling_config(config_file: str, name: str, *args: Any) -> ml_collections.Co
     return module.get_config(*args)
 
 
+def preset_options(arg: str, valid: tuple[str, ...], *, preset: str) -> set[str]:
+    """The comma-separated options after a preset file's colon (`--config=biggan.py:paper,d4`), checked."""
+    options = {o.strip() for o in str(arg or "").split(",") if o.strip()}
+    unknown = sorted(options - set(valid))
+    if unknown:
+        raise ValueError(f"{preset} preset: unknown options {unknown}; valid: {list(valid)} (comma-separated).")
+    return options
+
+
 def base_config() -> ml_collections.ConfigDict:
     """Every field a jaxgan experiment has; the default is DCGAN on the offline digits."""
     from jaxgan.train import Regularization  # its defaults, where the step defines them
@@ -121,6 +130,8 @@ def base_config() -> ml_collections.ConfigDict:
     # size shared by the blocks, both conditioning every block's BatchNorm (0 / False: SNGAN's G).
     c.model.hierarchical_latent = False
     c.model.shared_embedding_dim = 0
+    # ResNet G only: spectral norm on G's layers too (SAGAN and BigGAN; Zhang et al. 2019).
+    c.model.g_spectral_norm = False
     # StyleGAN2 only (Karras et al. 2020; jaxgan.nets.stylegan2): widths min(channel_base // resolution,
     # channel_max) (paper config-f: 32768, 512); w's size (0 = latent_dim); mapping layers (0 = 8); the
     # probability of style mixing in training (paper 0.9). 0 = not StyleGAN2.

@@ -178,3 +178,48 @@ def test_biggan_generator_routes_each_z_chunk_to_its_block():
     assert np.any(np.asarray(out(z, jnp.asarray([1, 2]))) != np.asarray(base))  # the embedding reaches block 1
     with pytest.raises(ValueError, match="latent_dim is 15; use a multiple of 4"):
         g.init(jax.random.PRNGKey(1), z[:, :15], labels, train=False)
+
+
+def test_resnet_generator_with_spectral_norm_computes_with_normalized_kernels():
+    """G's spectral norm (SAGAN/BigGAN) on its linear layer, convolutions, attention and BigGAN's conditional-BN
+    maps: after the power iterations converge, G computes what the plain G computes with every such kernel
+    divided by its largest singular value (by SVD)."""
+    from jaxgan.nets import ResNetGenerator
+
+    kw = dict(latent_dim=8, image_size=32, channels=1, ngf=8, num_classes=3, attention_resolution=16)
+    kw |= dict(hierarchical_latent=True, shared_embedding_dim=4, bn_axis_name=None)
+    sn_g, plain_g = ResNetGenerator(spectral_norm=True, **kw), ResNetGenerator(**kw)
+    z = jnp.asarray(np.random.default_rng(3).normal(size=(4, 8)), jnp.float32)
+    labels = jnp.asarray([0, 1, 2, 0])
+    variables = flax.core.unfreeze(sn_g.init(jax.random.PRNGKey(0), z, labels, train=False))
+    # BigGAN's conditional-BN maps start at zero (sigma 0: left as they are); give them values to normalize.
+    variables["params"] = jax.tree_util.tree_map_with_path(
+        lambda p, x: x + 0.1 if any(getattr(k, "key", "") in ("gain", "bias") for k in p) and x.ndim == 2 else x,
+        variables["params"],
+    )
+    train = jax.jit(lambda v: sn_g.apply(v, z, labels, train=True, mutable=["batch_stats"])[1])
+    for _ in range(300):  # converge the power iterations (one per call)
+        variables["batch_stats"] = train(variables)["batch_stats"]
+    got = sn_g.apply(variables, z, labels, train=False)
+    normalized = jax.tree_util.tree_map_with_path(
+        lambda p, x: (
+            x / np.linalg.svd(np.asarray(x, np.float64).reshape(-1, x.shape[-1]), compute_uv=False)[0]
+            if x.ndim >= 2 and "embedding" not in jax.tree_util.keystr(p)
+            else x
+        ),
+        variables["params"],
+    )
+    bn_stats = {k: v for k, v in variables["batch_stats"].items() if not k.endswith("_sn")}
+    bn_stats = jax.tree_util.tree_map(lambda x: x, bn_stats)
+    strip = lambda tree: {k: strip(v) if isinstance(v, dict) else v for k, v in tree.items() if not k.endswith("_sn")}
+    want = plain_g.apply({"params": normalized, "batch_stats": strip(variables["batch_stats"])}, z, labels, train=False)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
+    assert (
+        float(
+            jnp.abs(
+                got
+                - plain_g.apply({**variables, "batch_stats": strip(variables["batch_stats"])}, z, labels, train=False)
+            ).max()
+        )
+        > 1e-3
+    )

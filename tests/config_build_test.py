@@ -37,7 +37,7 @@ DCGAN_G = dict(latent_dim=100, image_size=32, channels=1, ngf=32, upsample="subp
 DCGAN_D = dict(image_size=32, ndf=32, batch_norm=True, spectral_norm=False, num_classes=0, pack=1, width_multiplier=1.0)
 RESNET_G = dict(latent_dim=128, image_size=32, channels=1, ngf=64)
 RESNET_D = dict(image_size=32, ndf=64, spectral_norm=True, width_multiplier=1.0)
-EXPECTED = {
+EXPECTED: dict = {
     "dcgan": (
         "DCGANGenerator",
         DCGAN_G,
@@ -110,7 +110,7 @@ EXPECTED = {
     ),
     "sagan": (
         "ResNetGenerator",
-        dict(RESNET_G, num_classes=10, attention_resolution=16, hierarchical_latent=False),
+        dict(RESNET_G, num_classes=10, attention_resolution=16, hierarchical_latent=False, spectral_norm=True),
         "ResNetDiscriminator",
         dict(RESNET_D, num_classes=10, conditioning="projection", attention_resolution=16),
         "hinge",
@@ -120,7 +120,8 @@ EXPECTED = {
     ),
     "biggan": (
         "ResNetGenerator",
-        dict(RESNET_G, num_classes=10, attention_resolution=16, hierarchical_latent=True, shared_embedding_dim=128),
+        dict(RESNET_G, num_classes=10, attention_resolution=16, hierarchical_latent=True, shared_embedding_dim=128)
+        | dict(spectral_norm=True),
         "ResNetDiscriminator",
         dict(RESNET_D, num_classes=10, conditioning="projection", attention_resolution=16),
         "hinge",
@@ -206,6 +207,32 @@ def _tx_updates(tx, grads):
         update, state = tx.update(jnp.asarray(g, jnp.float32), state, params)
         out.append(float(update))
     return out
+
+
+EXPECTED["stylegan2_ada"] = EXPECTED["stylegan2"]  # the same nets, loss, optimizers and schedule, plus ADA
+
+
+def test_preset_options_after_the_colon():
+    """biggan/sagan ':paper' and the D:G variants, stylegan2 ':paper', stylegan2_ada's ADA; unknown options fail."""
+    big = _preset("biggan", "paper,d4")
+    assert (big.model.g_width, big.model.d_width, big.model.latent_dim, big.batch_size, big.n_critic) == (
+        96,
+        96,
+        120,
+        256,
+        4,
+    )
+    assert big.ema_decay == 0.9999 and _preset("biggan").n_critic == 2 and _preset("sagan", "d2").n_critic == 2
+    assert _preset("sagan", "paper").batch_size == 256
+    paper = _preset("stylegan2", "paper")
+    m = paper.model
+    assert (m.latent_dim, m.w_dim, m.channel_base, m.channel_max, m.mapping_layers) == (512, 512, 32768, 512, 8)
+    assert paper.regularization.r1_gamma == 10.0
+    ada = _preset("stylegan2_ada").regularization
+    assert (ada.ada_pipeline, ada.ada_target, ada.ada_p, ada.ada_interval, ada.ada_kimg) == ("bgc", 0.6, 0.0, 4, 100.0)
+    assert _preset("stylegan2_ada", "paper").regularization.ada_kimg == 500.0
+    with pytest.raises(ValueError, match=r"biggan preset: unknown options \['d3'\]"):
+        _preset("biggan", "d3")
 
 
 def test_every_gan_zoo_preset_has_expectations():

@@ -16,12 +16,11 @@ config has 2) are for CPU runs; `:paper` gives config-f's (channel_base 32768, c
 512, 8 mapping layers) with the paper's R1 gamma 10 and EMA half-life of 10k images.
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, preset_options
 
 
 def get_config(arg: str = ""):
-    if arg not in ("", "paper"):
-        raise ValueError(f"stylegan2 preset: unknown option {arg!r}; use ':paper' or nothing.")
+    options = preset_options(arg, ("paper",), preset="stylegan2")
     config = base_config()
     m = config.model
     m.name = "stylegan2"
@@ -42,7 +41,7 @@ def get_config(arg: str = ""):
     config.ema_half_life_images, config.ema_rampup = 10_000.0, 0.05
     config.train_steps = 5000
     config.num_samples = 100
-    if arg == "paper":
+    if "paper" in options:
         m.latent_dim, m.w_dim = 512, 512
         m.channel_base, m.channel_max = 32768, 512
         m.mapping_layers = 8

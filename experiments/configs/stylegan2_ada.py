@@ -20,5 +20,5 @@ def get_config(arg: str = ""):
     config = sibling_config(__file__, "stylegan2", arg)
     reg = config.regularization
     reg.ada_pipeline, reg.ada_target, reg.ada_p, reg.ada_interval = "bgc", 0.6, 0.0, 4
-    reg.ada_kimg = 500.0 if arg == "paper" else 100.0
+    reg.ada_kimg = 500.0 if "paper" in str(arg) else 100.0
     return config

@@ -190,6 +190,7 @@ class VectorConditionalBatchNorm(nn.Module):
 
     momentum: float = 0.9
     epsilon: float = 1e-5
+    spectral_norm: bool = False  # on both maps (BigGAN's G: SNLinear)
     axis_name: str | None = None
     dtype: Any = jnp.float32
 
@@ -197,12 +198,16 @@ class VectorConditionalBatchNorm(nn.Module):
     def __call__(self, x: jax.Array, cond: jax.Array, *, train: bool) -> jax.Array:
         h = _affine_free_batch_norm(self, x, train=train)
         c = x.shape[-1]
-        linear = lambda name: nn.Dense(
-            c, use_bias=False, kernel_init=nn.initializers.zeros, dtype=self.dtype, name=name
-        )
+
+        def linear(name):
+            layer = nn.Dense(c, use_bias=False, kernel_init=nn.initializers.zeros, dtype=self.dtype, name=name)
+            return apply_layer(
+                layer, cond.astype(self.dtype), spectral_norm=self.spectral_norm, train=train, axis_name=self.axis_name
+            )
+
         shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
-        gain = 1.0 + linear("gain")(cond.astype(self.dtype)).reshape(shape)
-        bias = linear("bias")(cond.astype(self.dtype)).reshape(shape)
+        gain = 1.0 + linear("gain").reshape(shape)
+        bias = linear("bias").reshape(shape)
         return h * gain.astype(h.dtype) + bias.astype(h.dtype)
 
 

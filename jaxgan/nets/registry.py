@@ -43,6 +43,7 @@ OWN_FIELDS: dict[str, tuple[str, Any]] = {
     "attention_resolution": ("resnet", 0),
     "hierarchical_latent": ("resnet", False),
     "shared_embedding_dim": ("resnet", 0),
+    "g_spectral_norm": ("resnet", False),
     "channel_base": ("stylegan2", 0),
     "channel_max": ("stylegan2", 0),
     "w_dim": ("stylegan2", 0),
@@ -135,6 +136,7 @@ def _resnet_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any], di
             attention_resolution=attention,
             hierarchical_latent=m.get("hierarchical_latent", False),
             shared_embedding_dim=m.get("shared_embedding_dim", 0),
+            spectral_norm=m.get("g_spectral_norm", False),
         ),
         dict(image_size=shape[0], ndf=m["d_width"], attention_resolution=attention),
     )

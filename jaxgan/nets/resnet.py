@@ -95,6 +95,7 @@ class GBlock(nn.Module):
 
     features: int
     num_classes: int = 0
+    spectral_norm: bool = False
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
@@ -109,18 +110,19 @@ class GBlock(nn.Module):
         def norm(h, name):
             if cond is None:
                 return class_batch_norm(h, labels, name=name, **bn)
-            return VectorConditionalBatchNorm(axis_name=self.bn_axis_name, dtype=self.dtype, name=name)(
-                h, cond, train=train
-            )
+            return VectorConditionalBatchNorm(
+                spectral_norm=self.spectral_norm, axis_name=self.bn_axis_name, dtype=self.dtype, name=name
+            )(h, cond, train=train)
 
-        conv = lambda k, init, name: nn.Conv(
-            self.features, (k, k), padding="SAME", kernel_init=init, dtype=self.dtype, name=name
-        )
+        def conv(k, init, name, h):
+            layer = nn.Conv(self.features, (k, k), padding="SAME", kernel_init=init, dtype=self.dtype, name=name)
+            return apply_layer(layer, h, spectral_norm=self.spectral_norm, train=train, axis_name=self.bn_axis_name)
+
         h = nn.relu(norm(x, "bn0"))
-        h = conv(3, _RESIDUAL_INIT, "conv0")(upsample_nearest(h))
+        h = conv(3, _RESIDUAL_INIT, "conv0", upsample_nearest(h))
         h = nn.relu(norm(h, "bn1"))
-        h = conv(3, _RESIDUAL_INIT, "conv1")(h)
-        return h + upsample_nearest(conv(1, _INIT, "shortcut")(x))
+        h = conv(3, _RESIDUAL_INIT, "conv1", h)
+        return h + upsample_nearest(conv(1, _INIT, "shortcut", x))
 
 
 class DBlock(nn.Module):
@@ -173,6 +175,10 @@ class ResNetGenerator(nn.Module):
       hierarchical_latent, shared_embedding_dim: BigGAN's G (`_biggan_conditioning`): z cut into a
         chunk per block, and one class embedding shared by the blocks, both read by every block's
         BatchNorm through `VectorConditionalBatchNorm`.
+      spectral_norm: on every layer of G (its linear layer, convolutions, attention and BigGAN's
+        conditional-BatchNorm maps; not the class tables), as SAGAN and BigGAN do (Zhang et al. 2019,
+        sec. 5: "spectral normalization for both generator and discriminator"); power iterates in
+        "batch_stats".
       bn_axis_name: the cross-replica BatchNorm axis in training; None outside a mapped axis.
     """
 
@@ -185,6 +191,7 @@ class ResNetGenerator(nn.Module):
     attention_resolution: int = 0
     hierarchical_latent: bool = False
     shared_embedding_dim: int = 0
+    spectral_norm: bool = False
     bn_axis_name: str | None = DATA_AXIS
     dtype: Any = jnp.float32
 
@@ -196,20 +203,30 @@ class ResNetGenerator(nn.Module):
         widths = [self.ngf * m for m in _G_WIDTHS[self.image_size]]
         z_in = generator_latent(z, self.latent_codes, latent_dim=self.latent_dim, who="ResNetGenerator")
         z_first, conds = self._biggan_conditioning(z_in, labels, num_blocks=len(widths) - 1)
-        h = nn.Dense(4 * 4 * widths[0], kernel_init=_INIT, dtype=self.dtype, name="linear")(z_first.astype(self.dtype))
+        sn = dict(spectral_norm=self.spectral_norm, train=train, axis_name=self.bn_axis_name)
+        linear = nn.Dense(4 * 4 * widths[0], kernel_init=_INIT, dtype=self.dtype, name="linear")
+        h = apply_layer(linear, z_first.astype(self.dtype), **sn)
         h = h.reshape(z.shape[0], 4, 4, widths[0])
         for i, width in enumerate(widths[1:]):
             h = GBlock(
-                width, num_classes=self.num_classes, bn_axis_name=self.bn_axis_name, dtype=self.dtype, name=f"up{i}"
+                width,
+                num_classes=self.num_classes,
+                spectral_norm=self.spectral_norm,
+                bn_axis_name=self.bn_axis_name,
+                dtype=self.dtype,
+                name=f"up{i}",
             )(h, labels, train=train, cond=conds[i])
             if h.shape[1] == self.attention_resolution:
-                h = SelfAttention(bn_axis_name=self.bn_axis_name, dtype=self.dtype, name="attention")(h, train=train)
+                h = SelfAttention(
+                    spectral_norm=self.spectral_norm, bn_axis_name=self.bn_axis_name, dtype=self.dtype, name="attention"
+                )(h, train=train)
         h = nn.relu(
             class_batch_norm(
                 h, None, num_classes=0, train=train, axis_name=self.bn_axis_name, dtype=self.dtype, name="bn_out"
             )
         )
-        h = nn.Conv(self.channels, (3, 3), padding="SAME", kernel_init=_INIT, dtype=self.dtype, name="to_image")(h)
+        to_image = nn.Conv(self.channels, (3, 3), padding="SAME", kernel_init=_INIT, dtype=self.dtype, name="to_image")
+        h = apply_layer(to_image, h, **sn)
         return jnp.tanh(h).astype(jnp.float32)
 
     def _biggan_conditioning(
