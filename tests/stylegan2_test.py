@@ -342,3 +342,22 @@ def test_sampling_with_truncation_psi_zero_gives_w_avgs_image():
         dataclasses.replace(gan, generator=DCGANGenerator()).with_truncation_psi(0.5)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         gan.with_truncation_psi(1.5)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128, 256])
+def test_every_paper_size_builds_with_the_widths_and_latent_it_should(size):
+    """Shapes only (abstract evaluation, nothing compiled): G's output, num_ws = 2 log2(size) - 2, the latent's
+    noise part (one map at 4x4, two per higher resolution), D's logits, and the reference's width rule."""
+    g = sg.StyleGAN2Generator(z_dim=8, w_dim=8, image_size=size, channels=3, channel_base=size * 8, channel_max=16)
+    d = sg.StyleGAN2Discriminator(image_size=size, channel_base=size * 8, channel_max=16)
+    assert g.num_ws == 2 * int(math.log2(size)) - 2
+    assert g.noise_dim == 16 + 2 * sum((2**k) ** 2 for k in range(3, int(math.log2(size)) + 1))
+    x = jax.ShapeDtypeStruct((4, g.latent_dim), jnp.float32)
+    variables = jax.eval_shape(lambda x: g.init(jax.random.PRNGKey(0), x, train=False), x)
+    img = jax.eval_shape(lambda v, x: g.apply(v, x, train=False), variables, x)
+    assert img.shape == (4, size, size, 3)
+    logits = jax.eval_shape(lambda i: d.init_with_output(jax.random.PRNGKey(0), i)[0], img)
+    assert logits.shape == (4,)
+    # Widths: min(channel_base // resolution, channel_max): 16 up to size / 2, 8 at full size.
+    assert variables["params"][f"b{size}_conv1"]["kernel"].shape[-1] == 8
+    assert variables["params"][f"b{size // 2}_conv1"]["kernel"].shape[-1] == 16
