@@ -206,8 +206,12 @@ class GANStep:
         if reg.path_length:
             extras["pl_mean"] = jnp.zeros((), jnp.float32)
         if reg.ada_pipeline:  # p and the running sum of E[sign(D(real))] over the steps since the last adjustment
-            zero = jnp.zeros((), jnp.float32)
-            extras["ada"] = {"p": jnp.asarray(reg.ada_p, jnp.float32), "sign_sum": zero, "steps": zero}
+            # Separate arrays: one array in two leaves would be donated twice by the compiled step.
+            extras["ada"] = {
+                "p": jnp.asarray(reg.ada_p, jnp.float32),
+                "sign_sum": jnp.zeros((), jnp.float32),
+                "steps": jnp.zeros((), jnp.float32),
+            }
         return extras
 
     def _check_extras(self, state: GANTrainState) -> None:
