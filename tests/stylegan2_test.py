@@ -23,6 +23,16 @@ from jaxgan.train.kit import INIT_COMPILER_OPTIONS
 F = upfirdn.setup_filter(sg.RESAMPLE_FILTER)
 
 
+def _init(module, *args, **kw):
+    """`module.init` compiled as one program (op-by-op eager tracing of these nets costs more than a compile)."""
+    return jax.jit(lambda *a: module.init(jax.random.PRNGKey(1), *a, **kw))(*args)
+
+
+def _apply(module, variables, *args, **kw):
+    """`module.apply` compiled as one program."""
+    return jax.jit(lambda v, *a: module.apply(v, *a, **kw))(variables, *args)
+
+
 def _np_correlate_same(x, w):
     """'same' cross-correlation of x [H, W, I] with w [k, k, I, O], by explicit sums."""
     k = w.shape[0]
@@ -144,7 +154,7 @@ def test_style_mixing_draws_follow_the_latent_and_the_probability():
     g = _tiny_g(style_mixing_prob=0.9)
     n = 4000
     x = jax.random.normal(jax.random.PRNGKey(0), (n, g.latent_dim))
-    v = g.init(jax.random.PRNGKey(1), x[:1], train=False)
+    v = _init(g, x[:1], train=False)
     styles = jax.jit(lambda x, train: g.apply(v, x, train=train, method=g.styles), static_argnums=1)
     ws = np.asarray(styles(x, True))
     ws_eval = np.asarray(styles(x, False))
@@ -167,14 +177,15 @@ def test_style_mixing_draws_follow_the_latent_and_the_probability():
 def test_truncation_moves_ws_toward_w_avg_up_to_the_cutoff():
     g = _tiny_g(style_mixing_prob=0.0)
     x = jax.random.normal(jax.random.PRNGKey(0), (3, g.latent_dim))
-    v = g.init(jax.random.PRNGKey(1), x, train=False)
+    v = _init(g, x, train=False)
     w_avg = np.arange(4, dtype=np.float32) / 4
     v = {"params": v["params"], "batch_stats": {"mapping": {"w_avg": jnp.asarray(w_avg)}}}
-    plain = np.asarray(g.apply(v, x, train=False, method=g.styles))
-    half = np.asarray(g.clone(truncation_psi=0.5, truncation_cutoff=2).apply(v, x, train=False, method=g.styles))
+    plain = np.asarray(_apply(g, v, x, train=False, method=g.styles))
+    half_g = g.clone(truncation_psi=0.5, truncation_cutoff=2)
+    half = np.asarray(_apply(half_g, v, x, train=False, method=half_g.styles))
     np.testing.assert_allclose(half[:, :2], w_avg + 0.5 * (plain[:, :2] - w_avg), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(half[:, 2:], plain[:, 2:])
-    zero = np.asarray(g.clone(truncation_psi=0.0).apply(v, x, train=False))
+    zero = np.asarray(_apply(g.clone(truncation_psi=0.0), v, x, train=False))
     # psi = 0: every sample has w = w_avg, so samples differ only by their noise inputs (strength 0 at init).
     np.testing.assert_allclose(zero, np.broadcast_to(zero[0], zero.shape), rtol=1e-5, atol=1e-6)
 
@@ -182,16 +193,16 @@ def test_truncation_moves_ws_toward_w_avg_up_to_the_cutoff():
 def test_noise_inputs_enter_with_their_learned_strength():
     g = _tiny_g(style_mixing_prob=0.0)
     x = jax.random.normal(jax.random.PRNGKey(0), (2, g.latent_dim))
-    v = g.init(jax.random.PRNGKey(1), x, train=False)
+    v = _init(g, x, train=False)
     assert g.latent_dim == 4 + sum(r * r for r in (4, 8, 8))
     other = x.at[:, 4:].set(jax.random.normal(jax.random.PRNGKey(2), (2, g.latent_dim - 4)))
-    a, b = g.apply(v, x, train=False), g.apply(v, other, train=False)
+    a, b = _apply(g, v, x, train=False), _apply(g, v, other, train=False)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # strengths start at 0
     params = jax.tree_util.tree_map_with_path(
         lambda p, leaf: leaf + 0.5 if "noise_strength" in jax.tree_util.keystr(p) else leaf, v["params"]
     )
     v2 = {**v, "params": params}
-    assert float(jnp.abs(g.apply(v2, x, train=False) - g.apply(v2, other, train=False)).max()) > 1e-3
+    assert float(jnp.abs(_apply(g, v2, x, train=False) - _apply(g, v2, other, train=False)).max()) > 1e-3
 
 
 def test_minibatch_std_of_consecutive_groups_matches_numpy():
@@ -208,11 +219,11 @@ def test_minibatch_std_of_consecutive_groups_matches_numpy():
 def test_path_lengths_match_finite_differences_of_the_synthesis():
     g = _tiny_g(style_mixing_prob=0.0)
     x = jax.random.normal(jax.random.PRNGKey(0), (2, g.latent_dim))
-    v = g.init(jax.random.PRNGKey(1), x, train=False)
-    ws = g.apply(v, x, train=True, method=g.styles)
+    v = _init(g, x, train=False)
+    ws = _apply(g, v, x, train=True, method=g.styles)
     y = jax.random.normal(jax.random.PRNGKey(3), (2, 8, 8, 1)) / 8.0
     synth = lambda ws: g.apply(v, ws, x, train=True, method=g.synthesize)
-    got = np.asarray(regularizers.path_lengths(synth, ws, y))
+    got = np.asarray(jax.jit(lambda ws, y: regularizers.path_lengths(synth, ws, y))(ws, y))
     # J^T y per example by central differences of <synth(ws)_b, y_b> in float64 arithmetic of float32 evaluations.
     eps, base = 1e-2, np.asarray(ws)
     jty = np.zeros(base.shape)
@@ -237,8 +248,8 @@ def test_discriminator_projects_onto_the_mapped_class_and_refuses_what_it_lacks(
     )
     x = jax.random.normal(jax.random.PRNGKey(0), (4, 8, 8, 1))
     labels = jnp.asarray([0, 1, 2, 0])
-    v = d.init(jax.random.PRNGKey(1), x, labels)
-    logits, inter = d.apply(v, x, labels, mutable=["intermediates"])
+    v = _init(d, x, labels)
+    logits, inter = _apply(d, v, x, labels, mutable=["intermediates"])
     assert logits.shape == (4,)
     # By hand: the same image under each class gives <out(phi), cmap(y)> / sqrt(4); cmap from the label mapping.
     phi = inter["intermediates"]["features"][0]
@@ -266,6 +277,9 @@ def _preset_step():
     config.model.channel_base, config.model.channel_max, config.model.mapping_layers = 32, 4, 1
     config.regularization.r1_every = config.regularization.path_length_every = 2
     config.regularization.ada_p, config.regularization.ada_interval, config.regularization.ada_kimg = 0.5, 1, 1.0
+    # The blit ops only ('b'), for compile time: the step draws every op's parameters from the same
+    # per-example keys, and tests/ada_test.py checks the full pipeline's ops and per-example draws.
+    config.regularization.ada_pipeline = "b"
     config.batch_size = 32  # 4 per device on 8: the minibatch-std groups (4) are the same on 1 and 8 devices
     validate(config, 8)
     generator, discriminator = build_networks(config)
