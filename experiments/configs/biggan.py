@@ -17,37 +17,20 @@ resolution: ch = 96, z of 120, batch 256, EMA 0.9999), `d1` / `d2` / `d4` (D ste
 BigGAN's, 4 PyTorch-StudioGAN's other variant).
 """
 
-from jaxgan.config import base_config, preset_options
+from jaxgan.config import preset_options, sibling_config
 
 
 def get_config(arg: str = ""):
     options = preset_options(arg, ("paper", "d1", "d2", "d4"), preset="biggan")
-    config = base_config()
-    config.model.name = "resnet"
-    config.model.latent_dim = 128
-    config.model.g_width = 64
-    config.model.d_width = 64
-    config.model.num_classes = 10
-    config.model.conditioning = "projection"
-    config.model.spectral_norm = True
-    config.model.g_spectral_norm = True
-    config.model.attention_resolution = 16
+    config = sibling_config(__file__, "sagan", arg)  # SAGAN's nets, loss, learning rates; paper's batch; dK
     config.model.hierarchical_latent = True
     config.model.shared_embedding_dim = 128
     config.regularization.orthogonal = 1e-4
-    config.loss = "hinge"
-    config.n_critic = 2
-    config.g_optimizer.learning_rate, config.d_optimizer.learning_rate = 1e-4, 4e-4
-    config.g_optimizer.b1, config.g_optimizer.b2 = 0.0, 0.999
-    config.d_optimizer.b1, config.d_optimizer.b2 = 0.0, 0.999
-    config.num_samples = 100
-    config.train_steps = 5000
+    if not options & {"d1", "d2", "d4"}:
+        config.n_critic = 2
+    config.g_optimizer.b2 = config.d_optimizer.b2 = 0.999
     if "paper" in options:
         config.model.g_width = config.model.d_width = 96
         config.model.latent_dim = 120  # 30 per chunk at 32 px, 20 at 128 px (the paper's)
-        config.batch_size = 256
         config.ema_decay = 0.9999
-    for k in (1, 2, 4):
-        if f"d{k}" in options:
-            config.n_critic = k
     return config
