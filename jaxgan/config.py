@@ -139,6 +139,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.channel_max = 0
     c.model.w_dim = 0
     c.model.mapping_layers = 0
+    c.model.d_mapping_layers = 0  # StyleGAN2 D's class mapping network (0 = 8, the reference's; conditional D only)
     c.model.style_mixing_prob = 0.0
     # G's class ids in training: "uniform", or "real" (the real batch's: the data's class frequencies).
     c.model.fake_labels = "uniform"

@@ -137,7 +137,7 @@ EXPECTED: dict = {
         | dict(style_mixing_prob=0.9, num_classes=10, latent_dim=64 + 66 + 16 + 2 * (64 + 256 + 1024)),
         "StyleGAN2Discriminator",
         dict(image_size=32, channel_base=1024, channel_max=64, num_classes=10, conditioning="projection")
-        | dict(minibatch_std=True),
+        | dict(minibatch_std=True, mapping_layers=8),
         "non_saturating",
         1,
         ((0.0025 * 4 / 5, 0.0, 0.99 ** (4 / 5)), (0.0025 * 16 / 17, 0.0, 0.99 ** (16 / 17))),

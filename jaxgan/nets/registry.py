@@ -48,6 +48,7 @@ OWN_FIELDS: dict[str, tuple[str, Any]] = {
     "channel_max": ("stylegan2", 0),
     "w_dim": ("stylegan2", 0),
     "mapping_layers": ("stylegan2", 0),
+    "d_mapping_layers": ("stylegan2", 0),
     "style_mixing_prob": ("stylegan2", 0.0),
 }
 
@@ -159,7 +160,7 @@ def _stylegan2_fields(m: Model, shape: tuple[int, ...]) -> tuple[dict[str, Any],
             style_mixing_prob=m.get("style_mixing_prob", 0.0),
             **both,
         ),
-        dict(**both),
+        dict(mapping_layers=m.get("d_mapping_layers", 0) or 8, **both),
     )
 
 
