@@ -10,6 +10,14 @@ Rows (networks in benchmarks/torch_nets.py, each the twin of jaxgan's):
   dcgan64  the same at 64 px, 3 channels
   sngan32  experiments/configs/sngan_resnet.py at 32x32x3: ResNet G (latent 128, ngf 64) / spectrally
            normalized ResNet D (ndf 64), hinge loss, Adam 2e-4 betas (0, 0.9), n_critic 5
+  stylegan2_32  experiments/configs/stylegan2.py at 32x32x3, 10 classes: StyleGAN2Generator / Discriminator
+           (widths min(1024 // res, 64), z = w = 64, 2 mapping layers), non-saturating loss, style mixing 0.9,
+           lazy R1 (gamma 0.01, every 16) and lazy path length (weight 2, every 4, half batch), Adam 0.0025
+           (0, 0.99) lazy-corrected, the half-life EMA (10k images, ramp-up 0.05)
+  biggan32 experiments/configs/biggan.py at 32x32x3, 10 classes: BigGANGenerator (hierarchical latent, shared
+           embedding, conditional BatchNorm, attention at 16, spectral norm) / BigGANDiscriminator (SNGAN's
+           32 px D with attention and the projection), hinge loss, orthogonal regularization 1e-4, Adam G 1e-4 /
+           D 4e-4 (0, 0.999), n_critic 2, EMA 0.999 with warm-up
   fid      FID Inception features: uint8 [50, 32, 32, 3] -> /255 -> bilinear 299x299 (align_corners=False)
            -> 2x - 1 -> 2048-d pool features (jaxgan's `fid.InceptionFeatures`, resize="pytorch_fid")
 
@@ -19,7 +27,12 @@ separately on reals and fakes (BatchNorm in train mode; one backward per loss te
 adding up to jaxgan's), then one G update through D in train mode
 (D's weights frozen, so no D weight gradients, as jax differentiates G's params only), then the EMA
 of G's params (decay 0.999, `torch._foreach_lerp_`). Non-saturating loss in softplus form for
-mlp/dcgan, Adam 2e-4 betas (0.5, 0.999); sngan32 as its config says.
+mlp/dcgan, Adam 2e-4 betas (0.5, 0.999); sngan32 as its config says. stylegan2_32 and biggan32
+(`ConditionalGANStep`) add what their presets' jaxgan step does: class labels (the fixed real batch's,
+uniform ones for G), each net's own Adam, the lazy regularizers on jaxgan's schedule (R1 and path length
+run eagerly in every variant: inductor does no double backward), the orthogonal penalty, the EMA decay
+schedule. Their timed runs start at step 1, as jaxgan's (step 0 is the first call), so the lazy updates
+fall on the same steps on both sides.
 
 Variants: `eager`; `channels_last` (conv rows: model, real batch and inputs in torch.channels_last);
 `compile` (`torch.compile` of G and D, default inductor mode; the optimizer, autograd and EMA stay
@@ -41,6 +54,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import shutil
 import statistics
@@ -49,11 +63,20 @@ import sys
 import tempfile
 import time
 
-ROWS = ("mlp", "dcgan32", "dcgan64", "sngan32", "fid")
+ROWS = ("mlp", "dcgan32", "dcgan64", "sngan32", "stylegan2_32", "biggan32", "fid")
 VARIANTS = ("eager", "channels_last", "compile")
-CONV_ROWS = ("dcgan32", "dcgan64", "sngan32", "fid")
-# The rows' own n_critic when --n_critic is not given (sngan32: experiments/configs/sngan_resnet.py).
-DEFAULT_N_CRITIC = {"mlp": 1, "dcgan32": 1, "dcgan64": 1, "sngan32": 5}
+CONV_ROWS = ("dcgan32", "dcgan64", "sngan32", "stylegan2_32", "biggan32", "fid")
+CONDITIONAL_ROWS = ("stylegan2_32", "biggan32")  # class-conditional presets: ConditionalGANStep
+# The rows' own n_critic when --n_critic is not given (sngan32: experiments/configs/sngan_resnet.py;
+# biggan32: experiments/configs/biggan.py).
+DEFAULT_N_CRITIC = {"mlp": 1, "dcgan32": 1, "dcgan64": 1, "sngan32": 5, "stylegan2_32": 1, "biggan32": 2}
+# What a conditional row's step holds beyond GANStep's (its JSON line's `step` field).
+ROW_NOTES = {
+    "stylegan2_32": "stylegan2 preset: non-saturating loss, lazy R1 (gamma 0.01 every 16) and lazy path length "
+    "(weight 2 every 4, half batch), style mixing 0.9, Adam 0.0025 (0, 0.99) lazy-corrected, half-life EMA",
+    "biggan32": "biggan preset: hinge loss, orthogonal regularization 1e-4 on G, n_critic 2, Adam G 1e-4 / "
+    "D 4e-4 (0, 0.999), EMA 0.999 with warm-up",
+}
 INSTALL_HINT = 'PyTorch is not installed: pip install "jaxgan[bench]" (or pip install torch==2.13.0).'
 
 
@@ -164,6 +187,192 @@ class GANStep:
             torch._foreach_lerp_(self.ema, [p.detach() for p in self.g_params], 1.0 - self.ema_decay)
 
 
+# --------------------------------------------------------------------------- the class-conditional preset rows
+
+
+def r1_penalty(d, real, labels):
+    """E ||grad_x D(x)||^2 on reals, differentiable (create_graph), as jaxgan.regularizers.r1_penalty."""
+    import torch
+
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(x, labels).sum(), x, create_graph=True)
+    return grad.square().flatten(1).sum(dim=1).mean()
+
+
+def path_lengths(g, z, labels, noise):
+    """||J_w^T y|| per example (StyleGAN2's path lengths, jaxgan.regularizers.path_lengths): ws from G's
+    mapping with style mixing (jaxgan's `styles(train=True)`, w_avg not updated), J^T y one double-backward-able
+    vector-Jacobian product of the synthesis; the squared norm summed over w_dim, averaged over the ws."""
+    import torch
+
+    ws = g.styles(z, labels, mix=True, update_w_avg=False)
+    images = g.synthesize(ws, z)
+    (grads,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
+    return grads.square().sum(dim=2).mean(dim=1).sqrt()
+
+
+class ConditionalGANStep:
+    """jaxgan's GANStep for the class-conditional preset rows (stylegan2_32, biggan32); see ROW_NOTES.
+
+    As GANStep, plus: class ids (the fixed real batch's, uniform ones for G), G's and D's own Adam, an
+    extra G loss term (BigGAN's orthogonal regularization), the EMA decay as a function of the step, and
+    StyleGAN2's lazy regularizers on jaxgan's schedule (step counted from 0 on the first call): R1 every
+    r1_every steps as a separate D update on gamma / 2 * r1_every * R1 (the last real sub-batch), path length
+    every pl_every steps as a separate G update on weight * pl_every * E(||J^T y|| - a)^2 on batch / shrink
+    fresh latents, a the running mean (rate pl_decay). Those two always run on the eager G and D: inductor
+    (the `compile` variant) does not do the double backward they need.
+    """
+
+    def __init__(
+        self,
+        g,
+        d,
+        reals,
+        real_labels,
+        *,
+        latent_dim: int,
+        num_classes: int,
+        d_losses,
+        g_loss,
+        g_adam: dict,
+        d_adam: dict,
+        ema_decay,
+        compile_nets: bool,
+        channels_last: bool,
+        g_penalty=None,
+        r1: dict | None = None,
+        path_length: dict | None = None,
+    ):
+        import torch
+
+        if channels_last:
+            g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+            reals = [r.contiguous(memory_format=torch.channels_last) for r in reals]
+        self.g, self.d, self.reals, self.real_labels = g.train(), d.train(), reals, real_labels
+        self.latent_dim, self.num_classes, self.channels_last = latent_dim, num_classes, channels_last
+        self.d_losses, self.g_loss, self.ema_decay, self.g_penalty = d_losses, g_loss, ema_decay, g_penalty
+        self.r1, self.path_length = r1, path_length
+        self.g_params = list(g.parameters())
+        self.g_opt = torch.optim.Adam(self.g_params, eps=1e-8, fused=True, **g_adam)
+        self.d_opt = torch.optim.Adam(d.parameters(), eps=1e-8, fused=True, **d_adam)
+        self.ema = [p.detach().clone() for p in self.g_params]
+        self.g_run, self.d_run = (torch.compile(g), torch.compile(d)) if compile_nets else (g, d)
+        self.step, self.pl_mean = 0, torch.zeros(())
+
+    def _latents(self, n: int):
+        import torch
+
+        return torch.randn(n, self.latent_dim), torch.randint(0, self.num_classes, (n,))
+
+    def __call__(self) -> None:
+        import torch
+
+        batch = self.reals[0].shape[0]
+        for real, real_labels in zip(self.reals, self.real_labels):  # n_critic D updates
+            z, labels = self._latents(batch)
+            with torch.no_grad():
+                fake = self.g_run(z, labels)
+            if self.channels_last:
+                fake = fake.contiguous(memory_format=torch.channels_last)
+            self.d_opt.zero_grad(set_to_none=True)
+            d_real, d_fake = self.d_losses
+            d_real(self.d_run(real, real_labels)).mean().backward()
+            d_fake(self.d_run(fake, labels)).mean().backward()
+            self.d_opt.step()
+        if self.r1 and self.step % self.r1["every"] == 0:  # lazy R1: its own D update
+            # Zeroed, not None: params R1 does not reach still take their Adam update with a zero gradient,
+            # as optax updates the whole tree.
+            self.d_opt.zero_grad(set_to_none=False)
+            scale = self.r1["gamma"] / 2 * self.r1["every"]
+            (r1_penalty(self.d, self.reals[-1], self.real_labels[-1]) * scale).backward()
+            self.d_opt.step()
+        self.d.requires_grad_(False)  # G's update differentiates G's params only
+        self.g_opt.zero_grad(set_to_none=True)
+        z, labels = self._latents(batch)
+        loss = self.g_loss(self.d_run(self.g_run(z, labels), labels)).mean()
+        if self.g_penalty is not None:
+            weight, penalty = self.g_penalty
+            loss = loss + weight * penalty(self.g)
+        loss.backward()
+        self.g_opt.step()
+        self.d.requires_grad_(True)
+        pl = self.path_length
+        if pl and self.step % pl["every"] == 0:  # lazy path length: its own G update
+            n = batch // pl["shrink"]
+            z, labels = self._latents(n)
+            size = self.reals[0].shape[-2:]
+            noise = torch.randn(n, self.reals[0].shape[1], *size) / math.sqrt(size[0] * size[1])
+            lengths = path_lengths(self.g, z, labels, noise)
+            self.pl_mean = self.pl_mean + pl["decay"] * (lengths.mean().detach() - self.pl_mean)
+            self.g_opt.zero_grad(set_to_none=False)  # zeroed, not None, as for R1
+            ((lengths - self.pl_mean).square().mean() * (pl["weight"] * pl["every"])).backward()
+            self.g_opt.step()
+        with torch.no_grad():
+            decay = float(self.ema_decay(self.step))
+            torch._foreach_lerp_(self.ema, [p.detach() for p in self.g_params], 1.0 - decay)
+        self.step += 1
+
+
+def lazy_adam(lr: float, b1: float, b2: float, every: int) -> dict:
+    """jaxgan.optim.lazy_adam_hyperparams: (lr c, b1^c, b2^c), c = every / (every + 1)."""
+    c = every / (every + 1)
+    return dict(lr=lr * c, betas=(b1**c, b2**c))
+
+
+def build_conditional(row: str, n_critic: int, batch_size: int, **options) -> ConditionalGANStep:
+    """The ConditionalGANStep of a class-conditional preset row, with torch's own init (see ROW_NOTES)."""
+    import torch
+    import torch.nn.functional as F
+    from benchmarks import torch_nets as tn
+
+    gen = torch.Generator().manual_seed(0)
+    shape, num_classes = (3, 32, 32), 10
+    reals = [torch.rand((batch_size, *shape), generator=gen) * 2 - 1 for _ in range(n_critic)]
+    labels = [torch.randint(0, num_classes, (batch_size,), generator=gen) for _ in range(n_critic)]
+    if row == "stylegan2_32":  # experiments/configs/stylegan2.py
+        g, d = tn.StyleGAN2Generator(num_classes=num_classes), tn.StyleGAN2Discriminator(num_classes=num_classes)
+        half_life, rampup = 10_000.0, 0.05  # config.ema_half_life_images, ema_rampup
+
+        def ema_decay(step: int) -> float:  # jaxgan.train.ema_decay_from_half_life
+            h = min(half_life, step * batch_size * rampup)
+            return 0.5 ** (batch_size / h) if h > 0 else 0.0
+
+        return ConditionalGANStep(
+            g,
+            d,
+            reals,
+            labels,
+            latent_dim=g.latent_dim,
+            num_classes=num_classes,
+            d_losses=(lambda real: F.softplus(-real), lambda fake: F.softplus(fake)),
+            g_loss=lambda fake: F.softplus(-fake),
+            g_adam=lazy_adam(0.0025, 0.0, 0.99, 4),
+            d_adam=lazy_adam(0.0025, 0.0, 0.99, 16),
+            ema_decay=ema_decay,
+            r1=dict(gamma=0.01, every=16),
+            path_length=dict(weight=2.0, every=4, decay=0.01, shrink=2),
+            **options,
+        )
+    if row == "biggan32":  # experiments/configs/biggan.py
+        g, d = tn.BigGANGenerator(num_classes=num_classes), tn.BigGANDiscriminator(num_classes=num_classes)
+        return ConditionalGANStep(
+            g,
+            d,
+            reals,
+            labels,
+            latent_dim=128,
+            num_classes=num_classes,
+            d_losses=(lambda real: F.relu(1.0 - real), lambda fake: F.relu(1.0 + fake)),
+            g_loss=lambda fake: -fake,
+            g_adam=dict(lr=1e-4, betas=(0.0, 0.999)),
+            d_adam=dict(lr=4e-4, betas=(0.0, 0.999)),
+            ema_decay=lambda step: min(0.999, (1.0 + step) / (10.0 + step)),  # jaxgan's ema_warmup
+            g_penalty=(1e-4, lambda g: tn.orthogonal_penalty(g.orthogonal_kernels())),
+            **options,
+        )
+    raise ValueError(f"{row} is not a conditional row; they are {CONDITIONAL_ROWS}.")
+
+
 def make_fid_step(batch_size: int, *, compile_nets: bool, channels_last: bool, weights: str | None):
     """A zero-argument callable extracting 2048-d features of one fixed uint8 batch (see the module docstring)."""
     import numpy as np
@@ -228,6 +437,9 @@ def measure(row: str, variant: str, args: argparse.Namespace) -> dict:
         options = dict(compile_nets=variant == "compile", channels_last=variant == "channels_last")
         if row == "fid":
             step = make_fid_step(batch, weights=args.fid_weights, **options)
+        elif row in CONDITIONAL_ROWS:
+            step = build_conditional(row, n_critic, batch, **options)
+            record.update(loss="non_saturating" if row == "stylegan2_32" else "hinge", step=ROW_NOTES[row])
         else:
             g, d, reals, latent, d_losses, g_loss, adam = build_gan(row, n_critic, batch)
             record.update(loss="hinge" if row == "sngan32" else "non_saturating", adam_betas=list(adam["betas"]))
@@ -309,7 +521,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--n_critic",
         type=int,
         default=None,
-        help="D updates per step; default the row's own: 1, sngan32 5 (its config)",
+        help="D updates per step; default the row's own: 1, sngan32 5, biggan32 2 (their configs)",
     )
     parser.add_argument("--steps", type=int, default=10, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; the median is reported")

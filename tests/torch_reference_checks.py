@@ -24,6 +24,7 @@ torch.set_num_threads(1)  # small tensors; and OpenMP spin-waits crawl on a shar
 
 from benchmarks import torch_nets as tn  # noqa: E402  (needs torch)
 from benchmarks import torch_reference as tr  # noqa: E402
+from jaxgan import regularizers  # noqa: E402
 from jaxgan.metrics import inception  # noqa: E402
 from jaxgan.nets import (
     DCGANDiscriminator,
@@ -162,8 +163,9 @@ def _bn(module: torch.nn.BatchNorm2d, p: dict) -> None:
     _copy(module.bias, p["bias"])
 
 
-def _random_variables(module, x, seed: int) -> dict:
-    """Random, well-scaled values for a jaxgan module's variables (numpy; no bias or BN scale trivial)."""
+def _random_variables(module, x, seed: int, *labels, gamma: float = 0.1) -> dict:
+    """Random, well-scaled values for a jaxgan module's variables (numpy; no bias or BN scale trivial); a
+    conditional module takes its labels after the seed; `gamma`: the std of attention's gamma."""
     rng = np.random.default_rng(seed)
 
     def fill(path, leaf):
@@ -172,9 +174,11 @@ def _random_variables(module, x, seed: int) -> dict:
             return rng.normal(0, 1 / np.sqrt(math.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
         if name in ("scale", "var"):
             return rng.uniform(0.5, 1.5, leaf.shape).astype(np.float32)
-        return rng.normal(0, 0.1, leaf.shape).astype(np.float32)  # biases, running means, SN iterates (reset)
+        # biases, running means, embeddings, SN iterates (reset), attention's gamma
+        return rng.normal(0, gamma if name == "gamma" else 0.1, leaf.shape).astype(np.float32)
 
-    return jax.tree_util.tree_map_with_path(fill, _jax_variables(module, x))
+    shapes = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), x, *labels, train=False))
+    return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
 def _jax_train_forward(module, variables, x):
@@ -221,8 +225,16 @@ def test_dcgan32_forward_matches_jaxgan_with_copied_weights():
 
 def _top_singular_vectors(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(u [Cout], v [kh*kw*Cin]) of jaxgan's spectral-norm matrix kernel.reshape(-1, Cout), in float64."""
-    left, _, right = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]).astype(np.float64), full_matrices=False)
-    return right[0], left[:, 0]
+    # The top eigenvector of the smaller Gram matrix: np.linalg.svd's threaded LAPACK took ~1 s per conv kernel
+    # on a loaded 2-core machine, this ~1 ms.
+    m = kernel.reshape(-1, kernel.shape[-1]).astype(np.float64)
+    if m.shape[0] >= m.shape[1]:
+        right = np.linalg.eigh(m.T @ m)[1][:, -1]
+        left = m @ right
+        return right, left / np.linalg.norm(left)
+    left = np.linalg.eigh(m @ m.T)[1][:, -1]
+    right = m.T @ left
+    return right / np.linalg.norm(right), left
 
 
 def _copy_sn(module: torch.nn.Module, kernel: np.ndarray, bias: np.ndarray, sn_stats: dict, name: str) -> None:
@@ -404,3 +416,174 @@ def test_missing_torch_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setattr(tr.importlib.util, "find_spec", lambda name: None)
     assert tr.main(["--only=mlp"]) == 1
     assert 'pip install "jaxgan[bench]"' in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the class-conditional preset rows
+
+
+def _preset_nets(preset: str):
+    """(jaxgan G, jaxgan D) of an experiments/configs preset at 32x32x3, as tools/bench.py builds them, outside
+    a mapped axis."""
+    import importlib
+
+    from jaxgan.config import build_networks
+
+    config = importlib.import_module(f"experiments.configs.{preset}").get_config()
+    config.data.channels = 3
+    g, d = build_networks(config)
+    return g.clone(bn_axis_name=None), d.clone(bn_axis_name=None)
+
+
+def _init_perturbed(module, args, seed: int, scales: dict) -> dict:
+    """jaxgan's own init of `module`, with N(0, scale) noise added to the leaves named in `scales` (biases,
+    zero-initialized gains...), so that no part of the function is trivial; numpy leaves."""
+    from jaxgan.train.kit import compile_init  # init compiled without XLA's slow passes (~4x faster here)
+
+    variables = compile_init(lambda key: module.init(key, *args, train=False))(seed)
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        leaf, name = np.asarray(leaf, np.float32), path[-1].key
+        if name == "var":
+            return (leaf * rng.uniform(0.5, 1.5, leaf.shape)).astype(np.float32)
+        return (leaf + rng.normal(0, scales[name], leaf.shape)).astype(np.float32) if name in scales else leaf
+
+    return jax.tree_util.tree_map_with_path(fill, variables)
+
+
+def _matches(got: np.ndarray, want: np.ndarray, what: str, rel: float = 1e-4) -> None:
+    assert np.std(want) > 1e-3, f"{what}: a (near-)constant output proves nothing"
+    np.testing.assert_allclose(got, want, atol=rel * max(1.0, float(np.abs(want).max())), rtol=0, err_msg=what)
+
+
+def _same_parameters(module: torch.nn.Module, params: dict) -> None:
+    """The same trainable parameter count as jaxgan's params, and the same sizes tensor by tensor."""
+    assert tn.num_params(module) == _count(params)
+    assert sorted(p.numel() for p in module.parameters()) == sorted(
+        math.prod(np.shape(v)) for v in jax.tree_util.tree_leaves(params)
+    )
+
+
+def _nhwc(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy().transpose(0, 2, 3, 1)
+
+
+def test_stylegan2_32_matches_jaxgan_with_copied_weights():
+    """G (train=False: grouped modulated convs, no mixing; train=True: style mixing per example and the w_avg
+    update), D (minibatch std over consecutive groups, class projection), R1 and path lengths (double backward
+    through the synthesis), all from the same weights, to float32 tolerance."""
+    jg, jd = _preset_nets("stylegan2")
+    n = 8  # two minibatch-std groups of 4
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(n, jg.latent_dim)).astype(np.float32)
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    x = rng.uniform(-1, 1, (n, 32, 32, 3)).astype(np.float32)
+    gv = _init_perturbed(jg, (z, labels), 1, {"bias": 0.1, "noise_strength": 0.3, "w_avg": 0.1})
+    dv = _init_perturbed(jd, (x, labels), 2, {"bias": 0.1})
+    tg = tn.load_stylegan2_generator(tn.StyleGAN2Generator(num_classes=10), gv)
+    td = tn.load_stylegan2_discriminator(tn.StyleGAN2Discriminator(num_classes=10), dv)
+    _same_parameters(tg, gv["params"])
+    _same_parameters(td, dv["params"])
+    assert tg.latent_dim == jg.latent_dim and len(tg.layers) == 7 and tg.num_ws == jg.num_ws == 8
+    tz, ty, tx = torch.from_numpy(z), torch.from_numpy(labels).long(), _nchw(x)
+
+    with jax.default_matmul_precision("highest"):
+        want_eval = jax.jit(lambda v, z, y: jg.apply(v, z, y, train=False))(gv, z, labels)
+        want_train, mutated = jax.jit(lambda v, z, y: jg.apply(v, z, y, train=True, mutable=["batch_stats"]))(
+            gv, z, labels
+        )
+        styles = lambda train: jax.jit(lambda v, z, y: jg.apply(v, z, y, train=train, method=jg.styles))
+        ws_mixed, ws_plain = styles(True)(gv, z, labels), styles(False)(gv, z, labels)
+        want_d = jax.jit(lambda v, x, y: jd.apply(v, x, y, train=True))(dv, x, labels)
+    mixed = np.any(np.asarray(ws_mixed) != np.asarray(ws_plain), axis=(1, 2))
+    assert 0 < mixed.sum() < n, mixed  # style mixing happened for some examples, not all (prob 0.9, cutoffs)
+
+    with torch.no_grad():
+        _matches(_nhwc(tg.eval()(tz, ty)), np.asarray(want_eval), "G, train=False")
+        assert torch.equal(tg.mapping.w_avg, torch.from_numpy(np.asarray(gv["batch_stats"]["mapping"]["w_avg"])))
+        _matches(tg.styles(tz, ty, mix=True, update_w_avg=False).numpy(), np.asarray(ws_mixed), "ws, mixed")
+        _matches(_nhwc(tg.train()(tz, ty)), np.asarray(want_train), "G, train=True (style mixing)")
+        _matches(tg.mapping.w_avg.numpy(), np.asarray(mutated["batch_stats"]["mapping"]["w_avg"]), "w_avg update")
+        _matches(td(tx, ty).numpy(), np.asarray(want_d), "D")
+
+    # R1 on D and the path lengths of G: the gradients the lazy regularizers differentiate again.
+    d_fn = lambda x: jd.apply(dv, x, labels, train=True)
+    want_r1 = float(jax.jit(lambda x: regularizers.r1_penalty(d_fn, x))(x))  # jitted: ~5x faster than op by op
+    got_r1 = float(tr.r1_penalty(td, tx, ty).detach())
+    assert want_r1 > 1e-3 and abs(got_r1 - want_r1) <= 1e-4 * want_r1
+    noise = rng.normal(size=(n, 32, 32, 3)).astype(np.float32) / 32.0
+    synth = lambda ws: jg.apply(gv, ws, z, train=True, method=jg.synthesize)
+    want_pl = np.asarray(jax.jit(lambda ws: regularizers.path_lengths(synth, ws, noise))(ws_mixed))
+    got_pl = tr.path_lengths(tg, tz, ty, _nchw(noise))
+    _matches(got_pl.detach().numpy(), want_pl, "path lengths")
+    got_pl.mean().backward()  # the double backward runs
+    assert all(p.grad is not None for p in tg.mapping.parameters())
+
+
+def _biggan_sn_at_fixed_point(stats: dict, params: dict) -> dict:
+    """D's power iterates set to each kernel's top singular vector (jaxgan's u), as the sngan32 check does:
+    one iteration of either side's order then gives sigma_max, so the two forwards compare exactly."""
+
+    def at(path, leaf):
+        keys = [p.key for p in path]  # [..., "conv0_sn", "conv0/kernel/u"] -> params[...]["conv0"]["kernel"]
+        if not keys[-1].endswith("/u"):
+            return leaf
+        layer, param, _ = keys[-1].split("/")
+        owner = params
+        for key in keys[:-2]:
+            owner = owner[key]
+        u, _ = _top_singular_vectors(np.asarray(owner[layer][param]))
+        return u[None].astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(at, stats)
+
+
+def test_biggan32_matches_jaxgan_with_copied_weights():
+    """G (hierarchical latent, shared embedding, VectorConditionalBatchNorm, self-attention; train and eval
+    BatchNorm), D (spectral norm everywhere, the class embedding included; attention; projection) and the
+    orthogonal penalty, from the same weights."""
+    jg, jd = _preset_nets("biggan")
+    n = 8
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(n, 128)).astype(np.float32)
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    x = rng.uniform(-1, 1, (n, 32, 32, 3)).astype(np.float32)
+    # Random variables, not jaxgan's init (whose threefry draws take XLA ~15 s to compile here): the VCBN maps
+    # and attention's gamma, zero at init, are then not trivial either.
+    gv = _random_variables(jg, z, 4, labels, gamma=0.5)
+    gv = {**gv, "batch_stats": _biggan_sn_at_fixed_point(gv["batch_stats"], gv["params"])}
+    dv = _random_variables(jd, x, 5, labels, gamma=0.5)
+    dv = {**dv, "batch_stats": _biggan_sn_at_fixed_point(dv["batch_stats"], dv["params"])}
+    tg = tn.load_biggan_generator(tn.BigGANGenerator(), gv)
+    td = tn.load_biggan_discriminator(tn.BigGANDiscriminator(), dv)
+    _same_parameters(tg, gv["params"])
+    _same_parameters(td, dv["params"])
+    tz, ty, tx = torch.from_numpy(z), torch.from_numpy(labels).long(), _nchw(x)
+
+    with jax.default_matmul_precision("highest"):
+        want_eval = jax.jit(lambda v, z, y: jg.apply(v, z, y, train=False))(gv, z, labels)
+        want_g, _ = jax.jit(lambda v, z, y: jg.apply(v, z, y, train=True, mutable=["batch_stats"]))(gv, z, labels)
+        want_d, _ = jax.jit(lambda v, x, y: jd.apply(v, x, y, train=True, mutable=["batch_stats"]))(dv, x, labels)
+        want_ortho = float(jax.jit(regularizers.orthogonal_penalty)(gv["params"]))
+    with torch.no_grad():
+        _matches(_nhwc(tg.eval()(tz, ty)), np.asarray(want_eval), "G, train=False (running statistics)")
+        _matches(_nhwc(tg.train()(tz, ty)), np.asarray(want_g), "G, train=True (batch statistics)")
+        _matches(td.train()(tx, ty).numpy(), np.asarray(want_d), "D, train=True")
+        got_ortho = float(tn.orthogonal_penalty(tg.orthogonal_kernels()))
+    assert want_ortho > 1e-3 and abs(got_ortho - want_ortho) <= 1e-4 * want_ortho
+
+
+@pytest.mark.parametrize("row", tr.CONDITIONAL_ROWS)
+def test_stylegan2_biggan_step_runs_its_updates_and_lazy_regularizers(row):
+    """Two steps of a conditional row's step on a small batch: Adam counts n_critic D updates (+1 for lazy R1
+    on step 0) and one G update (+1 for lazy path length on step 0), then only the plain updates on step 1."""
+    step = tr.build_conditional(row, tr.DEFAULT_N_CRITIC[row], 8, compile_nets=False, channels_last=False)
+    counts = lambda opt: {float(s["step"]) for s in opt.state.values()}
+    lazy = row == "stylegan2_32"
+    step()
+    assert counts(step.d_opt) == {tr.DEFAULT_N_CRITIC[row] + lazy} and counts(step.g_opt) == {1.0 + lazy}
+    step()  # step 1: 1 % 16 and 1 % 4 are not 0, so no lazy update
+    assert counts(step.d_opt) == {2 * tr.DEFAULT_N_CRITIC[row] + lazy} and counts(step.g_opt) == {2.0 + lazy}
+    assert all(p.requires_grad for p in step.d.parameters())
+    if lazy:
+        assert float(step.pl_mean) > 0  # the path lengths' running mean moved

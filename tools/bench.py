@@ -7,7 +7,15 @@
 
 Rows: `mlp` (MLP GAN 28x28x1), `dcgan32` (DCGAN 32x32x1), `dcgan64` (DCGAN
 64x64x3), `sngan32` (SNGAN ResNet 32x32x3, spectral norm, hinge, n_critic 5, as
-experiments/configs/sngan_resnet.py), all at batch 64 and ngf = ndf = 64, and
+experiments/configs/sngan_resnet.py), all at batch 64 and ngf = ndf = 64;
+`stylegan2_32` (experiments/configs/stylegan2.py at 32x32x3: its widths, 10
+classes, non-saturating loss, style mixing 0.9, lazy R1 every 16 steps and lazy
+path length every 4 inside the step, Adam lazy-corrected, half-life EMA) and
+`biggan32` (experiments/configs/biggan.py at 32x32x3: BigGAN's G with spectral
+norm, attention at 16, projection D, hinge, orthogonal regularization, n_critic
+2), both class-conditional (random labels) at batch 64; their lazy regularizers
+fire on the same steps in jaxgan and the reference (steps counted from 0), so a
+timed run of --steps steps averages them alike; and
 `fid` (FID Inception feature extraction, uint8 32x32x3 -> 299 -> 2048-d, batch 50),
 and `ring_fast` / `ring_full`: the 2-D ring's recommended mode-collapse step
 (experiments/mode_collapse.py, `pacgan2_ema_decay`; `fast`: G 4 x 128, D 3 x 64
@@ -67,14 +75,17 @@ from absl import app, flags
 flags.DEFINE_string(
     "only",
     "",
-    "Comma-separated rows (mlp, dcgan32, dcgan64, sngan32, fid, ring_fast, ring_full, input); empty = all.",
+    "Comma-separated rows (mlp, dcgan32, dcgan64, sngan32, stylegan2_32, biggan32, fid, ring_fast, ring_full, "
+    "input); empty = all.",
 )
 flags.DEFINE_integer(
     "batch_size",
     64,
     "Global batch per D update (fid: images per extraction call = 50; ring rows: their configuration's 200 points).",
 )
-flags.DEFINE_integer("n_critic", 0, "D updates per step; 0 = the row's own (1; sngan32: 5; ring rows: always 1).")
+flags.DEFINE_integer(
+    "n_critic", 0, "D updates per step; 0 = the row's own (1; sngan32: 5; biggan32: 2; ring rows: always 1)."
+)
 flags.DEFINE_string("critic_loop", "auto", "scan, unroll or auto.")
 flags.DEFINE_integer(
     "steps_per_call",
@@ -113,7 +124,9 @@ flags.DEFINE_string("child", "", "Internal: run one row in this process and prin
 FLAGS = flags.FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_ROWS = ("mlp", "dcgan32", "dcgan64", "sngan32")
+TRAIN_ROWS = ("mlp", "dcgan32", "dcgan64", "sngan32", "stylegan2_32", "biggan32")
+# Train rows built from an experiments/configs preset (at 32x32x3, --batch_size, the row's n_critic).
+PRESET_ROWS = {"sngan32": "sngan_resnet", "stylegan2_32": "stylegan2", "biggan32": "biggan"}
 RING_ROWS = {"ring_fast": "fast", "ring_full": "full"}  # row -> experiments/mode_collapse.py preset
 RING_STEPS_PER_CALL = 500
 PROTOCOL_STEPS = 400_000  # PacGAN's 2-D runs: 400 epochs of 1000 batches
@@ -121,7 +134,7 @@ INPUT_GROUP = "input"  # rows of the input pipeline and the DCGAN step beside it
 INPUT_WARMUP_BATCHES = 2
 ALL_ROWS = (*TRAIN_ROWS, "fid", *RING_ROWS, INPUT_GROUP)
 TORCH_ROWS = (*TRAIN_ROWS, "fid")  # the rows benchmarks/torch_reference.py has
-ROW_N_CRITIC = {"sngan32": 5}
+ROW_N_CRITIC = {"sngan32": 5, "biggan32": 2}
 PEAK_MATMUL_SIZE = 2048
 
 
@@ -162,11 +175,12 @@ def _row_step(name: str, n_critic: int):
 
     import jaxgan
 
-    if name == "sngan32":
-        from experiments.configs import sngan_resnet
+    if name in PRESET_ROWS:
+        import importlib
+
         from jaxgan.config import build_networks, build_optimizers, build_step
 
-        config = sngan_resnet.get_config()
+        config = importlib.import_module(f"experiments.configs.{PRESET_ROWS[name]}").get_config()
         config.data.channels, config.batch_size, config.n_critic = 3, FLAGS.batch_size, n_critic
         config.critic_loop = FLAGS.critic_loop
         generator, discriminator = build_networks(config)
@@ -243,6 +257,9 @@ def bench_train_row(name: str, fed_workers: tuple[int, ...] = ()) -> dict:
     k = FLAGS.steps_per_call or 1
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (n_critic, FLAGS.batch_size, *shape)).astype(np.float32)
+    host = {"image": images}
+    if step.num_classes:  # class-conditional rows: random real labels (G draws its own, uniform)
+        host["label"] = rng.integers(0, step.num_classes, (n_critic, FLAGS.batch_size)).astype(np.int32)
     state = jaxgan.create_train_state(
         0, generator=generator, discriminator=discriminator, example_images=images[0], g_tx=g_tx, d_tx=d_tx
     )
@@ -253,9 +270,9 @@ def bench_train_row(name: str, fed_workers: tuple[int, ...] = ()) -> dict:
     )
     state = jaxgan.replicate(state, mesh)
     if k > 1:
-        batch = jaxgan.train.multi_global_batch({"image": np.stack([images] * k)}, mesh)
+        batch = jaxgan.train.multi_global_batch({key: np.stack([v] * k) for key, v in host.items()}, mesh)
     else:
-        batch = jaxgan.global_batch({"image": images}, mesh)
+        batch = jaxgan.global_batch(host, mesh)
     state_bytes = _tree_bytes(state)
 
     compiled = train_step.compiled.lower(state, batch).compile()
@@ -770,7 +787,7 @@ def main(argv):
             flush=True,
         )
         print(
-            f"{'row':8} {'steps/s':>8} {'img/s':>7} {'compile s':>9} {'GFLOP/st':>8} {'% peak':>6} "
+            f"{'row':12} {'steps/s':>8} {'img/s':>7} {'compile s':>9} {'GFLOP/st':>8} {'% peak':>6} "
             f"{'state MB':>8} {'copies':>6} {'temp MB':>7} {'RSS MB':>7} | {'torch best':>22} {'RSS MB':>7} {'ratio':>6}",
             flush=True,
         )
@@ -792,7 +809,7 @@ def main(argv):
                 print(json.dumps(r), flush=True)
             continue
         if row.get("error"):
-            print(f"{name:8} error: {row['error']}", flush=True)
+            print(f"{name:12} error: {row['error']}", flush=True)
             continue
         torch_text = (
             f"{best['steps_per_s']:.2f} ({best.get('variant')})"
@@ -802,7 +819,7 @@ def main(argv):
             )
         )
         print(
-            f"{name:8} {row['steps_per_s']:>8.2f} {row['images_per_s']:>7.0f} {row['compile_plus_first_s']:>9.1f} "
+            f"{name:12} {row['steps_per_s']:>8.2f} {row['images_per_s']:>7.0f} {row['compile_plus_first_s']:>9.1f} "
             f"{_fmt(row.get('flops_per_step') and row['flops_per_step'] / 1e9, '.2f'):>8} "
             f"{_fmt(row.get('percent_of_peak'), '.0f'):>6} {_fmt(row.get('state_mb'), '.1f'):>8} "
             f"{_fmt(row.get('state_copies'), '.2f'):>6} {_fmt(row.get('step_temp_mb'), '.0f'):>7} "
@@ -812,7 +829,7 @@ def main(argv):
         )
         if row.get("protocol_minutes_per_seed"):
             print(
-                f"{'':8} {row['seeds']} seed(s) on {row['devices']} device(s), {row['steps_per_call']} steps per "
+                f"{'':12} {row['seeds']} seed(s) on {row['devices']} device(s), {row['steps_per_call']} steps per "
                 f"call: one seed of PacGAN's {PROTOCOL_STEPS:,} steps takes "
                 f"{row['protocol_minutes_per_seed']:.0f} min",
                 flush=True,
@@ -820,17 +837,17 @@ def main(argv):
         if row.get("op_breakdown"):
             b = row["op_breakdown"]
             print(
-                f"{'':8} XLA op time {b['op_ms_per_step']:.1f} ms/step (all threads): "
+                f"{'':12} XLA op time {b['op_ms_per_step']:.1f} ms/step (all threads): "
                 + ", ".join(f"{c} {v['percent']:.0f}%" for c, v in b["categories"].items()),
                 flush=True,
             )
-            print(f"{'':8} slowest ops (ms/step): " + ", ".join(f"{n} {ms:.1f}" for n, ms in b["top_ops"]), flush=True)
+            print(f"{'':12} slowest ops (ms/step): " + ", ".join(f"{n} {ms:.1f}" for n, ms in b["top_ops"]), flush=True)
         for r in references:
             if r.get("error"):
-                print(f"{'':8} torch {r.get('variant', '')}: {r['error'][:200]}", flush=True)
+                print(f"{'':12} torch {r.get('variant', '')}: {r['error'][:200]}", flush=True)
             else:
                 print(
-                    f"{'':8} torch {r.get('variant', ''):14} {r['steps_per_s']:>8.2f} steps/s, compile "
+                    f"{'':12} torch {r.get('variant', ''):14} {r['steps_per_s']:>8.2f} steps/s, compile "
                     f"{_fmt(r.get('compile_plus_first_s'), '.1f')} s",
                     flush=True,
                 )
