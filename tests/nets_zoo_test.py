@@ -691,11 +691,13 @@ def test_registry_and_image_size_checks():
     with pytest.raises(ValueError) as excinfo:
         check_image_size("resnet", 48)
     assert "(32, 64, 128)" in str(excinfo.value) and "got 48" in str(excinfo.value)
-    with pytest.raises(ValueError, match=r"\(8, 16, 32, 64\).*got 128.*\['mlp', 'resnet'\]"):
+    with pytest.raises(ValueError, match=r"\(8, 16, 32, 64\).*got 128.*\['mlp', 'resnet', 'stylegan2'\]"):
         check_image_size("dcgan", 128)
     with pytest.raises(ValueError, match="channels must be a positive int"):
         check_image_size("dcgan", 32, channels=0)
-    with pytest.raises(ValueError, match=r"Unknown network 'biggan'; valid names: \['dcgan', 'mlp', 'resnet'\]"):
+    with pytest.raises(
+        ValueError, match=r"Unknown network 'biggan'; valid names: \['dcgan', 'mlp', 'resnet', 'stylegan2'\]"
+    ):
         check_image_size("biggan", 32)
     with pytest.raises(ValueError, match="Unknown D capacity preset 'tiny'"):
         d_capacity_kwargs("tiny", "mlp")
