@@ -40,7 +40,7 @@ import numpy as np
 from jaxgan import latent, upfirdn
 from jaxgan.common import DATA_AXIS
 from jaxgan.nets.conditioning import DiscriminatorOptions, check_labels, discriminator_input
-from jaxgan.nets.layers import minibatch_stddev
+from jaxgan.nets.layers import minibatch_stddev, scaled_width
 
 SUPPORTED_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024)
 LRELU_GAIN = math.sqrt(2.0)  # the reference's def_gain of LeakyReLU(0.2): keeps activations' scale
@@ -521,7 +521,7 @@ class StyleGAN2Discriminator(DiscriminatorOptions):
                 f"StyleGAN2Discriminator(image_size={self.image_size}) expects images [B, {self.image_size}, "
                 f"{self.image_size}, C], got shape {tuple(x.shape)}; set image_size to the data's size."
             )
-        base = max(1, int(round(self.channel_base * self.width_multiplier)))
+        base = scaled_width(self.channel_base, self.width_multiplier)
         width = lambda r: channels_at(r, channel_base=base, channel_max=self.channel_max)
         h = discriminator_input(self, x, labels)
         h = EqualConv(width(self.image_size), 1, dtype=self.dtype, name="fromrgb")(h)
